@@ -1,0 +1,9 @@
+//! Portable scalar reference kernels, one file per op family.
+
+pub mod activation;
+pub mod conv;
+pub mod elementwise;
+pub mod movement;
+pub mod pool;
+pub mod quantize;
+pub mod resize;

@@ -1,0 +1,1 @@
+//! Board support (thin for now).
