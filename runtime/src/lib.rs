@@ -29,3 +29,10 @@ pub use error::{Error, Result};
 pub use ops::OpCode;
 pub use quant::{Activation, QParams, Requant};
 pub use types::{DType, OpDef, Quant, Shape, Storage, TensorDef, MAX_RANK};
+pub mod format;
+pub mod model;
+
+pub use model::{AlignedBytes, Model};
+pub mod session;
+
+pub use session::{Options, Session, TensorView, TensorViewMut};

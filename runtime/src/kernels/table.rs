@@ -1,5 +1,96 @@
-//! The kernel table (filled later).
+//! The kernel table: one function pointer per hot kernel.
+//!
+//! [`KernelTable::reference`] fills every slot with the portable kernels;
+//! architecture modules overwrite the slots the running CPU does better
+//! (see `docs/adding-a-kernel.md`). A session copies the table once, when it
+//! is created, and each prepared step keeps the pointer it needs, so `run`
+//! makes no dispatch decisions.
 
-/// Function pointers for the hot kernels; `reference()` fills every slot.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KernelTable {}
+use crate::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params};
+
+/// `conv2d_f32`'s signature.
+pub type ConvF32Fn =
+    fn(&Conv2dGeometry, (f32, f32), &[f32], [usize; 4], &[f32], [usize; 4], Option<&[f32]>, &mut [f32], [usize; 4]);
+/// `conv2d_i8`'s signature.
+pub type ConvI8Fn =
+    fn(&Conv2dGeometry, &ConvI8Params, &[i8], [usize; 4], &[i8], [usize; 4], Option<&[i32]>, &mut [i8], [usize; 4]);
+/// `depthwise_conv2d_f32`'s signature.
+pub type DwConvF32Fn = fn(
+    &Conv2dGeometry,
+    (f32, f32),
+    usize,
+    &[f32],
+    [usize; 4],
+    &[f32],
+    [usize; 4],
+    Option<&[f32]>,
+    &mut [f32],
+    [usize; 4],
+);
+/// `depthwise_conv2d_i8`'s signature.
+pub type DwConvI8Fn = fn(
+    &Conv2dGeometry,
+    &ConvI8Params,
+    usize,
+    &[i8],
+    [usize; 4],
+    &[i8],
+    [usize; 4],
+    Option<&[i32]>,
+    &mut [i8],
+    [usize; 4],
+);
+/// `fully_connected_f32`'s signature.
+pub type FcF32Fn = fn((f32, f32), &[f32], usize, usize, &[f32], usize, Option<&[f32]>, &mut [f32]);
+/// `fully_connected_i8`'s signature.
+pub type FcI8Fn = fn(&FullyConnectedI8Params, &[i8], usize, usize, &[i8], usize, Option<&[i32]>, &mut [i8]);
+
+/// A kernel function and the name `inspect` shows for it
+/// (`<isa>_<op>_<dtype>_<tile>`, e.g. `ref_conv2d_i8`).
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<F> {
+    pub f: F,
+    pub name: &'static str,
+}
+
+/// Function pointers for the hot kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelTable {
+    pub conv2d_f32: Entry<ConvF32Fn>,
+    pub conv2d_i8: Entry<ConvI8Fn>,
+    pub depthwise_f32: Entry<DwConvF32Fn>,
+    pub depthwise_i8: Entry<DwConvI8Fn>,
+    pub fully_connected_f32: Entry<FcF32Fn>,
+    pub fully_connected_i8: Entry<FcI8Fn>,
+}
+
+impl KernelTable {
+    /// Every slot holds the portable reference kernel.
+    pub fn reference() -> Self {
+        KernelTable {
+            conv2d_f32: Entry { f: conv::conv2d_f32, name: "ref_conv2d_f32" },
+            conv2d_i8: Entry { f: conv::conv2d_i8, name: "ref_conv2d_i8" },
+            depthwise_f32: Entry { f: conv::depthwise_conv2d_f32, name: "ref_depthwise_f32" },
+            depthwise_i8: Entry { f: conv::depthwise_conv2d_i8, name: "ref_depthwise_i8" },
+            fully_connected_f32: Entry { f: conv::fully_connected_f32, name: "ref_fully_connected_f32" },
+            fully_connected_i8: Entry { f: conv::fully_connected_i8, name: "ref_fully_connected_i8" },
+        }
+    }
+
+    /// The best table for this CPU. With `std`, `FERRITE_KERNELS=reference`
+    /// forces the portable kernels.
+    pub fn detect() -> Self {
+        #[cfg(feature = "std")]
+        if std::env::var("FERRITE_KERNELS").is_ok_and(|v| v == "reference") {
+            return Self::reference();
+        }
+        // No architecture-specific kernels are plugged in yet.
+        Self::reference()
+    }
+}
+
+impl Default for KernelTable {
+    fn default() -> Self {
+        Self::detect()
+    }
+}

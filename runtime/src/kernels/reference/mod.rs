@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod conv;
 pub mod elementwise;
+pub mod fixedpoint;
 pub mod movement;
 pub mod pool;
 pub mod quantize;

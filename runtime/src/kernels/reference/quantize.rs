@@ -1,1 +1,183 @@
-//! (in progress)
+//! QUANTIZE (f32 → int8, int8 → int8 requantization) and DEQUANTIZE
+//! (int8 → f32), as TFLite's reference kernels compute them.
+//!
+//! - f32 → int8: `clamp(round(x / scale) + zero_point)`, the division in f32
+//!   and rounding half away from zero (`reference_ops::AffineQuantize`).
+//! - int8 → int8: `MultiplyByQuantizedMultiplier(x - zp_in, s_in / s_out) +
+//!   zp_out`, clamped, with the multiplier computed in f64
+//!   (`reference_ops::Requantize`).
+//! - int8 → f32: `scale * (x - zero_point)` (`reference_ops::Dequantize`
+//!   computes it in f64 and rounds to f32; the product of an f32 scale and a
+//!   9-bit integer is exact in f64, so the f32 product here is identical).
+
+use crate::quant::{
+    dequantize_i8, multiply_by_quantized_multiplier, quantize_i8, quantize_multiplier, QParams,
+};
+
+/// Quantizes f32 values to int8 with the output's parameters. `input` and
+/// `output` have the same length.
+///
+/// NaN maps to the zero-point and out-of-range values saturate to -128 /
+/// 127; TFLite's cast of such values is undefined behaviour in C++ (on x86
+/// it yields -128 for NaN and for magnitudes of 2^31 steps or more).
+pub fn quantize_f32_i8(output_q: QParams, input: &[f32], output: &mut [i8]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = quantize_i8(x, output_q);
+    }
+}
+
+/// Precomputed int8 → int8 requantization (TFLite's QUANTIZE `Prepare` for
+/// a quantized input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequantizeI8Params {
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// `input_scale / output_scale` (divided in f64) as a Q31 multiplier and shift.
+    pub multiplier: i32,
+    pub shift: i32,
+}
+
+impl RequantizeI8Params {
+    /// Parameters to move int8 values from `input`'s to `output`'s quantization.
+    pub fn new(input: QParams, output: QParams) -> Self {
+        let (multiplier, shift) = quantize_multiplier(input.scale as f64 / output.scale as f64);
+        RequantizeI8Params {
+            input_zero_point: input.zero_point,
+            output_zero_point: output.zero_point,
+            multiplier,
+            shift,
+        }
+    }
+
+    /// One output element.
+    #[inline]
+    pub fn apply(&self, x: i8) -> i8 {
+        let v = multiply_by_quantized_multiplier(
+            x as i32 - self.input_zero_point,
+            self.multiplier,
+            self.shift,
+        ) + self.output_zero_point;
+        v.clamp(-128, 127) as i8
+    }
+}
+
+/// Requantizes int8 values, bit-exact with TFLite. `input` and `output`
+/// have the same length.
+pub fn requantize_i8(p: &RequantizeI8Params, input: &[i8], output: &mut [i8]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = p.apply(x);
+    }
+}
+
+/// Dequantizes int8 values with the input's parameters. `input` and
+/// `output` have the same length.
+pub fn dequantize_i8_f32(input_q: QParams, input: &[i8], output: &mut [f32]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = dequantize_i8(x, input_q);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_rounds_half_away_from_zero_and_saturates() {
+        let q = QParams {
+            scale: 0.5,
+            zero_point: -3,
+        };
+        let x = [
+            0.25f32,
+            -0.25,
+            0.75,
+            -0.75,
+            1.0,
+            100.0,
+            -100.0,
+            f32::INFINITY,
+            f32::NAN,
+        ];
+        let mut y = [0i8; 9];
+        quantize_f32_i8(q, &x, &mut y);
+        // 0.5 -> 1, -0.5 -> -1, 1.5 -> 2, -1.5 -> -2, 2 -> 2; then + zp.
+        assert_eq!(y, [-2, -4, -1, -5, -1, 127, -128, 127, -3]);
+    }
+
+    #[test]
+    fn dequantize_values() {
+        let q = QParams {
+            scale: 0.25,
+            zero_point: 10,
+        };
+        let mut y = [0f32; 3];
+        dequantize_i8_f32(q, &[10, 14, -128], &mut y);
+        assert_eq!(y, [0.0, 1.0, -34.5]);
+    }
+
+    #[test]
+    fn requantize_hand_computed() {
+        // (x - 4) * 0.2 / 0.1 - 7.
+        let p = RequantizeI8Params::new(
+            QParams {
+                scale: 0.2,
+                zero_point: 4,
+            },
+            QParams {
+                scale: 0.1,
+                zero_point: -7,
+            },
+        );
+        let mut y = [0i8; 4];
+        requantize_i8(&p, &[4, 10, 100, -128], &mut y);
+        assert_eq!(y, [-7, 5, 127, -128]);
+        // Halving rounds half away from zero: (5 * 0.5) = 2.5 -> 3, -2.5 -> -3.
+        let p = RequantizeI8Params::new(
+            QParams {
+                scale: 0.1,
+                zero_point: 0,
+            },
+            QParams {
+                scale: 0.2,
+                zero_point: 0,
+            },
+        );
+        requantize_i8(&p, &[5, -5, 3, -3], &mut y);
+        assert_eq!(y, [3, -3, 2, -2]);
+    }
+
+    #[test]
+    fn roundtrip_and_requantize_agree_with_float() {
+        let qa = QParams {
+            scale: 0.037,
+            zero_point: -128,
+        };
+        let qb = QParams {
+            scale: 0.05,
+            zero_point: 127,
+        };
+        let input: [i8; 256] = core::array::from_fn(|i| (i as i32 - 128) as i8);
+        let mut f = [0f32; 256];
+        dequantize_i8_f32(qa, &input, &mut f);
+        // Quantizing with the same parameters gives the input back.
+        let mut back = [0i8; 256];
+        quantize_f32_i8(qa, &f, &mut back);
+        assert_eq!(back, input);
+        // Requantizing is within one step of quantizing the real value.
+        let p = RequantizeI8Params::new(qa, qb);
+        let mut requant = [0i8; 256];
+        requantize_i8(&p, &input, &mut requant);
+        quantize_f32_i8(qb, &f, &mut back);
+        for i in 0..256 {
+            assert!(
+                (requant[i] as i32 - back[i] as i32).abs() <= 1,
+                "{i}: {} vs {}",
+                requant[i],
+                back[i]
+            );
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! TFLite → converter IR.
+//!
+//! Maps TFLite tensors and builtin ops onto Ferrite's op set and attribute
+//! layouts (`docs/format.md`). Constant operands that only parameterize an op
+//! (paddings, axes, begin/end/strides, permutations, target shapes) become
+//! attributes; DEQUANTIZE of constant fp16/int8 weights and DENSIFY of sparse
+//! weights are folded into plain constants; already-quantized models keep
+//! their scales and zero-points exactly. Every unsupported op or type is
+//! collected and reported in one error.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use ferrite_runtime::kernels::reference::conv::{tflite_padding, Padding};
+use ferrite_runtime::ops::slice::{resolve_slice, resolve_strided_slice};
+use ferrite_runtime::quant::QParams;
+use ferrite_runtime::{DType, OpCode, Quant};
+
+use crate::ir::{Graph, Node, Tensor};
+use crate::tflite::{self, builtin_op as b, tensor_type as tt, BuiltinOptions, TflActivation, TflPadding};
+
+/// Collects problems so that one error can list them all.
+#[derive(Default)]
+struct Problems {
+    /// Unsupported op name → op indices.
+    ops: BTreeMap<String, Vec<usize>>,
+    /// Other problems, one line each.
+    other: Vec<String>,
+}
+
+impl Problems {
+    fn into_result(self) -> Result<()> {
+        if self.ops.is_empty() && self.other.is_empty() {
+            return Ok(());
+        }
+        let mut parts = Vec::new();
+        if !self.ops.is_empty() {
+            let list: Vec<String> = self
+                .ops
+                .iter()
+                .map(|(name, idx)| {
+                    let shown: Vec<String> = idx.iter().take(8).map(|i| i.to_string()).collect();
+                    let more = if idx.len() > 8 { ", ..." } else { "" };
+                    format!("{name} x{} (op {}{more})", idx.len(), shown.join(", "))
+                })
+                .collect();
+            parts.push(format!("unsupported ops: {}", list.join("; ")));
+        }
+        parts.extend(self.other);
+        bail!("{}", parts.join("; "))
+    }
+}
+
+fn dtype_of(t: i8) -> Option<DType> {
+    Some(match t {
+        tt::FLOAT32 => DType::F32,
+        tt::INT8 => DType::I8,
+        tt::UINT8 => DType::U8,
+        tt::INT16 => DType::I16,
+        tt::INT32 => DType::I32,
+        tt::INT64 => DType::I64,
+        tt::BOOL => DType::Bool,
+        _ => return None,
+    })
+}
+
+fn act(a: TflActivation) -> Result<i32> {
+    Ok(match a {
+        TflActivation::None => 0,
+        TflActivation::Relu => 1,
+        TflActivation::ReluN1To1 => 2,
+        TflActivation::Relu6 => 3,
+        other => bail!("fused activation {other:?} is not supported"),
+    })
+}
+
+fn padding(p: TflPadding) -> Padding {
+    match p {
+        TflPadding::Same => Padding::Same,
+        TflPadding::Valid => Padding::Valid,
+    }
+}
+
+fn pos(v: i32, what: &str) -> Result<usize> {
+    usize::try_from(v).ok().filter(|&v| v >= 1).ok_or_else(|| anyhow!("{what} must be >= 1 (got {v})"))
+}
+
+/// Explicit `[top, left, bottom, right]` padding for a TFLite window.
+fn window_pads(p: TflPadding, in_hw: (usize, usize), k: (usize, usize), s: (usize, usize), d: (usize, usize)) -> [i32; 4] {
+    let (oh, top) = tflite_padding(padding(p), in_hw.0, k.0, s.0, d.0);
+    let (ow, left) = tflite_padding(padding(p), in_hw.1, k.1, s.1, d.1);
+    let total = |o: usize, i: usize, k: usize, s: usize, d: usize| {
+        ((o.saturating_sub(1)) * s + (k.saturating_sub(1)) * d + 1).saturating_sub(i)
+    };
+    let bottom = total(oh, in_hw.0, k.0, s.0, d.0).saturating_sub(top);
+    let right = total(ow, in_hw.1, k.1, s.1, d.1).saturating_sub(left);
+    [top as i32, left as i32, bottom as i32, right as i32]
+}
+
+/// Converts a parsed TFLite model.
+pub fn import(bytes: &[u8]) -> Result<Graph> {
+    let m = tflite::parse(bytes).map_err(|e| anyhow!("not a readable TFLite model: {e}"))?;
+    let sg = m.subgraphs.first().ok_or_else(|| anyhow!("the model has no subgraph"))?;
+    let mut probs = Problems::default();
+    if m.subgraphs.len() > 1 {
+        probs.other.push(format!("the model has {} subgraphs; only single-subgraph models are supported", m.subgraphs.len()));
+    }
+
+    // Tensors. Constants get their data now; fp16/int8 tensors that only feed a
+    // DEQUANTIZE are kept raw and folded below.
+    let mut g = Graph::default();
+    let mut raw: Vec<Option<Vec<u8>>> = Vec::with_capacity(sg.tensors.len());
+    for (i, t) in sg.tensors.iter().enumerate() {
+        let buf = m.buffers.get(t.buffer as usize).map(|b| b.data).unwrap_or(&[]);
+        let mut shape = Vec::with_capacity(t.shape.len());
+        for &d in &t.shape {
+            match usize::try_from(d) {
+                Ok(d) => shape.push(d),
+                Err(_) => {
+                    probs.other.push(format!("tensor {i} '{}' has a dynamic dimension ({d}); only static shapes are supported", t.name));
+                    shape.push(1);
+                }
+            }
+        }
+        let data = if buf.is_empty() {
+            None
+        } else if let Some(sp) = &t.sparsity {
+            let es = tflite::tensor_type_size(t.dtype).unwrap_or(1);
+            match tflite::densify(sp, &t.shape, buf, es) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    probs.other.push(format!("tensor {i} '{}': cannot densify: {e}", t.name));
+                    None
+                }
+            }
+        } else {
+            Some(buf.to_vec())
+        };
+        if t.is_variable {
+            probs.other.push(format!("tensor {i} '{}' is a variable; stateful models are not supported yet", t.name));
+        }
+        let dtype = match (dtype_of(t.dtype), t.dtype) {
+            (Some(d), _) => d,
+            // fp16 constants are folded through their DEQUANTIZE below.
+            (None, tt::FLOAT16) if data.is_some() => DType::F32,
+            (None, other) => {
+                probs.other.push(format!("tensor {i} '{}' has unsupported type {}", t.name, tflite::tensor_type_name(other)));
+                DType::F32
+            }
+        };
+        let quant = match &t.quantization {
+            Some(q) if !q.scale.is_empty() && dtype != DType::F32 => {
+                let zp = |k: usize| q.zero_point.get(k).copied().unwrap_or(0) as i32;
+                if q.scale.len() == 1 {
+                    Quant::PerTensor(QParams { scale: q.scale[0], zero_point: zp(0) })
+                } else {
+                    Quant::PerAxis {
+                        axis: q.quantized_dimension.max(0) as usize,
+                        scales: q.scale.clone(),
+                        zero_points: (0..q.scale.len()).map(zp).collect(),
+                    }
+                }
+            }
+            _ => Quant::None,
+        };
+        raw.push(if t.dtype == tt::FLOAT16 { data.clone() } else { None });
+        let data = if t.dtype == tt::FLOAT16 { None } else { data };
+        g.add_tensor(Tensor { name: t.name.clone(), dtype, shape, quant, data });
+    }
+    let idx = |v: i32| -> Option<usize> { usize::try_from(v).ok().filter(|&v| v < sg.tensors.len()) };
+    for &t in &sg.inputs {
+        g.inputs.push(idx(t).ok_or_else(|| anyhow!("graph input {t} is not a tensor"))?);
+    }
+    for &t in &sg.outputs {
+        g.outputs.push(idx(t).ok_or_else(|| anyhow!("graph output {t} is not a tensor"))?);
+    }
+
+    for (k, op) in sg.operators.iter().enumerate() {
+        let code = m.operator_codes.get(op.opcode_index as usize).map(|c| c.builtin_code).unwrap_or(-1);
+        let custom = m.operator_codes.get(op.opcode_index as usize).and_then(|c| c.custom_code.clone());
+        let ins: Vec<Option<usize>> = op.inputs.iter().map(|&t| idx(t)).collect();
+        let outs: Vec<usize> = op.outputs.iter().filter_map(|&t| idx(t)).collect();
+        if outs.len() != op.outputs.len() || ins.iter().zip(&op.inputs).any(|(i, &r)| i.is_none() && r != -1) {
+            probs.other.push(format!("op {k} ({}) refers to a tensor that does not exist", tflite::builtin_name(code)));
+            continue;
+        }
+        let name = match (code, &custom) {
+            (b::CUSTOM, Some(c)) => format!("CUSTOM:{c}"),
+            _ => tflite::builtin_name(code).to_string(),
+        };
+        let origin = format!("op {k} ({name})");
+        match lower(&mut g, &raw, code, &op.options, &ins, &outs, &origin) {
+            Ok(Some(node)) => g.nodes.push(node),
+            Ok(None) => {}
+            Err(e) if e.downcast_ref::<Unsupported>().is_some() => probs.ops.entry(name).or_default().push(k),
+            Err(e) => probs.other.push(format!("{origin}: {e}")),
+        }
+    }
+    probs.into_result()?;
+    drop_noops(&mut g);
+    g.remove_dead_nodes();
+    g.remove_unused_tensors();
+    Ok(g)
+}
+
+/// Marker error: the op code itself is not supported.
+#[derive(Debug)]
+struct Unsupported;
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unsupported op")
+    }
+}
+impl std::error::Error for Unsupported {}
+
+fn const_ints(g: &Graph, t: Option<usize>, what: &str) -> Result<Vec<i64>> {
+    let t = t.ok_or_else(|| anyhow!("missing {what} input"))?;
+    let tensor = &g.tensors[t];
+    if tensor.data.is_none() {
+        bail!("{what} must be a constant tensor");
+    }
+    tensor.int_data().ok_or_else(|| anyhow!("{what} must be an integer tensor"))
+}
+
+fn rank_of(g: &Graph, t: Option<usize>) -> Result<usize> {
+    Ok(g.tensors[t.ok_or_else(|| anyhow!("missing input"))?].shape.len())
+}
+
+fn norm_axis(axis: i64, rank: usize) -> Result<i32> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a >= rank.max(1) as i64 {
+        bail!("axis {axis} is out of range for rank {rank}");
+    }
+    Ok(a as i32)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lower(
+    g: &mut Graph,
+    raw: &[Option<Vec<u8>>],
+    code: i32,
+    opts: &BuiltinOptions,
+    ins: &[Option<usize>],
+    outs: &[usize],
+    origin: &str,
+) -> Result<Option<Node>> {
+    let input = |k: usize| ins.get(k).copied().flatten();
+    let node = |code: OpCode, attrs: Vec<i32>, inputs: Vec<Option<usize>>| {
+        Ok(Some(Node { code, attrs, inputs, outputs: outs.to_vec(), origin: origin.to_string() }))
+    };
+    let shape = |k: usize| -> Result<Vec<usize>> {
+        Ok(g.tensors[input(k).ok_or_else(|| anyhow!("missing input {k}"))?].shape.clone())
+    };
+    match (code, opts) {
+        (b::CONV_2D, BuiltinOptions::Conv2D { padding: p, stride_w, stride_h, fused_activation, dilation_w, dilation_h }) => {
+            let (x, f) = (shape(0)?, shape(1)?);
+            if x.len() != 4 || f.len() != 4 {
+                bail!("expects 4-D input and filter");
+            }
+            let (s, d) = ((pos(*stride_h, "stride")?, pos(*stride_w, "stride")?), (pos(*dilation_h, "dilation")?, pos(*dilation_w, "dilation")?));
+            let pads = window_pads(*p, (x[1], x[2]), (f[1], f[2]), s, d);
+            let attrs = vec![s.0 as i32, s.1 as i32, d.0 as i32, d.1 as i32, pads[0], pads[1], pads[2], pads[3], act(*fused_activation)?];
+            node(OpCode::Conv2d, attrs, vec![input(0), input(1), input(2)])
+        }
+        (
+            b::DEPTHWISE_CONV_2D,
+            BuiltinOptions::DepthwiseConv2D { padding: p, stride_w, stride_h, depth_multiplier: _, fused_activation, dilation_w, dilation_h },
+        ) => {
+            let (x, f) = (shape(0)?, shape(1)?);
+            if x.len() != 4 || f.len() != 4 || x[3] == 0 {
+                bail!("expects 4-D input and filter");
+            }
+            // TFLite derives the multiplier from the shapes; the option may be stale.
+            let mult = f[3] / x[3];
+            let (s, d) = ((pos(*stride_h, "stride")?, pos(*stride_w, "stride")?), (pos(*dilation_h, "dilation")?, pos(*dilation_w, "dilation")?));
+            let pads = window_pads(*p, (x[1], x[2]), (f[1], f[2]), s, d);
+            let attrs = vec![
+                s.0 as i32, s.1 as i32, d.0 as i32, d.1 as i32, pads[0], pads[1], pads[2], pads[3], act(*fused_activation)?, mult as i32,
+            ];
+            node(OpCode::DepthwiseConv2d, attrs, vec![input(0), input(1), input(2)])
+        }
+        (b::FULLY_CONNECTED, BuiltinOptions::FullyConnected { fused_activation, weights_format, keep_num_dims, asymmetric_quantize_inputs: _ }) => {
+            if *weights_format != 0 {
+                bail!("shuffled weights format is not supported");
+            }
+            let w = input(1).map(|t| g.tensors[t].dtype);
+            let x = input(0).map(|t| g.tensors[t].dtype);
+            if w != x {
+                bail!("hybrid (float input, int8 weights) FULLY_CONNECTED is not supported");
+            }
+            node(OpCode::FullyConnected, vec![act(*fused_activation)?, *keep_num_dims as i32], vec![input(0), input(1), input(2)])
+        }
+        (b::ADD, BuiltinOptions::Add { fused_activation }) => node(OpCode::Add, vec![act(*fused_activation)?], vec![input(0), input(1)]),
+        (b::ADD, BuiltinOptions::None) => node(OpCode::Add, vec![0], vec![input(0), input(1)]),
+        (b::SUB, BuiltinOptions::Sub { fused_activation }) => node(OpCode::Sub, vec![act(*fused_activation)?], vec![input(0), input(1)]),
+        (b::SUB, BuiltinOptions::None) => node(OpCode::Sub, vec![0], vec![input(0), input(1)]),
+        (b::MUL, BuiltinOptions::Mul { fused_activation }) => node(OpCode::Mul, vec![act(*fused_activation)?], vec![input(0), input(1)]),
+        (b::MUL, BuiltinOptions::None) => node(OpCode::Mul, vec![0], vec![input(0), input(1)]),
+        (b::MAXIMUM, _) => node(OpCode::Maximum, vec![], vec![input(0), input(1)]),
+        (b::MINIMUM, _) => node(OpCode::Minimum, vec![], vec![input(0), input(1)]),
+        (b::RELU, _) => node(OpCode::Relu, vec![], vec![input(0)]),
+        (b::RELU6, _) => node(OpCode::Relu6, vec![], vec![input(0)]),
+        (b::RELU_N1_TO_1, _) => node(OpCode::ReluN1To1, vec![], vec![input(0)]),
+        (b::LEAKY_RELU, BuiltinOptions::LeakyRelu { alpha }) => node(OpCode::LeakyRelu, vec![alpha.to_bits() as i32], vec![input(0)]),
+        (b::PRELU, _) => node(OpCode::Prelu, vec![], vec![input(0), input(1)]),
+        (b::HARD_SWISH, _) => node(OpCode::HardSwish, vec![], vec![input(0)]),
+        (b::LOGISTIC, _) => node(OpCode::Logistic, vec![], vec![input(0)]),
+        (b::TANH, _) => node(OpCode::Tanh, vec![], vec![input(0)]),
+        (b::SOFTMAX, BuiltinOptions::Softmax { beta }) => node(OpCode::Softmax, vec![beta.to_bits() as i32], vec![input(0)]),
+        (b::PAD | b::PADV2, _) => {
+            let rank = rank_of(g, input(0))?;
+            let p = const_ints(g, input(1), "paddings")?;
+            if p.len() != 2 * rank || p.iter().any(|&v| !(0..=i32::MAX as i64).contains(&v)) {
+                bail!("paddings must be a non-negative [{rank}, 2] tensor");
+            }
+            let attrs = p.iter().map(|&v| v as i32).collect();
+            if code == b::PADV2 && input(2).is_some() {
+                node(OpCode::PadV2, attrs, vec![input(0), input(2)])
+            } else {
+                node(OpCode::Pad, attrs, vec![input(0)])
+            }
+        }
+        (b::MAX_POOL_2D | b::AVERAGE_POOL_2D, BuiltinOptions::Pool2D { padding: p, stride_w, stride_h, filter_width, filter_height, fused_activation }) => {
+            let x = shape(0)?;
+            if x.len() != 4 {
+                bail!("expects a 4-D input");
+            }
+            let s = (pos(*stride_h, "stride")?, pos(*stride_w, "stride")?);
+            let k = (pos(*filter_height, "filter size")?, pos(*filter_width, "filter size")?);
+            let pads = window_pads(*p, (x[1], x[2]), k, s, (1, 1));
+            let attrs = vec![s.0 as i32, s.1 as i32, k.0 as i32, k.1 as i32, pads[0], pads[1], pads[2], pads[3], act(*fused_activation)?, 0];
+            let code = if code == b::MAX_POOL_2D { OpCode::MaxPool2d } else { OpCode::AveragePool2d };
+            node(code, attrs, vec![input(0)])
+        }
+        (b::MEAN, BuiltinOptions::Reducer { keep_dims }) => {
+            let rank = rank_of(g, input(0))?;
+            let mut axes: Vec<i32> = const_ints(g, input(1), "axes")?.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?;
+            axes.sort_unstable();
+            axes.dedup();
+            let mut attrs = vec![*keep_dims as i32];
+            attrs.extend(axes);
+            node(OpCode::Mean, attrs, vec![input(0)])
+        }
+        (b::RESHAPE, _) => node(OpCode::Reshape, vec![], vec![input(0)]),
+        (b::SQUEEZE, _) => node(OpCode::Squeeze, vec![], vec![input(0)]),
+        (b::EXPAND_DIMS, _) => node(OpCode::ExpandDims, vec![], vec![input(0)]),
+        (b::CONCATENATION, BuiltinOptions::Concatenation { axis, fused_activation }) => {
+            let rank = rank_of(g, input(0))?;
+            node(OpCode::Concatenation, vec![norm_axis(*axis as i64, rank)?, act(*fused_activation)?], ins.to_vec())
+        }
+        (b::SPLIT, _) => {
+            let rank = rank_of(g, input(1))?;
+            let axis = const_ints(g, input(0), "axis")?;
+            let axis = norm_axis(*axis.first().ok_or_else(|| anyhow!("empty axis"))?, rank)?;
+            node(OpCode::Split, vec![axis], vec![input(1)])
+        }
+        (b::SPLIT_V, _) => {
+            let rank = rank_of(g, input(0))?;
+            let axis = const_ints(g, input(2), "axis")?;
+            let axis = norm_axis(*axis.first().ok_or_else(|| anyhow!("empty axis"))?, rank)?;
+            node(OpCode::SplitV, vec![axis], vec![input(0)])
+        }
+        (b::STRIDED_SLICE, BuiltinOptions::StridedSlice { begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink_axis_mask, offset }) => {
+            let x = shape(0)?;
+            let to32 = |v: Vec<i64>| -> Vec<i32> { v.into_iter().map(|v| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).collect() };
+            let begin = to32(const_ints(g, input(1), "begin")?);
+            let end = to32(const_ints(g, input(2), "end")?);
+            let strides = to32(const_ints(g, input(3), "strides")?);
+            let r = resolve_strided_slice(&x, &begin, &end, &strides, *begin_mask, *end_mask, *ellipsis_mask, *new_axis_mask, *shrink_axis_mask, *offset)
+                .map_err(|e| anyhow!("{e}"))?;
+            node(OpCode::StridedSlice, slice_attrs(&r.params), vec![input(0)])
+        }
+        (b::SLICE, _) => {
+            let x = shape(0)?;
+            let r = resolve_slice(&x, &const_ints(g, input(1), "begin")?, &const_ints(g, input(2), "size")?).map_err(|e| anyhow!("{e}"))?;
+            node(OpCode::Slice, slice_attrs(&r.params), vec![input(0)])
+        }
+        (b::TRANSPOSE, _) => {
+            let rank = rank_of(g, input(0))?;
+            let perm: Vec<i32> = const_ints(g, input(1), "permutation")?.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?;
+            node(OpCode::Transpose, perm, vec![input(0)])
+        }
+        (b::RESIZE_BILINEAR, BuiltinOptions::ResizeBilinear { align_corners, half_pixel_centers }) => {
+            node(OpCode::ResizeBilinear, vec![*align_corners as i32, *half_pixel_centers as i32], vec![input(0)])
+        }
+        (b::RESIZE_NEAREST_NEIGHBOR, BuiltinOptions::ResizeNearestNeighbor { align_corners, half_pixel_centers }) => {
+            node(OpCode::ResizeNearestNeighbor, vec![*align_corners as i32, *half_pixel_centers as i32], vec![input(0)])
+        }
+        (b::DEPTH_TO_SPACE, BuiltinOptions::DepthToSpace { block_size }) => {
+            node(OpCode::DepthToSpace, vec![pos(*block_size, "block size")? as i32], vec![input(0)])
+        }
+        (b::SPACE_TO_DEPTH, BuiltinOptions::SpaceToDepth { block_size }) => {
+            node(OpCode::SpaceToDepth, vec![pos(*block_size, "block size")? as i32], vec![input(0)])
+        }
+        (b::QUANTIZE, _) => node(OpCode::Quantize, vec![], vec![input(0)]),
+        (b::DEQUANTIZE, _) => {
+            let src = input(0).ok_or_else(|| anyhow!("missing input"))?;
+            let out = *outs.first().ok_or_else(|| anyhow!("missing output"))?;
+            // Constant weights stored as fp16 or int8: fold to f32 now.
+            if let Some(bytes) = &raw[src] {
+                let vals: Vec<u8> = bytes.chunks_exact(2).flat_map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes()).collect();
+                return fold_const(g, out, vals);
+            }
+            if let (Some(data), Quant::PerTensor(_) | Quant::PerAxis { .. }) = (&g.tensors[src].data, &g.tensors[src].quant) {
+                let t = &g.tensors[src];
+                let vals = dequantize_const(t, data)?;
+                return fold_const(g, out, vals);
+            }
+            node(OpCode::Dequantize, vec![], vec![input(0)])
+        }
+        (b::DENSIFY, _) => {
+            // The sparse input was densified when read; the op just passes it on.
+            let src = input(0).ok_or_else(|| anyhow!("missing input"))?;
+            let out = *outs.first().ok_or_else(|| anyhow!("missing output"))?;
+            let data = g.tensors[src].data.clone().ok_or_else(|| anyhow!("DENSIFY of a non-constant tensor"))?;
+            fold_const(g, out, data)
+        }
+        _ => Err(Unsupported.into()),
+    }
+}
+
+fn slice_attrs(p: &ferrite_runtime::kernels::reference::movement::SliceParams) -> Vec<i32> {
+    let r = p.rank;
+    let mut a = vec![r as i32];
+    a.extend(p.start[..r].iter().map(|&v| v as i32));
+    a.extend(p.stride[..r].iter().map(|&v| v as i32));
+    a.extend(p.count[..r].iter().map(|&v| v as i32));
+    a
+}
+
+fn dequantize_const(t: &Tensor, data: &[u8]) -> Result<Vec<u8>> {
+    let ints = t.int_data().ok_or_else(|| anyhow!("cannot dequantize a {} constant", t.dtype.name()))?;
+    let n = ints.len();
+    let out: Vec<f32> = match &t.quant {
+        Quant::PerTensor(q) => ints.iter().map(|&v| q.scale * (v as i32 - q.zero_point) as f32).collect(),
+        Quant::PerAxis { axis, scales, zero_points } => {
+            let inner: usize = t.shape[axis + 1..].iter().product();
+            let dim = t.shape[*axis];
+            (0..n)
+                .map(|i| {
+                    let c = (i / inner.max(1)) % dim.max(1);
+                    scales[c] * (ints[i] as i32 - zero_points[c]) as f32
+                })
+                .collect()
+        }
+        Quant::None => bail!("DEQUANTIZE input has no quantization parameters"),
+    };
+    let _ = data;
+    Ok(out.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+fn fold_const(g: &mut Graph, out: usize, data: Vec<u8>) -> Result<Option<Node>> {
+    let t = &mut g.tensors[out];
+    if data.len() != t.nbytes() {
+        bail!("folded constant has {} bytes, tensor '{}' needs {}", data.len(), t.name, t.nbytes());
+    }
+    t.data = Some(data);
+    Ok(None)
+}
+
+/// Drops ops that do nothing: a reshape to the same shape, a requantize to the
+/// same parameters, a concatenation of one tensor. Their consumers read the
+/// input directly. Ops producing a graph output are kept (the output keeps its
+/// name).
+fn drop_noops(g: &mut Graph) {
+    let mut k = 0;
+    while k < g.nodes.len() {
+        let n = &g.nodes[k];
+        let noop = match (n.inputs.first().copied().flatten(), n.outputs.as_slice()) {
+            (Some(i), [o]) => {
+                let (ti, to) = (&g.tensors[i], &g.tensors[*o]);
+                let same = ti.shape == to.shape && ti.dtype == to.dtype && ti.quant == to.quant;
+                let kind = matches!(n.code, OpCode::Reshape | OpCode::Squeeze | OpCode::ExpandDims | OpCode::Quantize)
+                    || (n.code == OpCode::Concatenation && n.inputs.len() == 1 && n.attrs.get(1) == Some(&0));
+                same && kind && !g.outputs.contains(o)
+            }
+            _ => false,
+        };
+        if noop {
+            let (i, o) = (g.nodes[k].inputs[0].unwrap(), g.nodes[k].outputs[0]);
+            g.nodes.remove(k);
+            g.replace_uses(o, i);
+        } else {
+            k += 1;
+        }
+    }
+}

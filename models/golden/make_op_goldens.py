@@ -1,0 +1,1058 @@
+#!/usr/bin/env python3
+"""Single-operator golden cases from LiteRT's reference kernels.
+
+For each operator in OPS this script draws many random configurations (seeded), writes a
+one-node .tflite model for each with the flatbuffers builder (see tflite_builder.py), runs
+it with LiteRT's BUILTIN_REF op resolver (the reference kernels, which Ferrite's int8
+kernels must equal bit for bit) and stores, for case NAME (e.g. `conv_2d.i8.007`):
+
+    NAME.tflite            the model
+    NAME.in<k>.npy         the k-th subgraph input (plain .npy, little-endian, C order)
+    NAME.out<k>.npy        the k-th output
+    index.json             every case: name, op, dtype, model, inputs, outputs, options
+
+dtype tags: `f32` (float model), `i8` (full-integer: int8 activations with asymmetric
+per-tensor qparams, per-channel symmetric int8 weights, int32 bias with scale
+input_scale * weight_scale[c]); QUANTIZE/DEQUANTIZE use `f32_i8`, `i8_i8`, `i8_f32`.
+
+int8 output qparams are "calibrated": the same operator is first built in float with the
+dequantized constants and run on the dequantized inputs, and the output qparams cover the
+observed range (sometimes narrowed so that saturation is exercised). Ops whose TFLite
+Prepare demands it keep the input qparams (pooling, pad, reshape, concatenation...) or use
+the fixed output qparams (LOGISTIC, SOFTMAX: 1/256, -128; TANH: 1/128, 0).
+
+The output is deterministic: re-running rewrites identical files. Usage:
+
+    python models/golden/make_op_goldens.py [--out tests/fixtures/ops] [--only conv_2d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tflite_builder import NUMPY_TYPES, Tensor, build_model  # noqa: E402
+
+from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_SEED = 20240611
+
+PADDING = {"SAME": 0, "VALID": 1}
+ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+MAX_ELEMS = 1536
+
+
+class Retry(Exception):
+    """The drawn configuration is unusable (e.g. an empty output); draw another."""
+
+
+@dataclass
+class Case:
+    """One single-operator configuration before it is run."""
+
+    op: str
+    options: dict
+    inputs: list[Tensor | None]
+    outputs: list[Tensor]
+    params: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Tensor helpers
+
+
+def qact(rng) -> tuple[np.float32, int]:
+    """Random asymmetric int8 activation qparams, extremes of the zero-point included."""
+    scale = np.float32(math.exp(rng.uniform(math.log(0.004), math.log(0.08))))
+    r = rng.random()
+    if r < 0.1:
+        zp = -128
+    elif r < 0.16:
+        zp = 127
+    elif r < 0.30:
+        zp = 0
+    else:
+        zp = int(rng.integers(-128, 128))
+    return scale, zp
+
+
+def q_tensor(name, shape, scale, zp, dtype="i8") -> Tensor:
+    return Tensor(
+        name,
+        dtype,
+        tuple(int(d) for d in shape),
+        scale=np.array([scale], np.float32),
+        zero_point=np.array([zp], np.int64),
+    )
+
+
+def act_in(name, dt, shape, rng, vr=(-3.0, 3.0), q=None) -> Tensor:
+    """A variable input: float with values drawn from `vr`, or int8 with qparams `q`."""
+    shape = tuple(int(d) for d in shape)
+    if dt == "f32":
+        return Tensor(name, "f32", shape, value_range=vr)
+    scale, zp = q if q is not None else qact(rng)
+    return q_tensor(name, shape, scale, zp)
+
+
+def qof(t: Tensor) -> tuple[np.float32, int]:
+    return np.float32(t.scale[0]), int(t.zero_point[0])
+
+
+def out_calib(dt, name="output") -> Tensor:
+    """An output whose int8 qparams are derived from the float twin's range."""
+    return Tensor(name, dt, None, flags={"calibrate": dt == "i8"})
+
+
+def out_like(t: Tensor, name="output") -> Tensor:
+    """An output with the same dtype and qparams as `t`."""
+    if t.dtype == "f32":
+        return Tensor(name, "f32", None)
+    return Tensor(name, t.dtype, None, scale=t.scale.copy(), zero_point=t.zero_point.copy())
+
+
+def out_fixed(dt, scale, zp, name="output") -> Tensor:
+    if dt == "f32":
+        return Tensor(name, "f32", None)
+    return Tensor(
+        name,
+        "i8",
+        None,
+        scale=np.array([scale], np.float32),
+        zero_point=np.array([zp], np.int64),
+    )
+
+
+def const_i32(name, values, shape=None) -> Tensor:
+    arr = np.asarray(values, np.int32)
+    if shape is not None:
+        arr = arr.reshape(shape)
+    return Tensor(name, "i32", tuple(arr.shape), data=arr)
+
+
+def const_like(name, dt, data_f32, q=None) -> Tensor:
+    """A constant operand: float data, or int8 data quantized with `q`."""
+    data_f32 = np.asarray(data_f32, np.float32)
+    if dt == "f32":
+        return Tensor(name, "f32", tuple(data_f32.shape), data=data_f32)
+    scale, zp = q
+    data = np.clip(np.round(data_f32 / scale) + zp, -128, 127).astype(np.int8)
+    t = q_tensor(name, data.shape, scale, zp)
+    t.data = data
+    return t
+
+
+def input_std(x: Tensor) -> float:
+    """Standard deviation of the random values that will feed `x` (as floats)."""
+    if x.dtype == "i8":
+        return float(x.scale[0]) * 255.0 / math.sqrt(12.0)
+    lo, hi = x.value_range
+    return (hi - lo) / math.sqrt(12.0)
+
+
+def weights(name, dt, shape, rng, qdim, x: Tensor, fan_in: int, per_channel=True) -> Tensor:
+    """Filter weights scaled so that the dot products over `fan_in` terms of input `x`
+    have a standard deviation of about 2 (so fused activations clip some values, not
+    all): float uniform, or symmetric int8 in [-127, 127] with per-channel (along `qdim`)
+    or per-tensor scales and zero-points 0."""
+    shape = tuple(int(d) for d in shape)
+    target = 2.0 / (math.sqrt(fan_in) * input_std(x))
+    if dt == "f32":
+        a = target * math.sqrt(3.0) * rng.uniform(0.5, 2.0)
+        return Tensor(name, "f32", shape, data=rng.uniform(-a, a, shape).astype(np.float32))
+    data = rng.integers(-127, 128, shape).astype(np.int8)
+    n = shape[qdim] if per_channel else 1
+    scales = (target / 73.3 * np.exp(rng.uniform(math.log(0.5), math.log(2.0), n))).astype(
+        np.float32
+    )
+    return Tensor(
+        name,
+        "i8",
+        shape,
+        data=data,
+        scale=scales,
+        zero_point=np.zeros(n, np.int64),
+        quantized_dimension=qdim if per_channel else 0,
+    )
+
+
+def bias(name, dt, n, rng, x: Tensor, w: Tensor) -> Tensor:
+    """Bias: float in [-1, 1], or int32 with scale input_scale * weight_scale[c]."""
+    b = rng.uniform(-1, 1, n).astype(np.float32)
+    if dt == "f32":
+        return Tensor(name, "f32", (n,), data=b)
+    w_scale = np.broadcast_to(w.scale, (n,)) if len(w.scale) == 1 else w.scale
+    scales = (np.float64(x.scale[0]) * w_scale.astype(np.float64)).astype(np.float32)
+    data = np.round(b / scales).astype(np.int32)
+    if len(w.scale) == 1:
+        scales = scales[:1]
+    return Tensor(
+        name,
+        "i32",
+        (n,),
+        data=data,
+        scale=scales,
+        zero_point=np.zeros(len(scales), np.int64),
+        quantized_dimension=0,
+    )
+
+
+def pick(rng, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def pick_act(rng, p_none=0.4) -> str:
+    if rng.random() < p_none:
+        return "NONE"
+    return pick(rng, ["RELU", "RELU6", "RELU_N1_TO_1"])
+
+
+def rand_shape(rng, rank, lo=1, hi=6, cap=MAX_ELEMS) -> list[int]:
+    shape = [int(rng.integers(lo, hi + 1)) for _ in range(rank)]
+    while int(np.prod(shape)) > cap:
+        i = int(np.argmax(shape))
+        shape[i] = max(1, shape[i] // 2)
+    return shape
+
+
+def wide(rng, vr, p=0.2, factor=10.0):
+    """Occasionally widen a float input range."""
+    if rng.random() < p:
+        return (vr[0] * factor, vr[1] * factor)
+    return vr
+
+
+# ---------------------------------------------------------------------------------------
+# Operator generators: gen(rng, dt) -> Case
+
+
+def gen_conv_2d(rng, dt):
+    n = 2 if rng.random() < 0.15 else 1
+    cin = pick(rng, [1, 2, 3, 4, 5, 8, 16])
+    cout = pick(rng, [1, 2, 3, 4, 6, 8, 11, 16])
+    kh = pick(rng, [1, 2, 3, 3, 5])
+    kw = kh if rng.random() < 0.7 else pick(rng, [1, 2, 3])
+    sh = pick(rng, [1, 1, 2, 3])
+    sw = sh if rng.random() < 0.8 else pick(rng, [1, 2])
+    dh = dw = 1
+    if rng.random() < 0.25:
+        dh = pick(rng, [2, 3])
+        dw = dh if rng.random() < 0.7 else 1
+    pad = pick(rng, ["SAME", "VALID"])
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    h = int(rng.integers(ekh if pad == "VALID" else 1, ekh + 9))
+    w = int(rng.integers(ekw if pad == "VALID" else 1, ekw + 9))
+    if n * h * w * cin > MAX_ELEMS or cout * kh * kw * cin > 2000:
+        raise Retry("too large")
+    act = pick_act(rng)
+    x = act_in("input", dt, (n, h, w, cin), rng)
+    wt = weights("filter", dt, (cout, kh, kw, cin), rng, 0, x, kh * kw * cin, rng.random() > 0.15)
+    b = bias("bias", dt, cout, rng, x, wt)
+    opts = dict(
+        padding=PADDING[pad],
+        stride_w=sw,
+        stride_h=sh,
+        fused_activation_function=ACT[act],
+        dilation_w_factor=dw,
+        dilation_h_factor=dh,
+    )
+    return Case("CONV_2D", opts, [x, wt, b], [out_calib(dt)], dict(padding=pad, activation=act))
+
+
+def gen_depthwise_conv_2d(rng, dt):
+    n = 2 if rng.random() < 0.1 else 1
+    cin = pick(rng, [1, 2, 3, 4, 8, 16])
+    mult = pick(rng, [1, 1, 2, 3])
+    k = pick(rng, [1, 2, 3, 3, 5])
+    kh, kw = (k, k) if rng.random() < 0.8 else (k, pick(rng, [1, 3]))
+    sh = pick(rng, [1, 1, 2, 3])
+    sw = sh if rng.random() < 0.8 else pick(rng, [1, 2])
+    dh = dw = 1
+    if rng.random() < 0.25:
+        dh = pick(rng, [2, 3])
+        dw = dh if rng.random() < 0.7 else 1
+    pad = pick(rng, ["SAME", "VALID"])
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    h = int(rng.integers(ekh if pad == "VALID" else 1, ekh + 9))
+    w = int(rng.integers(ekw if pad == "VALID" else 1, ekw + 9))
+    if n * h * w * cin * mult > 2 * MAX_ELEMS:
+        raise Retry("too large")
+    act = pick_act(rng)
+    cout = cin * mult
+    x = act_in("input", dt, (n, h, w, cin), rng)
+    wt = weights("filter", dt, (1, kh, kw, cout), rng, 3, x, kh * kw, rng.random() > 0.15)
+    b = bias("bias", dt, cout, rng, x, wt)
+    opts = dict(
+        padding=PADDING[pad],
+        stride_w=sw,
+        stride_h=sh,
+        depth_multiplier=mult,
+        fused_activation_function=ACT[act],
+        dilation_w_factor=dw,
+        dilation_h_factor=dh,
+    )
+    return Case(
+        "DEPTHWISE_CONV_2D",
+        opts,
+        [x, wt, b],
+        [out_calib(dt)],
+        dict(padding=pad, activation=act, depth_multiplier=mult),
+    )
+
+
+def gen_fully_connected(rng, dt):
+    depth = pick(rng, [1, 3, 8, 16, 33, 64])
+    units = pick(rng, [1, 2, 5, 10, 16])
+    rank = pick(rng, [2, 2, 2, 3, 4])
+    if rank == 2:
+        in_shape = [pick(rng, [1, 1, 2, 3]), depth]
+    else:
+        in_shape = rand_shape(rng, rank - 1, 1, 3) + [depth]
+    keep = rank > 2 and rng.random() < 0.5
+    act = pick_act(rng)
+    x = act_in("input", dt, in_shape, rng)
+    wt = weights("weights", dt, (units, depth), rng, 0, x, depth, rng.random() < 0.7)
+    b = bias("bias", dt, units, rng, x, wt) if rng.random() < 0.8 else None
+    opts = dict(fused_activation_function=ACT[act], weights_format=0, keep_num_dims=keep)
+    return Case(
+        "FULLY_CONNECTED",
+        opts,
+        [x, wt, b],
+        [out_calib(dt)],
+        dict(activation=act, has_bias=b is not None, per_channel=dt == "i8" and len(wt.scale) > 1),
+    )
+
+
+def broadcast_shapes(rng, max_rank=4):
+    """Two shapes that broadcast together (size-1 dims, different ranks, or equal)."""
+    r = pick(rng, [1, 2, 3, 3, 4, 4, 4][: 3 + max_rank])
+    dims = rand_shape(rng, r, 1, 7, cap=MAX_ELEMS // 2)
+    mode = rng.random()
+
+    def sub():
+        rr = r if rng.random() < 0.6 else int(rng.integers(1, r + 1))
+        return [d if rng.random() < 0.7 else 1 for d in dims[r - rr :]]
+
+    if mode < 0.3:
+        a, b = list(dims), list(dims)
+    elif mode < 0.45:
+        a, b = list(dims), [1]
+    elif mode < 0.55:
+        a, b = [1], list(dims)
+    else:
+        a, b = sub(), sub()
+    out = np.broadcast_shapes(tuple(a), tuple(b))
+    if int(np.prod(out)) < 4:
+        raise Retry("tiny broadcast")
+    return a, b
+
+
+def binary_case(rng, dt, op, vr=(-3.0, 3.0), activation=True, same_q=False):
+    a_shape, b_shape = broadcast_shapes(rng)
+    act = pick_act(rng) if activation else "NONE"
+    vr = wide(rng, vr, 0.15)
+    a = act_in("input0", dt, a_shape, rng, vr)
+    b_const = rng.random() < 0.2
+    if dt == "i8" and same_q:
+        q_b = qof(a)
+    else:
+        q_b = None if dt == "f32" else qact(rng)
+    if b_const:
+        bf = rng.uniform(vr[0], vr[1], b_shape).astype(np.float32)
+        b = const_like("input1", dt, bf, q_b)
+    else:
+        b = act_in("input1", dt, b_shape, rng, vr, q=q_b)
+    out = out_like(a) if same_q else out_calib(dt)
+    opts = {} if not activation else dict(fused_activation_function=ACT[act])
+    params = dict(activation=act, const_rhs=b_const)
+    return Case(op, opts, [a, b], [out], params)
+
+
+def gen_add(rng, dt):
+    return binary_case(rng, dt, "ADD")
+
+
+def gen_sub(rng, dt):
+    return binary_case(rng, dt, "SUB")
+
+
+def gen_mul(rng, dt):
+    return binary_case(rng, dt, "MUL")
+
+
+def gen_maximum(rng, dt):
+    return binary_case(rng, dt, "MAXIMUM", activation=False, same_q=True)
+
+
+def gen_minimum(rng, dt):
+    return binary_case(rng, dt, "MINIMUM", activation=False, same_q=True)
+
+
+def unary_case(rng, dt, op, vr, out="calib", opts=None, params=None):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    x = act_in("input", dt, shape, rng, wide(rng, vr, 0.15, 4.0))
+    if out == "calib":
+        o = out_calib(dt)
+    elif out == "same":
+        o = out_like(x)
+    else:
+        o = out_fixed(dt, *out)
+    return Case(op, opts or {}, [x], [o], params or {})
+
+
+def gen_relu(rng, dt):
+    return unary_case(rng, dt, "RELU", (-3, 3), "same" if rng.random() < 0.3 else "calib")
+
+
+def gen_relu6(rng, dt):
+    return unary_case(rng, dt, "RELU6", (-2, 8), "same" if rng.random() < 0.3 else "calib")
+
+
+def gen_relu_n1_to_1(rng, dt):
+    return unary_case(rng, dt, "RELU_N1_TO_1", (-2, 2), "same" if rng.random() < 0.3 else "calib")
+
+
+def gen_leaky_relu(rng, dt):
+    alpha = float(np.float32(pick(rng, [0.01, 0.1, 0.2, 0.3, 0.5, 0.9, 1.5])))
+    return unary_case(rng, dt, "LEAKY_RELU", (-3, 3), "calib", dict(alpha=alpha), dict(alpha=alpha))
+
+
+def gen_hard_swish(rng, dt):
+    return unary_case(rng, dt, "HARD_SWISH", (-5, 5))
+
+
+def gen_logistic(rng, dt):
+    return unary_case(rng, dt, "LOGISTIC", (-8, 8), (1.0 / 256, -128))
+
+
+def gen_tanh(rng, dt):
+    return unary_case(rng, dt, "TANH", (-4, 4), (1.0 / 128, 0))
+
+
+def gen_prelu(rng, dt):
+    rank = pick(rng, [3, 4, 4])
+    shape = rand_shape(rng, rank, 1, 8)
+    c = shape[-1]
+    alpha_shape = pick(rng, [[c], [1, 1, c], shape[1:], [1]])
+    x = act_in("input", dt, shape, rng)
+    af = rng.uniform(-0.5, 0.8, alpha_shape).astype(np.float32)
+    q = None
+    if dt == "i8":
+        q = (np.float32(max(np.abs(af).max(), 1e-3) / 100.0), int(rng.integers(-20, 21)))
+    alpha = const_like("alpha", dt, af, q)
+    return Case("PRELU", {}, [x, alpha], [out_calib(dt)], dict(alpha_shape=alpha_shape))
+
+
+def gen_softmax(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank - 1, 1, 4) + [pick(rng, [1, 2, 5, 10, 16, 40])]
+    beta = float(np.float32(pick(rng, [1.0, 1.0, 0.5, 2.0, 0.1])))
+    q = None
+    if dt == "i8":
+        q = (
+            np.float32(math.exp(rng.uniform(math.log(0.01), math.log(0.2)))),
+            int(rng.integers(-128, 128)),
+        )
+    x = act_in("input", dt, shape, rng, wide(rng, (-5, 5), 0.2, 4.0), q=q)
+    return Case("SOFTMAX", dict(beta=beta), [x], [out_fixed(dt, 1.0 / 256, -128)], dict(beta=beta))
+
+
+def pads_for(rng, rank):
+    pads = rng.integers(0, 4, (rank, 2))
+    if pads.sum() == 0:
+        pads[int(rng.integers(rank)), int(rng.integers(2))] = 1
+    return pads
+
+
+def gen_pad(rng, dt):
+    rank = int(rng.integers(1, 5))
+    x = act_in("input", dt, rand_shape(rng, rank, 1, 6, cap=600), rng)
+    pads = const_i32("paddings", pads_for(rng, rank))
+    return Case("PAD", {}, [x, pads], [out_like(x)], {})
+
+
+def gen_padv2(rng, dt):
+    rank = int(rng.integers(1, 5))
+    x = act_in("input", dt, rand_shape(rng, rank, 1, 6, cap=600), rng)
+    pads = const_i32("paddings", pads_for(rng, rank))
+    vshape = () if rng.random() < 0.5 else (1,)
+    if dt == "f32":
+        value = Tensor(
+            "constant_values", "f32", vshape, data=np.full(vshape, rng.uniform(-3, 3), np.float32)
+        )
+    else:
+        value = q_tensor("constant_values", vshape, *qof(x))
+        value.data = np.full(vshape, int(rng.integers(-128, 128)), np.int8)
+    return Case("PADV2", {}, [x, pads, value], [out_like(x)], {})
+
+
+def pool_case(rng, dt, op):
+    n = 2 if rng.random() < 0.1 else 1
+    c = pick(rng, [1, 2, 3, 8, 16])
+    h, w = int(rng.integers(1, 13)), int(rng.integers(1, 13))
+    if n * h * w * c > MAX_ELEMS:
+        raise Retry("too large")
+    pad = pick(rng, ["SAME", "VALID"])
+    if rng.random() < 0.15:
+        fh, fw, sh, sw, pad = h, w, 1, 1, "VALID"
+    else:
+        fh = int(rng.integers(1, min(h, 4) + 1)) if pad == "VALID" else int(rng.integers(1, 5))
+        fw = int(rng.integers(1, min(w, 4) + 1)) if pad == "VALID" else int(rng.integers(1, 5))
+        sh = pick(rng, [1, 2, 2, 3])
+        sw = sh if rng.random() < 0.8 else pick(rng, [1, 2])
+    act = pick_act(rng, 0.6)
+    x = act_in("input", dt, (n, h, w, c), rng)
+    opts = dict(
+        padding=PADDING[pad],
+        stride_w=sw,
+        stride_h=sh,
+        filter_width=fw,
+        filter_height=fh,
+        fused_activation_function=ACT[act],
+    )
+    return Case(op, opts, [x], [out_like(x)], dict(padding=pad, activation=act))
+
+
+def gen_max_pool_2d(rng, dt):
+    return pool_case(rng, dt, "MAX_POOL_2D")
+
+
+def gen_average_pool_2d(rng, dt):
+    return pool_case(rng, dt, "AVERAGE_POOL_2D")
+
+
+def gen_mean(rng, dt):
+    rank = int(rng.integers(2, 5))
+    shape = rand_shape(rng, rank, 1, 9)
+    if rank == 4 and rng.random() < 0.35:
+        axes, keep = [1, 2], rng.random() < 0.7
+    else:
+        k = int(rng.integers(1, rank + 1))
+        axes = sorted(int(a) for a in rng.choice(rank, k, replace=False))
+        keep = rng.random() < 0.5
+        if k == rank:
+            keep = True
+        axes = [a - rank if rng.random() < 0.25 else a for a in axes]
+    x = act_in("input", dt, shape, rng)
+    out = out_like(x) if rng.random() < 0.4 else out_calib(dt)
+    return Case(
+        "MEAN",
+        dict(keep_dims=keep),
+        [x, const_i32("axis", axes)],
+        [out],
+        dict(axes=axes, keep_dims=keep),
+    )
+
+
+def factor_shape(rng, total):
+    """A random shape with product `total`."""
+    dims = []
+    rest = total
+    while rest > 1 and len(dims) < 5:
+        divisors = [d for d in range(1, rest + 1) if rest % d == 0]
+        d = pick(rng, divisors)
+        dims.append(d)
+        rest //= d
+    if rest > 1:
+        dims.append(rest)
+    if rng.random() < 0.3:
+        dims.insert(int(rng.integers(len(dims) + 1)), 1)
+    return dims or [1]
+
+
+def gen_reshape(rng, dt):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    target = factor_shape(rng, int(np.prod(shape)))
+    if rng.random() < 0.4:
+        target[int(rng.integers(len(target)))] = -1
+    x = act_in("input", dt, shape, rng)
+    return Case(
+        "RESHAPE",
+        dict(new_shape=list(target)),
+        [x, const_i32("shape", target)],
+        [out_like(x)],
+        dict(target=target),
+    )
+
+
+def gen_squeeze(rng, dt):
+    rank = int(rng.integers(2, 6))
+    shape = [1 if rng.random() < 0.45 else int(rng.integers(2, 6)) for _ in range(rank)]
+    ones = [i for i, d in enumerate(shape) if d == 1]
+    if not ones:
+        shape[int(rng.integers(rank))] = 1
+        ones = [i for i, d in enumerate(shape) if d == 1]
+    if len(ones) == rank:
+        shape[int(rng.integers(rank))] = 3
+        ones = [i for i, d in enumerate(shape) if d == 1]
+    if rng.random() < 0.25:
+        dims = []
+    else:
+        k = int(rng.integers(1, len(ones) + 1))
+        dims = sorted(int(a) for a in rng.choice(ones, k, replace=False))
+        dims = [d - rank if rng.random() < 0.25 else d for d in dims]
+    x = act_in("input", dt, shape, rng)
+    return Case("SQUEEZE", dict(squeeze_dims=dims), [x], [out_like(x)], dict(squeeze_dims=dims))
+
+
+def gen_expand_dims(rng, dt):
+    rank = int(rng.integers(1, 5))
+    x = act_in("input", dt, rand_shape(rng, rank, 1, 6), rng)
+    axis = int(rng.integers(-(rank + 1), rank + 1))
+    axis_t = const_i32("axis", [axis], () if rng.random() < 0.5 else (1,))
+    return Case("EXPAND_DIMS", {}, [x, axis_t], [out_like(x)], dict(axis=axis))
+
+
+def gen_concatenation(rng, dt):
+    rank = int(rng.integers(1, 5))
+    k = int(rng.integers(2, 5))
+    base = rand_shape(rng, rank, 1, 5, cap=300)
+    axis = int(rng.integers(rank))
+    q = qact(rng) if dt == "i8" else None
+    xs = []
+    for i in range(k):
+        s = list(base)
+        s[axis] = int(rng.integers(1, 5))
+        xs.append(act_in(f"input{i}", dt, s, rng, q=q))
+    axis_opt = axis - rank if rng.random() < 0.3 else axis
+    # TFLite's CONCATENATION rejects fused activations in Prepare.
+    opts = dict(axis=axis_opt, fused_activation_function=ACT["NONE"])
+    return Case("CONCATENATION", opts, xs, [out_like(xs[0])], dict(axis=axis_opt))
+
+
+def gen_split(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 6)
+    axis = int(rng.integers(rank))
+    k = pick(rng, [1, 2, 2, 3, 4])
+    shape[axis] = k * int(rng.integers(1, 4))
+    x = act_in("input", dt, shape, rng)
+    axis_v = axis - rank if rng.random() < 0.3 else axis
+    outs = [out_like(x, f"output{i}") for i in range(k)]
+    return Case(
+        "SPLIT",
+        dict(num_splits=k),
+        [const_i32("axis", [axis_v], ()), x],
+        outs,
+        dict(axis=axis_v, num_splits=k),
+    )
+
+
+def gen_split_v(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 6)
+    axis = int(rng.integers(rank))
+    k = pick(rng, [1, 2, 3, 4])
+    sizes = [int(rng.integers(1, 4)) for _ in range(k)]
+    shape[axis] = sum(sizes)
+    if rng.random() < 0.4:
+        sizes[int(rng.integers(k))] = -1
+    x = act_in("input", dt, shape, rng)
+    axis_v = axis - rank if rng.random() < 0.3 else axis
+    outs = [out_like(x, f"output{i}") for i in range(k)]
+    return Case(
+        "SPLIT_V",
+        dict(num_splits=k),
+        [x, const_i32("size_splits", sizes), const_i32("axis", [axis_v], ())],
+        outs,
+        dict(axis=axis_v, size_splits=sizes),
+    )
+
+
+def gen_strided_slice(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 8)
+    begin, end, strides = [], [], []
+    begin_mask = end_mask = shrink_mask = 0
+    for i, d in enumerate(shape):
+        if rank > 1 and rng.random() < 0.2:
+            idx = int(rng.integers(-d, d))
+            begin.append(idx)
+            end.append(idx + 1 if idx != -1 else 0)
+            strides.append(1)
+            shrink_mask |= 1 << i
+            continue
+        s = pick(rng, [1, 1, 1, 2, 3, -1, -2])
+        b = int(rng.integers(-d, d))
+        e = int(rng.integers(-d - 1, d + 2))
+        begin.append(b)
+        end.append(e)
+        strides.append(s)
+        if rng.random() < 0.2:
+            begin_mask |= 1 << i
+        if rng.random() < 0.2:
+            end_mask |= 1 << i
+    if shrink_mask == (1 << rank) - 1:
+        raise Retry("all axes shrunk")
+    x = act_in("input", dt, shape, rng)
+    opts = dict(
+        begin_mask=begin_mask,
+        end_mask=end_mask,
+        ellipsis_mask=0,
+        new_axis_mask=0,
+        shrink_axis_mask=shrink_mask,
+        offset=False,
+    )
+    inputs = [x, const_i32("begin", begin), const_i32("end", end), const_i32("strides", strides)]
+    return Case(
+        "STRIDED_SLICE",
+        opts,
+        inputs,
+        [out_like(x)],
+        dict(opts, begin=begin, end=end, strides=strides),
+    )
+
+
+def gen_slice(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 8)
+    begin = [int(rng.integers(0, d)) for d in shape]
+    size = [
+        -1 if rng.random() < 0.2 else int(rng.integers(1, d - b + 1)) for d, b in zip(shape, begin)
+    ]
+    x = act_in("input", dt, shape, rng)
+    # SLICE's Prepare checks the output rank stored in the model, so give the real shape.
+    out = out_like(x)
+    out.shape = tuple(d - b if s == -1 else s for d, b, s in zip(shape, begin, size))
+    return Case(
+        "SLICE",
+        {},
+        [x, const_i32("begin", begin), const_i32("size", size)],
+        [out],
+        dict(begin=begin, size=size),
+    )
+
+
+def gen_transpose(rng, dt):
+    rank = pick(rng, [2, 3, 4, 4, 5, 6])
+    shape = rand_shape(rng, rank, 1, 5 if rank < 5 else 3)
+    perm = [int(p) for p in rng.permutation(rank)]
+    x = act_in("input", dt, shape, rng)
+    return Case("TRANSPOSE", {}, [x, const_i32("perm", perm)], [out_like(x)], dict(perm=perm))
+
+
+def resize_case(rng, dt, op, i):
+    n = 2 if rng.random() < 0.1 else 1
+    h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    c = pick(rng, [1, 2, 3, 5])
+    oh, ow = int(rng.integers(1, 17)), int(rng.integers(1, 17))
+    if rng.random() < 0.3:
+        oh, ow = 2 * h, 2 * w
+    if n * oh * ow * c > MAX_ELEMS:
+        raise Retry("too large")
+    align, half = [(False, False), (True, False), (False, True)][i % 3]
+    x = act_in("input", dt, (n, h, w, c), rng)
+    opts = dict(align_corners=align, half_pixel_centers=half)
+    return Case(
+        op, opts, [x, const_i32("size", [oh, ow])], [out_like(x)], dict(opts, size=[oh, ow])
+    )
+
+
+def gen_resize_bilinear(rng, dt, i):
+    return resize_case(rng, dt, "RESIZE_BILINEAR", i)
+
+
+def gen_resize_nearest_neighbor(rng, dt, i):
+    return resize_case(rng, dt, "RESIZE_NEAREST_NEIGHBOR", i)
+
+
+def gen_depth_to_space(rng, dt):
+    bs = pick(rng, [2, 2, 3, 4])
+    n = 2 if rng.random() < 0.1 else 1
+    c = pick(rng, [1, 2, 3])
+    shape = (n, int(rng.integers(1, 5)), int(rng.integers(1, 5)), c * bs * bs)
+    x = act_in("input", dt, shape, rng)
+    return Case("DEPTH_TO_SPACE", dict(block_size=bs), [x], [out_like(x)], dict(block_size=bs))
+
+
+def gen_space_to_depth(rng, dt):
+    bs = pick(rng, [2, 2, 3, 4])
+    n = 2 if rng.random() < 0.1 else 1
+    c = pick(rng, [1, 2, 3])
+    shape = (n, bs * int(rng.integers(1, 5)), bs * int(rng.integers(1, 5)), c)
+    x = act_in("input", dt, shape, rng)
+    return Case("SPACE_TO_DEPTH", dict(block_size=bs), [x], [out_like(x)], dict(block_size=bs))
+
+
+def gen_quantize_f32_i8(rng, dt):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    lo = float(rng.uniform(-6, 0))
+    hi = float(rng.uniform(0.1, 6))
+    x = Tensor("input", "f32", tuple(shape), value_range=(lo, hi))
+    scale = np.float32((hi - lo) / 255.0 * rng.uniform(0.7, 1.3))
+    zp = (
+        int(np.clip(round(-128 - lo / scale), -128, 127))
+        if rng.random() < 0.8
+        else int(rng.integers(-128, 128))
+    )
+    out = q_tensor("output", shape, scale, zp)
+    return Case("QUANTIZE", {}, [x], [out], {})
+
+
+def gen_quantize_i8_i8(rng, dt):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    x = act_in("input", "i8", shape, rng)
+    s_in, _ = qof(x)
+    scale = np.float32(s_in * math.exp(rng.uniform(math.log(0.3), math.log(3.0))))
+    out = q_tensor("output", shape, scale, qact(rng)[1])
+    return Case("QUANTIZE", {}, [x], [out], {})
+
+
+def gen_dequantize_i8_f32(rng, dt):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    x = act_in("input", "i8", shape, rng)
+    out = Tensor("output", "f32", tuple(shape))
+    return Case("DEQUANTIZE", {}, [x], [out], {})
+
+
+# (file prefix, generator, dtype tags, cases per dtype). Generators taking three arguments
+# also receive the case number (used to cycle through variants).
+OPS = [
+    ("conv_2d", gen_conv_2d, ["f32", "i8"], 16),
+    ("depthwise_conv_2d", gen_depthwise_conv_2d, ["f32", "i8"], 16),
+    ("fully_connected", gen_fully_connected, ["f32", "i8"], 14),
+    ("add", gen_add, ["f32", "i8"], 14),
+    ("sub", gen_sub, ["f32", "i8"], 14),
+    ("mul", gen_mul, ["f32", "i8"], 14),
+    ("maximum", gen_maximum, ["f32", "i8"], 10),
+    ("minimum", gen_minimum, ["f32", "i8"], 10),
+    ("relu", gen_relu, ["f32", "i8"], 10),
+    ("relu6", gen_relu6, ["f32", "i8"], 10),
+    ("relu_n1_to_1", gen_relu_n1_to_1, ["f32", "i8"], 10),
+    ("leaky_relu", gen_leaky_relu, ["f32", "i8"], 10),
+    ("prelu", gen_prelu, ["f32", "i8"], 10),
+    ("hard_swish", gen_hard_swish, ["f32", "i8"], 10),
+    ("logistic", gen_logistic, ["f32", "i8"], 10),
+    ("tanh", gen_tanh, ["f32", "i8"], 10),
+    ("softmax", gen_softmax, ["f32", "i8"], 12),
+    ("pad", gen_pad, ["f32", "i8"], 10),
+    ("padv2", gen_padv2, ["f32", "i8"], 10),
+    ("max_pool_2d", gen_max_pool_2d, ["f32", "i8"], 12),
+    ("average_pool_2d", gen_average_pool_2d, ["f32", "i8"], 12),
+    ("mean", gen_mean, ["f32", "i8"], 14),
+    ("reshape", gen_reshape, ["f32", "i8"], 8),
+    ("squeeze", gen_squeeze, ["f32", "i8"], 8),
+    ("expand_dims", gen_expand_dims, ["f32", "i8"], 8),
+    ("concatenation", gen_concatenation, ["f32", "i8"], 10),
+    ("split", gen_split, ["f32", "i8"], 8),
+    ("split_v", gen_split_v, ["f32", "i8"], 8),
+    ("strided_slice", gen_strided_slice, ["f32", "i8"], 16),
+    ("slice", gen_slice, ["f32", "i8"], 10),
+    ("transpose", gen_transpose, ["f32", "i8"], 10),
+    ("resize_bilinear", gen_resize_bilinear, ["f32", "i8"], 15),
+    ("resize_nearest_neighbor", gen_resize_nearest_neighbor, ["f32", "i8"], 12),
+    ("depth_to_space", gen_depth_to_space, ["f32", "i8"], 8),
+    ("space_to_depth", gen_space_to_depth, ["f32", "i8"], 8),
+    ("quantize", gen_quantize_f32_i8, ["f32_i8"], 10),
+    ("quantize", gen_quantize_i8_i8, ["i8_i8"], 10),
+    ("dequantize", gen_dequantize_i8_f32, ["i8_f32"], 10),
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+
+
+def run_model(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    it = Interpreter(
+        model_content=model,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        num_threads=1,
+    )
+    details = it.get_input_details()
+    if len(details) != len(inputs):
+        raise RuntimeError(f"model has {len(details)} inputs, {len(inputs)} given")
+    it.allocate_tensors()
+    for d, x in zip(details, inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def dequantize(t: Tensor, data: np.ndarray) -> np.ndarray:
+    scale = np.asarray(t.scale, np.float32)
+    zp = np.asarray(t.zero_point, np.float32)
+    if len(scale) > 1:
+        bshape = [1] * data.ndim
+        bshape[t.quantized_dimension] = len(scale)
+        scale, zp = scale.reshape(bshape), zp.reshape(bshape)
+    return ((data.astype(np.float32) - zp) * scale).astype(np.float32)
+
+
+def float_twin(t: Tensor | None) -> Tensor | None:
+    """The float counterpart of a (possibly quantized) tensor: same shape, dequantized
+    constant data; unquantized int32 constants (shapes, axes) are kept."""
+    if t is None:
+        return None
+    if not t.quantized:
+        return Tensor(t.name, t.dtype if t.dtype != "i8" else "f32", t.shape, data=t.data)
+    data = None if t.data is None else dequantize(t, t.data)
+    return Tensor(t.name, "f32", t.shape, data=data)
+
+
+def random_input(t: Tensor, rng) -> np.ndarray:
+    if t.dtype == "i8":
+        return rng.integers(-128, 128, t.shape).astype(np.int8)
+    lo, hi = t.value_range
+    return rng.uniform(lo, hi, t.shape).astype(np.float32)
+
+
+def calibrate(y: np.ndarray, rng) -> tuple[np.float32, int]:
+    """Output qparams that cover the float range of `y` (and 0), sometimes narrowed."""
+    lo, hi = min(float(y.min()), 0.0), max(float(y.max()), 0.0)
+    shrink = pick(rng, [1.0, 1.0, 1.0, 0.9, 0.75])
+    lo, hi = lo * shrink, hi * shrink
+    if hi - lo < 1e-6:
+        hi = lo + 1.0
+    scale = np.float32((hi - lo) / 255.0)
+    zp = int(np.clip(round(-128 - lo / float(scale)), -128, 127))
+    return scale, zp
+
+
+@dataclass
+class Result:
+    name: str
+    case: Case
+    model: bytes
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+    err_lsb: float | None
+
+
+def realize(case: Case, rng) -> tuple[bytes, list[np.ndarray], list[np.ndarray], float | None]:
+    """Fills output shapes (and calibrated qparams), builds the model and runs it."""
+    variables = [t for t in case.inputs if t is not None and not t.is_const]
+    data = [random_input(t, rng) for t in variables]
+    need_twin = any(o.shape is None or o.flags.get("calibrate") for o in case.outputs)
+    twin_out = None
+    if need_twin:
+        t_inputs = [float_twin(t) for t in case.inputs]
+        t_outputs = [Tensor(o.name, "f32", (1,)) for o in case.outputs]
+        t_data = [dequantize(t, x) if t.quantized else x for t, x in zip(variables, data)]
+        twin_out = run_model(build_model(case.op, case.options, t_inputs, t_outputs), t_data)
+        for o, y in zip(case.outputs, twin_out):
+            if y.size == 0:
+                raise Retry("empty output")
+            o.shape = tuple(int(d) for d in y.shape)
+            if o.flags.get("calibrate"):
+                scale, zp = calibrate(y, rng)
+                o.scale = np.array([scale], np.float32)
+                o.zero_point = np.array([zp], np.int64)
+    model = build_model(case.op, case.options, case.inputs, case.outputs)
+    outs = run_model(model, data)
+    for o, y in zip(case.outputs, outs):
+        if len(np.unique(y)) < min(y.size, 3):
+            raise Retry("degenerate output")
+        if tuple(y.shape) != tuple(o.shape):
+            raise RuntimeError(f"output shape {y.shape} differs from the model's {o.shape}")
+        if y.dtype != NUMPY_TYPES[o.dtype]:
+            raise RuntimeError(f"output dtype {y.dtype} is not {o.dtype}")
+    err = None
+    if twin_out is not None:
+        errs = []
+        for o, y, ref in zip(case.outputs, outs, twin_out):
+            if o.quantized:
+                s, z = float(o.scale[0]), int(o.zero_point[0])
+                ref_c = np.clip(ref, (-128 - z) * s, (127 - z) * s)
+                errs.append(float(np.abs(dequantize(o, y) - ref_c).max() / s))
+            elif o.dtype == "f32":
+                errs.append(float(np.abs(y - ref).max()))
+        err = max(errs) if errs else None
+    return model, data, outs, err
+
+
+def generate(only: set[str] | None) -> tuple[list[Result], dict]:
+    results: list[Result] = []
+    rejects: dict[str, list[str]] = {}
+    for prefix, gen, dtypes, count in OPS:
+        if only and prefix not in only:
+            continue
+        for dt in dtypes:
+            rng = np.random.default_rng([BASE_SEED, zlib.crc32(f"{prefix}.{dt}".encode())])
+            in_dt = dt.split("_")[0]
+            takes_index = gen.__code__.co_argcount == 3
+            for i in range(count):
+                for attempt in range(50):
+                    try:
+                        case = gen(rng, in_dt, i) if takes_index else gen(rng, in_dt)
+                        model, data, outs, err = realize(case, rng)
+                        break
+                    except Retry:
+                        continue
+                    except (RuntimeError, ValueError) as e:
+                        msg = str(e).strip().splitlines()
+                        rejects.setdefault(f"{prefix}.{dt}", []).append(msg[-1] if msg else repr(e))
+                        continue
+                else:
+                    raise SystemExit(f"{prefix}.{dt}.{i:03d}: no valid draw in 50 attempts")
+                name = f"{prefix}.{dt}.{i:03d}"
+                results.append(Result(name, case, model, data, outs, err))
+    return results, rejects
+
+
+def write(results: list[Result], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for p in out_dir.iterdir():
+        if p.suffix in (".tflite", ".npy") or p.name == "index.json":
+            p.unlink()
+    index = []
+    for r in results:
+        (out_dir / f"{r.name}.tflite").write_bytes(r.model)
+        in_files, out_files = [], []
+        for k, x in enumerate(r.inputs):
+            in_files.append(f"{r.name}.in{k}.npy")
+            np.save(out_dir / in_files[-1], np.ascontiguousarray(x))
+        for k, y in enumerate(r.outputs):
+            out_files.append(f"{r.name}.out{k}.npy")
+            np.save(out_dir / out_files[-1], np.ascontiguousarray(y))
+        index.append(
+            dict(
+                name=r.name,
+                op=r.case.op,
+                dtype=r.name.split(".")[1],
+                model=f"{r.name}.tflite",
+                inputs=in_files,
+                outputs=out_files,
+                options=r.case.options,
+                params=r.case.params,
+            )
+        )
+    text = json.dumps(dict(generator="models/golden/make_op_goldens.py", cases=index), indent=1)
+    (out_dir / "index.json").write_text(text + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "tests" / "fixtures" / "ops")
+    ap.add_argument("--only", action="append", help="op prefix to generate (repeatable)")
+    args = ap.parse_args()
+    results, rejects = generate(set(args.only) if args.only else None)
+    write(results, args.out)
+
+    summary: dict[str, list] = {}
+    for r in results:
+        key = ".".join(r.name.split(".")[:2])
+        entry = summary.setdefault(key, [0, 0.0])
+        entry[0] += 1
+        if r.err_lsb is not None:
+            entry[1] = max(entry[1], r.err_lsb)
+    print(f"{'case group':32} {'cases':>5}  max |int8 - float twin| (LSB) / f32 self-check")
+    for key, (n, err) in summary.items():
+        print(f"{key:32} {n:5}  {err:.3g}")
+    total_bytes = sum(p.stat().st_size for p in args.out.iterdir())
+    print(f"{len(results)} cases, {total_bytes / 1e6:.2f} MB in {args.out}")
+    for key, msgs in rejects.items():
+        print(f"rejected draws {key}: {len(msgs)} (first: {msgs[0]})")
+
+
+if __name__ == "__main__":
+    main()
