@@ -15,22 +15,30 @@ use crate::npy::{self, Array};
 /// Loads a `.fer` package, or converts a source model in memory.
 fn load(path: &Path) -> Result<Model<'static>> {
     let mut head = [0u8; 8];
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let n = std::io::Read::read(&mut f, &mut head).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let n = std::io::Read::read(&mut f, &mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if n == 8 && head == ferrite_runtime::format::MAGIC {
-        return Model::load(path).with_context(|| format!("{} is not a valid .fer package", path.display()));
+        return Model::load(path)
+            .with_context(|| format!("{} is not a valid .fer package", path.display()));
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let converted = ferrite_convert::convert(&bytes).with_context(|| format!("cannot convert {}", path.display()))?;
+    let converted = ferrite_convert::convert(&bytes)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
     Ok(Model::from_vec(&converted.bytes)?)
 }
 
 pub fn convert(input: &Path, output: &Path) -> Result<()> {
     if same_file(input, output) {
-        bail!("output {} is the input file; choose another name", output.display());
+        bail!(
+            "output {} is the input file; choose another name",
+            output.display()
+        );
     }
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let c = ferrite_convert::convert(&bytes).with_context(|| format!("cannot convert {}", input.display()))?;
+    let c = ferrite_convert::convert(&bytes)
+        .with_context(|| format!("cannot convert {}", input.display()))?;
     // Prove the package loads before writing it anywhere.
     Model::from_vec(&c.bytes).context("internal error: the converted package does not load")?;
     write_atomic(output, &c.bytes)?;
@@ -57,11 +65,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Writes `bytes` to a temporary file next to `path`, then renames it into
 /// place, so `path` is never left half-written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
@@ -76,7 +92,11 @@ fn quant_json(q: &Quant) -> serde_json::Value {
     match q {
         Quant::None => serde_json::Value::Null,
         Quant::PerTensor(p) => json!({"scale": p.scale, "zero_point": p.zero_point}),
-        Quant::PerAxis { axis, scales, zero_points } => {
+        Quant::PerAxis {
+            axis,
+            scales,
+            zero_points,
+        } => {
             json!({"axis": axis, "scales": scales, "zero_points": zero_points})
         }
     }
@@ -86,7 +106,9 @@ fn quant_text(q: &Quant) -> String {
     match q {
         Quant::None => String::new(),
         Quant::PerTensor(p) => format!(" q(scale={}, zp={})", p.scale, p.zero_point),
-        Quant::PerAxis { axis, scales, .. } => format!(" q(per-axis {axis}, {} scales)", scales.len()),
+        Quant::PerAxis { axis, scales, .. } => {
+            format!(" q(per-axis {axis}, {} scales)", scales.len())
+        }
     }
 }
 
@@ -144,24 +166,57 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{}: {} bytes, {} ops, {} tensors", path.display(), model.bytes().len(), def.ops.len(), def.tensors.len());
+    println!(
+        "{}: {} bytes, {} ops, {} tensors",
+        path.display(),
+        model.bytes().len(),
+        def.ops.len(),
+        def.tensors.len()
+    );
     let show = |title: &str, ts: &[usize]| {
         println!("{title}:");
         for &t in ts {
             let td = &def.tensors[t];
-            println!("  #{t} {} {} {:?}{}", td.name, td.dtype.name(), td.shape.dims(), quant_text(&td.quant));
+            println!(
+                "  #{t} {} {} {:?}{}",
+                td.name,
+                td.dtype.name(),
+                td.shape.dims(),
+                quant_text(&td.quant)
+            );
         }
     };
     show("inputs", &def.inputs);
     show("outputs", &def.outputs);
-    let gap = if lower > 0 { 100.0 * (def.arena_bytes as f64 / lower as f64 - 1.0) } else { 0.0 };
-    println!("arena: {} bytes (lower bound {} bytes, +{gap:.1}%)", def.arena_bytes, lower);
+    let gap = if lower > 0 {
+        100.0 * (def.arena_bytes as f64 / lower as f64 - 1.0)
+    } else {
+        0.0
+    };
+    println!(
+        "arena: {} bytes (lower bound {} bytes, +{gap:.1}%)",
+        def.arena_bytes, lower
+    );
     println!("ops:");
     for (i, (op, k)) in def.ops.iter().zip(&kernels).enumerate() {
         let names = |v: &[i32]| -> String {
-            v.iter().map(|&t| if t < 0 { "-".to_string() } else { format!("#{t}") }).collect::<Vec<_>>().join(",")
+            v.iter()
+                .map(|&t| {
+                    if t < 0 {
+                        "-".to_string()
+                    } else {
+                        format!("#{t}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        println!("  {i:3} {:<24} {} -> {}  [{k}]", op.code.name(), names(&op.inputs), names(&op.outputs));
+        println!(
+            "  {i:3} {:<24} {} -> {}  [{k}]",
+            op.code.name(),
+            names(&op.inputs),
+            names(&op.outputs)
+        );
     }
     println!("tensors:");
     for (i, t) in def.tensors.iter().enumerate() {
@@ -169,7 +224,13 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<()> {
             Storage::Arena { offset } => format!("arena@{offset}"),
             Storage::Const { len, .. } => format!("const {len} B"),
         };
-        println!("  #{i:<4} {:<40} {:<8} {:?}{}  {loc}", t.name, t.dtype.name(), t.shape.dims(), quant_text(&t.quant));
+        println!(
+            "  #{i:<4} {:<40} {:<8} {:?}{}  {loc}",
+            t.name,
+            t.dtype.name(),
+            t.shape.dims(),
+            quant_text(&t.quant)
+        );
     }
     if !def.metadata.is_empty() {
         println!("metadata:");
@@ -195,7 +256,10 @@ fn read_inputs(args: &[String], infos: &[IoInfo]) -> Result<Vec<Array>> {
             Some((name, file)) if !Path::new(a).exists() => {
                 let k = infos.iter().position(|i| i.name == name).with_context(|| {
                     let names: Vec<_> = infos.iter().map(|i| i.name.as_str()).collect();
-                    format!("the model has no input named '{name}' (inputs: {})", names.join(", "))
+                    format!(
+                        "the model has no input named '{name}' (inputs: {})",
+                        names.join(", ")
+                    )
                 })?;
                 (k, PathBuf::from(file))
             }
@@ -217,7 +281,16 @@ fn read_inputs(args: &[String], infos: &[IoInfo]) -> Result<Vec<Array>> {
     slots
         .into_iter()
         .zip(infos)
-        .map(|(s, i)| s.with_context(|| format!("missing input '{}' ({} {:?})", i.name, i.dtype.name(), i.shape.dims())))
+        .map(|(s, i)| {
+            s.with_context(|| {
+                format!(
+                    "missing input '{}' ({} {:?})",
+                    i.name,
+                    i.dtype.name(),
+                    i.shape.dims()
+                )
+            })
+        })
         .collect()
 }
 
@@ -225,22 +298,39 @@ fn read_inputs(args: &[String], infos: &[IoInfo]) -> Result<Vec<Array>> {
 fn fit_input(a: Array, info: &IoInfo) -> Result<Array> {
     let want = info.shape.dims();
     if a.shape != want {
-        bail!("input '{}' has shape {:?}, the model expects {:?}", info.name, a.shape, want);
+        bail!(
+            "input '{}' has shape {:?}, the model expects {:?}",
+            info.name,
+            a.shape,
+            want
+        );
     }
     if a.dtype == info.dtype {
         return Ok(a);
     }
     match (a.dtype, info.dtype, &info.quant) {
         (DType::F32, DType::I8, Quant::PerTensor(q)) => {
-            let data = a.as_f32().iter().map(|&x| quant::quantize_i8(x, *q) as u8).collect();
-            Ok(Array { dtype: DType::I8, shape: a.shape, data })
+            let data = a
+                .as_f32()
+                .iter()
+                .map(|&x| quant::quantize_i8(x, *q) as u8)
+                .collect();
+            Ok(Array {
+                dtype: DType::I8,
+                shape: a.shape,
+                data,
+            })
         }
         _ => bail!(
             "input '{}' is {}, the model expects {}{}",
             info.name,
             a.dtype.name(),
             info.dtype.name(),
-            if info.dtype == DType::I8 { " (or float32, quantized with the input's scale)" } else { "" }
+            if info.dtype == DType::I8 {
+                " (or float32, quantized with the input's scale)"
+            } else {
+                ""
+            }
         ),
     }
 }
@@ -257,30 +347,53 @@ fn session_inputs(model_path: &Path, session: &Session<'_>, args: &[String]) -> 
 
 pub fn run(path: &Path, args: &[String], out_dir: &Path) -> Result<()> {
     let model = load(path)?;
-    let mut session = Session::new(&model, Options::default()).context("cannot prepare the model")?;
+    let mut session =
+        Session::new(&model, Options::default()).context("cannot prepare the model")?;
     let arrays = session_inputs(path, &session, args)?;
     for (i, a) in arrays.iter().enumerate() {
-        session.set_input(i, TensorView { dtype: a.dtype, shape: &a.shape, data: &a.data })?;
+        session.set_input(
+            i,
+            TensorView {
+                dtype: a.dtype,
+                shape: &a.shape,
+                data: &a.data,
+            },
+        )?;
     }
     let t0 = Instant::now();
     session.invoke()?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut listing = Vec::new();
     for (i, info) in session.outputs().iter().enumerate() {
         let v = session.output(i)?;
-        let a = Array { dtype: v.dtype, shape: v.shape.to_vec(), data: v.data.to_vec() };
+        let a = Array {
+            dtype: v.dtype,
+            shape: v.shape.to_vec(),
+            data: v.data.to_vec(),
+        };
         let file = out_dir.join(format!("output{i}.npy"));
         npy::write(&file, &a)?;
         listing.push(json!({"name": info.name, "file": format!("output{i}.npy"), "shape": a.shape, "dtype": a.dtype.name(), "quant": quant_json(&info.quant)}));
         println!("output{i} {} {} {:?}", info.name, a.dtype.name(), a.shape);
     }
-    std::fs::write(out_dir.join("outputs.json"), serde_json::to_string_pretty(&listing)? + "\n")?;
+    std::fs::write(
+        out_dir.join("outputs.json"),
+        serde_json::to_string_pretty(&listing)? + "\n",
+    )?;
     println!("ran in {ms:.3} ms; outputs in {}", out_dir.display());
     Ok(())
 }
 
-pub fn bench(path: &Path, runs: usize, warmup: usize, threads: usize, args: &[String], as_json: bool) -> Result<()> {
+pub fn bench(
+    path: &Path,
+    runs: usize,
+    warmup: usize,
+    threads: usize,
+    args: &[String],
+    as_json: bool,
+) -> Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -288,7 +401,10 @@ pub fn bench(path: &Path, runs: usize, warmup: usize, threads: usize, args: &[St
         bail!("--threads must be at least 1");
     }
     let model = load(path)?;
-    let opts = Options { threads, ..Options::default() };
+    let opts = Options {
+        threads,
+        ..Options::default()
+    };
     let mut session = Session::new(&model, opts).context("cannot prepare the model")?;
     let arrays = if args.is_empty() {
         use rand::{Rng, SeedableRng};
@@ -299,17 +415,30 @@ pub fn bench(path: &Path, runs: usize, warmup: usize, threads: usize, args: &[St
             .map(|i| {
                 let n = i.numel();
                 let data: Vec<u8> = match i.dtype {
-                    DType::F32 => (0..n).flat_map(|_| rng.gen_range(-1.0f32..1.0).to_le_bytes()).collect(),
+                    DType::F32 => (0..n)
+                        .flat_map(|_| rng.gen_range(-1.0f32..1.0).to_le_bytes())
+                        .collect(),
                     _ => (0..n * i.dtype.size()).map(|_| rng.gen()).collect(),
                 };
-                Array { dtype: i.dtype, shape: i.shape.dims().to_vec(), data }
+                Array {
+                    dtype: i.dtype,
+                    shape: i.shape.dims().to_vec(),
+                    data,
+                }
             })
             .collect()
     } else {
         session_inputs(path, &session, args)?
     };
     for (i, a) in arrays.iter().enumerate() {
-        session.set_input(i, TensorView { dtype: a.dtype, shape: &a.shape, data: &a.data })?;
+        session.set_input(
+            i,
+            TensorView {
+                dtype: a.dtype,
+                shape: &a.shape,
+                data: &a.data,
+            },
+        )?;
     }
     for _ in 0..warmup {
         session.invoke()?;
@@ -324,7 +453,10 @@ pub fn bench(path: &Path, runs: usize, warmup: usize, threads: usize, args: &[St
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     let (min, median, p90) = (times[0], pct(0.5), pct(0.9));
     if as_json {
-        println!("{}", json!({"runs": runs, "threads": threads, "min_ms": min, "median_ms": median, "p90_ms": p90}));
+        println!(
+            "{}",
+            json!({"runs": runs, "threads": threads, "min_ms": min, "median_ms": median, "p90_ms": p90})
+        );
     } else {
         println!("{}: {runs} runs, {threads} thread(s): min {min:.3} ms, median {median:.3} ms, p90 {p90:.3} ms", path.display());
     }

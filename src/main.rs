@@ -4,16 +4,18 @@
 //! `ferrite-runtime`, and prints. Errors are one line on stderr (the whole
 //! cause chain with `--verbose`) and a non-zero exit.
 
-mod commands;
-mod npy;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ferrite::commands;
 
 #[derive(Parser)]
-#[command(name = "ferrite", version, about = "Edge inference: convert models to .fer, inspect, run and benchmark them")]
+#[command(
+    name = "ferrite",
+    version,
+    about = "Edge inference: convert models to .fer, inspect, run and benchmark them"
+)]
 struct Cli {
     /// Print the full chain of causes on errors.
     #[arg(long, global = true)]
@@ -72,10 +74,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert { input, output } => commands::convert(&input, &output),
         Command::Inspect { model, json } => commands::inspect(&model, json),
-        Command::Run { model, inputs, out_dir } => commands::run(&model, &inputs, &out_dir),
-        Command::Bench { model, runs, warmup, threads, inputs, json } => {
-            commands::bench(&model, runs, warmup, threads, &inputs, json)
-        }
+        Command::Run {
+            model,
+            inputs,
+            out_dir,
+        } => commands::run(&model, &inputs, &out_dir),
+        Command::Bench {
+            model,
+            runs,
+            warmup,
+            threads,
+            inputs,
+            json,
+        } => commands::bench(&model, runs, warmup, threads, &inputs, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

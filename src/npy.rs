@@ -21,11 +21,17 @@ pub struct Array {
 impl Array {
     /// The values as f32 (only for f32 arrays).
     pub fn as_f32(&self) -> Vec<f32> {
-        self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        self.data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     }
 }
 
-fn to_le<T: npyz::Deserialize, const N: usize>(r: npyz::NpyFile<&[u8]>, f: impl Fn(T) -> [u8; N]) -> Result<Vec<u8>> {
+fn to_le<T: npyz::Deserialize, const N: usize>(
+    r: npyz::NpyFile<&[u8]>,
+    f: impl Fn(T) -> [u8; N],
+) -> Result<Vec<u8>> {
     let v: Vec<T> = r.into_vec()?;
     Ok(v.into_iter().flat_map(f).collect())
 }
@@ -44,7 +50,9 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
         bail!("Fortran-order arrays are not supported (save it with numpy.ascontiguousarray)");
     }
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
-    let npyz::DType::Plain(ts) = file.dtype() else { bail!("structured dtypes are not supported") };
+    let npyz::DType::Plain(ts) = file.dtype() else {
+        bail!("structured dtypes are not supported")
+    };
     use npyz::TypeChar::*;
     let dtype = match (ts.type_char(), ts.size_field()) {
         (Float, 4) => DType::F32,
@@ -54,11 +62,19 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
         (Int, 4) => DType::I32,
         (Int, 8) => DType::I64,
         (Bool, 1) => DType::Bool,
-        _ => bail!("unsupported dtype '{ts}' (use float32, int8, uint8, int16, int32, int64 or bool)"),
+        _ => bail!(
+            "unsupported dtype '{ts}' (use float32, int8, uint8, int16, int32, int64 or bool)"
+        ),
     };
-    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).context("shape overflows")?;
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .context("shape overflows")?;
     if numel.saturating_mul(dtype.size()) > bytes.len() {
-        bail!("data is truncated: shape {shape:?} needs {} bytes", numel * dtype.size());
+        bail!(
+            "data is truncated: shape {shape:?} needs {} bytes",
+            numel * dtype.size()
+        );
     }
     let data = match dtype {
         DType::F32 => to_le(file, f32::to_le_bytes)?,
@@ -77,12 +93,17 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
 
 /// Writes `a` as a `.npy` file.
 pub fn write(path: &Path, a: &Array) -> Result<()> {
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
     let shape: Vec<u64> = a.shape.iter().map(|&d| d as u64).collect();
     macro_rules! put {
         ($t:ty, $n:literal) => {{
-            let mut wr = npyz::WriteOptions::<$t>::new().default_dtype().shape(&shape).writer(&mut w).begin_nd()?;
+            let mut wr = npyz::WriteOptions::<$t>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut w)
+                .begin_nd()?;
             for c in a.data.chunks_exact($n) {
                 wr.push(&<$t>::from_le_bytes(c.try_into().unwrap()))?;
             }
@@ -97,7 +118,11 @@ pub fn write(path: &Path, a: &Array) -> Result<()> {
         DType::I32 => put!(i32, 4),
         DType::I64 => put!(i64, 8),
         DType::Bool => {
-            let mut wr = npyz::WriteOptions::<bool>::new().default_dtype().shape(&shape).writer(&mut w).begin_nd()?;
+            let mut wr = npyz::WriteOptions::<bool>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut w)
+                .begin_nd()?;
             for &b in &a.data {
                 wr.push(&(b != 0))?;
             }

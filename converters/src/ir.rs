@@ -35,14 +35,22 @@ impl Tensor {
     pub fn runtime_shape(&self) -> Result<Shape> {
         match Shape::new(&self.shape) {
             Some(s) => Ok(s),
-            None => bail!("tensor '{}' has rank {} (at most 8 supported)", self.name, self.shape.len()),
+            None => bail!(
+                "tensor '{}' has rank {} (at most 8 supported)",
+                self.name,
+                self.shape.len()
+            ),
         }
     }
 
     /// Constant data as f32 values (for f32 constants).
     pub fn f32_data(&self) -> Option<Vec<f32>> {
         let d = self.data.as_ref()?;
-        (self.dtype == DType::F32).then(|| d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+        (self.dtype == DType::F32).then(|| {
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        })
     }
 
     /// Constant data as i64 values (for any integer constant).
@@ -51,9 +59,18 @@ impl Tensor {
         Some(match self.dtype {
             DType::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
             DType::U8 | DType::Bool => d.iter().map(|&b| b as i64).collect(),
-            DType::I16 => d.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-            DType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-            DType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
+                .collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             DType::F32 => return None,
         })
     }
@@ -90,13 +107,21 @@ impl Graph {
 
     /// Sets (or replaces) a text metadata entry.
     pub fn set_meta_text(&mut self, key: &str, value: &str) {
-        self.set_meta(key, ferrite_runtime::format::meta_kind::TEXT, value.as_bytes().to_vec());
+        self.set_meta(
+            key,
+            ferrite_runtime::format::meta_kind::TEXT,
+            value.as_bytes().to_vec(),
+        );
     }
 
     /// Sets (or replaces) a metadata entry.
     pub fn set_meta(&mut self, key: &str, kind: u8, value: Vec<u8>) {
         self.metadata.retain(|m| m.key != key);
-        self.metadata.push(MetaEntry { key: key.to_string(), kind, value });
+        self.metadata.push(MetaEntry {
+            key: key.to_string(),
+            kind,
+            value,
+        });
     }
 
     /// Replaces every use of tensor `from` (node inputs and graph outputs) by `to`.

@@ -54,10 +54,13 @@ pub fn convert(src: &[u8]) -> Result<Converted> {
 /// Plans and writes `graph`, then verifies the result loads and prepares.
 pub fn package_graph(graph: &Graph) -> Result<Converted> {
     let (bytes, planned) = package::write(graph)?;
-    let model = Model::from_vec(&bytes).map_err(|e| anyhow!("internal error: the written package is invalid: {e}"))?;
+    let model = Model::from_vec(&bytes)
+        .map_err(|e| anyhow!("internal error: the written package is invalid: {e}"))?;
     if let Err(e) = Session::new(&model, Options::default()) {
         let op = match e {
-            RtError::UnsupportedConfig { op, .. } | RtError::ShapeMismatch { op, .. } | RtError::UnsupportedOp { op, .. } => Some(op),
+            RtError::UnsupportedConfig { op, .. }
+            | RtError::ShapeMismatch { op, .. }
+            | RtError::UnsupportedOp { op, .. } => Some(op),
             _ => None,
         };
         match op.and_then(|i| graph.nodes.get(i)) {

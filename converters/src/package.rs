@@ -33,9 +33,17 @@ pub fn plan(g: &Graph) -> Result<Planned> {
         let storage = match &t.data {
             Some(d) => {
                 if d.len() != t.nbytes() {
-                    bail!("constant tensor '{}' has {} bytes of data, its shape needs {}", t.name, d.len(), t.nbytes());
+                    bail!(
+                        "constant tensor '{}' has {} bytes of data, its shape needs {}",
+                        t.name,
+                        d.len(),
+                        t.nbytes()
+                    );
                 }
-                let s = Storage::Const { offset: data_off, len: d.len() };
+                let s = Storage::Const {
+                    offset: data_off,
+                    len: d.len(),
+                };
                 data_off = align_up(data_off + d.len(), DATA_ALIGN);
                 s
             }
@@ -55,7 +63,11 @@ pub fn plan(g: &Graph) -> Result<Planned> {
         .map(|n| OpDef {
             code: n.code,
             attrs: n.attrs.clone(),
-            inputs: n.inputs.iter().map(|i| i.map_or(-1, |i| i as i32)).collect(),
+            inputs: n
+                .inputs
+                .iter()
+                .map(|i| i.map_or(-1, |i| i as i32))
+                .collect(),
             outputs: n.outputs.iter().map(|&o| o as i32).collect(),
         })
         .collect();
@@ -91,12 +103,22 @@ pub fn plan(g: &Graph) -> Result<Planned> {
             }
             None => {
                 block_of[t] = blocks.len();
-                blocks.push(Block { root, size, life: l, offset: 0 });
+                blocks.push(Block {
+                    root,
+                    size,
+                    life: l,
+                    offset: 0,
+                });
             }
         }
     }
     let mut order: Vec<usize> = (0..blocks.len()).collect();
-    order.sort_by(|&a, &b| blocks[b].size.cmp(&blocks[a].size).then(blocks[a].life.first.cmp(&blocks[b].life.first)));
+    order.sort_by(|&a, &b| {
+        blocks[b]
+            .size
+            .cmp(&blocks[a].size)
+            .then(blocks[a].life.first.cmp(&blocks[b].life.first))
+    });
     let mut placed: Vec<usize> = Vec::new();
     let mut arena = 0usize;
     for &b in &order {
@@ -134,7 +156,12 @@ pub fn plan(g: &Graph) -> Result<Planned> {
         }
     }
     let lower_bound = format::arena_lower_bound(&tensors, &ops, &g.inputs, &g.outputs);
-    Ok(Planned { tensors, ops, arena_bytes: arena, lower_bound })
+    Ok(Planned {
+        tensors,
+        ops,
+        arena_bytes: arena,
+        lower_bound,
+    })
 }
 
 struct Out {
@@ -202,7 +229,11 @@ pub fn write(g: &Graph) -> Result<(Vec<u8>, Planned)> {
                 tens.f32(q.scale);
                 tens.i32(q.zero_point);
             }
-            Quant::PerAxis { axis, scales, zero_points } => {
+            Quant::PerAxis {
+                axis,
+                scales,
+                zero_points,
+            } => {
                 tens.u32(*axis as u32);
                 tens.u32(scales.len() as u32);
                 scales.iter().for_each(|&s| tens.f32(s));
@@ -222,7 +253,11 @@ pub fn write(g: &Graph) -> Result<(Vec<u8>, Planned)> {
         ops.u16(count(op.attrs.len(), "attributes")?);
         ops.u16(count(op.inputs.len(), "inputs")?);
         ops.u16(count(op.outputs.len(), "outputs")?);
-        op.attrs.iter().chain(&op.inputs).chain(&op.outputs).for_each(|&v| ops.i32(v));
+        op.attrs
+            .iter()
+            .chain(&op.inputs)
+            .chain(&op.outputs)
+            .for_each(|&v| ops.i32(v));
     }
 
     let mut graph = Out { buf: Vec::new() };
@@ -262,13 +297,19 @@ pub fn write(g: &Graph) -> Result<(Vec<u8>, Planned)> {
     let mut pos = table_end;
     for (kind, body) in &sections {
         // The data section must be 64-byte aligned; others start on 8 bytes.
-        let align = if *kind == section::DATA { DATA_ALIGN } else { 8 };
+        let align = if *kind == section::DATA {
+            DATA_ALIGN
+        } else {
+            8
+        };
         pos = align_up(pos, align);
         offsets.push(pos);
         pos += body.len();
     }
     let file_len = pos;
-    let mut f = Out { buf: Vec::with_capacity(file_len) };
+    let mut f = Out {
+        buf: Vec::with_capacity(file_len),
+    };
     f.buf.extend_from_slice(&format::MAGIC);
     f.u32(format::VERSION);
     f.u32(0); // flags

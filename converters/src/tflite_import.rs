@@ -17,7 +17,9 @@ use ferrite_runtime::quant::QParams;
 use ferrite_runtime::{DType, OpCode, Quant};
 
 use crate::ir::{Graph, Node, Tensor};
-use crate::tflite::{self, builtin_op as b, tensor_type as tt, BuiltinOptions, TflActivation, TflPadding};
+use crate::tflite::{
+    self, builtin_op as b, tensor_type as tt, BuiltinOptions, TflActivation, TflPadding,
+};
 
 /// Collects problems so that one error can list them all.
 #[derive(Default)]
@@ -82,11 +84,20 @@ fn padding(p: TflPadding) -> Padding {
 }
 
 fn pos(v: i32, what: &str) -> Result<usize> {
-    usize::try_from(v).ok().filter(|&v| v >= 1).ok_or_else(|| anyhow!("{what} must be >= 1 (got {v})"))
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v >= 1)
+        .ok_or_else(|| anyhow!("{what} must be >= 1 (got {v})"))
 }
 
 /// Explicit `[top, left, bottom, right]` padding for a TFLite window.
-fn window_pads(p: TflPadding, in_hw: (usize, usize), k: (usize, usize), s: (usize, usize), d: (usize, usize)) -> [i32; 4] {
+fn window_pads(
+    p: TflPadding,
+    in_hw: (usize, usize),
+    k: (usize, usize),
+    s: (usize, usize),
+    d: (usize, usize),
+) -> [i32; 4] {
     let (oh, top) = tflite_padding(padding(p), in_hw.0, k.0, s.0, d.0);
     let (ow, left) = tflite_padding(padding(p), in_hw.1, k.1, s.1, d.1);
     let total = |o: usize, i: usize, k: usize, s: usize, d: usize| {
@@ -100,10 +111,16 @@ fn window_pads(p: TflPadding, in_hw: (usize, usize), k: (usize, usize), s: (usiz
 /// Converts a parsed TFLite model.
 pub fn import(bytes: &[u8]) -> Result<Graph> {
     let m = tflite::parse(bytes).map_err(|e| anyhow!("not a readable TFLite model: {e}"))?;
-    let sg = m.subgraphs.first().ok_or_else(|| anyhow!("the model has no subgraph"))?;
+    let sg = m
+        .subgraphs
+        .first()
+        .ok_or_else(|| anyhow!("the model has no subgraph"))?;
     let mut probs = Problems::default();
     if m.subgraphs.len() > 1 {
-        probs.other.push(format!("the model has {} subgraphs; only single-subgraph models are supported", m.subgraphs.len()));
+        probs.other.push(format!(
+            "the model has {} subgraphs; only single-subgraph models are supported",
+            m.subgraphs.len()
+        ));
     }
 
     // Tensors. Constants get their data now; fp16/int8 tensors that only feed a
@@ -111,7 +128,11 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
     let mut g = Graph::default();
     let mut raw: Vec<Option<Vec<u8>>> = Vec::with_capacity(sg.tensors.len());
     for (i, t) in sg.tensors.iter().enumerate() {
-        let buf = m.buffers.get(t.buffer as usize).map(|b| b.data).unwrap_or(&[]);
+        let buf = m
+            .buffers
+            .get(t.buffer as usize)
+            .map(|b| b.data)
+            .unwrap_or(&[]);
         let mut shape = Vec::with_capacity(t.shape.len());
         for &d in &t.shape {
             match usize::try_from(d) {
@@ -129,7 +150,9 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
             match tflite::densify(sp, &t.shape, buf, es) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    probs.other.push(format!("tensor {i} '{}': cannot densify: {e}", t.name));
+                    probs
+                        .other
+                        .push(format!("tensor {i} '{}': cannot densify: {e}", t.name));
                     None
                 }
             }
@@ -137,14 +160,21 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
             Some(buf.to_vec())
         };
         if t.is_variable {
-            probs.other.push(format!("tensor {i} '{}' is a variable; stateful models are not supported yet", t.name));
+            probs.other.push(format!(
+                "tensor {i} '{}' is a variable; stateful models are not supported yet",
+                t.name
+            ));
         }
         let dtype = match (dtype_of(t.dtype), t.dtype) {
             (Some(d), _) => d,
             // fp16 constants are folded through their DEQUANTIZE below.
             (None, tt::FLOAT16) if data.is_some() => DType::F32,
             (None, other) => {
-                probs.other.push(format!("tensor {i} '{}' has unsupported type {}", t.name, tflite::tensor_type_name(other)));
+                probs.other.push(format!(
+                    "tensor {i} '{}' has unsupported type {}",
+                    t.name,
+                    tflite::tensor_type_name(other)
+                ));
                 DType::F32
             }
         };
@@ -152,7 +182,10 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
             Some(q) if !q.scale.is_empty() && dtype != DType::F32 => {
                 let zp = |k: usize| q.zero_point.get(k).copied().unwrap_or(0) as i32;
                 if q.scale.len() == 1 {
-                    Quant::PerTensor(QParams { scale: q.scale[0], zero_point: zp(0) })
+                    Quant::PerTensor(QParams {
+                        scale: q.scale[0],
+                        zero_point: zp(0),
+                    })
                 } else {
                     Quant::PerAxis {
                         axis: q.quantized_dimension.max(0) as usize,
@@ -163,25 +196,53 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
             }
             _ => Quant::None,
         };
-        raw.push(if t.dtype == tt::FLOAT16 { data.clone() } else { None });
+        raw.push(if t.dtype == tt::FLOAT16 {
+            data.clone()
+        } else {
+            None
+        });
         let data = if t.dtype == tt::FLOAT16 { None } else { data };
-        g.add_tensor(Tensor { name: t.name.clone(), dtype, shape, quant, data });
+        g.add_tensor(Tensor {
+            name: t.name.clone(),
+            dtype,
+            shape,
+            quant,
+            data,
+        });
     }
-    let idx = |v: i32| -> Option<usize> { usize::try_from(v).ok().filter(|&v| v < sg.tensors.len()) };
+    let idx =
+        |v: i32| -> Option<usize> { usize::try_from(v).ok().filter(|&v| v < sg.tensors.len()) };
     for &t in &sg.inputs {
-        g.inputs.push(idx(t).ok_or_else(|| anyhow!("graph input {t} is not a tensor"))?);
+        g.inputs
+            .push(idx(t).ok_or_else(|| anyhow!("graph input {t} is not a tensor"))?);
     }
     for &t in &sg.outputs {
-        g.outputs.push(idx(t).ok_or_else(|| anyhow!("graph output {t} is not a tensor"))?);
+        g.outputs
+            .push(idx(t).ok_or_else(|| anyhow!("graph output {t} is not a tensor"))?);
     }
 
     for (k, op) in sg.operators.iter().enumerate() {
-        let code = m.operator_codes.get(op.opcode_index as usize).map(|c| c.builtin_code).unwrap_or(-1);
-        let custom = m.operator_codes.get(op.opcode_index as usize).and_then(|c| c.custom_code.clone());
+        let code = m
+            .operator_codes
+            .get(op.opcode_index as usize)
+            .map(|c| c.builtin_code)
+            .unwrap_or(-1);
+        let custom = m
+            .operator_codes
+            .get(op.opcode_index as usize)
+            .and_then(|c| c.custom_code.clone());
         let ins: Vec<Option<usize>> = op.inputs.iter().map(|&t| idx(t)).collect();
         let outs: Vec<usize> = op.outputs.iter().filter_map(|&t| idx(t)).collect();
-        if outs.len() != op.outputs.len() || ins.iter().zip(&op.inputs).any(|(i, &r)| i.is_none() && r != -1) {
-            probs.other.push(format!("op {k} ({}) refers to a tensor that does not exist", tflite::builtin_name(code)));
+        if outs.len() != op.outputs.len()
+            || ins
+                .iter()
+                .zip(&op.inputs)
+                .any(|(i, &r)| i.is_none() && r != -1)
+        {
+            probs.other.push(format!(
+                "op {k} ({}) refers to a tensor that does not exist",
+                tflite::builtin_name(code)
+            ));
             continue;
         }
         let name = match (code, &custom) {
@@ -192,7 +253,9 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
         match lower(&mut g, &raw, code, &op.options, &ins, &outs, &origin) {
             Ok(Some(node)) => g.nodes.push(node),
             Ok(None) => {}
-            Err(e) if e.downcast_ref::<Unsupported>().is_some() => probs.ops.entry(name).or_default().push(k),
+            Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
+                probs.ops.entry(name).or_default().push(k)
+            }
             Err(e) => probs.other.push(format!("{origin}: {e}")),
         }
     }
@@ -219,11 +282,15 @@ fn const_ints(g: &Graph, t: Option<usize>, what: &str) -> Result<Vec<i64>> {
     if tensor.data.is_none() {
         bail!("{what} must be a constant tensor");
     }
-    tensor.int_data().ok_or_else(|| anyhow!("{what} must be an integer tensor"))
+    tensor
+        .int_data()
+        .ok_or_else(|| anyhow!("{what} must be an integer tensor"))
 }
 
 fn rank_of(g: &Graph, t: Option<usize>) -> Result<usize> {
-    Ok(g.tensors[t.ok_or_else(|| anyhow!("missing input"))?].shape.len())
+    Ok(g.tensors[t.ok_or_else(|| anyhow!("missing input"))?]
+        .shape
+        .len())
 }
 
 fn norm_axis(axis: i64, rank: usize) -> Result<i32> {
@@ -246,25 +313,66 @@ fn lower(
 ) -> Result<Option<Node>> {
     let input = |k: usize| ins.get(k).copied().flatten();
     let node = |code: OpCode, attrs: Vec<i32>, inputs: Vec<Option<usize>>| {
-        Ok(Some(Node { code, attrs, inputs, outputs: outs.to_vec(), origin: origin.to_string() }))
+        Ok(Some(Node {
+            code,
+            attrs,
+            inputs,
+            outputs: outs.to_vec(),
+            origin: origin.to_string(),
+        }))
     };
     let shape = |k: usize| -> Result<Vec<usize>> {
-        Ok(g.tensors[input(k).ok_or_else(|| anyhow!("missing input {k}"))?].shape.clone())
+        Ok(
+            g.tensors[input(k).ok_or_else(|| anyhow!("missing input {k}"))?]
+                .shape
+                .clone(),
+        )
     };
     match (code, opts) {
-        (b::CONV_2D, BuiltinOptions::Conv2D { padding: p, stride_w, stride_h, fused_activation, dilation_w, dilation_h }) => {
+        (
+            b::CONV_2D,
+            BuiltinOptions::Conv2D {
+                padding: p,
+                stride_w,
+                stride_h,
+                fused_activation,
+                dilation_w,
+                dilation_h,
+            },
+        ) => {
             let (x, f) = (shape(0)?, shape(1)?);
             if x.len() != 4 || f.len() != 4 {
                 bail!("expects 4-D input and filter");
             }
-            let (s, d) = ((pos(*stride_h, "stride")?, pos(*stride_w, "stride")?), (pos(*dilation_h, "dilation")?, pos(*dilation_w, "dilation")?));
+            let (s, d) = (
+                (pos(*stride_h, "stride")?, pos(*stride_w, "stride")?),
+                (pos(*dilation_h, "dilation")?, pos(*dilation_w, "dilation")?),
+            );
             let pads = window_pads(*p, (x[1], x[2]), (f[1], f[2]), s, d);
-            let attrs = vec![s.0 as i32, s.1 as i32, d.0 as i32, d.1 as i32, pads[0], pads[1], pads[2], pads[3], act(*fused_activation)?];
+            let attrs = vec![
+                s.0 as i32,
+                s.1 as i32,
+                d.0 as i32,
+                d.1 as i32,
+                pads[0],
+                pads[1],
+                pads[2],
+                pads[3],
+                act(*fused_activation)?,
+            ];
             node(OpCode::Conv2d, attrs, vec![input(0), input(1), input(2)])
         }
         (
             b::DEPTHWISE_CONV_2D,
-            BuiltinOptions::DepthwiseConv2D { padding: p, stride_w, stride_h, depth_multiplier: _, fused_activation, dilation_w, dilation_h },
+            BuiltinOptions::DepthwiseConv2D {
+                padding: p,
+                stride_w,
+                stride_h,
+                depth_multiplier: _,
+                fused_activation,
+                dilation_w,
+                dilation_h,
+            },
         ) => {
             let (x, f) = (shape(0)?, shape(1)?);
             if x.len() != 4 || f.len() != 4 || x[3] == 0 {
@@ -272,14 +380,38 @@ fn lower(
             }
             // TFLite derives the multiplier from the shapes; the option may be stale.
             let mult = f[3] / x[3];
-            let (s, d) = ((pos(*stride_h, "stride")?, pos(*stride_w, "stride")?), (pos(*dilation_h, "dilation")?, pos(*dilation_w, "dilation")?));
+            let (s, d) = (
+                (pos(*stride_h, "stride")?, pos(*stride_w, "stride")?),
+                (pos(*dilation_h, "dilation")?, pos(*dilation_w, "dilation")?),
+            );
             let pads = window_pads(*p, (x[1], x[2]), (f[1], f[2]), s, d);
             let attrs = vec![
-                s.0 as i32, s.1 as i32, d.0 as i32, d.1 as i32, pads[0], pads[1], pads[2], pads[3], act(*fused_activation)?, mult as i32,
+                s.0 as i32,
+                s.1 as i32,
+                d.0 as i32,
+                d.1 as i32,
+                pads[0],
+                pads[1],
+                pads[2],
+                pads[3],
+                act(*fused_activation)?,
+                mult as i32,
             ];
-            node(OpCode::DepthwiseConv2d, attrs, vec![input(0), input(1), input(2)])
+            node(
+                OpCode::DepthwiseConv2d,
+                attrs,
+                vec![input(0), input(1), input(2)],
+            )
         }
-        (b::FULLY_CONNECTED, BuiltinOptions::FullyConnected { fused_activation, weights_format, keep_num_dims, asymmetric_quantize_inputs: _ }) => {
+        (
+            b::FULLY_CONNECTED,
+            BuiltinOptions::FullyConnected {
+                fused_activation,
+                weights_format,
+                keep_num_dims,
+                asymmetric_quantize_inputs: _,
+            },
+        ) => {
             if *weights_format != 0 {
                 bail!("shuffled weights format is not supported");
             }
@@ -288,25 +420,47 @@ fn lower(
             if w != x {
                 bail!("hybrid (float input, int8 weights) FULLY_CONNECTED is not supported");
             }
-            node(OpCode::FullyConnected, vec![act(*fused_activation)?, *keep_num_dims as i32], vec![input(0), input(1), input(2)])
+            node(
+                OpCode::FullyConnected,
+                vec![act(*fused_activation)?, *keep_num_dims as i32],
+                vec![input(0), input(1), input(2)],
+            )
         }
-        (b::ADD, BuiltinOptions::Add { fused_activation }) => node(OpCode::Add, vec![act(*fused_activation)?], vec![input(0), input(1)]),
+        (b::ADD, BuiltinOptions::Add { fused_activation }) => node(
+            OpCode::Add,
+            vec![act(*fused_activation)?],
+            vec![input(0), input(1)],
+        ),
         (b::ADD, BuiltinOptions::None) => node(OpCode::Add, vec![0], vec![input(0), input(1)]),
-        (b::SUB, BuiltinOptions::Sub { fused_activation }) => node(OpCode::Sub, vec![act(*fused_activation)?], vec![input(0), input(1)]),
+        (b::SUB, BuiltinOptions::Sub { fused_activation }) => node(
+            OpCode::Sub,
+            vec![act(*fused_activation)?],
+            vec![input(0), input(1)],
+        ),
         (b::SUB, BuiltinOptions::None) => node(OpCode::Sub, vec![0], vec![input(0), input(1)]),
-        (b::MUL, BuiltinOptions::Mul { fused_activation }) => node(OpCode::Mul, vec![act(*fused_activation)?], vec![input(0), input(1)]),
+        (b::MUL, BuiltinOptions::Mul { fused_activation }) => node(
+            OpCode::Mul,
+            vec![act(*fused_activation)?],
+            vec![input(0), input(1)],
+        ),
         (b::MUL, BuiltinOptions::None) => node(OpCode::Mul, vec![0], vec![input(0), input(1)]),
         (b::MAXIMUM, _) => node(OpCode::Maximum, vec![], vec![input(0), input(1)]),
         (b::MINIMUM, _) => node(OpCode::Minimum, vec![], vec![input(0), input(1)]),
         (b::RELU, _) => node(OpCode::Relu, vec![], vec![input(0)]),
         (b::RELU6, _) => node(OpCode::Relu6, vec![], vec![input(0)]),
         (b::RELU_N1_TO_1, _) => node(OpCode::ReluN1To1, vec![], vec![input(0)]),
-        (b::LEAKY_RELU, BuiltinOptions::LeakyRelu { alpha }) => node(OpCode::LeakyRelu, vec![alpha.to_bits() as i32], vec![input(0)]),
+        (b::LEAKY_RELU, BuiltinOptions::LeakyRelu { alpha }) => node(
+            OpCode::LeakyRelu,
+            vec![alpha.to_bits() as i32],
+            vec![input(0)],
+        ),
         (b::PRELU, _) => node(OpCode::Prelu, vec![], vec![input(0), input(1)]),
         (b::HARD_SWISH, _) => node(OpCode::HardSwish, vec![], vec![input(0)]),
         (b::LOGISTIC, _) => node(OpCode::Logistic, vec![], vec![input(0)]),
         (b::TANH, _) => node(OpCode::Tanh, vec![], vec![input(0)]),
-        (b::SOFTMAX, BuiltinOptions::Softmax { beta }) => node(OpCode::Softmax, vec![beta.to_bits() as i32], vec![input(0)]),
+        (b::SOFTMAX, BuiltinOptions::Softmax { beta }) => {
+            node(OpCode::Softmax, vec![beta.to_bits() as i32], vec![input(0)])
+        }
         (b::PAD | b::PADV2, _) => {
             let rank = rank_of(g, input(0))?;
             let p = const_ints(g, input(1), "paddings")?;
@@ -320,21 +474,52 @@ fn lower(
                 node(OpCode::Pad, attrs, vec![input(0)])
             }
         }
-        (b::MAX_POOL_2D | b::AVERAGE_POOL_2D, BuiltinOptions::Pool2D { padding: p, stride_w, stride_h, filter_width, filter_height, fused_activation }) => {
+        (
+            b::MAX_POOL_2D | b::AVERAGE_POOL_2D,
+            BuiltinOptions::Pool2D {
+                padding: p,
+                stride_w,
+                stride_h,
+                filter_width,
+                filter_height,
+                fused_activation,
+            },
+        ) => {
             let x = shape(0)?;
             if x.len() != 4 {
                 bail!("expects a 4-D input");
             }
             let s = (pos(*stride_h, "stride")?, pos(*stride_w, "stride")?);
-            let k = (pos(*filter_height, "filter size")?, pos(*filter_width, "filter size")?);
+            let k = (
+                pos(*filter_height, "filter size")?,
+                pos(*filter_width, "filter size")?,
+            );
             let pads = window_pads(*p, (x[1], x[2]), k, s, (1, 1));
-            let attrs = vec![s.0 as i32, s.1 as i32, k.0 as i32, k.1 as i32, pads[0], pads[1], pads[2], pads[3], act(*fused_activation)?, 0];
-            let code = if code == b::MAX_POOL_2D { OpCode::MaxPool2d } else { OpCode::AveragePool2d };
+            let attrs = vec![
+                s.0 as i32,
+                s.1 as i32,
+                k.0 as i32,
+                k.1 as i32,
+                pads[0],
+                pads[1],
+                pads[2],
+                pads[3],
+                act(*fused_activation)?,
+                0,
+            ];
+            let code = if code == b::MAX_POOL_2D {
+                OpCode::MaxPool2d
+            } else {
+                OpCode::AveragePool2d
+            };
             node(code, attrs, vec![input(0)])
         }
         (b::MEAN, BuiltinOptions::Reducer { keep_dims }) => {
             let rank = rank_of(g, input(0))?;
-            let mut axes: Vec<i32> = const_ints(g, input(1), "axes")?.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?;
+            let mut axes: Vec<i32> = const_ints(g, input(1), "axes")?
+                .iter()
+                .map(|&a| norm_axis(a, rank))
+                .collect::<Result<_>>()?;
             axes.sort_unstable();
             axes.dedup();
             let mut attrs = vec![*keep_dims as i32];
@@ -344,9 +529,19 @@ fn lower(
         (b::RESHAPE, _) => node(OpCode::Reshape, vec![], vec![input(0)]),
         (b::SQUEEZE, _) => node(OpCode::Squeeze, vec![], vec![input(0)]),
         (b::EXPAND_DIMS, _) => node(OpCode::ExpandDims, vec![], vec![input(0)]),
-        (b::CONCATENATION, BuiltinOptions::Concatenation { axis, fused_activation }) => {
+        (
+            b::CONCATENATION,
+            BuiltinOptions::Concatenation {
+                axis,
+                fused_activation,
+            },
+        ) => {
             let rank = rank_of(g, input(0))?;
-            node(OpCode::Concatenation, vec![norm_axis(*axis as i64, rank)?, act(*fused_activation)?], ins.to_vec())
+            node(
+                OpCode::Concatenation,
+                vec![norm_axis(*axis as i64, rank)?, act(*fused_activation)?],
+                ins.to_vec(),
+            )
         }
         (b::SPLIT, _) => {
             let rank = rank_of(g, input(1))?;
@@ -360,48 +555,110 @@ fn lower(
             let axis = norm_axis(*axis.first().ok_or_else(|| anyhow!("empty axis"))?, rank)?;
             node(OpCode::SplitV, vec![axis], vec![input(0)])
         }
-        (b::STRIDED_SLICE, BuiltinOptions::StridedSlice { begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink_axis_mask, offset }) => {
+        (
+            b::STRIDED_SLICE,
+            BuiltinOptions::StridedSlice {
+                begin_mask,
+                end_mask,
+                ellipsis_mask,
+                new_axis_mask,
+                shrink_axis_mask,
+                offset,
+            },
+        ) => {
             let x = shape(0)?;
-            let to32 = |v: Vec<i64>| -> Vec<i32> { v.into_iter().map(|v| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).collect() };
+            let to32 = |v: Vec<i64>| -> Vec<i32> {
+                v.into_iter()
+                    .map(|v| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+                    .collect()
+            };
             let begin = to32(const_ints(g, input(1), "begin")?);
             let end = to32(const_ints(g, input(2), "end")?);
             let strides = to32(const_ints(g, input(3), "strides")?);
-            let r = resolve_strided_slice(&x, &begin, &end, &strides, *begin_mask, *end_mask, *ellipsis_mask, *new_axis_mask, *shrink_axis_mask, *offset)
-                .map_err(|e| anyhow!("{e}"))?;
+            let r = resolve_strided_slice(
+                &x,
+                &begin,
+                &end,
+                &strides,
+                *begin_mask,
+                *end_mask,
+                *ellipsis_mask,
+                *new_axis_mask,
+                *shrink_axis_mask,
+                *offset,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
             node(OpCode::StridedSlice, slice_attrs(&r.params), vec![input(0)])
         }
         (b::SLICE, _) => {
             let x = shape(0)?;
-            let r = resolve_slice(&x, &const_ints(g, input(1), "begin")?, &const_ints(g, input(2), "size")?).map_err(|e| anyhow!("{e}"))?;
+            let r = resolve_slice(
+                &x,
+                &const_ints(g, input(1), "begin")?,
+                &const_ints(g, input(2), "size")?,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
             node(OpCode::Slice, slice_attrs(&r.params), vec![input(0)])
         }
         (b::TRANSPOSE, _) => {
             let rank = rank_of(g, input(0))?;
-            let perm: Vec<i32> = const_ints(g, input(1), "permutation")?.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_>>()?;
+            let perm: Vec<i32> = const_ints(g, input(1), "permutation")?
+                .iter()
+                .map(|&a| norm_axis(a, rank))
+                .collect::<Result<_>>()?;
             node(OpCode::Transpose, perm, vec![input(0)])
         }
-        (b::RESIZE_BILINEAR, BuiltinOptions::ResizeBilinear { align_corners, half_pixel_centers }) => {
-            node(OpCode::ResizeBilinear, vec![*align_corners as i32, *half_pixel_centers as i32], vec![input(0)])
-        }
-        (b::RESIZE_NEAREST_NEIGHBOR, BuiltinOptions::ResizeNearestNeighbor { align_corners, half_pixel_centers }) => {
-            node(OpCode::ResizeNearestNeighbor, vec![*align_corners as i32, *half_pixel_centers as i32], vec![input(0)])
-        }
-        (b::DEPTH_TO_SPACE, BuiltinOptions::DepthToSpace { block_size }) => {
-            node(OpCode::DepthToSpace, vec![pos(*block_size, "block size")? as i32], vec![input(0)])
-        }
-        (b::SPACE_TO_DEPTH, BuiltinOptions::SpaceToDepth { block_size }) => {
-            node(OpCode::SpaceToDepth, vec![pos(*block_size, "block size")? as i32], vec![input(0)])
-        }
+        (
+            b::RESIZE_BILINEAR,
+            BuiltinOptions::ResizeBilinear {
+                align_corners,
+                half_pixel_centers,
+            },
+        ) => node(
+            OpCode::ResizeBilinear,
+            vec![*align_corners as i32, *half_pixel_centers as i32],
+            vec![input(0)],
+        ),
+        (
+            b::RESIZE_NEAREST_NEIGHBOR,
+            BuiltinOptions::ResizeNearestNeighbor {
+                align_corners,
+                half_pixel_centers,
+            },
+        ) => node(
+            OpCode::ResizeNearestNeighbor,
+            vec![*align_corners as i32, *half_pixel_centers as i32],
+            vec![input(0)],
+        ),
+        (b::DEPTH_TO_SPACE, BuiltinOptions::DepthToSpace { block_size }) => node(
+            OpCode::DepthToSpace,
+            vec![pos(*block_size, "block size")? as i32],
+            vec![input(0)],
+        ),
+        (b::SPACE_TO_DEPTH, BuiltinOptions::SpaceToDepth { block_size }) => node(
+            OpCode::SpaceToDepth,
+            vec![pos(*block_size, "block size")? as i32],
+            vec![input(0)],
+        ),
         (b::QUANTIZE, _) => node(OpCode::Quantize, vec![], vec![input(0)]),
         (b::DEQUANTIZE, _) => {
             let src = input(0).ok_or_else(|| anyhow!("missing input"))?;
             let out = *outs.first().ok_or_else(|| anyhow!("missing output"))?;
             // Constant weights stored as fp16 or int8: fold to f32 now.
             if let Some(bytes) = &raw[src] {
-                let vals: Vec<u8> = bytes.chunks_exact(2).flat_map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes()).collect();
+                let vals: Vec<u8> = bytes
+                    .chunks_exact(2)
+                    .flat_map(|c| {
+                        half::f16::from_le_bytes([c[0], c[1]])
+                            .to_f32()
+                            .to_le_bytes()
+                    })
+                    .collect();
                 return fold_const(g, out, vals);
             }
-            if let (Some(data), Quant::PerTensor(_) | Quant::PerAxis { .. }) = (&g.tensors[src].data, &g.tensors[src].quant) {
+            if let (Some(data), Quant::PerTensor(_) | Quant::PerAxis { .. }) =
+                (&g.tensors[src].data, &g.tensors[src].quant)
+            {
                 let t = &g.tensors[src];
                 let vals = dequantize_const(t, data)?;
                 return fold_const(g, out, vals);
@@ -412,7 +669,10 @@ fn lower(
             // The sparse input was densified when read; the op just passes it on.
             let src = input(0).ok_or_else(|| anyhow!("missing input"))?;
             let out = *outs.first().ok_or_else(|| anyhow!("missing output"))?;
-            let data = g.tensors[src].data.clone().ok_or_else(|| anyhow!("DENSIFY of a non-constant tensor"))?;
+            let data = g.tensors[src]
+                .data
+                .clone()
+                .ok_or_else(|| anyhow!("DENSIFY of a non-constant tensor"))?;
             fold_const(g, out, data)
         }
         _ => Err(Unsupported.into()),
@@ -429,11 +689,20 @@ fn slice_attrs(p: &ferrite_runtime::kernels::reference::movement::SliceParams) -
 }
 
 fn dequantize_const(t: &Tensor, data: &[u8]) -> Result<Vec<u8>> {
-    let ints = t.int_data().ok_or_else(|| anyhow!("cannot dequantize a {} constant", t.dtype.name()))?;
+    let ints = t
+        .int_data()
+        .ok_or_else(|| anyhow!("cannot dequantize a {} constant", t.dtype.name()))?;
     let n = ints.len();
     let out: Vec<f32> = match &t.quant {
-        Quant::PerTensor(q) => ints.iter().map(|&v| q.scale * (v as i32 - q.zero_point) as f32).collect(),
-        Quant::PerAxis { axis, scales, zero_points } => {
+        Quant::PerTensor(q) => ints
+            .iter()
+            .map(|&v| q.scale * (v as i32 - q.zero_point) as f32)
+            .collect(),
+        Quant::PerAxis {
+            axis,
+            scales,
+            zero_points,
+        } => {
             let inner: usize = t.shape[axis + 1..].iter().product();
             let dim = t.shape[*axis];
             (0..n)
@@ -452,7 +721,12 @@ fn dequantize_const(t: &Tensor, data: &[u8]) -> Result<Vec<u8>> {
 fn fold_const(g: &mut Graph, out: usize, data: Vec<u8>) -> Result<Option<Node>> {
     let t = &mut g.tensors[out];
     if data.len() != t.nbytes() {
-        bail!("folded constant has {} bytes, tensor '{}' needs {}", data.len(), t.name, t.nbytes());
+        bail!(
+            "folded constant has {} bytes, tensor '{}' needs {}",
+            data.len(),
+            t.name,
+            t.nbytes()
+        );
     }
     t.data = Some(data);
     Ok(None)
@@ -470,8 +744,12 @@ fn drop_noops(g: &mut Graph) {
             (Some(i), [o]) => {
                 let (ti, to) = (&g.tensors[i], &g.tensors[*o]);
                 let same = ti.shape == to.shape && ti.dtype == to.dtype && ti.quant == to.quant;
-                let kind = matches!(n.code, OpCode::Reshape | OpCode::Squeeze | OpCode::ExpandDims | OpCode::Quantize)
-                    || (n.code == OpCode::Concatenation && n.inputs.len() == 1 && n.attrs.get(1) == Some(&0));
+                let kind = matches!(
+                    n.code,
+                    OpCode::Reshape | OpCode::Squeeze | OpCode::ExpandDims | OpCode::Quantize
+                ) || (n.code == OpCode::Concatenation
+                    && n.inputs.len() == 1
+                    && n.attrs.get(1) == Some(&0));
                 same && kind && !g.outputs.contains(o)
             }
             _ => false,

@@ -21,7 +21,11 @@ pub enum Error {
     /// An offset, length or count is out of bounds or overflows.
     OutOfBounds { what: &'static str, index: usize },
     /// A structure that must be aligned is not (constant data, the buffer itself).
-    Misaligned { what: &'static str, index: usize, align: usize },
+    Misaligned {
+        what: &'static str,
+        index: usize,
+        align: usize,
+    },
     /// A field holds a value that is not allowed (unknown dtype, negative dim, ...).
     InvalidField { what: &'static str, index: usize },
     /// A tensor index in an op or in the inputs/outputs list is out of range,
@@ -36,14 +40,31 @@ pub enum Error {
     /// The op code is unknown to this runtime.
     UnsupportedOp { op: usize, code: u16 },
     /// The op exists but not for this combination of dtypes / options.
-    UnsupportedConfig { op: usize, name: &'static str, why: &'static str },
+    UnsupportedConfig {
+        op: usize,
+        name: &'static str,
+        why: &'static str,
+    },
     /// A tensor's stored shape disagrees with what the op computes, or an input
     /// given to `run` has the wrong shape.
-    ShapeMismatch { op: usize, tensor: usize, expected: ShapeBuf, got: ShapeBuf },
+    ShapeMismatch {
+        op: usize,
+        tensor: usize,
+        expected: ShapeBuf,
+        got: ShapeBuf,
+    },
     /// An input or output given to `run` has the wrong dtype.
-    DTypeMismatch { tensor: usize, expected: crate::DType, got: crate::DType },
+    DTypeMismatch {
+        tensor: usize,
+        expected: crate::DType,
+        got: crate::DType,
+    },
     /// `run` was given the wrong number of inputs or outputs.
-    WrongArity { what: &'static str, expected: usize, got: usize },
+    WrongArity {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// The arena given to the session is smaller than the plan needs.
     ArenaTooSmall { needed: usize, available: usize },
     /// A name (input, output, metadata key) was not found.
@@ -69,7 +90,11 @@ impl ShapeBuf {
         for (o, d) in out.iter_mut().zip(dims) {
             *o = (*d).min(u32::MAX as usize) as u32;
         }
-        let rank = if dims.len() > 8 { 255 } else { dims.len() as u8 };
+        let rank = if dims.len() > 8 {
+            255
+        } else {
+            dims.len() as u8
+        };
         ShapeBuf { dims: out, rank }
     }
     /// The dimensions kept.

@@ -162,7 +162,10 @@ impl<'a> Cursor<'a> {
         let b = self.take(n)?;
         core::str::from_utf8(b)
             .map(String::from)
-            .map_err(|_| Error::InvalidField { what: "UTF-8 string", index })
+            .map_err(|_| Error::InvalidField {
+                what: "UTF-8 string",
+                index,
+            })
     }
 }
 
@@ -181,15 +184,23 @@ pub fn parse(bytes: &[u8]) -> Result<ModelDef> {
     }
     let version = h.u32()?;
     if version != VERSION {
-        return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: VERSION,
+        });
     }
     let _flags = h.u32()?;
     let file_len = h.u64()?;
     if file_len != bytes.len() as u64 {
         return Err(if file_len > bytes.len() as u64 {
-            Error::Truncated { what: "file (header length larger than file)" }
+            Error::Truncated {
+                what: "file (header length larger than file)",
+            }
         } else {
-            Error::InvalidField { what: "file length in header", index: 0 }
+            Error::InvalidField {
+                what: "file length in header",
+                index: 0,
+            }
         });
     }
     let section_count = h.u32()? as usize;
@@ -203,7 +214,9 @@ pub fn parse(bytes: &[u8]) -> Result<ModelDef> {
     let table_len = section_count
         .checked_mul(SECTION_ENTRY_LEN)
         .filter(|&l| l <= bytes.len() - HEADER_LEN)
-        .ok_or(Error::Truncated { what: "section table" })?;
+        .ok_or(Error::Truncated {
+            what: "section table",
+        })?;
     let mut t = Cursor::new(&bytes[HEADER_LEN..HEADER_LEN + table_len], "section table");
     let mut found: [Option<Range<usize>>; 7] = Default::default();
     for i in 0..section_count {
@@ -211,27 +224,42 @@ pub fn parse(bytes: &[u8]) -> Result<ModelDef> {
         let _reserved = t.u32()?;
         let off = t.u64()?;
         let len = t.u64()?;
-        let end = off.checked_add(len).ok_or(Error::OutOfBounds { what: "section", index: i })?;
+        let end = off.checked_add(len).ok_or(Error::OutOfBounds {
+            what: "section",
+            index: i,
+        })?;
         if off < (HEADER_LEN + table_len) as u64 || end > bytes.len() as u64 {
-            return Err(Error::OutOfBounds { what: "section", index: i });
+            return Err(Error::OutOfBounds {
+                what: "section",
+                index: i,
+            });
         }
         let range = off as usize..end as usize;
         // Unknown kinds are skipped so newer writers can add optional sections.
         if let Some(slot) = found.get_mut(kind as usize).filter(|_| kind != 0) {
             if slot.is_some() {
-                return Err(Error::InvalidField { what: "duplicate section", index: i });
+                return Err(Error::InvalidField {
+                    what: "duplicate section",
+                    index: i,
+                });
             }
             *slot = Some(range);
         }
     }
-    let need = |kind: u32, what: &'static str| found[kind as usize].clone().ok_or(Error::NotFound { what });
+    let need = |kind: u32, what: &'static str| {
+        found[kind as usize].clone().ok_or(Error::NotFound { what })
+    };
     let tensors_r = need(section::TENSORS, "tensors section")?;
     let ops_r = need(section::OPS, "ops section")?;
     let graph_r = need(section::GRAPH, "graph section")?;
     let plan_r = need(section::PLAN, "plan section")?;
     let data_r = need(section::DATA, "data section")?;
     if data_r.start % DATA_ALIGN != 0 {
-        return Err(Error::Misaligned { what: "data section", index: 0, align: DATA_ALIGN });
+        return Err(Error::Misaligned {
+            what: "data section",
+            index: 0,
+            align: DATA_ALIGN,
+        });
     }
 
     let metadata = match found[section::META as usize].clone() {
@@ -243,7 +271,15 @@ pub fn parse(bytes: &[u8]) -> Result<ModelDef> {
     let ops = parse_ops(&bytes[ops_r])?;
     let (inputs, outputs) = parse_graph(&bytes[graph_r], tensors.len())?;
 
-    let def = ModelDef { metadata, tensors, ops, inputs, outputs, arena_bytes, data: data_r };
+    let def = ModelDef {
+        metadata,
+        tensors,
+        ops,
+        inputs,
+        outputs,
+        arena_bytes,
+        data: data_r,
+    };
     validate_graph(&def)?;
     validate_plan(&def)?;
     Ok(def)
@@ -257,12 +293,18 @@ fn parse_meta(buf: &[u8]) -> Result<Vec<MetaEntry>> {
         let key = c.string(i)?;
         let kind = c.u8()?;
         if kind > meta_kind::JSON {
-            return Err(Error::InvalidField { what: "metadata kind", index: i });
+            return Err(Error::InvalidField {
+                what: "metadata kind",
+                index: i,
+            });
         }
         let len = c.count(1)?;
         let value = c.take(len)?.to_vec();
         if kind != meta_kind::BYTES && core::str::from_utf8(&value).is_err() {
-            return Err(Error::InvalidField { what: "metadata text (not UTF-8)", index: i });
+            return Err(Error::InvalidField {
+                what: "metadata text (not UTF-8)",
+                index: i,
+            });
         }
         out.push(MetaEntry { key, kind, value });
     }
@@ -276,27 +318,42 @@ fn parse_tensors(buf: &[u8], data_len: usize) -> Result<Vec<TensorDef>> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let name = c.string(i)?;
-        let dtype = DType::from_u8(c.u8()?).ok_or(Error::InvalidField { what: "tensor dtype", index: i })?;
+        let dtype = DType::from_u8(c.u8()?).ok_or(Error::InvalidField {
+            what: "tensor dtype",
+            index: i,
+        })?;
         let rank = c.u8()? as usize;
         let quant_kind = c.u8()?;
         let storage_kind = c.u8()?;
         if rank > MAX_RANK {
-            return Err(Error::InvalidField { what: "tensor rank (max 8)", index: i });
+            return Err(Error::InvalidField {
+                what: "tensor rank (max 8)",
+                index: i,
+            });
         }
         let mut dims = [0usize; MAX_RANK];
         for d in dims.iter_mut().take(rank) {
             let v = c.u32()?;
             if v > i32::MAX as u32 {
-                return Err(Error::InvalidField { what: "tensor dimension", index: i });
+                return Err(Error::InvalidField {
+                    what: "tensor dimension",
+                    index: i,
+                });
             }
             *d = v as usize;
         }
-        let shape = Shape::new(&dims[..rank]).ok_or(Error::InvalidField { what: "tensor rank", index: i })?;
+        let shape = Shape::new(&dims[..rank]).ok_or(Error::InvalidField {
+            what: "tensor rank",
+            index: i,
+        })?;
         let nbytes = shape
             .checked_numel()
             .and_then(|n| n.checked_mul(dtype.size()))
             .filter(|&b| b <= isize::MAX as usize / 2)
-            .ok_or(Error::InvalidField { what: "tensor size (overflows)", index: i })?;
+            .ok_or(Error::InvalidField {
+                what: "tensor size (overflows)",
+                index: i,
+            })?;
         let quant = match quant_kind {
             0 => Quant::None,
             1 => {
@@ -315,9 +372,18 @@ fn parse_tensors(buf: &[u8], data_len: usize) -> Result<Vec<TensorDef>> {
                 if axis >= rank || shape.dim(axis) != k {
                     return Err(Error::BadQuantization { tensor: i });
                 }
-                Quant::PerAxis { axis, scales, zero_points }
+                Quant::PerAxis {
+                    axis,
+                    scales,
+                    zero_points,
+                }
             }
-            _ => return Err(Error::InvalidField { what: "quantization kind", index: i }),
+            _ => {
+                return Err(Error::InvalidField {
+                    what: "quantization kind",
+                    index: i,
+                })
+            }
         };
         check_quant(&quant, dtype, i)?;
         let storage = match storage_kind {
@@ -326,22 +392,49 @@ fn parse_tensors(buf: &[u8], data_len: usize) -> Result<Vec<TensorDef>> {
                 let off = c.u64()?;
                 let len = c.u64()?;
                 if off % DATA_ALIGN as u64 != 0 {
-                    return Err(Error::Misaligned { what: "constant tensor", index: i, align: DATA_ALIGN });
+                    return Err(Error::Misaligned {
+                        what: "constant tensor",
+                        index: i,
+                        align: DATA_ALIGN,
+                    });
                 }
                 if off.checked_add(len).is_none_or(|e| e > data_len as u64) {
-                    return Err(Error::OutOfBounds { what: "constant tensor data", index: i });
+                    return Err(Error::OutOfBounds {
+                        what: "constant tensor data",
+                        index: i,
+                    });
                 }
                 if len != nbytes as u64 {
-                    return Err(Error::InvalidField { what: "constant data length (does not match shape)", index: i });
+                    return Err(Error::InvalidField {
+                        what: "constant data length (does not match shape)",
+                        index: i,
+                    });
                 }
-                Storage::Const { offset: off as usize, len: len as usize }
+                Storage::Const {
+                    offset: off as usize,
+                    len: len as usize,
+                }
             }
-            _ => return Err(Error::InvalidField { what: "tensor storage kind", index: i }),
+            _ => {
+                return Err(Error::InvalidField {
+                    what: "tensor storage kind",
+                    index: i,
+                })
+            }
         };
-        out.push(TensorDef { name, dtype, shape, quant, storage });
+        out.push(TensorDef {
+            name,
+            dtype,
+            shape,
+            quant,
+            storage,
+        });
     }
     if c.remaining() != 0 {
-        return Err(Error::InvalidField { what: "trailing bytes in tensor table", index: n });
+        return Err(Error::InvalidField {
+            what: "trailing bytes in tensor table",
+            index: n,
+        });
     }
     Ok(out)
 }
@@ -354,15 +447,24 @@ fn check_quant(q: &Quant, dtype: DType, tensor: usize) -> Result<()> {
         // int32 biases carry the scale of input*weight with zero-point 0.
         DType::I32 | DType::I64 => (0, 0),
         DType::F32 | DType::Bool => {
-            return if matches!(q, Quant::None) { Ok(()) } else { Err(Error::BadQuantization { tensor }) };
+            return if matches!(q, Quant::None) {
+                Ok(())
+            } else {
+                Err(Error::BadQuantization { tensor })
+            };
         }
     };
     let ok = |s: f32, z: i32| s.is_finite() && s > 0.0 && (lo..=hi).contains(&z);
     let valid = match q {
         Quant::None => true,
         Quant::PerTensor(p) => ok(p.scale, p.zero_point),
-        Quant::PerAxis { scales, zero_points, .. } => {
-            scales.len() == zero_points.len() && scales.iter().zip(zero_points).all(|(&s, &z)| ok(s, z))
+        Quant::PerAxis {
+            scales,
+            zero_points,
+            ..
+        } => {
+            scales.len() == zero_points.len()
+                && scales.iter().zip(zero_points).all(|(&s, &z)| ok(s, z))
         }
     };
     if valid {
@@ -376,12 +478,18 @@ fn parse_plan(buf: &[u8], tensors: &mut [TensorDef]) -> Result<usize> {
     let mut c = Cursor::new(buf, "plan section");
     let arena = c.u64()?;
     if arena > isize::MAX as u64 / 2 {
-        return Err(Error::InvalidField { what: "arena size", index: 0 });
+        return Err(Error::InvalidField {
+            what: "arena size",
+            index: 0,
+        });
     }
     let arena = arena as usize;
     let n = c.count(8)?;
     if n != tensors.len() {
-        return Err(Error::InvalidField { what: "plan entry count (must equal tensor count)", index: n });
+        return Err(Error::InvalidField {
+            what: "plan entry count (must equal tensor count)",
+            index: n,
+        });
     }
     for (i, t) in tensors.iter_mut().enumerate() {
         let off = c.u64()?;
@@ -389,16 +497,26 @@ fn parse_plan(buf: &[u8], tensors: &mut [TensorDef]) -> Result<usize> {
         match &mut t.storage {
             Storage::Const { .. } => {
                 if off != NO_OFFSET {
-                    return Err(Error::InvalidField { what: "plan offset of a constant tensor", index: i });
+                    return Err(Error::InvalidField {
+                        what: "plan offset of a constant tensor",
+                        index: i,
+                    });
                 }
             }
             Storage::Arena { offset } => {
                 if off % ARENA_ALIGN as u64 != 0 {
-                    return Err(Error::Misaligned { what: "arena offset", index: i, align: ARENA_ALIGN });
+                    return Err(Error::Misaligned {
+                        what: "arena offset",
+                        index: i,
+                        align: ARENA_ALIGN,
+                    });
                 }
                 let end = off.checked_add(nbytes);
                 if end.is_none_or(|e| e > arena as u64) {
-                    return Err(Error::BadPlan { tensor: i, other: i });
+                    return Err(Error::BadPlan {
+                        tensor: i,
+                        other: i,
+                    });
                 }
                 *offset = off as usize;
             }
@@ -420,20 +538,28 @@ fn parse_ops(buf: &[u8]) -> Result<Vec<OpDef>> {
         let attrs = c.i32s(n_attrs)?;
         let inputs = c.i32s(n_in)?;
         let outputs = c.i32s(n_out)?;
-        out.push(OpDef { code, attrs, inputs, outputs });
+        out.push(OpDef {
+            code,
+            attrs,
+            inputs,
+            outputs,
+        });
     }
     Ok(out)
 }
 
 fn parse_graph(buf: &[u8], n_tensors: usize) -> Result<(Vec<usize>, Vec<usize>)> {
     let mut c = Cursor::new(buf, "graph section");
-    let list = |c: &mut Cursor|  -> Result<Vec<usize>> {
+    let list = |c: &mut Cursor| -> Result<Vec<usize>> {
         let n = c.count(4)?;
         (0..n)
             .map(|_| {
                 let t = c.u32()? as usize;
                 if t >= n_tensors {
-                    Err(Error::BadTensorRef { op: usize::MAX, tensor: t as i64 })
+                    Err(Error::BadTensorRef {
+                        op: usize::MAX,
+                        tensor: t as i64,
+                    })
                 } else {
                     Ok(t)
                 }
@@ -455,7 +581,10 @@ fn validate_graph(def: &ModelDef) -> Result<()> {
     let mut written = alloc::vec![false; n];
     for (k, &t) in def.inputs.iter().enumerate() {
         if def.tensors[t].is_const() || written[t] {
-            return Err(Error::InvalidField { what: "graph input (constant or listed twice)", index: k });
+            return Err(Error::InvalidField {
+                what: "graph input (constant or listed twice)",
+                index: k,
+            });
         }
         written[t] = true;
     }
@@ -464,25 +593,44 @@ fn validate_graph(def: &ModelDef) -> Result<()> {
             if t == -1 {
                 continue; // optional input absent; the op layer checks which may be absent
             }
-            let ok = usize::try_from(t).ok().filter(|&t| t < n).filter(|&t| written[t] || def.tensors[t].is_const());
+            let ok = usize::try_from(t)
+                .ok()
+                .filter(|&t| t < n)
+                .filter(|&t| written[t] || def.tensors[t].is_const());
             if ok.is_none() {
-                return Err(Error::BadTensorRef { op: i, tensor: t as i64 });
+                return Err(Error::BadTensorRef {
+                    op: i,
+                    tensor: t as i64,
+                });
             }
         }
         if op.outputs.is_empty() {
-            return Err(Error::InvalidField { what: "op without outputs", index: i });
+            return Err(Error::InvalidField {
+                what: "op without outputs",
+                index: i,
+            });
         }
         for &t in &op.outputs {
-            let ok = usize::try_from(t).ok().filter(|&t| t < n && !written[t] && !def.tensors[t].is_const());
+            let ok = usize::try_from(t)
+                .ok()
+                .filter(|&t| t < n && !written[t] && !def.tensors[t].is_const());
             match ok {
                 Some(t) => written[t] = true,
-                None => return Err(Error::BadTensorRef { op: i, tensor: t as i64 }),
+                None => {
+                    return Err(Error::BadTensorRef {
+                        op: i,
+                        tensor: t as i64,
+                    })
+                }
             }
         }
     }
     for &t in &def.outputs {
         if !written[t] {
-            return Err(Error::BadTensorRef { op: def.ops.len(), tensor: t as i64 });
+            return Err(Error::BadTensorRef {
+                op: def.ops.len(),
+                tensor: t as i64,
+            });
         }
     }
     Ok(())
@@ -505,7 +653,12 @@ pub fn is_alias_op(op: OpCode) -> bool {
 /// Computes every tensor's lifetime (`None` for constants and for tensors
 /// nothing reads or writes). `def` must have passed [`validate_graph`]-level
 /// checks (indices in range); invalid indices are ignored here.
-pub fn lifetimes(tensors: &[TensorDef], ops: &[OpDef], inputs: &[usize], outputs: &[usize]) -> Vec<Option<Lifetime>> {
+pub fn lifetimes(
+    tensors: &[TensorDef],
+    ops: &[OpDef],
+    inputs: &[usize],
+    outputs: &[usize],
+) -> Vec<Option<Lifetime>> {
     let mut life: Vec<Option<Lifetime>> = alloc::vec![None; tensors.len()];
     let last_op = ops.len().saturating_sub(1);
     let touch = |t: usize, i: usize, life: &mut Vec<Option<Lifetime>>| {
@@ -542,20 +695,34 @@ pub fn lifetimes(tensors: &[TensorDef], ops: &[OpDef], inputs: &[usize], outputs
 
 /// For an alias op at index `i`: the input tensor whose bytes the output may
 /// reuse (its only arena input, dying at this op, of the same byte size).
-pub fn alias_source(def_tensors: &[TensorDef], op: &OpDef, i: usize, life: &[Option<Lifetime>]) -> Option<usize> {
+pub fn alias_source(
+    def_tensors: &[TensorDef],
+    op: &OpDef,
+    i: usize,
+    life: &[Option<Lifetime>],
+) -> Option<usize> {
     if !is_alias_op(op.code) || op.outputs.len() != 1 {
         return None;
     }
     let src = usize::try_from(*op.inputs.first()?).ok()?;
     let dst = usize::try_from(op.outputs[0]).ok()?;
     let (s, d) = (def_tensors.get(src)?, def_tensors.get(dst)?);
-    let dies_here = life.get(src).copied().flatten().is_some_and(|l| l.last == i);
+    let dies_here = life
+        .get(src)
+        .copied()
+        .flatten()
+        .is_some_and(|l| l.last == i);
     (dies_here && !s.is_const() && s.nbytes() == d.nbytes()).then_some(src)
 }
 
 /// The largest total of arena bytes alive at any one op: a lower bound for
 /// any plan that does not alias (aliased tensors are counted once).
-pub fn arena_lower_bound(tensors: &[TensorDef], ops: &[OpDef], inputs: &[usize], outputs: &[usize]) -> usize {
+pub fn arena_lower_bound(
+    tensors: &[TensorDef],
+    ops: &[OpDef],
+    inputs: &[usize],
+    outputs: &[usize],
+) -> usize {
     let life = lifetimes(tensors, ops, inputs, outputs);
     let mut aliased = alloc::vec![false; tensors.len()];
     for (i, op) in ops.iter().enumerate() {
@@ -596,9 +763,20 @@ fn validate_plan(def: &ModelDef) -> Result<()> {
     // Births and deaths per op, as index lists built in one pass.
     let mut born: Vec<Vec<usize>> = alloc::vec![Vec::new(); n_ops.max(1)];
     let mut dies: Vec<Vec<usize>> = alloc::vec![Vec::new(); n_ops.max(1)];
+    let mut is_input = alloc::vec![false; def.tensors.len()];
+    for &t in &def.inputs {
+        is_input[t] = true;
+    }
+    // Graph inputs are alive before the first op; every other tensor is born
+    // as the output of an op.
+    let mut first_born: Vec<usize> = Vec::new();
     for (t, l) in life.iter().enumerate() {
         if let Some(l) = l {
-            born[l.first].push(t);
+            if is_input[t] {
+                first_born.push(t);
+            } else {
+                born[l.first].push(t);
+            }
             dies[l.last].push(t);
         }
     }
@@ -608,6 +786,34 @@ fn validate_plan(def: &ModelDef) -> Result<()> {
         let off = tensor_offset(&def.tensors[t]).unwrap_or(0);
         (off, off + def.tensors[t].nbytes())
     };
+    let mut insert = |t: usize, live: &mut Vec<(usize, usize, usize)>| -> Result<()> {
+        let (s, e) = range(t);
+        if s == e {
+            return Ok(()); // empty tensors occupy nothing
+        }
+        let k = live.partition_point(|x| x.0 < s || (x.0 == s && x.2 < t));
+        if let Some(prev) = k.checked_sub(1).map(|k| live[k]) {
+            if prev.1 > s {
+                return Err(Error::BadPlan {
+                    tensor: t,
+                    other: prev.2,
+                });
+            }
+        }
+        if let Some(next) = live.get(k) {
+            if next.0 < e {
+                return Err(Error::BadPlan {
+                    tensor: t,
+                    other: next.2,
+                });
+            }
+        }
+        live.insert(k, (s, e, t));
+        Ok(())
+    };
+    for &t in &first_born {
+        insert(t, &mut live)?;
+    }
     for i in 0..n_ops.max(1) {
         // An alias op's output may take its input's exact place: retire the
         // input first.
@@ -623,22 +829,7 @@ fn validate_plan(def: &ModelDef) -> Result<()> {
             }
         }
         for &t in &born[i] {
-            let (s, e) = range(t);
-            if s == e {
-                continue; // empty tensors occupy nothing
-            }
-            let k = live.partition_point(|x| x.0 < s || (x.0 == s && x.2 < t));
-            if let Some(prev) = k.checked_sub(1).map(|k| live[k]) {
-                if prev.1 > s {
-                    return Err(Error::BadPlan { tensor: t, other: prev.2 });
-                }
-            }
-            if let Some(next) = live.get(k) {
-                if next.0 < e {
-                    return Err(Error::BadPlan { tensor: t, other: next.2 });
-                }
-            }
-            live.insert(k, (s, e, t));
+            insert(t, &mut live)?;
         }
         for &t in &dies[i] {
             if alias.is_some_and(|(src, _)| src == t) {

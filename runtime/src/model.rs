@@ -35,7 +35,10 @@ impl AlignedBytes {
         let mut blocks = Vec::new();
         blocks
             .try_reserve_exact(n)
-            .map_err(|_| Error::ArenaTooSmall { needed: len, available: 0 })?;
+            .map_err(|_| Error::ArenaTooSmall {
+                needed: len,
+                available: 0,
+            })?;
         blocks.resize(n, Block([0; 64]));
         Ok(AlignedBytes { blocks, len })
     }
@@ -99,16 +102,26 @@ impl<'a> Model<'a> {
     /// [`Model::from_vec`] or [`AlignedBytes`] for arbitrary buffers).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
         if bytes.as_ptr() as usize % BUFFER_ALIGN != 0 {
-            return Err(Error::Misaligned { what: "model buffer", index: 0, align: BUFFER_ALIGN });
+            return Err(Error::Misaligned {
+                what: "model buffer",
+                index: 0,
+                align: BUFFER_ALIGN,
+            });
         }
         let def = format::parse(bytes)?;
-        Ok(Model { bytes: Bytes::Borrowed(bytes), def })
+        Ok(Model {
+            bytes: Bytes::Borrowed(bytes),
+            def,
+        })
     }
 
     /// Validates an owned, aligned buffer.
     pub fn from_aligned(bytes: AlignedBytes) -> Result<Model<'static>> {
         let def = format::parse(bytes.as_slice())?;
-        Ok(Model { bytes: Bytes::Owned(bytes), def })
+        Ok(Model {
+            bytes: Bytes::Owned(bytes),
+            def,
+        })
     }
 
     /// Copies `bytes` into an aligned buffer and validates it (one copy at load).
@@ -125,7 +138,10 @@ impl<'a> Model<'a> {
         // defend against (the same holds for every mmap-based loader).
         let map = unsafe { memmap2::Mmap::map(&file)? };
         let def = format::parse(&map)?;
-        Ok(Model { bytes: Bytes::Mapped(map), def })
+        Ok(Model {
+            bytes: Bytes::Mapped(map),
+            def,
+        })
     }
 
     /// The decoded graph.
@@ -176,6 +192,11 @@ impl<'a> Model<'a> {
 
     /// The largest total of bytes alive at one op (see [`format::arena_lower_bound`]).
     pub fn arena_lower_bound(&self) -> usize {
-        format::arena_lower_bound(&self.def.tensors, &self.def.ops, &self.def.inputs, &self.def.outputs)
+        format::arena_lower_bound(
+            &self.def.tensors,
+            &self.def.ops,
+            &self.def.inputs,
+            &self.def.outputs,
+        )
     }
 }

@@ -85,21 +85,38 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     let left_shift = if shift > 0 { shift } else { 0 };
     let right_shift = if shift > 0 { 0 } else { -shift };
     rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32.wrapping_shl(left_shift as u32)), multiplier),
+        saturating_rounding_doubling_high_mul(
+            x.wrapping_mul(1i32.wrapping_shl(left_shift as u32)),
+            multiplier,
+        ),
         right_shift,
     )
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplierSmallerThanOneExp` (`left_shift <= 0`).
 #[inline]
-pub fn multiply_by_quantized_multiplier_smaller_than_one_exp(x: i32, multiplier: i32, left_shift: i32) -> i32 {
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift)
+pub fn multiply_by_quantized_multiplier_smaller_than_one_exp(
+    x: i32,
+    multiplier: i32,
+    left_shift: i32,
+) -> i32 {
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x, multiplier),
+        -left_shift,
+    )
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplierGreaterThanOne` (`left_shift >= 0`).
 #[inline]
-pub fn multiply_by_quantized_multiplier_greater_than_one(x: i32, multiplier: i32, left_shift: i32) -> i32 {
-    saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32.wrapping_shl(left_shift as u32)), multiplier)
+pub fn multiply_by_quantized_multiplier_greater_than_one(
+    x: i32,
+    multiplier: i32,
+    left_shift: i32,
+) -> i32 {
+    saturating_rounding_doubling_high_mul(
+        x.wrapping_mul(1i32.wrapping_shl(left_shift as u32)),
+        multiplier,
+    )
 }
 
 /// TFLite's `TfLiteRound` for f32: round half away from zero.
@@ -198,8 +215,14 @@ mod tests {
 
     #[test]
     fn srdhm_saturates_only_at_min_min() {
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
-        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+            i32::MAX
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
+            1 << 29
+        );
     }
 
     #[test]
@@ -213,7 +236,10 @@ mod tests {
 
     #[test]
     fn activation_ranges() {
-        let q = QParams { scale: 0.1, zero_point: -10 };
+        let q = QParams {
+            scale: 0.1,
+            zero_point: -10,
+        };
         assert_eq!(Activation::Relu.range_i8(q), (-10, 127));
         assert_eq!(Activation::Relu6.range_i8(q), (-10, 50));
         assert_eq!(Activation::ReluN1To1.range_i8(q), (-20, 0));

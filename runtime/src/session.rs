@@ -29,7 +29,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 1, max_arena_bytes: 1 << 30, kernels: None }
+        Options {
+            threads: 1,
+            max_arena_bytes: 1 << 30,
+            kernels: None,
+        }
     }
 }
 
@@ -63,11 +67,19 @@ pub struct TensorView<'a> {
 impl<'a> TensorView<'a> {
     /// A view of f32 data with `shape`.
     pub fn f32(data: &'a [f32], shape: &'a [usize]) -> Self {
-        TensorView { dtype: DType::F32, shape, data: bytemuck::cast_slice(data) }
+        TensorView {
+            dtype: DType::F32,
+            shape,
+            data: bytemuck::cast_slice(data),
+        }
     }
     /// A view of i8 data with `shape`.
     pub fn i8(data: &'a [i8], shape: &'a [usize]) -> Self {
-        TensorView { dtype: DType::I8, shape, data: bytemuck::cast_slice(data) }
+        TensorView {
+            dtype: DType::I8,
+            shape,
+            data: bytemuck::cast_slice(data),
+        }
     }
 }
 
@@ -82,11 +94,19 @@ pub struct TensorViewMut<'a> {
 impl<'a> TensorViewMut<'a> {
     /// A writable view of f32 data with `shape`.
     pub fn f32(data: &'a mut [f32], shape: &'a [usize]) -> Self {
-        TensorViewMut { dtype: DType::F32, shape, data: bytemuck::cast_slice_mut(data) }
+        TensorViewMut {
+            dtype: DType::F32,
+            shape,
+            data: bytemuck::cast_slice_mut(data),
+        }
     }
     /// A writable view of i8 data with `shape`.
     pub fn i8(data: &'a mut [i8], shape: &'a [usize]) -> Self {
-        TensorViewMut { dtype: DType::I8, shape, data: bytemuck::cast_slice_mut(data) }
+        TensorViewMut {
+            dtype: DType::I8,
+            shape,
+            data: bytemuck::cast_slice_mut(data),
+        }
     }
 }
 
@@ -102,7 +122,10 @@ pub struct Session<'m> {
 
 impl core::fmt::Debug for Session<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Session").field("arena", &self.arena.as_slice().len()).field("steps", &self.steps.len()).finish()
+        f.debug_struct("Session")
+            .field("arena", &self.arena.as_slice().len())
+            .field("steps", &self.steps.len())
+            .finish()
     }
 }
 
@@ -131,7 +154,10 @@ impl<'m> Session<'m> {
     pub fn new(model: &'m Model<'m>, options: Options) -> Result<Self> {
         let def = model.def();
         if def.arena_bytes > options.max_arena_bytes {
-            return Err(Error::ArenaTooSmall { needed: def.arena_bytes, available: options.max_arena_bytes });
+            return Err(Error::ArenaTooSmall {
+                needed: def.arena_bytes,
+                available: options.max_arena_bytes,
+            });
         }
         let table = options.kernels.unwrap_or_else(KernelTable::detect);
         let mut steps = Vec::new();
@@ -143,7 +169,14 @@ impl<'m> Session<'m> {
         let arena = AlignedBytes::zeroed(def.arena_bytes)?;
         let inputs = def.inputs.iter().map(|&t| io_info(model, t)).collect();
         let outputs = def.outputs.iter().map(|&t| io_info(model, t)).collect();
-        Ok(Session { model, arena, steps, kernel_names, inputs, outputs })
+        Ok(Session {
+            model,
+            arena,
+            steps,
+            kernel_names,
+            inputs,
+            outputs,
+        })
     }
 
     /// The model this session runs.
@@ -173,9 +206,17 @@ impl<'m> Session<'m> {
 
     /// Copies `data` (little-endian bytes) into input `i`, checking dtype and shape.
     pub fn set_input(&mut self, i: usize, view: TensorView<'_>) -> Result<()> {
-        let info = self.inputs.get(i).ok_or(Error::WrongArity { what: "input index", expected: self.inputs.len(), got: i + 1 })?;
+        let info = self.inputs.get(i).ok_or(Error::WrongArity {
+            what: "input index",
+            expected: self.inputs.len(),
+            got: i + 1,
+        })?;
         if view.dtype != info.dtype {
-            return Err(Error::DTypeMismatch { tensor: info.tensor, expected: info.dtype, got: view.dtype });
+            return Err(Error::DTypeMismatch {
+                tensor: info.tensor,
+                expected: info.dtype,
+                got: view.dtype,
+            });
         }
         let numel: usize = view.shape.iter().product();
         if view.shape != info.shape.dims() || view.data.len() != numel * view.dtype.size() {
@@ -209,32 +250,60 @@ impl<'m> Session<'m> {
 
     /// The bytes of output `i` after [`Session::invoke`].
     pub fn output(&self, i: usize) -> Result<TensorView<'_>> {
-        let info = self.outputs.get(i).ok_or(Error::WrongArity { what: "output index", expected: self.outputs.len(), got: i + 1 })?;
-        Ok(TensorView { dtype: info.dtype, shape: info.shape.dims(), data: &self.arena.as_slice()[info.range.clone()] })
+        let info = self.outputs.get(i).ok_or(Error::WrongArity {
+            what: "output index",
+            expected: self.outputs.len(),
+            got: i + 1,
+        })?;
+        Ok(TensorView {
+            dtype: info.dtype,
+            shape: info.shape.dims(),
+            data: &self.arena.as_slice()[info.range.clone()],
+        })
     }
 
     /// Output `i` as f32 values (errors if it is not f32).
     pub fn output_f32(&self, i: usize) -> Result<&[f32]> {
         let v = self.output(i)?;
         if v.dtype != DType::F32 {
-            return Err(Error::DTypeMismatch { tensor: self.outputs[i].tensor, expected: DType::F32, got: v.dtype });
+            return Err(Error::DTypeMismatch {
+                tensor: self.outputs[i].tensor,
+                expected: DType::F32,
+                got: v.dtype,
+            });
         }
         Ok(bytemuck::cast_slice(v.data))
     }
 
     /// Sets all inputs, runs, and copies all outputs: `inputs` and `outputs`
     /// in graph order, each checked for dtype and shape. Allocates nothing.
-    pub fn run(&mut self, inputs: &[TensorView<'_>], outputs: &mut [TensorViewMut<'_>]) -> Result<()> {
+    pub fn run(
+        &mut self,
+        inputs: &[TensorView<'_>],
+        outputs: &mut [TensorViewMut<'_>],
+    ) -> Result<()> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::WrongArity { what: "inputs", expected: self.inputs.len(), got: inputs.len() });
+            return Err(Error::WrongArity {
+                what: "inputs",
+                expected: self.inputs.len(),
+                got: inputs.len(),
+            });
         }
         if outputs.len() != self.outputs.len() {
-            return Err(Error::WrongArity { what: "outputs", expected: self.outputs.len(), got: outputs.len() });
+            return Err(Error::WrongArity {
+                what: "outputs",
+                expected: self.outputs.len(),
+                got: outputs.len(),
+            });
         }
         for (k, info) in self.outputs.iter().enumerate() {
             let o = &outputs[k];
             if o.dtype != info.dtype {
-                return Err(Error::DTypeMismatch { tensor: info.tensor, expected: info.dtype, got: o.dtype });
+                return Err(Error::DTypeMismatch {
+                    tensor: info.tensor,
+                    expected: info.dtype,
+                    got: o.dtype,
+                });
             }
             if o.shape != info.shape.dims() || o.data.len() != info.range.len() {
                 return Err(Error::ShapeMismatch {

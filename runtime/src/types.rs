@@ -74,7 +74,10 @@ impl Shape {
         if dims.len() > MAX_RANK {
             return None;
         }
-        let mut s = Shape { dims: [0; MAX_RANK], rank: dims.len() as u8 };
+        let mut s = Shape {
+            dims: [0; MAX_RANK],
+            rank: dims.len() as u8,
+        };
         s.dims[..dims.len()].copy_from_slice(dims);
         Some(s)
     }
@@ -98,7 +101,9 @@ impl Shape {
 
     /// Number of elements; `None` on overflow.
     pub fn checked_numel(&self) -> Option<usize> {
-        self.dims().iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+        self.dims()
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
     }
 
     /// Number of elements. Shapes inside a validated model never overflow.
@@ -129,7 +134,11 @@ pub enum Quant {
     /// One scale and zero-point for the whole tensor.
     PerTensor(QParams),
     /// One scale and zero-point per index along `axis` (per-channel weights).
-    PerAxis { axis: usize, scales: Vec<f32>, zero_points: Vec<i32> },
+    PerAxis {
+        axis: usize,
+        scales: Vec<f32>,
+        zero_points: Vec<i32>,
+    },
 }
 
 impl Quant {

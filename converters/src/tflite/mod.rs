@@ -1,6 +1,6 @@
 //! TFLite model reader: `.tflite` bytes → [`TflModel`].
 //!
-//! The FlatBuffers decoding is written by hand ([`flatbuf`] for the wire format, [`schema`]
+//! The FlatBuffers decoding is written by hand (`flatbuf` for the wire format, [`schema`]
 //! for the TFLite tables) instead of generated with `flatc`: users need no FlatBuffers
 //! compiler or generated code to build Ferrite, and we read only the subset of
 //! `schema.fbs` the converter uses (operator codes, subgraphs, tensors with quantization and

@@ -329,13 +329,16 @@ pub struct TflModel<'a> {
 }
 
 impl<'a> TflModel<'a> {
-    /// The operator code of `op` (a valid index by the model's invariants).
+    /// The operator code of `op`.
+    ///
+    /// `op` must come from this model (its `opcode_index` is then valid); an operator from
+    /// another model may panic.
     pub fn opcode(&self, op: &TflOperator) -> &TflOpCode {
         &self.operator_codes[op.opcode_index as usize]
     }
 
     /// The constant data of `tensor`, borrowed from the file; empty for tensors without data
-    /// (activations, inputs).
+    /// (activations, inputs). `tensor` must come from this model, as for [`Self::opcode`].
     pub fn tensor_data(&self, tensor: &TflTensor) -> &'a [u8] {
         self.buffers[tensor.buffer as usize].data
     }

@@ -9,11 +9,29 @@
 use crate::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params};
 
 /// `conv2d_f32`'s signature.
-pub type ConvF32Fn =
-    fn(&Conv2dGeometry, (f32, f32), &[f32], [usize; 4], &[f32], [usize; 4], Option<&[f32]>, &mut [f32], [usize; 4]);
+pub type ConvF32Fn = fn(
+    &Conv2dGeometry,
+    (f32, f32),
+    &[f32],
+    [usize; 4],
+    &[f32],
+    [usize; 4],
+    Option<&[f32]>,
+    &mut [f32],
+    [usize; 4],
+);
 /// `conv2d_i8`'s signature.
-pub type ConvI8Fn =
-    fn(&Conv2dGeometry, &ConvI8Params, &[i8], [usize; 4], &[i8], [usize; 4], Option<&[i32]>, &mut [i8], [usize; 4]);
+pub type ConvI8Fn = fn(
+    &Conv2dGeometry,
+    &ConvI8Params,
+    &[i8],
+    [usize; 4],
+    &[i8],
+    [usize; 4],
+    Option<&[i32]>,
+    &mut [i8],
+    [usize; 4],
+);
 /// `depthwise_conv2d_f32`'s signature.
 pub type DwConvF32Fn = fn(
     &Conv2dGeometry,
@@ -43,7 +61,8 @@ pub type DwConvI8Fn = fn(
 /// `fully_connected_f32`'s signature.
 pub type FcF32Fn = fn((f32, f32), &[f32], usize, usize, &[f32], usize, Option<&[f32]>, &mut [f32]);
 /// `fully_connected_i8`'s signature.
-pub type FcI8Fn = fn(&FullyConnectedI8Params, &[i8], usize, usize, &[i8], usize, Option<&[i32]>, &mut [i8]);
+pub type FcI8Fn =
+    fn(&FullyConnectedI8Params, &[i8], usize, usize, &[i8], usize, Option<&[i32]>, &mut [i8]);
 
 /// A kernel function and the name `inspect` shows for it
 /// (`<isa>_<op>_<dtype>_<tile>`, e.g. `ref_conv2d_i8`).
@@ -68,12 +87,30 @@ impl KernelTable {
     /// Every slot holds the portable reference kernel.
     pub fn reference() -> Self {
         KernelTable {
-            conv2d_f32: Entry { f: conv::conv2d_f32, name: "ref_conv2d_f32" },
-            conv2d_i8: Entry { f: conv::conv2d_i8, name: "ref_conv2d_i8" },
-            depthwise_f32: Entry { f: conv::depthwise_conv2d_f32, name: "ref_depthwise_f32" },
-            depthwise_i8: Entry { f: conv::depthwise_conv2d_i8, name: "ref_depthwise_i8" },
-            fully_connected_f32: Entry { f: conv::fully_connected_f32, name: "ref_fully_connected_f32" },
-            fully_connected_i8: Entry { f: conv::fully_connected_i8, name: "ref_fully_connected_i8" },
+            conv2d_f32: Entry {
+                f: conv::conv2d_f32,
+                name: "ref_conv2d_f32",
+            },
+            conv2d_i8: Entry {
+                f: conv::conv2d_i8,
+                name: "ref_conv2d_i8",
+            },
+            depthwise_f32: Entry {
+                f: conv::depthwise_conv2d_f32,
+                name: "ref_depthwise_f32",
+            },
+            depthwise_i8: Entry {
+                f: conv::depthwise_conv2d_i8,
+                name: "ref_depthwise_i8",
+            },
+            fully_connected_f32: Entry {
+                f: conv::fully_connected_f32,
+                name: "ref_fully_connected_f32",
+            },
+            fully_connected_i8: Entry {
+                f: conv::fully_connected_i8,
+                name: "ref_fully_connected_i8",
+            },
         }
     }
 

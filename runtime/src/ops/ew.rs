@@ -1,28 +1,340 @@
-//! Elementwise ops (binary with broadcasting, activations, quantize) — being wired.
+//! Elementwise ops: binary arithmetic with broadcasting, activations,
+//! softmax, and the quantize/dequantize conversions.
 
 use alloc::vec::Vec;
 
-use super::prepare::Ctx;
-use super::Step;
-use crate::error::Result;
+use bytemuck::{cast_slice, cast_slice_mut};
 
+use super::kernel::Kernel;
+use super::prepare::{is_q8, Ctx};
+use super::{OpCode, Operand, Step};
+use crate::error::Result;
+use crate::kernels::reference::activation as act;
+use crate::kernels::reference::elementwise::{self as elt, BinaryI8Params, BinaryOp};
+use crate::kernels::reference::quantize as q;
+use crate::quant::{Activation, QParams};
+use crate::types::{DType, Shape};
+
+/// A prepared binary kernel: `out = a op b`, broadcast.
 #[derive(Debug, Clone)]
-pub(crate) enum Binary {}
+pub(crate) enum Binary {
+    F32 {
+        op: BinaryOp,
+        act: Activation,
+        shapes: [Shape; 3],
+    },
+    I8 {
+        p: BinaryI8Params,
+        shapes: [Shape; 3],
+    },
+}
+
 impl Binary {
-    pub fn run(&self, _a: &[u8], _b: &[u8], _out: &mut [u8]) {
-        match *self {}
+    pub fn run(&self, a: &[u8], b: &[u8], out: &mut [u8]) {
+        match self {
+            Binary::F32 {
+                op,
+                act,
+                shapes: [sa, sb, so],
+            } => elt::binary_f32(
+                *op,
+                *act,
+                cast_slice(a),
+                sa.dims(),
+                cast_slice(b),
+                sb.dims(),
+                cast_slice_mut(out),
+                so.dims(),
+            ),
+            Binary::I8 {
+                p,
+                shapes: [sa, sb, so],
+            } => elt::binary_i8(
+                p,
+                cast_slice(a),
+                sa.dims(),
+                cast_slice(b),
+                sb.dims(),
+                cast_slice_mut(out),
+                so.dims(),
+            ),
+        }
     }
 }
+
+/// A prepared one-input kernel (PRELU also reads its alpha as a second input).
 #[derive(Debug, Clone)]
-pub(crate) enum Unary {}
+pub(crate) enum Unary {
+    ReluF32(Activation),
+    ReluI8(act::ReluI8Params),
+    LeakyReluF32(f32),
+    LeakyReluI8(act::LeakyReluI8Params),
+    PreluF32 {
+        shapes: [Shape; 2],
+    },
+    PreluI8 {
+        p: act::PreluI8Params,
+        shapes: [Shape; 2],
+    },
+    HardSwishF32,
+    HardSwishI8(act::HardSwishI8Params),
+    LogisticF32,
+    TanhF32,
+    Lut(act::LutI8),
+    SoftmaxF32 {
+        beta: f32,
+        depth: usize,
+    },
+    SoftmaxI8 {
+        p: act::SoftmaxI8Params,
+        depth: usize,
+    },
+    QuantizeF32(QParams),
+    Requantize(q::RequantizeI8Params),
+    DequantizeI8(QParams),
+}
+
 impl Unary {
-    pub fn run(&self, _a: &[u8], _b: &[u8], _out: &mut [u8]) {
-        match *self {}
+    pub fn run(&self, x: &[u8], alpha: &[u8], out: &mut [u8]) {
+        match self {
+            Unary::ReluF32(kind) => act::relu_f32(*kind, cast_slice(x), cast_slice_mut(out)),
+            Unary::ReluI8(p) => act::relu_i8(p, cast_slice(x), cast_slice_mut(out)),
+            Unary::LeakyReluF32(a) => act::leaky_relu_f32(*a, cast_slice(x), cast_slice_mut(out)),
+            Unary::LeakyReluI8(p) => act::leaky_relu_i8(p, cast_slice(x), cast_slice_mut(out)),
+            Unary::PreluF32 { shapes: [sx, sa] } => act::prelu_f32(
+                cast_slice(x),
+                sx.dims(),
+                cast_slice(alpha),
+                sa.dims(),
+                cast_slice_mut(out),
+            ),
+            Unary::PreluI8 {
+                p,
+                shapes: [sx, sa],
+            } => act::prelu_i8(
+                p,
+                cast_slice(x),
+                sx.dims(),
+                cast_slice(alpha),
+                sa.dims(),
+                cast_slice_mut(out),
+            ),
+            Unary::HardSwishF32 => act::hard_swish_f32(cast_slice(x), cast_slice_mut(out)),
+            Unary::HardSwishI8(p) => act::hard_swish_i8(p, cast_slice(x), cast_slice_mut(out)),
+            Unary::LogisticF32 => act::logistic_f32(cast_slice(x), cast_slice_mut(out)),
+            Unary::TanhF32 => act::tanh_f32(cast_slice(x), cast_slice_mut(out)),
+            Unary::Lut(lut) => act::lut_i8(lut, cast_slice(x), cast_slice_mut(out)),
+            Unary::SoftmaxF32 { beta, depth } => {
+                act::softmax_f32(*beta, *depth, cast_slice(x), cast_slice_mut(out))
+            }
+            Unary::SoftmaxI8 { p, depth } => {
+                act::softmax_i8(p, *depth, cast_slice(x), cast_slice_mut(out))
+            }
+            Unary::QuantizeF32(qp) => q::quantize_f32_i8(*qp, cast_slice(x), cast_slice_mut(out)),
+            Unary::Requantize(p) => q::requantize_i8(p, cast_slice(x), cast_slice_mut(out)),
+            Unary::DequantizeI8(qp) => {
+                q::dequantize_i8_f32(*qp, cast_slice(x), cast_slice_mut(out))
+            }
+        }
     }
 }
-pub(crate) fn prep_binary(cx: &Ctx<'_>, _steps: &mut Vec<Step>) -> Result<&'static str> {
-    Err(cx.bad("not wired yet"))
+
+pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
+    cx.arity(2..=2, 1)?;
+    let (a, b, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    let op = match cx.op.code {
+        OpCode::Add => BinaryOp::Add,
+        OpCode::Sub => BinaryOp::Sub,
+        OpCode::Mul => BinaryOp::Mul,
+        OpCode::Maximum => BinaryOp::Max,
+        _ => BinaryOp::Min,
+    };
+    let activation = match op {
+        BinaryOp::Max | BinaryOp::Min => Activation::None,
+        _ => Activation::from_i32(cx.attr(0)?).ok_or(cx.bad("unknown fused activation"))?,
+    };
+    let out = elt::broadcast_shape(a.shape.dims(), b.shape.dims())
+        .ok_or(cx.bad("input shapes do not broadcast"))?;
+    cx.expect_shape(y, out.dims())?;
+    let shapes = [a.shape, b.shape, y.shape];
+    let (kernel, name) = match (a.dtype, b.dtype, y.dtype) {
+        (DType::F32, DType::F32, DType::F32) => (
+            Binary::F32 {
+                op,
+                act: activation,
+                shapes,
+            },
+            "ref_binary_f32",
+        ),
+        (DType::I8, DType::I8, DType::I8) if is_q8(a) && is_q8(b) && is_q8(y) => {
+            let (qa, qb, qy) = (cx.qparams(a)?, cx.qparams(b)?, cx.qparams(y)?);
+            if matches!(op, BinaryOp::Max | BinaryOp::Min) && (qa != qy || qb != qy) {
+                return Err(cx.bad("int8 MAXIMUM/MINIMUM need equal input and output quantization"));
+            }
+            let p = BinaryI8Params::new(op, qa, qb, qy, activation)
+                .ok_or(cx.bad("quantization parameters out of the supported range"))?;
+            (Binary::I8 { p, shapes }, "ref_binary_i8")
+        }
+        _ => return Err(cx.bad("supported for float32 and int8 (per-tensor) tensors of one type")),
+    };
+    steps.push(cx.step(
+        Kernel::Binary(kernel),
+        [cx.operand(0), cx.operand(1), Operand::None],
+        cx.out_range(0)?,
+    ));
+    Ok(name)
 }
-pub(crate) fn prep_unary(cx: &Ctx<'_>, _steps: &mut Vec<Step>) -> Result<&'static str> {
-    Err(cx.bad("not wired yet"))
+
+pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
+    let code = cx.op.code;
+    cx.arity(if code == OpCode::Prelu { 2..=2 } else { 1..=1 }, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    if code != OpCode::Prelu {
+        cx.expect_shape(y, x.shape.dims())?;
+    }
+    let f32_io = x.dtype == DType::F32 && y.dtype == DType::F32;
+    let q8_io = is_q8(x) && is_q8(y);
+    let unsupported = || cx.bad("unsupported input/output dtypes for this op");
+    let qx = || cx.qparams(x);
+    let qy = || cx.qparams(y);
+    let (kernel, name) = match code {
+        OpCode::Relu | OpCode::Relu6 | OpCode::ReluN1To1 => {
+            let kind = match code {
+                OpCode::Relu => Activation::Relu,
+                OpCode::Relu6 => Activation::Relu6,
+                _ => Activation::ReluN1To1,
+            };
+            if f32_io {
+                (Unary::ReluF32(kind), "ref_relu_f32")
+            } else if q8_io {
+                (
+                    Unary::ReluI8(act::ReluI8Params::new(kind, qx()?, qy()?)),
+                    "ref_relu_i8",
+                )
+            } else {
+                return Err(unsupported());
+            }
+        }
+        OpCode::LeakyRelu => {
+            let alpha = cx.attr_f32(0)?;
+            if !alpha.is_finite() {
+                return Err(cx.bad("alpha must be finite"));
+            }
+            if f32_io {
+                (Unary::LeakyReluF32(alpha), "ref_leaky_relu_f32")
+            } else if q8_io {
+                (
+                    Unary::LeakyReluI8(act::LeakyReluI8Params::new(qx()?, qy()?, alpha)),
+                    "ref_leaky_relu_i8",
+                )
+            } else {
+                return Err(unsupported());
+            }
+        }
+        OpCode::Prelu => {
+            let a = cx.input(1)?;
+            let out = elt::broadcast_shape(x.shape.dims(), a.shape.dims())
+                .ok_or(cx.bad("alpha does not broadcast to the input"))?;
+            if out != x.shape {
+                return Err(cx.shape_err(a, x.shape.dims()));
+            }
+            cx.expect_shape(y, x.shape.dims())?;
+            let shapes = [x.shape, a.shape];
+            if f32_io && a.dtype == DType::F32 {
+                (Unary::PreluF32 { shapes }, "ref_prelu_f32")
+            } else if q8_io && is_q8(a) {
+                (
+                    Unary::PreluI8 {
+                        p: act::PreluI8Params::new(qx()?, cx.qparams(a)?, qy()?),
+                        shapes,
+                    },
+                    "ref_prelu_i8",
+                )
+            } else {
+                return Err(unsupported());
+            }
+        }
+        OpCode::HardSwish => {
+            if f32_io {
+                (Unary::HardSwishF32, "ref_hard_swish_f32")
+            } else if q8_io {
+                let p = act::HardSwishI8Params::new(qx()?, qy()?)
+                    .ok_or(cx.bad("quantization parameters out of the supported range"))?;
+                (Unary::HardSwishI8(p), "ref_hard_swish_i8")
+            } else {
+                return Err(unsupported());
+            }
+        }
+        OpCode::Logistic | OpCode::Tanh => {
+            let logistic = code == OpCode::Logistic;
+            if f32_io {
+                (
+                    if logistic {
+                        Unary::LogisticF32
+                    } else {
+                        Unary::TanhF32
+                    },
+                    if logistic {
+                        "ref_logistic_f32"
+                    } else {
+                        "ref_tanh_f32"
+                    },
+                )
+            } else if q8_io {
+                let lut = if logistic {
+                    act::LutI8::logistic(qx()?, qy()?)
+                } else {
+                    act::LutI8::tanh(qx()?, qy()?)
+                };
+                (
+                    Unary::Lut(lut),
+                    if logistic {
+                        "ref_logistic_i8"
+                    } else {
+                        "ref_tanh_i8"
+                    },
+                )
+            } else {
+                return Err(unsupported());
+            }
+        }
+        OpCode::Softmax => {
+            let beta = cx.attr_f32(0)?;
+            let depth = x.shape.dims().last().copied().unwrap_or(1);
+            if !beta.is_finite() || beta <= 0.0 {
+                return Err(cx.bad("beta must be finite and > 0"));
+            }
+            if f32_io {
+                (Unary::SoftmaxF32 { beta, depth }, "ref_softmax_f32")
+            } else if q8_io {
+                let p = act::SoftmaxI8Params::new(qx()?, qy()?, beta)
+                    .ok_or(cx.bad("int8 softmax needs output scale 1/256 and zero-point -128"))?;
+                (Unary::SoftmaxI8 { p, depth }, "ref_softmax_i8")
+            } else {
+                return Err(unsupported());
+            }
+        }
+        OpCode::Quantize => match (x.dtype, y.dtype) {
+            (DType::F32, DType::I8) if is_q8(y) => {
+                (Unary::QuantizeF32(qy()?), "ref_quantize_f32_i8")
+            }
+            (DType::I8, DType::I8) if q8_io => (
+                Unary::Requantize(q::RequantizeI8Params::new(qx()?, qy()?)),
+                "ref_requantize_i8",
+            ),
+            _ => return Err(cx.bad("QUANTIZE supports float32 -> int8 and int8 -> int8")),
+        },
+        _ => match (x.dtype, y.dtype) {
+            (DType::I8, DType::F32) if is_q8(x) => {
+                (Unary::DequantizeI8(qx()?), "ref_dequantize_i8_f32")
+            }
+            _ => return Err(cx.bad("DEQUANTIZE supports int8 -> float32")),
+        },
+    };
+    steps.push(cx.step(
+        Kernel::Unary(kernel),
+        [cx.operand(0), cx.operand(1), Operand::None],
+        cx.out_range(0)?,
+    ));
+    Ok(name)
 }

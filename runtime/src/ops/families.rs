@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use super::ew;
 use super::kernel::{Elem, Kernel};
 use super::prepare::{dims4, is_q8, Ctx};
-use super::{Operand, OpCode, Step};
+use super::{OpCode, Operand, Step};
 use crate::error::Result;
 use crate::kernels::reference::{conv, movement, pool};
 use crate::quant::{Activation, QParams};
@@ -29,8 +29,8 @@ pub(crate) fn prepare_op(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
         DepthToSpace | SpaceToDepth => prep_space(cx, steps),
         ResizeBilinear | ResizeNearestNeighbor => prep_resize(cx, steps),
         Add | Sub | Mul | Maximum | Minimum => ew::prep_binary(cx, steps),
-        Relu | Relu6 | ReluN1To1 | LeakyRelu | Prelu | HardSwish | Logistic | Tanh | Softmax | Quantize
-        | Dequantize => ew::prep_unary(cx, steps),
+        Relu | Relu6 | ReluN1To1 | LeakyRelu | Prelu | HardSwish | Logistic | Tanh | Softmax
+        | Quantize | Dequantize => ew::prep_unary(cx, steps),
     }
 }
 
@@ -44,7 +44,10 @@ fn float_or_q8(cx: &Ctx<'_>, x: &TensorDef, y: &TensorDef) -> Result<bool> {
         (DType::F32, DType::F32) => Ok(false),
         (DType::I8, DType::I8) if is_q8(x) && is_q8(y) => Ok(true),
         (DType::I8, DType::I8) => Err(cx.bad("int8 tensors need per-tensor quantization")),
-        _ => Err(cx.bad("supported for float32 and int8 tensors (input and output of the same type)")),
+        _ => {
+            Err(cx
+                .bad("supported for float32 and int8 tensors (input and output of the same type)"))
+        }
     }
 }
 
@@ -70,7 +73,14 @@ fn window(cx: &Ctx<'_>) -> Result<Window> {
 
 /// Output size of a window over `in_size` with explicit padding; `None` when
 /// the window does not fit.
-fn window_out(in_size: usize, k: usize, dil: usize, stride: usize, before: usize, after: usize) -> Option<usize> {
+fn window_out(
+    in_size: usize,
+    k: usize,
+    dil: usize,
+    stride: usize,
+    before: usize,
+    after: usize,
+) -> Option<usize> {
     let eff = k.checked_sub(1)?.checked_mul(dil)?.checked_add(1)?;
     let padded = in_size.checked_add(before)?.checked_add(after)?;
     padded.checked_sub(eff).map(|v| v / stride + 1)
@@ -98,8 +108,10 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         }
         1
     };
-    let oh = window_out(ih, kh, w.a[0], w.stride[0], w.pads[0], w.pads[2]).ok_or(cx.bad("filter larger than padded input"))?;
-    let ow = window_out(iw, kw, w.a[1], w.stride[1], w.pads[1], w.pads[3]).ok_or(cx.bad("filter larger than padded input"))?;
+    let oh = window_out(ih, kh, w.a[0], w.stride[0], w.pads[0], w.pads[2])
+        .ok_or(cx.bad("filter larger than padded input"))?;
+    let ow = window_out(iw, kw, w.a[1], w.stride[1], w.pads[1], w.pads[3])
+        .ok_or(cx.bad("filter larger than padded input"))?;
     let ys = [n, oh, ow, oc];
     cx.expect_shape(y, &ys)?;
     if !f.is_const() {
@@ -128,9 +140,20 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         }
         let act = w.act.range_f32();
         if depthwise {
-            Kernel::DepthwiseF32 { g, act, mult, shapes, f: cx.table.depthwise_f32.f }
+            Kernel::DepthwiseF32 {
+                g,
+                act,
+                mult,
+                shapes,
+                f: cx.table.depthwise_f32.f,
+            }
         } else {
-            Kernel::Conv2dF32 { g, act, shapes, f: cx.table.conv2d_f32.f }
+            Kernel::Conv2dF32 {
+                g,
+                act,
+                shapes,
+                f: cx.table.conv2d_f32.f,
+            }
         }
     } else {
         cx.expect_dtype(f, &[DType::I8])?;
@@ -140,9 +163,20 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         let scales = filter_scales(cx, f, if depthwise { 3 } else { 0 }, oc)?;
         let p = conv::ConvI8Params::new(cx.qparams(x)?, &scales, cx.qparams(y)?, w.act, oc);
         if depthwise {
-            Kernel::DepthwiseI8 { g, p, mult, shapes, f: cx.table.depthwise_i8.f }
+            Kernel::DepthwiseI8 {
+                g,
+                p,
+                mult,
+                shapes,
+                f: cx.table.depthwise_i8.f,
+            }
         } else {
-            Kernel::Conv2dI8 { g, p, shapes, f: cx.table.conv2d_i8.f }
+            Kernel::Conv2dI8 {
+                g,
+                p,
+                shapes,
+                f: cx.table.conv2d_i8.f,
+            }
         }
     };
     let name = match (depthwise, q8) {
@@ -151,7 +185,11 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         (true, false) => cx.table.depthwise_f32.name,
         (true, true) => cx.table.depthwise_i8.name,
     };
-    steps.push(cx.step(kernel, [cx.operand(0), cx.operand(1), cx.operand(2)], cx.out_range(0)?));
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), cx.operand(1), cx.operand(2)],
+        cx.out_range(0)?,
+    ));
     Ok(name)
 }
 
@@ -160,7 +198,11 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
 fn filter_scales(cx: &Ctx<'_>, f: &TensorDef, axis: usize, channels: usize) -> Result<Vec<f32>> {
     match &f.quant {
         Quant::PerTensor(q) if q.zero_point == 0 => Ok(alloc::vec![q.scale]),
-        Quant::PerAxis { axis: a, scales, zero_points } if *a == axis && scales.len() == channels => {
+        Quant::PerAxis {
+            axis: a,
+            scales,
+            zero_points,
+        } if *a == axis && scales.len() == channels => {
             if zero_points.iter().any(|&z| z != 0) {
                 return Err(cx.bad("int8 filters must be symmetric (zero-point 0)"));
             }
@@ -198,7 +240,13 @@ fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         if let Some(b) = cx.opt_input(2) {
             cx.expect_dtype(b, &[DType::F32])?;
         }
-        let k = Kernel::FullyConnectedF32 { act: act.range_f32(), batches, in_depth, out_depth, f: cx.table.fully_connected_f32.f };
+        let k = Kernel::FullyConnectedF32 {
+            act: act.range_f32(),
+            batches,
+            in_depth,
+            out_depth,
+            f: cx.table.fully_connected_f32.f,
+        };
         (k, cx.table.fully_connected_f32.name)
     } else {
         cx.expect_dtype(wt, &[DType::I8])?;
@@ -207,14 +255,39 @@ fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         }
         let (scales, zp) = match &wt.quant {
             Quant::PerTensor(q) => (alloc::vec![q.scale], q.zero_point),
-            Quant::PerAxis { axis: 0, scales, zero_points } if zero_points.iter().all(|&z| z == 0) => (scales.clone(), 0),
-            _ => return Err(cx.bad("int8 weights need per-tensor or symmetric per-output-channel quantization")),
+            Quant::PerAxis {
+                axis: 0,
+                scales,
+                zero_points,
+            } if zero_points.iter().all(|&z| z == 0) => (scales.clone(), 0),
+            _ => {
+                return Err(cx.bad(
+                    "int8 weights need per-tensor or symmetric per-output-channel quantization",
+                ))
+            }
         };
-        let p = conv::FullyConnectedI8Params::new(cx.qparams(x)?, &scales, zp, cx.qparams(y)?, act, out_depth);
-        let k = Kernel::FullyConnectedI8 { p, batches, in_depth, out_depth, f: cx.table.fully_connected_i8.f };
+        let p = conv::FullyConnectedI8Params::new(
+            cx.qparams(x)?,
+            &scales,
+            zp,
+            cx.qparams(y)?,
+            act,
+            out_depth,
+        );
+        let k = Kernel::FullyConnectedI8 {
+            p,
+            batches,
+            in_depth,
+            out_depth,
+            f: cx.table.fully_connected_i8.f,
+        };
         (k, cx.table.fully_connected_i8.name)
     };
-    steps.push(cx.step(kernel, [cx.operand(0), cx.operand(1), cx.operand(2)], cx.out_range(0)?));
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), cx.operand(1), cx.operand(2)],
+        cx.out_range(0)?,
+    ));
     Ok(name)
 }
 
@@ -226,8 +299,10 @@ fn prep_pool(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         return Err(cx.bad("average pooling that counts padding is not supported"));
     }
     let xs = dims4(cx, &x.shape)?;
-    let oh = window_out(xs[1], w.a[0], 1, w.stride[0], w.pads[0], w.pads[2]).ok_or(cx.bad("window larger than padded input"))?;
-    let ow = window_out(xs[2], w.a[1], 1, w.stride[1], w.pads[1], w.pads[3]).ok_or(cx.bad("window larger than padded input"))?;
+    let oh = window_out(xs[1], w.a[0], 1, w.stride[0], w.pads[0], w.pads[2])
+        .ok_or(cx.bad("window larger than padded input"))?;
+    let ow = window_out(xs[2], w.a[1], 1, w.stride[1], w.pads[1], w.pads[3])
+        .ok_or(cx.bad("window larger than padded input"))?;
     let ys = [xs[0], oh, ow, xs[3]];
     cx.expect_shape(y, &ys)?;
     let g = pool::PoolGeometry {
@@ -253,11 +328,29 @@ fn prep_pool(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             (Kernel::AvgPoolI8 { g, act, shapes }, "ref_average_pool_i8")
         }
     } else if max {
-        (Kernel::MaxPoolF32 { g, act: w.act.range_f32(), shapes }, "ref_max_pool_f32")
+        (
+            Kernel::MaxPoolF32 {
+                g,
+                act: w.act.range_f32(),
+                shapes,
+            },
+            "ref_max_pool_f32",
+        )
     } else {
-        (Kernel::AvgPoolF32 { g, act: w.act.range_f32(), shapes }, "ref_average_pool_f32")
+        (
+            Kernel::AvgPoolF32 {
+                g,
+                act: w.act.range_f32(),
+                shapes,
+            },
+            "ref_average_pool_f32",
+        )
     };
-    steps.push(cx.step(kernel, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
     Ok(name)
 }
 
@@ -280,7 +373,11 @@ fn prep_mean(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     } else {
         (Kernel::MeanF32 { g }, "ref_mean_f32")
     };
-    steps.push(cx.step(kernel, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
     Ok(name)
 }
 
@@ -306,7 +403,9 @@ fn same_type(cx: &Ctx<'_>, x: &TensorDef, y: &TensorDef) -> Result<Elem> {
         return Err(cx.bad("input and output dtypes differ"));
     }
     if x.quant != y.quant && x.dtype == DType::I8 {
-        return Err(cx.bad("input and output quantization differ (int8 data-movement ops keep values unchanged)"));
+        return Err(cx.bad(
+            "input and output quantization differ (int8 data-movement ops keep values unchanged)",
+        ));
     }
     Ok(Elem::of_size(x.dtype.size()))
 }
@@ -339,14 +438,24 @@ fn prep_pad(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     for d in 0..r {
         let (b, a) = (cx.attr_usize(2 * d, 0)?, cx.attr_usize(2 * d + 1, 0)?);
         before[d] = b;
-        out[d] = x.shape.dim(d).checked_add(b).and_then(|v| v.checked_add(a)).ok_or(cx.bad("padding too large"))?;
+        out[d] = x
+            .shape
+            .dim(d)
+            .checked_add(b)
+            .and_then(|v| v.checked_add(a))
+            .ok_or(cx.bad("padding too large"))?;
     }
     cx.expect_shape(y, &out[..r])?;
     let value: u64 = match cx.opt_input(1) {
         Some(v) => {
             let b = cx.const_bytes(1)?;
-            if v.dtype != x.dtype || v.shape.numel() != 1 || v.quant != x.quant && x.dtype == DType::I8 {
-                return Err(cx.bad("the pad value must be a constant scalar of the input's type and quantization"));
+            if v.dtype != x.dtype
+                || v.shape.numel() != 1
+                || v.quant != x.quant && x.dtype == DType::I8
+            {
+                return Err(cx.bad(
+                    "the pad value must be a constant scalar of the input's type and quantization",
+                ));
             }
             let mut buf = [0u8; 8];
             buf[..b.len()].copy_from_slice(b);
@@ -359,8 +468,18 @@ fn prep_pad(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             _ => 0,
         },
     };
-    let kernel = Kernel::Pad { elem, value, in_shape: x.shape, before, out_shape: y.shape };
-    steps.push(cx.step(kernel, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
+    let kernel = Kernel::Pad {
+        elem,
+        value,
+        in_shape: x.shape,
+        before,
+        out_shape: y.shape,
+    };
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
     Ok("ref_pad")
 }
 
@@ -383,7 +502,8 @@ fn prep_concat(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     for k in 0..cx.op.inputs.len() {
         let x = cx.input(k)?;
         let elem = same_type(cx, x, y)?;
-        let ok = x.shape.rank() == r && (0..r).all(|d| d == axis || x.shape.dim(d) == y.shape.dim(d));
+        let ok =
+            x.shape.rank() == r && (0..r).all(|d| d == axis || x.shape.dim(d) == y.shape.dim(d));
         if !ok {
             return Err(cx.shape_err(x, y.shape.dims()));
         }
@@ -392,7 +512,11 @@ fn prep_concat(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             return Err(cx.shape_err(y, x.shape.dims()));
         }
         let at = movement::AxisPart::new(y.shape.dims(), axis, offset, len);
-        steps.push(cx.step(Kernel::ConcatPart { elem, at }, [cx.operand(k), Operand::None, Operand::None], cx.out_range(0)?));
+        steps.push(cx.step(
+            Kernel::ConcatPart { elem, at },
+            [cx.operand(k), Operand::None, Operand::None],
+            cx.out_range(0)?,
+        ));
         offset += len;
     }
     if offset != y.shape.dim(axis) {
@@ -417,7 +541,8 @@ fn prep_split(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     for k in 0..n {
         let y = cx.output(k)?;
         let elem = same_type(cx, x, y)?;
-        let ok = y.shape.rank() == r && (0..r).all(|d| d == axis || x.shape.dim(d) == y.shape.dim(d));
+        let ok =
+            y.shape.rank() == r && (0..r).all(|d| d == axis || x.shape.dim(d) == y.shape.dim(d));
         let len = if ok { y.shape.dim(axis) } else { 0 };
         if !ok || offset + len > x.shape.dim(axis) {
             return Err(cx.shape_err(y, x.shape.dims()));
@@ -426,7 +551,11 @@ fn prep_split(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             return Err(cx.bad("SPLIT outputs must be equal parts of the axis"));
         }
         let at = movement::AxisPart::new(x.shape.dims(), axis, offset, len);
-        steps.push(cx.step(Kernel::SplitPart { elem, at }, [cx.operand(0), Operand::None, Operand::None], cx.out_range(k)?));
+        steps.push(cx.step(
+            Kernel::SplitPart { elem, at },
+            [cx.operand(0), Operand::None, Operand::None],
+            cx.out_range(k)?,
+        ));
         offset += len;
     }
     if offset != x.shape.dim(axis) {
@@ -441,7 +570,9 @@ fn prep_slice(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     let elem = same_type(cx, x, y)?;
     let r = x.shape.rank();
     if cx.attr_usize(0, 0)? != r || cx.op.attrs.len() != 1 + 3 * r {
-        return Err(cx.bad("slice attributes must give start, stride and count per input dimension"));
+        return Err(
+            cx.bad("slice attributes must give start, stride and count per input dimension")
+        );
     }
     let mut p = movement::SliceParams {
         rank: r,
@@ -470,7 +601,11 @@ fn prep_slice(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     if p.out_numel() != y.shape.numel() {
         return Err(cx.shape_err(y, &p.count[..r]));
     }
-    steps.push(cx.step(Kernel::StridedSlice { elem, p }, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
+    steps.push(cx.step(
+        Kernel::StridedSlice { elem, p },
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
     Ok("ref_strided_slice")
 }
 
@@ -495,7 +630,15 @@ fn prep_transpose(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         out[d] = x.shape.dim(p);
     }
     cx.expect_shape(y, &out[..r])?;
-    steps.push(cx.step(Kernel::Transpose { elem, in_shape: x.shape, perm }, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
+    steps.push(cx.step(
+        Kernel::Transpose {
+            elem,
+            in_shape: x.shape,
+            perm,
+        },
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
     Ok("ref_transpose")
 }
 
@@ -509,16 +652,38 @@ fn prep_space(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         if c % (b * b) != 0 {
             return Err(cx.bad("channels must be a multiple of block_size^2"));
         }
-        (Kernel::DepthToSpace { elem, in_shape: [n, h, w, c], block: b }, [n, h * b, w * b, c / (b * b)])
+        (
+            Kernel::DepthToSpace {
+                elem,
+                in_shape: [n, h, w, c],
+                block: b,
+            },
+            [n, h * b, w * b, c / (b * b)],
+        )
     } else {
         if h % b != 0 || w % b != 0 {
             return Err(cx.bad("height and width must be multiples of block_size"));
         }
-        (Kernel::SpaceToDepth { elem, in_shape: [n, h, w, c], block: b }, [n, h / b, w / b, c * b * b])
+        (
+            Kernel::SpaceToDepth {
+                elem,
+                in_shape: [n, h, w, c],
+                block: b,
+            },
+            [n, h / b, w / b, c * b * b],
+        )
     };
     cx.expect_shape(y, &out)?;
-    steps.push(cx.step(kernel, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
-    Ok(if cx.op.code == OpCode::DepthToSpace { "ref_depth_to_space" } else { "ref_space_to_depth" })
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
+    Ok(if cx.op.code == OpCode::DepthToSpace {
+        "ref_depth_to_space"
+    } else {
+        "ref_space_to_depth"
+    })
 }
 
 fn prep_resize(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
@@ -536,15 +701,41 @@ fn prep_resize(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     }
     let shapes = [xs, ys];
     let (kernel, name) = if cx.op.code == OpCode::ResizeNearestNeighbor {
-        (Kernel::ResizeNearest { elem, shapes, align_corners, half_pixel }, "ref_resize_nearest")
+        (
+            Kernel::ResizeNearest {
+                elem,
+                shapes,
+                align_corners,
+                half_pixel,
+            },
+            "ref_resize_nearest",
+        )
     } else if x.dtype == DType::F32 {
-        (Kernel::ResizeBilinearF32 { shapes, align_corners, half_pixel }, "ref_resize_bilinear_f32")
+        (
+            Kernel::ResizeBilinearF32 {
+                shapes,
+                align_corners,
+                half_pixel,
+            },
+            "ref_resize_bilinear_f32",
+        )
     } else if is_q8(x) {
-        (Kernel::ResizeBilinearI8 { shapes, align_corners, half_pixel }, "ref_resize_bilinear_i8")
+        (
+            Kernel::ResizeBilinearI8 {
+                shapes,
+                align_corners,
+                half_pixel,
+            },
+            "ref_resize_bilinear_i8",
+        )
     } else {
         return Err(cx.bad("bilinear resize supports float32 and int8"));
     };
-    steps.push(cx.step(kernel, [cx.operand(0), Operand::None, Operand::None], cx.out_range(0)?));
+    steps.push(cx.step(
+        kernel,
+        [cx.operand(0), Operand::None, Operand::None],
+        cx.out_range(0)?,
+    ));
     Ok(name)
 }
 

@@ -59,28 +59,123 @@ macro_rules! by_elem {
 pub(crate) enum Kernel {
     /// Copies input 0 to the output unchanged (reshape family).
     Copy,
-    Conv2dF32 { g: conv::Conv2dGeometry, act: (f32, f32), shapes: [[usize; 4]; 3], f: ConvF32Fn },
-    Conv2dI8 { g: conv::Conv2dGeometry, p: conv::ConvI8Params, shapes: [[usize; 4]; 3], f: ConvI8Fn },
-    DepthwiseF32 { g: conv::Conv2dGeometry, act: (f32, f32), mult: usize, shapes: [[usize; 4]; 3], f: DwConvF32Fn },
-    DepthwiseI8 { g: conv::Conv2dGeometry, p: conv::ConvI8Params, mult: usize, shapes: [[usize; 4]; 3], f: DwConvI8Fn },
-    FullyConnectedF32 { act: (f32, f32), batches: usize, in_depth: usize, out_depth: usize, f: FcF32Fn },
-    FullyConnectedI8 { p: conv::FullyConnectedI8Params, batches: usize, in_depth: usize, out_depth: usize, f: FcI8Fn },
-    MaxPoolF32 { g: pool::PoolGeometry, act: (f32, f32), shapes: [[usize; 4]; 2] },
-    MaxPoolI8 { g: pool::PoolGeometry, act: (i32, i32), shapes: [[usize; 4]; 2] },
-    AvgPoolF32 { g: pool::PoolGeometry, act: (f32, f32), shapes: [[usize; 4]; 2] },
-    AvgPoolI8 { g: pool::PoolGeometry, act: (i32, i32), shapes: [[usize; 4]; 2] },
-    MeanF32 { g: pool::ReduceGeometry },
-    MeanI8 { g: pool::ReduceGeometry, p: pool::MeanI8Params },
-    Pad { elem: Elem, value: u64, in_shape: Shape, before: [usize; MAX_RANK], out_shape: Shape },
-    ConcatPart { elem: Elem, at: movement::AxisPart },
-    SplitPart { elem: Elem, at: movement::AxisPart },
-    StridedSlice { elem: Elem, p: movement::SliceParams },
-    Transpose { elem: Elem, in_shape: Shape, perm: [usize; MAX_RANK] },
-    DepthToSpace { elem: Elem, in_shape: [usize; 4], block: usize },
-    SpaceToDepth { elem: Elem, in_shape: [usize; 4], block: usize },
-    ResizeBilinearF32 { shapes: [[usize; 4]; 2], align_corners: bool, half_pixel: bool },
-    ResizeBilinearI8 { shapes: [[usize; 4]; 2], align_corners: bool, half_pixel: bool },
-    ResizeNearest { elem: Elem, shapes: [[usize; 4]; 2], align_corners: bool, half_pixel: bool },
+    Conv2dF32 {
+        g: conv::Conv2dGeometry,
+        act: (f32, f32),
+        shapes: [[usize; 4]; 3],
+        f: ConvF32Fn,
+    },
+    Conv2dI8 {
+        g: conv::Conv2dGeometry,
+        p: conv::ConvI8Params,
+        shapes: [[usize; 4]; 3],
+        f: ConvI8Fn,
+    },
+    DepthwiseF32 {
+        g: conv::Conv2dGeometry,
+        act: (f32, f32),
+        mult: usize,
+        shapes: [[usize; 4]; 3],
+        f: DwConvF32Fn,
+    },
+    DepthwiseI8 {
+        g: conv::Conv2dGeometry,
+        p: conv::ConvI8Params,
+        mult: usize,
+        shapes: [[usize; 4]; 3],
+        f: DwConvI8Fn,
+    },
+    FullyConnectedF32 {
+        act: (f32, f32),
+        batches: usize,
+        in_depth: usize,
+        out_depth: usize,
+        f: FcF32Fn,
+    },
+    FullyConnectedI8 {
+        p: conv::FullyConnectedI8Params,
+        batches: usize,
+        in_depth: usize,
+        out_depth: usize,
+        f: FcI8Fn,
+    },
+    MaxPoolF32 {
+        g: pool::PoolGeometry,
+        act: (f32, f32),
+        shapes: [[usize; 4]; 2],
+    },
+    MaxPoolI8 {
+        g: pool::PoolGeometry,
+        act: (i32, i32),
+        shapes: [[usize; 4]; 2],
+    },
+    AvgPoolF32 {
+        g: pool::PoolGeometry,
+        act: (f32, f32),
+        shapes: [[usize; 4]; 2],
+    },
+    AvgPoolI8 {
+        g: pool::PoolGeometry,
+        act: (i32, i32),
+        shapes: [[usize; 4]; 2],
+    },
+    MeanF32 {
+        g: pool::ReduceGeometry,
+    },
+    MeanI8 {
+        g: pool::ReduceGeometry,
+        p: pool::MeanI8Params,
+    },
+    Pad {
+        elem: Elem,
+        value: u64,
+        in_shape: Shape,
+        before: [usize; MAX_RANK],
+        out_shape: Shape,
+    },
+    ConcatPart {
+        elem: Elem,
+        at: movement::AxisPart,
+    },
+    SplitPart {
+        elem: Elem,
+        at: movement::AxisPart,
+    },
+    StridedSlice {
+        elem: Elem,
+        p: movement::SliceParams,
+    },
+    Transpose {
+        elem: Elem,
+        in_shape: Shape,
+        perm: [usize; MAX_RANK],
+    },
+    DepthToSpace {
+        elem: Elem,
+        in_shape: [usize; 4],
+        block: usize,
+    },
+    SpaceToDepth {
+        elem: Elem,
+        in_shape: [usize; 4],
+        block: usize,
+    },
+    ResizeBilinearF32 {
+        shapes: [[usize; 4]; 2],
+        align_corners: bool,
+        half_pixel: bool,
+    },
+    ResizeBilinearI8 {
+        shapes: [[usize; 4]; 2],
+        align_corners: bool,
+        half_pixel: bool,
+    },
+    ResizeNearest {
+        elem: Elem,
+        shapes: [[usize; 4]; 2],
+        align_corners: bool,
+        half_pixel: bool,
+    },
     Binary(ew::Binary),
     Unary(ew::Unary),
 }
@@ -116,7 +211,13 @@ impl Kernel {
                 cast_slice_mut(out),
                 shapes[2],
             ),
-            Kernel::DepthwiseF32 { g, act, mult, shapes, f } => f(
+            Kernel::DepthwiseF32 {
+                g,
+                act,
+                mult,
+                shapes,
+                f,
+            } => f(
                 g,
                 *act,
                 *mult,
@@ -128,7 +229,13 @@ impl Kernel {
                 cast_slice_mut(out),
                 shapes[2],
             ),
-            Kernel::DepthwiseI8 { g, p, mult, shapes, f } => f(
+            Kernel::DepthwiseI8 {
+                g,
+                p,
+                mult,
+                shapes,
+                f,
+            } => f(
                 g,
                 p,
                 *mult,
@@ -140,7 +247,13 @@ impl Kernel {
                 cast_slice_mut(out),
                 shapes[2],
             ),
-            Kernel::FullyConnectedF32 { act, batches, in_depth, out_depth, f } => f(
+            Kernel::FullyConnectedF32 {
+                act,
+                batches,
+                in_depth,
+                out_depth,
+                f,
+            } => f(
                 *act,
                 cast_slice(ins[0]),
                 *batches,
@@ -150,7 +263,13 @@ impl Kernel {
                 opt(ins[2]),
                 cast_slice_mut(out),
             ),
-            Kernel::FullyConnectedI8 { p, batches, in_depth, out_depth, f } => f(
+            Kernel::FullyConnectedI8 {
+                p,
+                batches,
+                in_depth,
+                out_depth,
+                f,
+            } => f(
                 p,
                 cast_slice(ins[0]),
                 *batches,
@@ -160,21 +279,49 @@ impl Kernel {
                 opt(ins[2]),
                 cast_slice_mut(out),
             ),
-            Kernel::MaxPoolF32 { g, act, shapes } => {
-                pool::max_pool_f32(g, *act, cast_slice(ins[0]), shapes[0], cast_slice_mut(out), shapes[1])
-            }
-            Kernel::MaxPoolI8 { g, act, shapes } => {
-                pool::max_pool_i8(g, act.0, act.1, cast_slice(ins[0]), shapes[0], cast_slice_mut(out), shapes[1])
-            }
-            Kernel::AvgPoolF32 { g, act, shapes } => {
-                pool::average_pool_f32(g, *act, cast_slice(ins[0]), shapes[0], cast_slice_mut(out), shapes[1])
-            }
-            Kernel::AvgPoolI8 { g, act, shapes } => {
-                pool::average_pool_i8(g, act.0, act.1, cast_slice(ins[0]), shapes[0], cast_slice_mut(out), shapes[1])
-            }
+            Kernel::MaxPoolF32 { g, act, shapes } => pool::max_pool_f32(
+                g,
+                *act,
+                cast_slice(ins[0]),
+                shapes[0],
+                cast_slice_mut(out),
+                shapes[1],
+            ),
+            Kernel::MaxPoolI8 { g, act, shapes } => pool::max_pool_i8(
+                g,
+                act.0,
+                act.1,
+                cast_slice(ins[0]),
+                shapes[0],
+                cast_slice_mut(out),
+                shapes[1],
+            ),
+            Kernel::AvgPoolF32 { g, act, shapes } => pool::average_pool_f32(
+                g,
+                *act,
+                cast_slice(ins[0]),
+                shapes[0],
+                cast_slice_mut(out),
+                shapes[1],
+            ),
+            Kernel::AvgPoolI8 { g, act, shapes } => pool::average_pool_i8(
+                g,
+                act.0,
+                act.1,
+                cast_slice(ins[0]),
+                shapes[0],
+                cast_slice_mut(out),
+                shapes[1],
+            ),
             Kernel::MeanF32 { g } => pool::mean_f32(g, cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::MeanI8 { g, p } => pool::mean_i8(g, p, cast_slice(ins[0]), cast_slice_mut(out)),
-            Kernel::Pad { elem, value, in_shape, before, out_shape } => {
+            Kernel::Pad {
+                elem,
+                value,
+                in_shape,
+                before,
+                out_shape,
+            } => {
                 let r = in_shape.rank();
                 by_elem!(elem, ins[0], out, |T, i, o| movement::pad(
                     i,
@@ -185,20 +332,55 @@ impl Kernel {
                     *value as _
                 ))
             }
-            Kernel::ConcatPart { elem, at } => by_elem!(elem, ins[0], out, |T, i, o| movement::concat_part(i, *at, o)),
-            Kernel::SplitPart { elem, at } => by_elem!(elem, ins[0], out, |T, i, o| movement::split_part(i, *at, o)),
-            Kernel::StridedSlice { elem, p } => by_elem!(elem, ins[0], out, |T, i, o| movement::strided_slice(i, p, o)),
-            Kernel::Transpose { elem, in_shape, perm } => {
+            Kernel::ConcatPart { elem, at } => {
+                by_elem!(elem, ins[0], out, |T, i, o| movement::concat_part(
+                    i, *at, o
+                ))
+            }
+            Kernel::SplitPart { elem, at } => {
+                by_elem!(elem, ins[0], out, |T, i, o| movement::split_part(i, *at, o))
+            }
+            Kernel::StridedSlice { elem, p } => {
+                by_elem!(elem, ins[0], out, |T, i, o| movement::strided_slice(
+                    i, p, o
+                ))
+            }
+            Kernel::Transpose {
+                elem,
+                in_shape,
+                perm,
+            } => {
                 let r = in_shape.rank();
-                by_elem!(elem, ins[0], out, |T, i, o| movement::transpose(i, in_shape.dims(), &perm[..r], o))
+                by_elem!(elem, ins[0], out, |T, i, o| movement::transpose(
+                    i,
+                    in_shape.dims(),
+                    &perm[..r],
+                    o
+                ))
             }
-            Kernel::DepthToSpace { elem, in_shape, block } => {
-                by_elem!(elem, ins[0], out, |T, i, o| movement::depth_to_space(i, *in_shape, *block, o))
+            Kernel::DepthToSpace {
+                elem,
+                in_shape,
+                block,
+            } => {
+                by_elem!(elem, ins[0], out, |T, i, o| movement::depth_to_space(
+                    i, *in_shape, *block, o
+                ))
             }
-            Kernel::SpaceToDepth { elem, in_shape, block } => {
-                by_elem!(elem, ins[0], out, |T, i, o| movement::space_to_depth(i, *in_shape, *block, o))
+            Kernel::SpaceToDepth {
+                elem,
+                in_shape,
+                block,
+            } => {
+                by_elem!(elem, ins[0], out, |T, i, o| movement::space_to_depth(
+                    i, *in_shape, *block, o
+                ))
             }
-            Kernel::ResizeBilinearF32 { shapes, align_corners, half_pixel } => resize::resize_bilinear_f32(
+            Kernel::ResizeBilinearF32 {
+                shapes,
+                align_corners,
+                half_pixel,
+            } => resize::resize_bilinear_f32(
                 cast_slice(ins[0]),
                 shapes[0],
                 cast_slice_mut(out),
@@ -206,7 +388,11 @@ impl Kernel {
                 *align_corners,
                 *half_pixel,
             ),
-            Kernel::ResizeBilinearI8 { shapes, align_corners, half_pixel } => resize::resize_bilinear_i8(
+            Kernel::ResizeBilinearI8 {
+                shapes,
+                align_corners,
+                half_pixel,
+            } => resize::resize_bilinear_i8(
                 cast_slice(ins[0]),
                 shapes[0],
                 cast_slice_mut(out),
@@ -214,7 +400,12 @@ impl Kernel {
                 *align_corners,
                 *half_pixel,
             ),
-            Kernel::ResizeNearest { elem, shapes, align_corners, half_pixel } => {
+            Kernel::ResizeNearest {
+                elem,
+                shapes,
+                align_corners,
+                half_pixel,
+            } => {
                 by_elem!(elem, ins[0], out, |T, i, o| resize::resize_nearest(
                     i,
                     shapes[0],

@@ -24,7 +24,11 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// An `UnsupportedConfig` error for this op.
     pub fn bad(&self, why: &'static str) -> Error {
-        Error::UnsupportedConfig { op: self.index, name: self.op.code.name(), why }
+        Error::UnsupportedConfig {
+            op: self.index,
+            name: self.op.code.name(),
+            why,
+        }
     }
 
     /// Requires exactly `n_in` inputs (optional ones may be `-1`) and `n_out` outputs.
@@ -45,7 +49,9 @@ impl<'a> Ctx<'a> {
 
     /// Input `k` (required).
     pub fn input(&self, k: usize) -> Result<&'a TensorDef> {
-        let t = self.input_index(k).ok_or(self.bad("a required input is missing"))?;
+        let t = self
+            .input_index(k)
+            .ok_or(self.bad("a required input is missing"))?;
         Ok(&self.model.tensors()[t])
     }
 
@@ -56,13 +62,22 @@ impl<'a> Ctx<'a> {
 
     /// Output `k`.
     pub fn output(&self, k: usize) -> Result<&'a TensorDef> {
-        let t = self.op.outputs.get(k).and_then(|&t| usize::try_from(t).ok()).ok_or(self.bad("missing output"))?;
+        let t = self
+            .op
+            .outputs
+            .get(k)
+            .and_then(|&t| usize::try_from(t).ok())
+            .ok_or(self.bad("missing output"))?;
         Ok(&self.model.tensors()[t])
     }
 
     /// Attribute `k`.
     pub fn attr(&self, k: usize) -> Result<i32> {
-        self.op.attrs.get(k).copied().ok_or(self.bad("missing attribute"))
+        self.op
+            .attrs
+            .get(k)
+            .copied()
+            .ok_or(self.bad("missing attribute"))
     }
 
     /// Attribute `k` as a bit-cast f32.
@@ -72,7 +87,10 @@ impl<'a> Ctx<'a> {
 
     /// Attribute `k` as a non-negative size, at least `min`.
     pub fn attr_usize(&self, k: usize, min: usize) -> Result<usize> {
-        usize::try_from(self.attr(k)?).ok().filter(|&v| v >= min).ok_or(self.bad("attribute out of range"))
+        usize::try_from(self.attr(k)?)
+            .ok()
+            .filter(|&v| v >= min)
+            .ok_or(self.bad("attribute out of range"))
     }
 
     /// Where the bytes of input `k` live (`Operand::None` if absent).
@@ -94,7 +112,12 @@ impl<'a> Ctx<'a> {
 
     /// A shape-mismatch error for output `k` (or any tensor).
     pub fn shape_err(&self, tensor: &TensorDef, expected: &[usize]) -> Error {
-        let t = self.model.tensors().iter().position(|x| core::ptr::eq(x, tensor)).unwrap_or(usize::MAX);
+        let t = self
+            .model
+            .tensors()
+            .iter()
+            .position(|x| core::ptr::eq(x, tensor))
+            .unwrap_or(usize::MAX);
         Error::ShapeMismatch {
             op: self.index,
             tensor: t,
@@ -123,17 +146,26 @@ impl<'a> Ctx<'a> {
 
     /// Per-tensor quantization of `t` (required for int8 tensors).
     pub fn qparams(&self, t: &TensorDef) -> Result<QParams> {
-        t.quant.per_tensor().ok_or(self.bad("int8 tensor needs per-tensor quantization"))
+        t.quant
+            .per_tensor()
+            .ok_or(self.bad("int8 tensor needs per-tensor quantization"))
     }
 
     /// A step with up to three inputs writing output range `out`.
-    pub fn step(&self, kernel: Kernel, ins: [Operand; MAX_STEP_INPUTS], out: core::ops::Range<usize>) -> Step {
+    pub fn step(
+        &self,
+        kernel: Kernel,
+        ins: [Operand; MAX_STEP_INPUTS],
+        out: core::ops::Range<usize>,
+    ) -> Step {
         Step { kernel, ins, out }
     }
 
     /// Constant input `k` as raw bytes (error if not constant).
     pub fn const_bytes(&self, k: usize) -> Result<&'a [u8]> {
-        let t = self.input_index(k).ok_or(self.bad("a required input is missing"))?;
+        let t = self
+            .input_index(k)
+            .ok_or(self.bad("a required input is missing"))?;
         if !self.model.tensors()[t].is_const() {
             return Err(self.bad("this input must be constant"));
         }
@@ -150,7 +182,9 @@ pub(crate) fn operand_of(t: &TensorDef) -> Operand {
 
 /// 4-D shape as an array (error unless rank 4).
 pub(crate) fn dims4(cx: &Ctx<'_>, s: &Shape) -> Result<[usize; 4]> {
-    s.dims().try_into().map_err(|_| cx.bad("expected a 4-D (NHWC) tensor"))
+    s.dims()
+        .try_into()
+        .map_err(|_| cx.bad("expected a 4-D (NHWC) tensor"))
 }
 
 /// Prepares op `index` into `steps`, returning the name of the kernel chosen.
@@ -161,7 +195,12 @@ pub(crate) fn prepare(
     table: &KernelTable,
     steps: &mut Vec<Step>,
 ) -> Result<&'static str> {
-    let cx = Ctx { model, index, op, table };
+    let cx = Ctx {
+        model,
+        index,
+        op,
+        table,
+    };
     let first = steps.len();
     let name = super::families::prepare_op(&cx, steps)?;
     // Every step's output must be disjoint from its arena inputs: the run loop
@@ -171,7 +210,10 @@ pub(crate) fn prepare(
             if let Operand::Arena(r) = o {
                 if r.start < s.out.end && s.out.start < r.end {
                     let t = op.outputs[0].max(0) as usize;
-                    return Err(Error::BadPlan { tensor: t, other: t });
+                    return Err(Error::BadPlan {
+                        tensor: t,
+                        other: t,
+                    });
                 }
             }
         }

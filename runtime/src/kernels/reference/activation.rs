@@ -263,7 +263,7 @@ pub fn prelu_i8(
 pub fn hard_swish_f32(input: &[f32], output: &mut [f32]) {
     debug_assert_eq!(input.len(), output.len());
     for (o, &x) in output.iter_mut().zip(input) {
-        let relu6 = (x + 3.0).max(0.0).min(6.0);
+        let relu6 = (x + 3.0).clamp(0.0, 6.0);
         *o = x * relu6 / 6.0;
     }
 }
@@ -534,7 +534,7 @@ impl SoftmaxI8Params {
         let real =
             (beta as f64 * input.scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64)
                 .min(max_real_multiplier);
-        if !(real > 1.0) {
+        if real.is_nan() || real <= 1.0 {
             return None;
         }
         let (input_multiplier, input_left_shift) = quantize_multiplier(real);

@@ -12,8 +12,9 @@
 //! - ADD: both inputs are shifted left by 20 bits, rescaled to twice the
 //!   larger input scale, summed, and rescaled to the output
 //!   (`QuantizeMultiplierSmallerThanOneExp` for all three multipliers).
-//! - SUB: the ADD arithmetic with the second input's multiplier negated
-//!   (TFLite's `sub.cc` runs the add kernel this way).
+//! - SUB: the same parameters, and the rescaled inputs are subtracted
+//!   instead of added (`reference_ops::Sub` / `BroadcastQuantSubSlow`, as
+//!   LiteRT's `sub.cc` runs int8 SUB).
 //! - MUL: one multiplier `s1 * s2 / s_out`, computed in f32 as TFLite does.
 //! - MAXIMUM / MINIMUM: compare the raw int8 values (TFLite does not
 //!   requantize; the converter gives inputs and output the same parameters).
@@ -228,8 +229,7 @@ pub struct AddI8Params {
     pub output_offset: i32,
     /// Both inputs are multiplied by `2^left_shift` first (20 for int8).
     pub left_shift: i32,
-    /// Q31 multipliers and (non-positive) exponents; for SUB,
-    /// `input2_multiplier` is negated.
+    /// Q31 multipliers and (non-positive) exponents.
     pub input1_multiplier: i32,
     pub input1_shift: i32,
     pub input2_multiplier: i32,
@@ -239,6 +239,8 @@ pub struct AddI8Params {
     /// Fused activation clamp.
     pub act_min: i32,
     pub act_max: i32,
+    /// SUB: the rescaled second input is subtracted instead of added.
+    pub subtract: bool,
 }
 
 impl AddI8Params {
@@ -246,7 +248,8 @@ impl AddI8Params {
     ///
     /// `None` where TFLite's `Prepare` rejects the scales: a non-positive
     /// scale, or an output scale so small that the output multiplier
-    /// `2·max(s_a, s_b) / (2^20·s_out)` is not below 1.
+    /// `2·max(s_a, s_b) / (2^20·s_out)` is not below 1 (LiteRT's SUB accepts
+    /// that case but then shifts by a negative amount, which is undefined).
     pub fn new(
         a: QParams,
         b: QParams,
@@ -275,20 +278,17 @@ impl AddI8Params {
             left_shift,
             input1_multiplier,
             input1_shift,
-            input2_multiplier: if subtract {
-                -input2_multiplier
-            } else {
-                input2_multiplier
-            },
+            input2_multiplier,
             input2_shift,
             output_multiplier,
             output_shift,
             act_min,
             act_max,
+            subtract,
         })
     }
 
-    /// One output element (TFLite's `AddFunc`).
+    /// One output element (TFLite's `AddFunc`, or the body of `SubElementwise`).
     #[inline]
     pub fn apply(&self, x: i8, y: i8) -> i8 {
         let shifted1 = (self.input1_offset + x as i32) * (1 << self.left_shift);
@@ -303,8 +303,13 @@ impl AddI8Params {
             self.input2_multiplier,
             self.input2_shift,
         );
+        let sum = if self.subtract {
+            scaled1 - scaled2
+        } else {
+            scaled1 + scaled2
+        };
         let raw = multiply_by_quantized_multiplier_smaller_than_one_exp(
-            scaled1 + scaled2,
+            sum,
             self.output_multiplier,
             self.output_shift,
         ) + self.output_offset;
@@ -370,7 +375,7 @@ impl MulI8Params {
 /// [`BinaryI8Params::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinaryI8Params {
-    /// ADD, or SUB with the second multiplier negated.
+    /// ADD, or SUB (`AddI8Params::subtract`).
     Add(AddI8Params),
     Mul(MulI8Params),
     /// MAXIMUM on raw values, then the activation clamp `(min, max)`.
@@ -674,7 +679,7 @@ mod tests {
             ..
         } = AddI8Params::new(q, q, q, Activation::None, true).unwrap();
         assert_eq!((input1_multiplier, input1_shift), (1 << 30, 0));
-        assert_eq!(input2_multiplier, -(1 << 30));
+        assert_eq!(input2_multiplier, 1 << 30);
         // An output scale too small for the 2^20 headroom is rejected like TFLite.
         let tiny = QParams {
             scale: 1e-9,

@@ -254,10 +254,19 @@ mod tests {
 
     #[test]
     fn exp_known_values() {
-        // exp(-1) in Q0.31 is the barrel-shifter constant itself, up to the
-        // rounding of exp(-1/4 .. ) on the interval part.
+        // exp(-1): the interval polynomial for exp(-1/4) times the
+        // barrel-shifter constant for exp(-1/2) (2^-1 and 2^-2 bits of the
+        // remainder); close to round(exp(-1) * 2^31) = 790015085.
         let e1 = exp_on_negative_values(-(1 << 26), 5);
-        assert!((e1 - 790_015_084).abs() <= 2, "{e1}");
+        assert!((e1 - 790_015_085).abs() < 400, "{e1}");
+        // The barrel shifter alone: exp(-1/4 - 1/4) has the same interval part
+        // as exp(-1/4), times exp(-1/4).
+        let quarter = exp_on_negative_values(-(1 << 24), 5);
+        let half = exp_on_negative_values(-(1 << 25), 5);
+        assert_eq!(
+            half,
+            saturating_rounding_doubling_high_mul(quarter, 1_672_461_947)
+        );
         // Large integer-bit formats clamp below -32.
         assert_eq!(exp_on_negative_values(q(-40.0, 12), 12), 0);
     }
