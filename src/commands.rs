@@ -376,7 +376,13 @@ pub fn run(path: &Path, args: &[String], out_dir: &Path) -> Result<()> {
         let file = out_dir.join(format!("output{i}.npy"));
         npy::write(&file, &a)?;
         listing.push(json!({"name": info.name, "file": format!("output{i}.npy"), "shape": a.shape, "dtype": a.dtype.name(), "quant": quant_json(&info.quant)}));
-        println!("output{i} {} {} {:?}", info.name, a.dtype.name(), a.shape);
+        println!(
+            "output{i} {} {} {:?}{}",
+            info.name,
+            a.dtype.name(),
+            a.shape,
+            summary(&a, &info.quant)
+        );
     }
     std::fs::write(
         out_dir.join("outputs.json"),
@@ -384,6 +390,23 @@ pub fn run(path: &Path, args: &[String], out_dir: &Path) -> Result<()> {
     )?;
     println!("ran in {ms:.3} ms; outputs in {}", out_dir.display());
     Ok(())
+}
+
+/// `; max V at index I` for a float or int8 output (int8 also shows the real value).
+fn summary(a: &Array, q: &Quant) -> String {
+    let vals: Vec<f32> = match (a.dtype, q) {
+        (DType::F32, _) => a.as_f32(),
+        (DType::I8, Quant::PerTensor(p)) => a
+            .data
+            .iter()
+            .map(|&b| quant::dequantize_i8(b as i8, *p))
+            .collect(),
+        _ => return String::new(),
+    };
+    match vals.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)) {
+        Some((i, v)) => format!("; max {v:.4} at index {i}"),
+        None => String::new(),
+    }
 }
 
 pub fn bench(

@@ -108,9 +108,14 @@ fn window_pads(
     [top as i32, left as i32, bottom as i32, right as i32]
 }
 
-/// Converts a parsed TFLite model.
+/// Reads and converts a `.tflite` file.
 pub fn import(bytes: &[u8]) -> Result<Graph> {
     let m = tflite::parse(bytes).map_err(|e| anyhow!("not a readable TFLite model: {e}"))?;
+    import_model(&m)
+}
+
+/// Converts a parsed TFLite model.
+pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
     let sg = m
         .subgraphs
         .first()
@@ -761,5 +766,88 @@ fn drop_noops(g: &mut Graph) {
         } else {
             k += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tflite::{TflBuffer, TflModel, TflOpCode, TflOperator, TflSubgraph, TflTensor};
+
+    fn tensor(name: &str) -> TflTensor {
+        TflTensor {
+            shape: vec![1, 4],
+            shape_signature: None,
+            dtype: tt::FLOAT32,
+            buffer: 0,
+            name: name.into(),
+            quantization: None,
+            is_variable: false,
+            sparsity: None,
+        }
+    }
+
+    #[test]
+    fn every_unsupported_op_is_listed_once_with_counts() {
+        let codes = [b::ABS, b::RELU, b::GATHER_ND, b::ABS, b::CUSTOM, b::ABS];
+        let operator_codes = vec![
+            TflOpCode {
+                builtin_code: b::ABS,
+                custom_code: None,
+                version: 1,
+            },
+            TflOpCode {
+                builtin_code: b::RELU,
+                custom_code: None,
+                version: 1,
+            },
+            TflOpCode {
+                builtin_code: b::GATHER_ND,
+                custom_code: None,
+                version: 1,
+            },
+            TflOpCode {
+                builtin_code: b::CUSTOM,
+                custom_code: Some("MyOp".into()),
+                version: 1,
+            },
+        ];
+        let index_of = |c: i32| match c {
+            b::ABS => 0,
+            b::RELU => 1,
+            b::GATHER_ND => 2,
+            _ => 3,
+        };
+        let tensors: Vec<TflTensor> = (0..=codes.len())
+            .map(|i| tensor(&format!("t{i}")))
+            .collect();
+        let operators = codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| TflOperator {
+                opcode_index: index_of(c),
+                inputs: vec![i as i32],
+                outputs: vec![i as i32 + 1],
+                options: BuiltinOptions::None,
+            })
+            .collect();
+        let m = TflModel {
+            version: 3,
+            operator_codes,
+            subgraphs: vec![TflSubgraph {
+                name: None,
+                tensors,
+                inputs: vec![0],
+                outputs: vec![codes.len() as i32],
+                operators,
+            }],
+            buffers: vec![TflBuffer { data: &[] }],
+            description: None,
+        };
+        let err = import_model(&m).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unsupported ops: ABS x3 (op 0, 3, 5); CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2)"
+        );
     }
 }

@@ -786,7 +786,7 @@ fn validate_plan(def: &ModelDef) -> Result<()> {
         let off = tensor_offset(&def.tensors[t]).unwrap_or(0);
         (off, off + def.tensors[t].nbytes())
     };
-    let mut insert = |t: usize, live: &mut Vec<(usize, usize, usize)>| -> Result<()> {
+    let insert = |t: usize, live: &mut Vec<(usize, usize, usize)>| -> Result<()> {
         let (s, e) = range(t);
         if s == e {
             return Ok(()); // empty tensors occupy nothing

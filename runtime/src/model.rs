@@ -101,7 +101,7 @@ impl<'a> Model<'a> {
     /// start on a 64-byte boundary ([`Error::Misaligned`] otherwise; use
     /// [`Model::from_vec`] or [`AlignedBytes`] for arbitrary buffers).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
-        if bytes.as_ptr() as usize % BUFFER_ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
             return Err(Error::Misaligned {
                 what: "model buffer",
                 index: 0,

@@ -44,7 +44,7 @@ pub fn densify(
     elem_size: usize,
 ) -> Result<Vec<u8>, TflError> {
     let plan = Plan::new(sparsity, dense_shape)?;
-    if elem_size == 0 || values.len() % elem_size != 0 {
+    if elem_size == 0 || !values.len().is_multiple_of(elem_size) {
         return Err(sparsity_err(format!(
             "{} value bytes are not a whole number of {elem_size}-byte elements",
             values.len()
@@ -207,7 +207,7 @@ impl Plan {
         plan.dense_elems = stride;
         for b in 0..k {
             let (d, bs) = (plan.block_map[b], plan.block_size[b]);
-            if plan.expanded[d] % bs != 0 {
+            if !plan.expanded[d].is_multiple_of(bs) {
                 return Err(sparsity_err(format!(
                     "block size {bs} does not divide dimension {d} of shape {dense_shape:?}"
                 )));

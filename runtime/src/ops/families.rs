@@ -9,7 +9,7 @@ use super::prepare::{dims4, is_q8, Ctx};
 use super::{OpCode, Operand, Step};
 use crate::error::Result;
 use crate::kernels::reference::{conv, movement, pool};
-use crate::quant::{Activation, QParams};
+use crate::quant::Activation;
 use crate::types::{DType, Quant, Shape, TensorDef, MAX_RANK};
 
 /// Dispatches op `cx.op` to its family and pushes its steps.
@@ -737,9 +737,4 @@ fn prep_resize(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         cx.out_range(0)?,
     ));
     Ok(name)
-}
-
-/// Per-tensor quantization of `t`, or `None` for float tensors.
-pub(crate) fn q_of(t: &TensorDef) -> Option<QParams> {
-    t.quant.per_tensor()
 }
