@@ -103,7 +103,7 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         }
         m
     } else {
-        if fs[3] == 0 || ic % fs[3] != 0 || oc % (ic / fs[3]).max(1) != 0 {
+        if fs[3] == 0 || ic < fs[3] || ic % fs[3] != 0 || oc % (ic / fs[3]) != 0 {
             return Err(cx.bad("filter input channels must divide the input channels (groups)"));
         }
         1
@@ -696,6 +696,9 @@ fn prep_resize(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     }
     let xs = dims4(cx, &x.shape)?;
     let ys = dims4(cx, &y.shape)?;
+    if xs[1] == 0 || xs[2] == 0 {
+        return Err(cx.bad("cannot resize an empty image"));
+    }
     if xs[0] != ys[0] || xs[3] != ys[3] || ys[1] == 0 || ys[2] == 0 {
         return Err(cx.shape_err(y, &[xs[0], ys[1], ys[2], xs[3]]));
     }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs each fuzz target for N seconds (default 60) from a seed corpus built
+# from the committed fixtures. Needs a nightly toolchain; installs cargo-fuzz.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "fuzz: no nightly toolchain on this machine; cannot run cargo-fuzz" >&2
+  exit 1
+fi
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz --quiet
+cargo build --release --quiet
+bash fuzz/seed.sh
+for target in fer_loader tflite_reader; do
+  cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 | tail -4
+done
