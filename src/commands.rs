@@ -29,7 +29,11 @@ fn load(path: &Path) -> Result<Model<'static>> {
     Ok(Model::from_vec(&converted.bytes)?)
 }
 
-pub fn convert(input: &Path, output: &Path) -> Result<()> {
+pub fn convert(
+    input: &Path,
+    output: &Path,
+    options: &ferrite_convert::ConvertOptions,
+) -> Result<()> {
     if same_file(input, output) {
         bail!(
             "output {} is the input file; choose another name",
@@ -37,7 +41,7 @@ pub fn convert(input: &Path, output: &Path) -> Result<()> {
         );
     }
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let c = ferrite_convert::convert(&bytes)
+    let c = ferrite_convert::convert_with(&bytes, options)
         .with_context(|| format!("cannot convert {}", input.display()))?;
     // Prove the package loads before writing it anywhere.
     Model::from_vec(&c.bytes).context("internal error: the converted package does not load")?;

@@ -33,6 +33,8 @@ enum Command {
         /// Output package (.fer). Never the same file as the input.
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        opts: ConvertArgs,
     },
     /// Show inputs, outputs, ops and kernels, tensors, arena size and metadata.
     Inspect {
@@ -69,10 +71,121 @@ enum Command {
     },
 }
 
+/// Options of `ferrite convert` beyond input and output.
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// Bind a symbolic input size: NAME=1x3x224x224 (repeatable).
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    shapes: Vec<String>,
+    /// Layout of image inputs/outputs: `model` (as the source) or `nhwc`.
+    #[arg(long, default_value = "model")]
+    io_layout: String,
+    /// Pre-processing stored in the package, e.g. "resize=224x224,mean=0.485:0.456:0.406,std=0.229:0.224:0.225".
+    #[arg(long)]
+    preprocess: Option<String>,
+    /// Quantize weights and activations: `int8`.
+    #[arg(long)]
+    quantize: Option<String>,
+    /// Calibration data: a folder of .npy files or images.
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Calibration method: minmax, percentile[=99.99] or entropy.
+    #[arg(long, default_value = "minmax")]
+    calib_method: String,
+    /// Use at most this many calibration samples.
+    #[arg(long)]
+    calib_samples: Option<usize>,
+    /// Ops to keep in float (names or indices, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    keep_float: Vec<String>,
+    /// Keep ops whose int8 output SQNR is below this many dB in float.
+    #[arg(long)]
+    min_sqnr: Option<f64>,
+    /// Input/output type of a quantized model: float or int8.
+    #[arg(long, default_value = "float")]
+    io: String,
+    /// Write a quantization report (HTML, plus quant.json beside it).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Detector post-processing preset (e.g. blazeface-short-range).
+    #[arg(long)]
+    detector: Option<String>,
+    /// Detector post-processing spec file (TOML).
+    #[arg(long)]
+    detector_spec: Option<PathBuf>,
+    /// Labels file (one per line) stored in the package.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+}
+
+impl ConvertArgs {
+    fn into_options(self) -> anyhow::Result<ferrite_convert::ConvertOptions> {
+        use anyhow::{bail, Context};
+        let mut shapes = Vec::new();
+        for s in &self.shapes {
+            let (name, dims) = s
+                .split_once('=')
+                .with_context(|| format!("--shape {s}: expected NAME=1x3x224x224"))?;
+            let dims = dims
+                .split('x')
+                .map(|d| d.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| {
+                    format!("--shape {s}: dimensions must be positive integers separated by 'x'")
+                })?;
+            shapes.push((name.to_string(), dims));
+        }
+        let io_layout = match self.io_layout.as_str() {
+            "model" => ferrite_convert::IoLayout::Model,
+            "nhwc" => ferrite_convert::IoLayout::Nhwc,
+            other => bail!("--io-layout {other}: expected 'model' or 'nhwc'"),
+        };
+        let quantize = match self.quantize.as_deref() {
+            None => {
+                if self.calib.is_some() {
+                    bail!("--calib needs --quantize int8");
+                }
+                None
+            }
+            Some("int8") => Some(ferrite_convert::QuantizeOptions {
+                calib: self
+                    .calib
+                    .context("--quantize int8 needs --calib DIR (calibration samples)")?,
+                method: self.calib_method,
+                samples: self.calib_samples,
+                keep_float: self.keep_float,
+                min_sqnr: self.min_sqnr,
+                int8_io: match self.io.as_str() {
+                    "float" => false,
+                    "int8" => true,
+                    other => bail!("--io {other}: expected 'float' or 'int8'"),
+                },
+                report: self.report,
+            }),
+            Some(other) => bail!("--quantize {other}: only 'int8' is supported"),
+        };
+        Ok(ferrite_convert::ConvertOptions {
+            shapes,
+            io_layout,
+            preprocess: self.preprocess,
+            quantize,
+            detector: self.detector,
+            detector_spec: self.detector_spec,
+            labels: self.labels,
+        })
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Convert { input, output } => commands::convert(&input, &output),
+        Command::Convert {
+            input,
+            output,
+            opts,
+        } => opts
+            .into_options()
+            .and_then(|o| commands::convert(&input, &output, &o)),
         Command::Inspect { model, json } => commands::inspect(&model, json),
         Command::Run {
             model,
