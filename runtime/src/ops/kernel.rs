@@ -4,7 +4,7 @@
 
 use bytemuck::{cast_slice, cast_slice_mut};
 
-use super::ew;
+use super::{ew, extra};
 use crate::kernels::reference::{conv, movement, pool, resize};
 use crate::kernels::table::{ConvF32Fn, ConvI8Fn, DwConvF32Fn, DwConvI8Fn, FcF32Fn, FcI8Fn};
 use crate::types::{Shape, MAX_RANK};
@@ -178,6 +178,8 @@ pub(crate) enum Kernel {
     },
     Binary(ew::Binary),
     Unary(ew::Unary),
+    /// Ops of `ops/extra.rs`.
+    Extra(extra::Extra),
 }
 
 fn opt<T: bytemuck::Pod>(b: &[u8]) -> Option<&[T]> {
@@ -417,6 +419,7 @@ impl Kernel {
             }
             Kernel::Binary(p) => p.run(ins[0], ins[1], out),
             Kernel::Unary(p) => p.run(ins[0], ins[1], out),
+            Kernel::Extra(k) => k.run(ins, out),
         }
     }
 }

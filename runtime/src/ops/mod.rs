@@ -7,6 +7,7 @@
 
 mod code;
 mod ew;
+mod extra;
 mod families;
 mod kernel;
 mod prepare;
