@@ -31,6 +31,8 @@ pub(crate) fn prepare_op(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
         Add | Sub | Mul | Maximum | Minimum => ew::prep_binary(cx, steps),
         Relu | Relu6 | ReluN1To1 | LeakyRelu | Prelu | HardSwish | Logistic | Tanh | Softmax
         | Quantize | Dequantize => ew::prep_unary(cx, steps),
+        #[allow(unreachable_patterns)]
+        _ => super::extra::prepare_op(cx, steps),
     }
 }
 
