@@ -115,6 +115,8 @@ pub struct Session<'m> {
     model: &'m Model<'m>,
     arena: AlignedBytes,
     steps: Vec<Step>,
+    /// The steps of each op, in op order.
+    op_steps: Vec<Range<usize>>,
     kernel_names: Vec<&'static str>,
     inputs: Vec<IoInfo>,
     outputs: Vec<IoInfo>,
@@ -162,8 +164,11 @@ impl<'m> Session<'m> {
         let table = options.kernels.unwrap_or_else(KernelTable::detect);
         let mut steps = Vec::new();
         let mut kernel_names = Vec::with_capacity(def.ops.len());
+        let mut op_steps = Vec::with_capacity(def.ops.len());
         for (i, op) in def.ops.iter().enumerate() {
+            let first = steps.len();
             let name = ops::prepare(model, i, op, &table, &mut steps)?;
+            op_steps.push(first..steps.len());
             kernel_names.push(name);
         }
         let arena = AlignedBytes::zeroed(def.arena_bytes)?;
@@ -173,6 +178,7 @@ impl<'m> Session<'m> {
             model,
             arena,
             steps,
+            op_steps,
             kernel_names,
             inputs,
             outputs,
@@ -244,6 +250,43 @@ impl<'m> Session<'m> {
         let arena = self.arena.as_mut_slice();
         for step in &self.steps {
             step.run(arena, &consts[data_start..]);
+        }
+        Ok(())
+    }
+
+    /// Runs every op like [`Session::invoke`], calling `observe(op, outputs)`
+    /// after each op with views of that op's output tensors (in the op's
+    /// output order). For calibration and debugging: unlike `invoke`, this
+    /// allocates (one small list per op).
+    pub fn invoke_observed(
+        &mut self,
+        mut observe: impl FnMut(usize, &[TensorView<'_>]),
+    ) -> Result<()> {
+        let consts = self.model.bytes();
+        let def = self.model.def();
+        let data = &consts[def.data.start..];
+        for (i, range) in self.op_steps.iter().enumerate() {
+            let arena = self.arena.as_mut_slice();
+            for step in &self.steps[range.clone()] {
+                step.run(arena, data);
+            }
+            let arena = self.arena.as_slice();
+            let views: Vec<TensorView<'_>> = def.ops[i]
+                .outputs
+                .iter()
+                .filter_map(|&t| {
+                    let td = def.tensors.get(usize::try_from(t).ok()?)?;
+                    let Storage::Arena { offset } = td.storage else {
+                        return None;
+                    };
+                    Some(TensorView {
+                        dtype: td.dtype,
+                        shape: td.shape.dims(),
+                        data: &arena[offset..offset + td.nbytes()],
+                    })
+                })
+                .collect();
+            observe(i, &views);
         }
         Ok(())
     }
