@@ -252,9 +252,9 @@ pub fn strided_slice<T: Copy>(input: &[T], p: &SliceParams, output: &mut [T]) {
         base: 0,
         strides: [0; MAX_RANK],
     };
-    for i in 0..rank {
-        from.base += p.start[i] * elem[i] as usize;
-        from.strides[i] = elem[i] * p.stride[i];
+    for (axis, &step) in elem[..rank].iter().enumerate() {
+        from.base += p.start[axis] * step as usize;
+        from.strides[axis] = step * p.stride[axis];
     }
     let counts = &p.count[..rank];
     strided_copy(input, from, output, Walk::dense(counts), counts);
