@@ -11,7 +11,13 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz --quiet
 cargo build --release --quiet
 bash fuzz/seed.sh
-for target in fer_loader tflite_reader; do
+# ONNX seeds: a few backend node test models when models/onnx/fetch.sh has run.
+mkdir -p fuzz/corpus/onnx_reader
+for t in conv_with_strides_padding relu add_bcast maxpool_2d_pads gemm_default_single_elem_vector_bias; do
+  f="models/cache/onnx/onnx/backend/test/data/node/test_$t/model.onnx"
+  if [ -f "$f" ]; then cp "$f" "fuzz/corpus/onnx_reader/$t.onnx"; fi
+done
+for target in fer_loader tflite_reader onnx_reader; do
   cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 | tail -4
 done

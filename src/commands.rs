@@ -23,8 +23,7 @@ fn load(path: &Path) -> Result<Model<'static>> {
         return Model::load(path)
             .with_context(|| format!("{} is not a valid .fer package", path.display()));
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let converted = ferrite_convert::convert(&bytes)
+    let converted = ferrite_convert::convert_file(path, &Default::default())
         .with_context(|| format!("cannot convert {}", path.display()))?;
     Ok(Model::from_vec(&converted.bytes)?)
 }
@@ -40,8 +39,8 @@ pub fn convert(
             output.display()
         );
     }
-    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let c = ferrite_convert::convert_with(&bytes, options)
+    // Reading by path lets ONNX models find their external data files.
+    let c = ferrite_convert::convert_file(input, options)
         .with_context(|| format!("cannot convert {}", input.display()))?;
     // Prove the package loads before writing it anywhere.
     Model::from_vec(&c.bytes).context("internal error: the converted package does not load")?;
@@ -56,6 +55,9 @@ pub fn convert(
         c.arena_bytes,
         c.lower_bound
     );
+    if let Some(summary) = &c.summary {
+        println!("{summary}");
+    }
     Ok(())
 }
 
@@ -476,13 +478,23 @@ pub fn bench(
         session.invoke()?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
+    let in_order = times.clone();
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     let (min, median, p90) = (times[0], pct(0.5), pct(0.9));
     if as_json {
+        // Per-run times (in run order) and the kernel each op got on this CPU.
+        let kernels: Vec<_> = model
+            .def()
+            .ops
+            .iter()
+            .zip(session.kernel_names())
+            .map(|(op, k)| json!({"op": op.code.name(), "kernel": k}))
+            .collect();
         println!(
             "{}",
-            json!({"runs": runs, "threads": threads, "min_ms": min, "median_ms": median, "p90_ms": p90})
+            json!({"runs": runs, "threads": threads, "min_ms": min, "median_ms": median, "p90_ms": p90,
+                   "times_ms": in_order, "kernels": kernels})
         );
     } else {
         println!("{}: {runs} runs, {threads} thread(s): min {min:.3} ms, median {median:.3} ms, p90 {p90:.3} ms", path.display());

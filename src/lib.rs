@@ -2,4 +2,5 @@
 //! `.npy` I/O they share, also used by the end-to-end tests in `tests/`.
 
 pub mod commands;
+pub mod detect;
 pub mod npy;

@@ -54,6 +54,9 @@ enum Command {
         #[arg(long)]
         out_dir: PathBuf,
     },
+    /// Detect objects (faces, ...) in images, a folder, a camera or recorded
+    /// frames; print one JSON line per frame.
+    Detect(ferrite::detect::DetectArgs),
     /// Measure the latency of `run`.
     Bench {
         model: PathBuf,
@@ -192,6 +195,7 @@ fn main() -> ExitCode {
             inputs,
             out_dir,
         } => commands::run(&model, &inputs, &out_dir),
+        Command::Detect(args) => ferrite::detect::run(&args),
         Command::Bench {
             model,
             runs,

@@ -8,7 +8,11 @@
 //! ```
 
 pub mod ir;
+pub mod onnx;
 pub mod package;
+pub mod passes;
+pub mod pipeline_meta;
+pub mod quantize;
 pub mod tflite;
 pub mod tflite_import;
 
@@ -27,17 +31,25 @@ pub struct Converted {
     pub arena_bytes: usize,
     /// Largest total of bytes alive at one op.
     pub lower_bound: usize,
+    /// A paragraph about what the conversion did (quantization results),
+    /// for the CLI to print; `None` when there is nothing to add.
+    pub summary: Option<String>,
 }
 
 /// Source formats the converter reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
     Tflite,
+    /// An ONNX `ModelProto` (opsets 7 to 21).
+    Onnx,
 }
 
 /// Recognizes a source model by its bytes.
 pub fn detect(bytes: &[u8]) -> Option<SourceFormat> {
-    (bytes.len() >= 8 && &bytes[4..8] == b"TFL3").then_some(SourceFormat::Tflite)
+    if bytes.len() >= 8 && &bytes[4..8] == b"TFL3" {
+        return Some(SourceFormat::Tflite);
+    }
+    onnx::looks_like_onnx(bytes).then_some(SourceFormat::Onnx)
 }
 
 /// Layout of a converted model's image inputs and outputs.
@@ -98,17 +110,40 @@ pub fn convert(src: &[u8]) -> Result<Converted> {
 /// and prepares a session on it, so that every op the runtime would reject is
 /// reported now, on the host, naming the source op.
 pub fn convert_with(src: &[u8], options: &ConvertOptions) -> Result<Converted> {
+    convert_in_dir(src, options, None)
+}
+
+/// Reads and converts the model file at `path`; ONNX external data files are
+/// looked up next to it.
+pub fn convert_file(path: &std::path::Path, options: &ConvertOptions) -> Result<Converted> {
+    let src = std::fs::read(path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    convert_in_dir(&src, options, path.parent())
+}
+
+fn convert_in_dir(
+    src: &[u8],
+    options: &ConvertOptions,
+    dir: Option<&std::path::Path>,
+) -> Result<Converted> {
     let graph = match detect(src) {
         Some(SourceFormat::Tflite) => tflite_import::import(src)?,
-        None => bail!("unrecognized model format (expected a .tflite file)"),
+        Some(SourceFormat::Onnx) => onnx::import(src, options, dir)?,
+        None => bail!("unrecognized model format (expected a .tflite or .onnx file)"),
     };
-    if options.quantize.is_some() {
-        bail!("--quantize is not implemented yet");
+    let (graph, summary) = match &options.quantize {
+        Some(q) => {
+            let r = quantize::quantize(&graph, q, options.preprocess.as_deref())?;
+            (r.graph, Some(r.summary))
+        }
+        None => (graph, None),
+    };
+    let mut graph = graph;
+    if pipeline_meta::requested(options) {
+        pipeline_meta::apply(&mut graph, options)?;
     }
-    if options.detector.is_some() || options.detector_spec.is_some() {
-        bail!("--detector is not implemented yet");
-    }
-    package_graph(&graph)
+    let mut converted = package_graph(&graph)?;
+    converted.summary = summary;
+    Ok(converted)
 }
 
 /// Plans and writes `graph`, then verifies the result loads and prepares.
@@ -133,6 +168,7 @@ pub fn package_graph(graph: &Graph) -> Result<Converted> {
         tensors: planned.tensors.len(),
         arena_bytes: planned.arena_bytes,
         lower_bound: planned.lower_bound,
+        summary: None,
         bytes,
     })
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod kernels;
 pub mod ops;
 pub mod quant;
+pub mod threads;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -14,6 +14,12 @@ use crate::model::{AlignedBytes, Model};
 use crate::ops::{self, Step};
 use crate::types::{DType, Quant, Shape, Storage};
 
+#[cfg(feature = "std")]
+type PoolRef = crate::threads::Pool;
+/// Without `std` there is no pool type; this stands in for it.
+#[cfg(not(feature = "std"))]
+type PoolRef = ();
+
 /// Session settings.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -120,6 +126,10 @@ pub struct Session<'m> {
     kernel_names: Vec<&'static str>,
     inputs: Vec<IoInfo>,
     outputs: Vec<IoInfo>,
+    /// Workers for `options.threads > 1` (std only; `None` runs every
+    /// kernel on the caller's thread with no synchronisation).
+    #[cfg(feature = "std")]
+    pool: Option<crate::threads::Pool>,
 }
 
 impl core::fmt::Debug for Session<'_> {
@@ -172,6 +182,15 @@ impl<'m> Session<'m> {
             kernel_names.push(name);
         }
         let arena = AlignedBytes::zeroed(def.arena_bytes)?;
+        #[cfg(feature = "std")]
+        let pool = if options.threads > 1 {
+            Some(
+                crate::threads::Pool::new(options.threads)
+                    .map_err(|_| Error::BackendUnavailable("threads"))?,
+            )
+        } else {
+            None
+        };
         let inputs = def.inputs.iter().map(|&t| io_info(model, t)).collect();
         let outputs = def.outputs.iter().map(|&t| io_info(model, t)).collect();
         Ok(Session {
@@ -182,7 +201,31 @@ impl<'m> Session<'m> {
             kernel_names,
             inputs,
             outputs,
+            #[cfg(feature = "std")]
+            pool,
         })
+    }
+
+    /// Threads that kernels split work over (1 without `std`).
+    pub fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(p) = &self.pool {
+            return p.threads();
+        }
+        1
+    }
+
+    /// Runs `f` with this session's thread pool current (see `crate::threads`).
+    fn with_threads<R>(pool: Option<&PoolRef>, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "std")]
+        {
+            crate::threads::scoped(pool, f)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = pool;
+            f()
+        }
     }
 
     /// The model this session runs.
@@ -247,10 +290,17 @@ impl<'m> Session<'m> {
     pub fn invoke(&mut self) -> Result<()> {
         let consts = self.model.bytes();
         let data_start = self.model.def().data.start;
+        #[cfg(feature = "std")]
+        let pool = self.pool.as_ref();
+        #[cfg(not(feature = "std"))]
+        let pool = None;
         let arena = self.arena.as_mut_slice();
-        for step in &self.steps {
-            step.run(arena, &consts[data_start..]);
-        }
+        let steps = &self.steps;
+        Self::with_threads(pool, || {
+            for step in steps {
+                step.run(arena, &consts[data_start..]);
+            }
+        });
         Ok(())
     }
 
@@ -266,10 +316,17 @@ impl<'m> Session<'m> {
         let def = self.model.def();
         let data = &consts[def.data.start..];
         for (i, range) in self.op_steps.iter().enumerate() {
+            #[cfg(feature = "std")]
+            let pool = self.pool.as_ref();
+            #[cfg(not(feature = "std"))]
+            let pool = None;
+            let steps = &self.steps[range.clone()];
             let arena = self.arena.as_mut_slice();
-            for step in &self.steps[range.clone()] {
-                step.run(arena, data);
-            }
+            Self::with_threads(pool, || {
+                for step in steps {
+                    step.run(arena, data);
+                }
+            });
             let arena = self.arena.as_slice();
             let views: Vec<TensorView<'_>> = def.ops[i]
                 .outputs

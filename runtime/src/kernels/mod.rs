@@ -18,6 +18,8 @@
 //!   kernel module's own constructor, so the arithmetic that must match TFLite
 //!   lives in one place.
 
+pub mod arch;
+pub mod pack;
 pub mod reference;
 pub mod table;
 

@@ -6,6 +6,7 @@
 //! is created, and each prepared step keeps the pointer it needs, so `run`
 //! makes no dispatch decisions.
 
+use crate::kernels::pack::{QAddFn, QDotIsa, QDwFn, QGemmIsa, SDotFn, SDwFn, SGemmIsa};
 use crate::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params};
 
 /// `conv2d_f32`'s signature.
@@ -73,6 +74,14 @@ pub struct Entry<F> {
 }
 
 /// Function pointers for the hot kernels.
+///
+/// The first six slots always hold a kernel (the reference unless replaced).
+/// The `Option` slots hold optimized micro-kernels that work on weights
+/// packed in `Session::new` (see [`crate::kernels::pack`]); they are `None`
+/// in the reference table and filled by [`crate::kernels::arch::plug`] when
+/// the CPU has the instructions. An op whose shape an optimized driver
+/// doesn't cover (grouped conv, depthwise multiplier > 1, ...) falls back to
+/// the first six slots.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelTable {
     pub conv2d_f32: Entry<ConvF32Fn>,
@@ -81,6 +90,18 @@ pub struct KernelTable {
     pub depthwise_i8: Entry<DwConvI8Fn>,
     pub fully_connected_f32: Entry<FcF32Fn>,
     pub fully_connected_i8: Entry<FcI8Fn>,
+    /// int8 GEMM for CONV_2D (1x1 directly, k×k through a small im2col tile).
+    pub qgemm: Option<QGemmIsa>,
+    /// f32 GEMM for CONV_2D.
+    pub sgemm: Option<SGemmIsa>,
+    /// int8 / f32 DEPTHWISE_CONV_2D (multiplier 1, any kernel size, stride, dilation).
+    pub qdw: Option<Entry<QDwFn>>,
+    pub sdw: Option<Entry<SDwFn>>,
+    /// Dot products for FULLY_CONNECTED.
+    pub qdot: Option<QDotIsa>,
+    pub sdot: Option<Entry<SDotFn>>,
+    /// int8 ADD/SUB of two tensors of one shape (no broadcasting).
+    pub qadd: Option<Entry<QAddFn>>,
 }
 
 impl KernelTable {
@@ -111,7 +132,25 @@ impl KernelTable {
                 f: conv::fully_connected_i8,
                 name: "ref_fully_connected_i8",
             },
+            qgemm: None,
+            sgemm: None,
+            qdw: None,
+            sdw: None,
+            qdot: None,
+            sdot: None,
+            qadd: None,
         }
+    }
+
+    /// True when no optimized slot is filled (the portable table).
+    pub fn is_reference(&self) -> bool {
+        self.qgemm.is_none()
+            && self.sgemm.is_none()
+            && self.qdw.is_none()
+            && self.sdw.is_none()
+            && self.qdot.is_none()
+            && self.sdot.is_none()
+            && self.qadd.is_none()
     }
 
     /// The best table for this CPU. With `std`, `FERRITE_KERNELS=reference`
@@ -121,8 +160,9 @@ impl KernelTable {
         if std::env::var("FERRITE_KERNELS").is_ok_and(|v| v == "reference") {
             return Self::reference();
         }
-        // No architecture-specific kernels are plugged in yet.
-        Self::reference()
+        let mut t = Self::reference();
+        crate::kernels::arch::plug(&mut t);
+        t
     }
 }
 

@@ -61,4 +61,15 @@ op_codes! {
     SpaceToDepth = 53, "SPACE_TO_DEPTH";
     Quantize = 60, "QUANTIZE";
     Dequantize = 61, "DEQUANTIZE";
+    Unary = 70, "UNARY";
+    Binary = 71, "BINARY";
+    Where = 72, "WHERE";
+    Reduce = 73, "REDUCE";
+    ArgReduce = 74, "ARG_REDUCE";
+    Cast = 75, "CAST";
+    BatchMatmul = 76, "BATCH_MATMUL";
+    Gather = 77, "GATHER";
+    LogSoftmax = 78, "LOG_SOFTMAX";
+    ConvTranspose = 79, "CONV_TRANSPOSE";
+    PadMode = 80, "PAD_MODE";
 }

@@ -173,6 +173,16 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
             }
             let p = BinaryI8Params::new(op, qa, qb, qy, activation)
                 .ok_or(cx.bad("quantization parameters out of the supported range"))?;
+            if let (BinaryI8Params::Add(add), Some(e)) = (&p, cx.table.qadd) {
+                if a.shape == b.shape {
+                    steps.push(cx.step(
+                        Kernel::QAdd { p: *add, f: e.f },
+                        [cx.operand(0), cx.operand(1), Operand::None],
+                        cx.out_range(0)?,
+                    ));
+                    return Ok(e.name);
+                }
+            }
             (Binary::I8 { p, shapes }, "ref_binary_i8")
         }
         _ => return Err(cx.bad("supported for float32 and int8 (per-tensor) tensors of one type")),

@@ -1,29 +1,768 @@
-//! Ops added for the ONNX importer (math, batched matmul, transposed
-//! convolution, reductions, gather, normalization, ...). Each op's
-//! preparation and prepared kernel live here; the shared dispatch in
-//! `families.rs` and `kernel.rs` routes every op code not handled there to
-//! [`prepare_op`] and [`Extra::run`].
+//! Ops added for the ONNX importer: element-wise math (UNARY, BINARY on any
+//! numeric dtype, WHERE), reductions (REDUCE, ARG_REDUCE), CAST,
+//! BATCH_MATMUL, GATHER and LOG_SOFTMAX. Each op's preparation and prepared
+//! kernel live here; the shared dispatch in `families.rs` and `kernel.rs`
+//! routes every op code not handled there to [`prepare_op`] and
+//! [`Extra::run`]. Attribute layouts are in `docs/format.md`; the arithmetic
+//! is in `kernels/reference/math.rs`.
 
 use alloc::vec::Vec;
 
+use bytemuck::{cast_slice, cast_slice_mut};
+
+use super::kernel::Kernel;
 use super::prepare::Ctx;
-use super::Step;
+use super::{OpCode, Operand, Step};
 use crate::error::Result;
+use crate::kernels::reference::elementwise::broadcast_shape;
+use crate::kernels::reference::math::{self as m, BinaryFn, ReduceFn, ReducePlan, UnaryFn};
+use crate::types::{DType, Quant, Shape, TensorDef, MAX_RANK};
 
 /// A prepared kernel of one of this module's ops.
 #[derive(Debug, Clone)]
-pub(crate) enum Extra {}
+pub(crate) enum Extra {
+    UnaryF32 {
+        f: UnaryFn,
+        alpha: f32,
+        beta: f32,
+    },
+    NotBool,
+    IsNanF32,
+    Binary {
+        f: BinaryFn,
+        dtype: DType,
+        shapes: [Shape; 3],
+    },
+    Compare {
+        f: BinaryFn,
+        dtype: DType,
+        shapes: [Shape; 3],
+    },
+    Where {
+        dtype: DType,
+        shapes: [Shape; 4],
+    },
+    Reduce {
+        f: ReduceFn,
+        dtype: DType,
+        plan: ReducePlan,
+    },
+    ArgReduce {
+        max: bool,
+        last: bool,
+        dtype: DType,
+        outer: usize,
+        axis: usize,
+        inner: usize,
+    },
+    Cast {
+        from: DType,
+        to: DType,
+    },
+    BatchMatmul {
+        m: usize,
+        k: usize,
+        n: usize,
+        /// Output batch dims and each operand's batch dims (1 = broadcast), rank-aligned.
+        batch: [usize; MAX_RANK],
+        a_batch: [usize; MAX_RANK],
+        b_batch: [usize; MAX_RANK],
+        rank: usize,
+    },
+    Gather {
+        elem: usize,
+        index_i32: bool,
+        outer: usize,
+        axis: usize,
+        inner: usize,
+    },
+    LogSoftmax {
+        depth: usize,
+    },
+    ConvTranspose(m::ConvTransposeGeometry),
+    PadMode {
+        mode: m::PadMode,
+        elem: usize,
+        in_shape: Shape,
+        before: [usize; MAX_RANK],
+        out_shape: Shape,
+    },
+}
+
+/// Flat index into an operand with batch dims `ob` (1 = broadcast) of the
+/// output batch `bt` over output batch dims `batch`.
+fn batch_index(bt: usize, batch: &[usize], ob: &[usize]) -> usize {
+    let (mut rem, mut idx, mut stride) = (bt, 0, 1);
+    for d in (0..batch.len()).rev() {
+        let c = rem % batch[d].max(1);
+        rem /= batch[d].max(1);
+        if ob[d] != 1 {
+            idx += c * stride;
+        }
+        stride *= ob[d];
+    }
+    idx
+}
+
+fn cast_value(from: DType, to: DType, x: &[u8], i: usize, out: &mut [u8]) {
+    let v: f64 = match from {
+        DType::F32 => {
+            f32::from_le_bytes([x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]]) as f64
+        }
+        DType::I8 => x[i] as i8 as f64,
+        DType::U8 => x[i] as f64,
+        DType::Bool => (x[i] != 0) as i32 as f64,
+        DType::I16 => i16::from_le_bytes([x[2 * i], x[2 * i + 1]]) as f64,
+        DType::I32 => {
+            i32::from_le_bytes([x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]]) as f64
+        }
+        DType::I64 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&x[8 * i..8 * i + 8]);
+            // i64 → f64 can round for |v| > 2^53; integer targets are handled below.
+            if to != DType::F32 && to != DType::Bool {
+                let w = i64::from_le_bytes(b);
+                let s = to.size();
+                out[s * i..s * i + s].copy_from_slice(&w.to_le_bytes()[..s]);
+                return;
+            }
+            i64::from_le_bytes(b) as f64
+        }
+    };
+    let s = to.size();
+    let o = &mut out[s * i..s * i + s];
+    match to {
+        DType::F32 => o.copy_from_slice(&(v as f32).to_le_bytes()),
+        DType::Bool => o[0] = (v != 0.0) as u8,
+        // Float to integer truncates toward zero (saturating); integer to
+        // integer wraps, as two's complement truncation.
+        _ => {
+            let w = v as i64;
+            o.copy_from_slice(&w.to_le_bytes()[..s]);
+        }
+    }
+}
+
+macro_rules! by_num {
+    ($dtype:expr, |$t:ident| $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            DType::U8 | DType::Bool => {
+                type $t = u8;
+                $body
+            }
+            DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            DType::I64 => {
+                type $t = i64;
+                $body
+            }
+        }
+    };
+}
 
 impl Extra {
     /// Runs the kernel on up to three operands into `out`.
     pub fn run(&self, ins: [&[u8]; 3], out: &mut [u8]) {
-        let _ = (ins, out);
-        match *self {}
+        match self {
+            Extra::UnaryF32 { f, alpha, beta } => {
+                m::unary_f32(*f, *alpha, *beta, cast_slice(ins[0]), cast_slice_mut(out))
+            }
+            Extra::NotBool => m::not_bool(ins[0], out),
+            Extra::IsNanF32 => m::isnan_f32(cast_slice(ins[0]), out),
+            Extra::Binary { f, dtype, shapes } => by_num!(dtype, |T| m::binary::<T>(
+                *f,
+                cast_slice(ins[0]),
+                shapes[0].dims(),
+                cast_slice(ins[1]),
+                shapes[1].dims(),
+                cast_slice_mut(out),
+                shapes[2].dims()
+            )),
+            Extra::Compare { f, dtype, shapes } => by_num!(dtype, |T| m::compare::<T>(
+                *f,
+                cast_slice(ins[0]),
+                shapes[0].dims(),
+                cast_slice(ins[1]),
+                shapes[1].dims(),
+                out,
+                shapes[2].dims()
+            )),
+            Extra::Where { dtype, shapes } => {
+                let s = dtype.size();
+                let (c, x, y) = (ins[0], ins[1], ins[2]);
+                let so = shapes[3].dims();
+                // cond with x, then cond with y: two broadcast passes.
+                crate::kernels::reference::elementwise::for_each_broadcast(
+                    shapes[0].dims(),
+                    shapes[1].dims(),
+                    so,
+                    |o, ci, xi| {
+                        if c[ci] != 0 {
+                            out[o * s..o * s + s].copy_from_slice(&x[xi * s..xi * s + s]);
+                        }
+                    },
+                );
+                crate::kernels::reference::elementwise::for_each_broadcast(
+                    shapes[0].dims(),
+                    shapes[2].dims(),
+                    so,
+                    |o, ci, yi| {
+                        if c[ci] == 0 {
+                            out[o * s..o * s + s].copy_from_slice(&y[yi * s..yi * s + s]);
+                        }
+                    },
+                );
+            }
+            Extra::Reduce { f, dtype, plan } => match dtype {
+                DType::F32 => m::reduce_f32(*f, plan, cast_slice(ins[0]), cast_slice_mut(out)),
+                DType::I32 => {
+                    m::reduce_int::<i32>(*f, plan, cast_slice(ins[0]), cast_slice_mut(out))
+                }
+                _ => m::reduce_int::<i64>(*f, plan, cast_slice(ins[0]), cast_slice_mut(out)),
+            },
+            Extra::ArgReduce {
+                max,
+                last,
+                dtype,
+                outer,
+                axis,
+                inner,
+            } => by_num!(dtype, |T| m::arg_reduce::<T>(
+                *max,
+                *last,
+                cast_slice(ins[0]),
+                *outer,
+                *axis,
+                *inner,
+                cast_slice_mut(out)
+            )),
+            Extra::Cast { from, to } => {
+                let n = out.len() / to.size();
+                for i in 0..n {
+                    cast_value(*from, *to, ins[0], i, out);
+                }
+            }
+            Extra::BatchMatmul {
+                m: mm,
+                k,
+                n,
+                batch,
+                a_batch,
+                b_batch,
+                rank,
+            } => {
+                let r = *rank;
+                let batches: usize = batch[..r].iter().product();
+                m::batch_matmul_f32(
+                    cast_slice(ins[0]),
+                    cast_slice(ins[1]),
+                    cast_slice_mut(out),
+                    *mm,
+                    *k,
+                    *n,
+                    batches,
+                    |bt| batch_index(bt, &batch[..r], &a_batch[..r]),
+                    |bt| batch_index(bt, &batch[..r], &b_batch[..r]),
+                )
+            }
+            Extra::Gather {
+                elem,
+                index_i32,
+                outer,
+                axis,
+                inner,
+            } => {
+                let mut idx_buf = [0i64; 64];
+                let idx: &[u8] = ins[1];
+                let count = idx.len() / if *index_i32 { 4 } else { 8 };
+                // Indices are converted in chunks on the stack (no allocation).
+                let per = *inner * *elem;
+                let mut start = 0;
+                while start < count {
+                    let len = (count - start).min(idx_buf.len());
+                    for (q, slot) in idx_buf[..len].iter_mut().enumerate() {
+                        let i = start + q;
+                        *slot = if *index_i32 {
+                            i32::from_le_bytes([
+                                idx[4 * i],
+                                idx[4 * i + 1],
+                                idx[4 * i + 2],
+                                idx[4 * i + 3],
+                            ]) as i64
+                        } else {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&idx[8 * i..8 * i + 8]);
+                            i64::from_le_bytes(b)
+                        };
+                    }
+                    for o in 0..*outer {
+                        for (q, &ix) in idx_buf[..len].iter().enumerate() {
+                            let j = if ix < 0 { ix + *axis as i64 } else { ix };
+                            let d0 = (o * count + start + q) * per;
+                            let dst = &mut out[d0..d0 + per];
+                            if j >= 0 && (j as usize) < *axis {
+                                let s = (o * *axis + j as usize) * per;
+                                dst.copy_from_slice(&ins[0][s..s + per]);
+                            } else {
+                                dst.fill(0);
+                            }
+                        }
+                    }
+                    start += len;
+                }
+            }
+            Extra::ConvTranspose(g) => {
+                let bias = (!ins[2].is_empty()).then(|| cast_slice(ins[2]));
+                m::conv_transpose_f32(
+                    g,
+                    cast_slice(ins[0]),
+                    cast_slice(ins[1]),
+                    bias,
+                    cast_slice_mut(out),
+                )
+            }
+            Extra::PadMode {
+                mode,
+                elem,
+                in_shape,
+                before,
+                out_shape,
+            } => m::pad_mode(
+                *mode,
+                ins[0],
+                in_shape.dims(),
+                &before[..in_shape.rank()],
+                out,
+                out_shape.dims(),
+                *elem,
+            ),
+            Extra::LogSoftmax { depth } => {
+                m::log_softmax_f32(*depth, cast_slice(ins[0]), cast_slice_mut(out))
+            }
+        }
     }
+}
+
+fn plain(t: &TensorDef) -> bool {
+    t.quant == Quant::None
 }
 
 /// Prepares an op handled by this module.
 pub(crate) fn prepare_op(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
-    let _ = steps;
-    Err(cx.bad("op not supported by this runtime"))
+    let (kernel, name) = match cx.op.code {
+        OpCode::Unary => prep_unary(cx)?,
+        OpCode::Binary => prep_binary(cx)?,
+        OpCode::Where => prep_where(cx)?,
+        OpCode::Reduce => prep_reduce(cx)?,
+        OpCode::ArgReduce => prep_arg(cx)?,
+        OpCode::Cast => prep_cast(cx)?,
+        OpCode::BatchMatmul => prep_matmul(cx)?,
+        OpCode::Gather => prep_gather(cx)?,
+        OpCode::ConvTranspose => prep_conv_transpose(cx)?,
+        OpCode::PadMode => prep_pad_mode(cx)?,
+        OpCode::LogSoftmax => {
+            cx.arity(1..=1, 1)?;
+            let (x, y) = (cx.input(0)?, cx.output(0)?);
+            cx.expect_dtype(x, &[DType::F32])?;
+            cx.expect_dtype(y, &[DType::F32])?;
+            cx.expect_shape(y, x.shape.dims())?;
+            let depth = x.shape.dims().last().copied().unwrap_or(1);
+            (Extra::LogSoftmax { depth }, "ref_log_softmax_f32")
+        }
+        _ => return Err(cx.bad("op not supported by this runtime")),
+    };
+    let n_in = cx.op.inputs.len().min(3);
+    let mut ins = [Operand::None, Operand::None, Operand::None];
+    for (k, slot) in ins.iter_mut().enumerate().take(n_in) {
+        *slot = cx.operand(k);
+    }
+    steps.push(cx.step(Kernel::Extra(kernel), ins, cx.out_range(0)?));
+    Ok(name)
+}
+
+fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(1..=1, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    cx.expect_shape(y, x.shape.dims())?;
+    let f = UnaryFn::from_i32(cx.attr(0)?).ok_or(cx.bad("unknown unary function"))?;
+    let (alpha, beta) = (cx.attr_f32(1)?, cx.attr_f32(2)?);
+    if !plain(x) || !plain(y) {
+        return Err(cx.bad("quantized tensors are not supported"));
+    }
+    match f {
+        UnaryFn::Not => {
+            cx.expect_dtype(x, &[DType::Bool])?;
+            cx.expect_dtype(y, &[DType::Bool])?;
+            Ok((Extra::NotBool, "ref_not_bool"))
+        }
+        UnaryFn::IsNan => {
+            cx.expect_dtype(x, &[DType::F32])?;
+            cx.expect_dtype(y, &[DType::Bool])?;
+            Ok((Extra::IsNanF32, "ref_isnan_f32"))
+        }
+        _ => {
+            cx.expect_dtype(x, &[DType::F32])?;
+            cx.expect_dtype(y, &[DType::F32])?;
+            Ok((Extra::UnaryF32 { f, alpha, beta }, "ref_unary_f32"))
+        }
+    }
+}
+
+fn prep_binary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(2..=2, 1)?;
+    let (a, b, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    let f = BinaryFn::from_i32(cx.attr(0)?).ok_or(cx.bad("unknown binary function"))?;
+    if a.dtype != b.dtype {
+        return Err(cx.bad("operands must have one dtype"));
+    }
+    if !plain(a) || !plain(b) || !plain(y) {
+        return Err(cx.bad("quantized tensors are not supported"));
+    }
+    let out = broadcast_shape(a.shape.dims(), b.shape.dims())
+        .ok_or(cx.bad("input shapes do not broadcast"))?;
+    cx.expect_shape(y, out.dims())?;
+    let shapes = [a.shape, b.shape, y.shape];
+    if f.is_compare() {
+        cx.expect_dtype(y, &[DType::Bool])?;
+        Ok((
+            Extra::Compare {
+                f,
+                dtype: a.dtype,
+                shapes,
+            },
+            "ref_compare",
+        ))
+    } else {
+        if y.dtype != a.dtype || a.dtype == DType::Bool {
+            return Err(cx.bad("arithmetic needs numeric operands and output of one dtype"));
+        }
+        Ok((
+            Extra::Binary {
+                f,
+                dtype: a.dtype,
+                shapes,
+            },
+            "ref_binary",
+        ))
+    }
+}
+
+fn prep_where(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(3..=3, 1)?;
+    let (c, x, yv, o) = (cx.input(0)?, cx.input(1)?, cx.input(2)?, cx.output(0)?);
+    cx.expect_dtype(c, &[DType::Bool])?;
+    if x.dtype != yv.dtype || o.dtype != x.dtype || !plain(x) || !plain(yv) || !plain(o) {
+        return Err(cx.bad("x, y and the output must have one (unquantized) dtype"));
+    }
+    let s1 = broadcast_shape(c.shape.dims(), x.shape.dims())
+        .ok_or(cx.bad("input shapes do not broadcast"))?;
+    let out = broadcast_shape(s1.dims(), yv.shape.dims())
+        .ok_or(cx.bad("input shapes do not broadcast"))?;
+    cx.expect_shape(o, out.dims())?;
+    // Each pass broadcasts a pair onto the output: both members must do so.
+    for s in [c.shape, x.shape, yv.shape] {
+        if broadcast_shape(s.dims(), out.dims()) != Some(out) {
+            return Err(cx.bad("input shapes do not broadcast"));
+        }
+    }
+    Ok((
+        Extra::Where {
+            dtype: x.dtype,
+            shapes: [c.shape, x.shape, yv.shape, o.shape],
+        },
+        "ref_where",
+    ))
+}
+
+fn prep_reduce(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(1..=1, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    let f = ReduceFn::from_i32(cx.attr(0)?).ok_or(cx.bad("unknown reduction"))?;
+    let keep = cx.attr(1)? != 0;
+    let r = x.shape.rank();
+    let mut reduce = [false; MAX_RANK];
+    for k in 2..cx.op.attrs.len() {
+        let a = cx.attr_usize(k, 0)?;
+        if a >= r {
+            return Err(cx.bad("axis out of range"));
+        }
+        reduce[a] = true;
+    }
+    let mut out = [0usize; MAX_RANK];
+    let mut n = 0;
+    for (d, &reduced) in reduce[..r].iter().enumerate() {
+        if !reduced {
+            out[n] = x.shape.dim(d);
+            n += 1;
+        } else if keep {
+            out[n] = 1;
+            n += 1;
+        }
+    }
+    cx.expect_shape(y, &out[..n])?;
+    if x.dtype != y.dtype || !plain(x) || !plain(y) {
+        return Err(cx.bad("input and output must have one (unquantized) dtype"));
+    }
+    let float_only = matches!(f, ReduceFn::L2 | ReduceFn::LogSum | ReduceFn::LogSumExp);
+    match x.dtype {
+        DType::F32 => {}
+        DType::I32 | DType::I64 if !float_only => {}
+        _ => return Err(cx.bad("supported for float32 (and int32/int64 sums, extrema, products)")),
+    }
+    if x.shape.numel() == 0 && y.shape.numel() != 0 {
+        return Err(cx.bad("reduction of an empty tensor"));
+    }
+    Ok((
+        Extra::Reduce {
+            f,
+            dtype: x.dtype,
+            plan: ReducePlan::new(x.shape.dims(), &reduce[..r]),
+        },
+        "ref_reduce",
+    ))
+}
+
+fn prep_arg(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(1..=1, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    let max = cx.attr(0)? != 0;
+    let axis = cx.attr_usize(1, 0)?;
+    let keep = cx.attr(2)? != 0;
+    let last = cx.attr(3)? != 0;
+    let d = x.shape.dims();
+    if axis >= d.len() || d[axis] == 0 {
+        return Err(cx.bad("axis out of range or empty"));
+    }
+    cx.expect_dtype(y, &[DType::I64])?;
+    if !plain(x) {
+        return Err(cx.bad("quantized tensors are not supported"));
+    }
+    let mut out = [0usize; MAX_RANK];
+    let mut n = 0;
+    for (i, &s) in d.iter().enumerate() {
+        if i != axis {
+            out[n] = s;
+            n += 1;
+        } else if keep {
+            out[n] = 1;
+            n += 1;
+        }
+    }
+    cx.expect_shape(y, &out[..n])?;
+    Ok((
+        Extra::ArgReduce {
+            max,
+            last,
+            dtype: x.dtype,
+            outer: d[..axis].iter().product(),
+            axis: d[axis],
+            inner: d[axis + 1..].iter().product(),
+        },
+        "ref_arg_reduce",
+    ))
+}
+
+fn prep_cast(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(1..=1, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    cx.expect_shape(y, x.shape.dims())?;
+    if !plain(x) || !plain(y) {
+        return Err(cx.bad("quantized tensors are not supported"));
+    }
+    Ok((
+        Extra::Cast {
+            from: x.dtype,
+            to: y.dtype,
+        },
+        "ref_cast",
+    ))
+}
+
+fn prep_matmul(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(2..=2, 1)?;
+    let (a, b, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    for t in [a, b, y] {
+        cx.expect_dtype(t, &[DType::F32])?;
+    }
+    let (da, db) = (a.shape.dims(), b.shape.dims());
+    if da.len() < 2 || db.len() < 2 {
+        return Err(cx.bad("operands must have rank >= 2"));
+    }
+    let (mm, k) = (da[da.len() - 2], da[da.len() - 1]);
+    let (k2, n) = (db[db.len() - 2], db[db.len() - 1]);
+    if k != k2 {
+        return Err(cx.bad("inner dimensions differ"));
+    }
+    let bs = broadcast_shape(&da[..da.len() - 2], &db[..db.len() - 2])
+        .ok_or(cx.bad("batch dimensions do not broadcast"))?;
+    let r = bs.rank();
+    let mut out = [0usize; MAX_RANK];
+    out[..r].copy_from_slice(bs.dims());
+    if r + 2 > MAX_RANK {
+        return Err(cx.bad("rank too large"));
+    }
+    out[r] = mm;
+    out[r + 1] = n;
+    cx.expect_shape(y, &out[..r + 2])?;
+    let align = |d: &[usize]| {
+        let mut v = [1usize; MAX_RANK];
+        let nb = d.len() - 2;
+        v[r - nb..r].copy_from_slice(&d[..nb]);
+        v
+    };
+    let mut batch = [1usize; MAX_RANK];
+    batch[..r].copy_from_slice(bs.dims());
+    Ok((
+        Extra::BatchMatmul {
+            m: mm,
+            k,
+            n,
+            batch,
+            a_batch: align(da),
+            b_batch: align(db),
+            rank: r,
+        },
+        "ref_batch_matmul_f32",
+    ))
+}
+
+fn prep_gather(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(2..=2, 1)?;
+    let (x, idx, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    cx.expect_dtype(idx, &[DType::I32, DType::I64])?;
+    if x.dtype != y.dtype || x.quant != y.quant {
+        return Err(cx.bad("input and output must have one dtype and quantization"));
+    }
+    let axis = cx.attr_usize(0, 0)?;
+    let d = x.shape.dims();
+    if axis >= d.len() {
+        return Err(cx.bad("axis out of range"));
+    }
+    let mut out = [0usize; MAX_RANK];
+    let mut n = 0;
+    for &s in d[..axis]
+        .iter()
+        .chain(idx.shape.dims())
+        .chain(&d[axis + 1..])
+    {
+        if n == MAX_RANK {
+            return Err(cx.bad("rank too large"));
+        }
+        out[n] = s;
+        n += 1;
+    }
+    cx.expect_shape(y, &out[..n])?;
+    Ok((
+        Extra::Gather {
+            elem: x.dtype.size(),
+            index_i32: idx.dtype == DType::I32,
+            outer: d[..axis].iter().product(),
+            axis: d[axis],
+            inner: d[axis + 1..].iter().product(),
+        },
+        "ref_gather",
+    ))
+}
+
+fn prep_conv_transpose(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(2..=3, 1)?;
+    let (x, f, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    for t in [x, f, y] {
+        cx.expect_dtype(t, &[DType::F32])?;
+    }
+    if !f.is_const() {
+        return Err(cx.bad("the filter must be constant"));
+    }
+    let dims4 = |s: &Shape| -> Result<[usize; 4]> {
+        s.dims()
+            .try_into()
+            .map_err(|_| cx.bad("expected 4-D tensors"))
+    };
+    let (xs, fs, ys) = (dims4(&x.shape)?, dims4(&f.shape)?, dims4(&y.shape)?);
+    let stride = [cx.attr_usize(0, 1)?, cx.attr_usize(1, 1)?];
+    let dilation = [cx.attr_usize(2, 1)?, cx.attr_usize(3, 1)?];
+    let pad = [cx.attr_usize(4, 0)?, cx.attr_usize(5, 0)?];
+    let group = cx.attr_usize(6, 1)?;
+    let (ic, oc) = (xs[3], ys[3]);
+    if fs[0] != ic || ic % group != 0 || fs[1].checked_mul(group) != Some(oc) || xs[0] != ys[0] {
+        return Err(cx.bad("filter must be [in_channels, out_channels / group, kh, kw]"));
+    }
+    if fs[2] == 0 || fs[3] == 0 || ys[1] == 0 || ys[2] == 0 {
+        return Err(cx.bad("empty filter or output"));
+    }
+    if let Some(b) = cx.opt_input(2) {
+        cx.expect_dtype(b, &[DType::F32])?;
+        if b.shape.numel() != oc {
+            return Err(cx.shape_err(b, &[oc]));
+        }
+    }
+    Ok((
+        Extra::ConvTranspose(m::ConvTransposeGeometry {
+            stride,
+            dilation,
+            pad,
+            group,
+            in_shape: xs,
+            out_shape: ys,
+            kernel: [fs[2], fs[3]],
+        }),
+        "ref_conv_transpose_f32",
+    ))
+}
+
+fn prep_pad_mode(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(1..=1, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    if x.dtype != y.dtype || x.quant != y.quant {
+        return Err(cx.bad("input and output must have one dtype and quantization"));
+    }
+    let r = x.shape.rank();
+    let mode = match cx.attr(0)? {
+        0 => m::PadMode::Reflect,
+        1 => m::PadMode::Edge,
+        _ => return Err(cx.bad("unknown pad mode")),
+    };
+    if cx.op.attrs.len() != 1 + 2 * r {
+        return Err(cx.bad("paddings must have two entries per dimension"));
+    }
+    let mut before = [0usize; MAX_RANK];
+    let mut out = [0usize; MAX_RANK];
+    for d in 0..r {
+        let (b, a) = (cx.attr_usize(1 + 2 * d, 0)?, cx.attr_usize(2 + 2 * d, 0)?);
+        let n = x.shape.dim(d);
+        let padded = b > 0 || a > 0;
+        if padded && (n == 0 || (mode == m::PadMode::Reflect && (b >= n || a >= n))) {
+            return Err(cx.bad("reflect padding must be smaller than the dimension"));
+        }
+        before[d] = b;
+        out[d] = n
+            .checked_add(b)
+            .and_then(|v| v.checked_add(a))
+            .ok_or(cx.bad("padding too large"))?;
+    }
+    cx.expect_shape(y, &out[..r])?;
+    Ok((
+        Extra::PadMode {
+            mode,
+            elem: x.dtype.size(),
+            in_shape: x.shape,
+            before,
+            out_shape: y.shape,
+        },
+        "ref_pad_mode",
+    ))
 }

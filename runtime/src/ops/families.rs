@@ -8,6 +8,7 @@ use super::kernel::{Elem, Kernel};
 use super::prepare::{dims4, is_q8, Ctx};
 use super::{OpCode, Operand, Step};
 use crate::error::Result;
+use crate::kernels::pack;
 use crate::kernels::reference::{conv, movement, pool};
 use crate::quant::Activation;
 use crate::types::{DType, Quant, Shape, TensorDef, MAX_RANK};
@@ -141,6 +142,16 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             cx.expect_dtype(b, &[DType::F32])?;
         }
         let act = w.act.range_f32();
+        if let Some((k, name)) =
+            fast_conv_f32(cx, depthwise, mult, pack::ConvShape { g, shapes }, act)?
+        {
+            steps.push(cx.step(
+                k,
+                [cx.operand(0), cx.operand(1), cx.operand(2)],
+                cx.out_range(0)?,
+            ));
+            return Ok(name);
+        }
         if depthwise {
             Kernel::DepthwiseF32 {
                 g,
@@ -164,6 +175,16 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         }
         let scales = filter_scales(cx, f, if depthwise { 3 } else { 0 }, oc)?;
         let p = conv::ConvI8Params::new(cx.qparams(x)?, &scales, cx.qparams(y)?, w.act, oc);
+        if let Some((k, name)) =
+            fast_conv_i8(cx, depthwise, mult, pack::ConvShape { g, shapes }, &p)?
+        {
+            steps.push(cx.step(
+                k,
+                [cx.operand(0), cx.operand(1), cx.operand(2)],
+                cx.out_range(0)?,
+            ));
+            return Ok(name);
+        }
         if depthwise {
             Kernel::DepthwiseI8 {
                 g,
@@ -193,6 +214,83 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         cx.out_range(0)?,
     ));
     Ok(name)
+}
+
+/// Bias of a conv/FC as a slice of `T` when it is a constant (`None` when
+/// absent); `Err(())` when it is computed at run time (the packed kernels
+/// fold it at prepare time, so they need it constant).
+fn const_bias<'a, T: bytemuck::Pod>(cx: &Ctx<'a>) -> core::result::Result<Option<&'a [T]>, ()> {
+    match cx.opt_input(2) {
+        None => Ok(None),
+        Some(b) if b.is_const() => cx
+            .const_bytes(2)
+            .map(|v| Some(bytemuck::cast_slice(v)))
+            .map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// The packed f32 conv/depthwise kernel for this op, when the table has one
+/// and its driver covers the shape (multiplier 1, groups 1, constant bias).
+fn fast_conv_f32(
+    cx: &Ctx<'_>,
+    depthwise: bool,
+    mult: usize,
+    shape: pack::ConvShape,
+    act: (f32, f32),
+) -> Result<Option<(Kernel, &'static str)>> {
+    let Ok(bias) = const_bias::<f32>(cx) else {
+        return Ok(None);
+    };
+    let filter: &[f32] = bytemuck::cast_slice(cx.const_bytes(1)?);
+    if depthwise {
+        let taps = shape.shapes[1][1] * shape.shapes[1][2];
+        let Some(e) = cx
+            .table
+            .sdw
+            .filter(|_| mult == 1 && taps <= pack::MAX_DW_TAPS)
+        else {
+            return Ok(None);
+        };
+        let k = pack::SDw::new(e.f, shape, act, filter, bias);
+        return Ok(Some((Kernel::SDw(alloc::boxed::Box::new(k)), e.name)));
+    }
+    let Some(isa) = cx.table.sgemm else {
+        return Ok(None);
+    };
+    Ok(pack::SConv::new(&isa, shape, act, filter, bias)
+        .map(|(k, n)| (Kernel::SConv(alloc::boxed::Box::new(k)), n)))
+}
+
+/// Like [`fast_conv_f32`] for int8.
+fn fast_conv_i8(
+    cx: &Ctx<'_>,
+    depthwise: bool,
+    mult: usize,
+    shape: pack::ConvShape,
+    p: &conv::ConvI8Params,
+) -> Result<Option<(Kernel, &'static str)>> {
+    let Ok(bias) = const_bias::<i32>(cx) else {
+        return Ok(None);
+    };
+    let filter: &[i8] = bytemuck::cast_slice(cx.const_bytes(1)?);
+    if depthwise {
+        let taps = shape.shapes[1][1] * shape.shapes[1][2];
+        let Some(e) = cx
+            .table
+            .qdw
+            .filter(|_| mult == 1 && taps <= pack::MAX_DW_TAPS)
+        else {
+            return Ok(None);
+        };
+        let k = pack::QDw::new(e.f, shape, p, filter, bias);
+        return Ok(Some((Kernel::QDw(alloc::boxed::Box::new(k)), e.name)));
+    }
+    let Some(isa) = cx.table.qgemm else {
+        return Ok(None);
+    };
+    Ok(pack::QConv::new(&isa, shape, p, filter, bias)
+        .map(|(k, n)| (Kernel::QConv(alloc::boxed::Box::new(k)), n)))
 }
 
 /// Filter scales of an int8 weight tensor: per-tensor (one entry) or per-axis
@@ -242,6 +340,21 @@ fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         if let Some(b) = cx.opt_input(2) {
             cx.expect_dtype(b, &[DType::F32])?;
         }
+        if let Some(e) = cx.table.sdot {
+            let k = Kernel::SFc(pack::SFc {
+                act: act.range_f32(),
+                batches,
+                k: in_depth,
+                n: out_depth,
+                run: e.f,
+            });
+            steps.push(cx.step(
+                k,
+                [cx.operand(0), cx.operand(1), cx.operand(2)],
+                cx.out_range(0)?,
+            ));
+            return Ok(e.name);
+        }
         let k = Kernel::FullyConnectedF32 {
             act: act.range_f32(),
             batches,
@@ -276,6 +389,18 @@ fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             act,
             out_depth,
         );
+        if let Some(isa) = cx.table.qdot {
+            let weights: &[i8] = bytemuck::cast_slice(cx.const_bytes(1)?);
+            let k = Kernel::QFc(alloc::boxed::Box::new(pack::QFc::new(
+                &isa, p, batches, in_depth, out_depth, weights,
+            )));
+            steps.push(cx.step(
+                k,
+                [cx.operand(0), cx.operand(1), cx.operand(2)],
+                cx.out_range(0)?,
+            ));
+            return Ok(isa.name);
+        }
         let k = Kernel::FullyConnectedI8 {
             p,
             batches,
@@ -318,6 +443,38 @@ fn prep_pool(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     let shapes = [xs, ys];
     let max = cx.op.code == OpCode::MaxPool2d;
     let q8 = float_or_q8(cx, x, y)?;
+    // Max pooling has a portable channel-contiguous kernel with the
+    // reference's exact comparison order; the portable table keeps the reference.
+    if max && !cx.table.is_reference() {
+        let k = pack::MaxPool { g, shapes };
+        let (kernel, name) = if q8 {
+            let (qx, qy) = (cx.qparams(x)?, cx.qparams(y)?);
+            if qx != qy {
+                return Err(cx.bad("int8 pooling needs equal input and output quantization"));
+            }
+            (
+                Kernel::MaxPoolFastI8 {
+                    k,
+                    act: w.act.range_i8(qy),
+                },
+                "maxpool_i8_c",
+            )
+        } else {
+            (
+                Kernel::MaxPoolFastF32 {
+                    k,
+                    act: w.act.range_f32(),
+                },
+                "maxpool_f32_c",
+            )
+        };
+        steps.push(cx.step(
+            kernel,
+            [cx.operand(0), Operand::None, Operand::None],
+            cx.out_range(0)?,
+        ));
+        return Ok(name);
+    }
     let (kernel, name) = if q8 {
         let (qx, qy) = (cx.qparams(x)?, cx.qparams(y)?);
         if qx != qy {
@@ -369,11 +526,34 @@ fn prep_mean(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         return Err(cx.shape_err(y, out.dims()));
     }
     let q8 = float_or_q8(cx, x, y)?;
+    // Global average pooling (axes 1 and 2 of NHWC) has a contiguous,
+    // vectorizable kernel that adds in the reference's order. It is portable
+    // code, so it is used unless the portable table was asked for.
+    let dims = x.shape.dims();
+    let rank = dims.len() as i32;
+    let resolved = |a: i32| if a < 0 { a + rank } else { a };
+    let spatial = rank == 4
+        && !axes.is_empty()
+        && axes.iter().all(|&a| matches!(resolved(a), 1 | 2))
+        && axes.iter().any(|&a| resolved(a) == 1)
+        && axes.iter().any(|&a| resolved(a) == 2);
+    let hw = spatial.then(|| pack::MeanHw {
+        batches: dims[0],
+        pixels: dims[1] * dims[2],
+        channels: dims[3],
+    });
+    let hw = hw.filter(|_| !cx.table.is_reference());
     let (kernel, name) = if q8 {
         let p = pool::MeanI8Params::new(cx.qparams(x)?, cx.qparams(y)?, g.reduced_count());
-        (Kernel::MeanI8 { g, p }, "ref_mean_i8")
+        match hw {
+            Some(g) => (Kernel::MeanHwI8 { g, p }, "mean_hw_i8"),
+            None => (Kernel::MeanI8 { g, p }, "ref_mean_i8"),
+        }
     } else {
-        (Kernel::MeanF32 { g }, "ref_mean_f32")
+        match hw {
+            Some(g) => (Kernel::MeanHwF32(g), "mean_hw_f32"),
+            None => (Kernel::MeanF32 { g }, "ref_mean_f32"),
+        }
     };
     steps.push(cx.step(
         kernel,

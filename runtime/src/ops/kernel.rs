@@ -5,6 +5,7 @@
 use bytemuck::{cast_slice, cast_slice_mut};
 
 use super::{ew, extra};
+use crate::kernels::pack;
 use crate::kernels::reference::{conv, movement, pool, resize};
 use crate::kernels::table::{ConvF32Fn, ConvI8Fn, DwConvF32Fn, DwConvI8Fn, FcF32Fn, FcI8Fn};
 use crate::types::{Shape, MAX_RANK};
@@ -98,6 +99,33 @@ pub(crate) enum Kernel {
         in_depth: usize,
         out_depth: usize,
         f: FcI8Fn,
+    },
+    /// Optimized kernels on weights packed at prepare time (`kernels::pack`).
+    QConv(alloc::boxed::Box<pack::QConv>),
+    SConv(alloc::boxed::Box<pack::SConv>),
+    QDw(alloc::boxed::Box<pack::QDw>),
+    SDw(alloc::boxed::Box<pack::SDw>),
+    QFc(alloc::boxed::Box<pack::QFc>),
+    SFc(pack::SFc),
+    /// MAX_POOL_2D over contiguous channels.
+    MaxPoolFastF32 {
+        k: pack::MaxPool,
+        act: (f32, f32),
+    },
+    MaxPoolFastI8 {
+        k: pack::MaxPool,
+        act: (i32, i32),
+    },
+    /// MEAN over axes (1, 2) of an NHWC tensor.
+    MeanHwF32(pack::MeanHw),
+    MeanHwI8 {
+        g: pack::MeanHw,
+        p: pool::MeanI8Params,
+    },
+    /// Same-shape int8 ADD/SUB.
+    QAdd {
+        p: crate::kernels::reference::elementwise::AddI8Params,
+        f: pack::QAddFn,
     },
     MaxPoolF32 {
         g: pool::PoolGeometry,
@@ -280,6 +308,36 @@ impl Kernel {
                 cast_slice(ins[1]),
                 *out_depth,
                 opt(ins[2]),
+                cast_slice_mut(out),
+            ),
+            Kernel::QConv(k) => k.exec(cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::SConv(k) => k.exec(cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::QDw(k) => k.exec(cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::SDw(k) => k.exec(cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::QFc(k) => k.exec(
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
+                opt(ins[2]),
+                cast_slice_mut(out),
+            ),
+            Kernel::SFc(k) => k.exec(
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
+                opt(ins[2]),
+                cast_slice_mut(out),
+            ),
+            Kernel::MaxPoolFastF32 { k, act } => {
+                k.exec_f32(*act, cast_slice(ins[0]), cast_slice_mut(out))
+            }
+            Kernel::MaxPoolFastI8 { k, act } => {
+                k.exec_i8(*act, cast_slice(ins[0]), cast_slice_mut(out))
+            }
+            Kernel::MeanHwF32(g) => g.exec_f32(cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::MeanHwI8 { g, p } => g.exec_i8(p, cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::QAdd { p, f } => f(
+                p,
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
                 cast_slice_mut(out),
             ),
             Kernel::MaxPoolF32 { g, act, shapes } => pool::max_pool_f32(

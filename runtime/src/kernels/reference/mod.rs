@@ -4,6 +4,7 @@ pub mod activation;
 pub mod conv;
 pub mod elementwise;
 pub mod fixedpoint;
+pub mod math;
 pub mod movement;
 pub mod pool;
 pub mod quantize;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: builds the CLI (release), converts the models to .fer,
+# makes its own Python venv with the pinned peers (requirements.txt), and runs
+# compare.py, which writes a markdown table.
+#
+# Usage: benches/compare/run.sh [--threads N] [other compare.py flags]
+# Env:   FERRITE_SHARED_MODELS (default ../shared/models), VENV (default benches/compare/.venv),
+#        OUT (default benches/compare/results-<threads>t.md), CARGO_TARGET_DIR.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+models="${FERRITE_SHARED_MODELS:-$root/../shared/models}"
+venv="${VENV:-$here/.venv}"
+target="${CARGO_TARGET_DIR:-$root/target}"
+threads=1
+for ((i = 1; i <= $#; i++)); do
+    if [[ "${!i}" == "--threads" ]]; then j=$((i + 1)); threads="${!j}"; fi
+done
+out="${OUT:-$here/results-${threads}t.md}"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+
+(cd "$root" && cargo build --release -p ferrite --quiet)
+exe="$target/release/ferrite"
+fer="$here/.fer"
+mkdir -p "$fer"
+conv() { [[ -f "$1" ]] && "$exe" convert "$1" -o "$2" >/dev/null || echo "skip: $1 not found" >&2; }
+conv "$models/mobilenet_v2_torchvision_int8.tflite" "$fer/mobilenet_v2_int8.fer"
+conv "$models/mobilenet_v2_torchvision_f32.tflite" "$fer/mobilenet_v2_f32.fer"
+conv "$root/models/fixtures/face_detection_short_range.tflite" "$fer/blazeface_f32.fer"
+
+"$venv/bin/python" "$here/compare.py" --ferrite "$exe" --models "$models" --fer "$fer" --out "$out" "$@"

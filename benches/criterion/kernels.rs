@@ -1,0 +1,126 @@
+//! Criterion benchmarks of the conv kernels on representative MobileNetV2 and
+//! BlazeFace layer shapes: the reference and every optimized path this CPU
+//! runs (`kernels::arch::variants`). Throughput is in MACs (criterion prints
+//! it as "elements/s"; 1 Gelem/s = 1 GMAC/s = 2 GOP/s).
+//!
+//! `cargo bench -p ferrite-runtime --bench kernels [-- FILTER]`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferrite_runtime::kernels::pack::{self, ConvShape};
+use ferrite_runtime::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Params};
+use ferrite_runtime::kernels::{arch, KernelTable};
+use ferrite_runtime::{Activation, QParams};
+
+/// A layer: name, input `[h, w, c]`, kernel size, stride, output channels, depthwise.
+type Layer = (&'static str, [usize; 3], usize, usize, usize, bool);
+
+const SHAPES: &[Layer] = &[
+    ("mnv2_pw_56x56_144to24", [56, 56, 144], 1, 1, 24, false),
+    ("mnv2_pw_28x28_32to192", [28, 28, 32], 1, 1, 192, false),
+    ("mnv2_pw_7x7_320to1280", [7, 7, 320], 1, 1, 1280, false),
+    ("mnv2_conv3x3s2_224_3to32", [225, 225, 3], 3, 2, 32, false),
+    ("mnv2_dw3x3_56x56_144", [56, 56, 144], 3, 1, 144, true),
+    ("mnv2_dw3x3s2_14x14_576", [15, 15, 576], 3, 2, 576, true),
+    ("blazeface_dw5x5_32x32_48", [32, 32, 48], 5, 1, 48, true),
+    ("blazeface_pw_16x16_48to96", [16, 16, 48], 1, 1, 96, false),
+];
+
+fn data_i8(n: usize, seed: u32) -> Vec<i8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s as i8
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut tables: Vec<(&str, KernelTable)> = vec![("reference", KernelTable::reference())];
+    tables.extend(arch::variants());
+    for &(name, [ih, iw, ic], k, s, oc, dw) in SHAPES {
+        let (oh, ow) = ((ih - k) / s + 1, (iw - k) / s + 1);
+        let g = Conv2dGeometry {
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let fs = if dw { [1, k, k, ic] } else { [oc, k, k, ic] };
+        let shapes = [[1, ih, iw, ic], fs, [1, oh, ow, oc]];
+        let macs = (oh * ow * oc * k * k * if dw { 1 } else { ic }) as u64;
+        let x = data_i8(ih * iw * ic, 1);
+        let w = data_i8(fs.iter().product(), 2);
+        let bias = vec![100i32; oc];
+        let q = |scale, zero_point| QParams { scale, zero_point };
+        let p = ConvI8Params::new(
+            q(0.02, -3),
+            &vec![0.004; oc],
+            q(0.05, 7),
+            Activation::Relu6,
+            oc,
+        );
+        let mut out = vec![0i8; oh * ow * oc];
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements(macs));
+        group.sample_size(20);
+        for (tname, t) in &tables {
+            let shape = ConvShape { g, shapes };
+            if *tname == "reference" {
+                group.bench_function(BenchmarkId::new("i8", tname), |b| {
+                    b.iter(|| {
+                        if dw {
+                            conv::depthwise_conv2d_i8(
+                                &g,
+                                &p,
+                                1,
+                                &x,
+                                shapes[0],
+                                &w,
+                                fs,
+                                Some(&bias),
+                                &mut out,
+                                shapes[2],
+                            );
+                        } else {
+                            conv::conv2d_i8(
+                                &g,
+                                &p,
+                                &x,
+                                shapes[0],
+                                &w,
+                                fs,
+                                Some(&bias),
+                                &mut out,
+                                shapes[2],
+                            );
+                        }
+                        black_box(&out);
+                    })
+                });
+            } else if dw {
+                let Some(e) = t.qdw else { continue };
+                let kd = pack::QDw::new(e.f, shape, &p, &w, Some(&bias));
+                group.bench_function(BenchmarkId::new("i8", e.name), |b| {
+                    b.iter(|| kd.exec(black_box(&x), &mut out))
+                });
+            } else {
+                let Some(isa) = t.qgemm else { continue };
+                let (kc, kname) = pack::QConv::new(&isa, shape, &p, &w, Some(&bias)).unwrap();
+                group.bench_function(BenchmarkId::new("i8", kname), |b| {
+                    b.iter(|| kc.exec(black_box(&x), &mut out))
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,526 @@
+//! Importer tests on models built here with the same protobuf messages:
+//! malformed files, error messages, shape binding, layouts and a few
+//! numeric checks through the runtime.
+
+use prost::Message;
+
+use super::proto::*;
+use crate::{convert_with, ConvertOptions, IoLayout};
+use ferrite_runtime::{Model, Options, Session};
+
+fn tensor_type(elem: i32, dims: &[Option<i64>], sym: &str) -> TypeProto {
+    TypeProto {
+        tensor_type: Some(TypeProtoTensor {
+            elem_type: elem,
+            shape: Some(TensorShapeProto {
+                dim: dims
+                    .iter()
+                    .map(|d| Dimension {
+                        value: Some(match d {
+                            Some(v) => DimValue::DimValue(*v),
+                            None => DimValue::DimParam(sym.into()),
+                        }),
+                    })
+                    .collect(),
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+fn value(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(tensor_type(data_type::FLOAT, dims, "N")),
+    }
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    ins: &[&str],
+    outs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: outs.iter().map(|s| s.to_string()).collect(),
+        name: name.into(),
+        op_type: op.into(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::INTS,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn float_init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: data_type::FLOAT,
+        raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn model(
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    ins: Vec<ValueInfoProto>,
+    outs: Vec<ValueInfoProto>,
+) -> Vec<u8> {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "g".into(),
+            initializer: inits,
+            input: ins,
+            output: outs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Conv 1x1 (2 → 2 channels, weights [[1, 2], [3, 4]], bias [0.5, -100]) then Relu.
+fn conv_relu() -> Vec<u8> {
+    model(
+        vec![
+            node(
+                "Conv",
+                "conv",
+                &["x", "w", "b"],
+                &["c"],
+                vec![ints("kernel_shape", &[1, 1])],
+            ),
+            node("Relu", "relu", &["c"], &["y"], vec![]),
+        ],
+        vec![
+            float_init("w", &[2, 2, 1, 1], &[1.0, 2.0, 3.0, 4.0]),
+            float_init("b", &[2], &[0.5, -100.0]),
+        ],
+        vec![value("x", &[Some(1), Some(2), Some(2), Some(3)])],
+        vec![value("y", &[Some(1), Some(2), Some(2), Some(3)])],
+    )
+}
+
+fn err<T>(r: anyhow::Result<T>) -> anyhow::Error {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+fn run(bytes: &[u8], input: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    let m = Model::from_vec(bytes).unwrap();
+    let mut s = Session::new(&m, Options::default()).unwrap();
+    s.set_input_f32(0, input).unwrap();
+    s.invoke().unwrap();
+    let shape = m.tensors()[m.outputs()[0]].shape.dims().to_vec();
+    (shape, s.output_f32(0).unwrap().to_vec())
+}
+
+#[test]
+fn conv_relu_computes_in_nchw_at_the_boundary() {
+    let c = convert_with(&conv_relu(), &ConvertOptions::default()).unwrap();
+    let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let (shape, y) = run(&c.bytes, &x);
+    assert_eq!(shape, [1, 2, 2, 3]);
+    // Channel 0: 1*x0 + 2*x1 + 0.5; channel 1: 3*x0 + 4*x1 - 100, clamped at 0.
+    for p in 0..6 {
+        let (a, b) = (x[p], x[6 + p]);
+        assert_eq!(y[p], a + 2.0 * b + 0.5);
+        assert_eq!(y[6 + p], (3.0 * a + 4.0 * b - 100.0).max(0.0));
+    }
+}
+
+#[test]
+fn io_layout_nhwc_drops_boundary_transposes() {
+    let nchw = convert_with(&conv_relu(), &ConvertOptions::default()).unwrap();
+    let opts = ConvertOptions {
+        io_layout: IoLayout::Nhwc,
+        ..Default::default()
+    };
+    // A 2-channel 2x3 "image" is too small to count as one; use a real-size one.
+    let bytes = model(
+        vec![node("Conv", "conv", &["x", "w"], &["y"], vec![])],
+        vec![float_init("w", &[1, 3, 1, 1], &[1.0, 10.0, 100.0])],
+        vec![value("x", &[Some(1), Some(3), Some(8), Some(8)])],
+        vec![value("y", &[Some(1), Some(1), Some(8), Some(8)])],
+    );
+    let c = convert_with(&bytes, &opts).unwrap();
+    let m = Model::from_vec(&c.bytes).unwrap();
+    assert_eq!(m.tensors()[m.inputs()[0]].shape.dims(), &[1, 8, 8, 3]);
+    assert_eq!(m.tensors()[m.outputs()[0]].shape.dims(), &[1, 8, 8, 1]);
+    assert!(m
+        .def()
+        .ops
+        .iter()
+        .all(|o| o.code != ferrite_runtime::OpCode::Transpose));
+    let meta = m
+        .metadata("onnx.io_layout")
+        .expect("inspect shows the layout change");
+    assert!(std::str::from_utf8(&meta.value)
+        .unwrap()
+        .contains("input x"));
+    let x: Vec<f32> = (0..192).map(|i| (i % 3) as f32).collect();
+    let (_, y) = run(&c.bytes, &x);
+    assert!(y.iter().all(|&v| v == 210.0));
+    assert!(!nchw.bytes.is_empty());
+}
+
+#[test]
+fn truncated_and_garbled_files_are_errors() {
+    let good = conv_relu();
+    for cut in [1, 7, good.len() / 2, good.len() - 1] {
+        assert!(convert_with(&good[..cut], &ConvertOptions::default()).is_err());
+        let _ = super::parse(&good[..cut]);
+    }
+    // Field 7 (graph) as a varint instead of a message.
+    let mut bad = vec![0x08, 0x08, 0x38, 0x05];
+    bad.extend_from_slice(&good[2..]);
+    assert!(super::parse(&bad).is_err() || convert_with(&bad, &ConvertOptions::default()).is_err());
+    let mut flipped = good.clone();
+    for i in (0..flipped.len()).step_by(3) {
+        flipped[i] ^= 0x5a;
+        let _ = convert_with(&flipped, &ConvertOptions::default());
+    }
+}
+
+#[test]
+fn missing_initializer_and_cycles_name_the_node() {
+    let missing = model(
+        vec![node("Conv", "conv", &["x", "w_missing"], &["y"], vec![])],
+        vec![],
+        vec![value("x", &[Some(1), Some(2), Some(8), Some(8)])],
+        vec![value("y", &[Some(1), Some(2), Some(8), Some(8)])],
+    );
+    let e = format!(
+        "{:#}",
+        err(convert_with(&missing, &ConvertOptions::default()))
+    );
+    assert!(
+        e.contains("node 0 'conv' (Conv)") && e.contains("w_missing"),
+        "{e}"
+    );
+    let cycle = model(
+        vec![
+            node("Relu", "a", &["b_out"], &["a_out"], vec![]),
+            node("Relu", "b", &["a_out"], &["b_out"], vec![]),
+        ],
+        vec![],
+        vec![value("x", &[Some(1)])],
+        vec![value("b_out", &[Some(1)])],
+    );
+    let e = format!(
+        "{:#}",
+        err(convert_with(&cycle, &ConvertOptions::default()))
+    );
+    assert!(e.contains("cycle"), "{e}");
+}
+
+#[test]
+fn unsupported_ops_and_attributes_are_named() {
+    let bytes = model(
+        vec![
+            node("Relu", "r", &["x"], &["t"], vec![]),
+            node("Einsum", "e1", &["t"], &["y"], vec![]),
+        ],
+        vec![],
+        vec![value("x", &[Some(2)])],
+        vec![value("y", &[Some(2)])],
+    );
+    let e = format!(
+        "{:#}",
+        err(convert_with(&bytes, &ConvertOptions::default()))
+    );
+    assert!(
+        e.contains("node 1 'e1' (Einsum)") && e.contains("not supported"),
+        "{e}"
+    );
+    let pad = model(
+        vec![node(
+            "Pad",
+            "p",
+            &["x", "pads"],
+            &["y"],
+            vec![AttributeProto {
+                name: "mode".into(),
+                r#type: attr_type::STRING,
+                s: b"wrap".to_vec(),
+                ..Default::default()
+            }],
+        )],
+        vec![TensorProto {
+            name: "pads".into(),
+            dims: vec![2],
+            data_type: data_type::INT64,
+            int64_data: vec![1, 1],
+            ..Default::default()
+        }],
+        vec![value("x", &[Some(2)])],
+        vec![value("y", &[Some(4)])],
+    );
+    let e = format!("{:#}", err(convert_with(&pad, &ConvertOptions::default())));
+    assert!(e.contains("'wrap'"), "{e}");
+}
+
+#[test]
+fn symbolic_dims_need_shape_and_shape_binds_them() {
+    let bytes = model(
+        vec![node("Relu", "r", &["x"], &["y"], vec![])],
+        vec![],
+        vec![value("x", &[None, Some(3)])],
+        vec![value("y", &[None, Some(3)])],
+    );
+    let e = format!(
+        "{:#}",
+        err(convert_with(&bytes, &ConvertOptions::default()))
+    );
+    assert!(
+        e.contains("symbolic dimension 'N'") && e.contains("--shape x="),
+        "{e}"
+    );
+    let opts = ConvertOptions {
+        shapes: vec![("x".into(), vec![2, 3])],
+        ..Default::default()
+    };
+    let c = convert_with(&bytes, &opts).unwrap();
+    let (shape, y) = run(&c.bytes, &[-1.0, 2.0, -3.0, 4.0, -5.0, 6.0]);
+    assert_eq!(shape, [2, 3]);
+    assert_eq!(y, [0.0, 2.0, 0.0, 4.0, 0.0, 6.0]);
+    let wrong = ConvertOptions {
+        shapes: vec![("x".into(), vec![2, 4])],
+        ..Default::default()
+    };
+    assert!(convert_with(&bytes, &wrong).is_err());
+}
+
+#[test]
+fn shape_arithmetic_folds_to_a_static_reshape() {
+    // Reshape(x, Concat(Gather(Shape(x), 0), [-1])) == flatten to [N, rest].
+    let bytes = model(
+        vec![
+            node("Shape", "s", &["x"], &["shape"], vec![]),
+            node("Gather", "g", &["shape", "zero"], &["n"], vec![]),
+            node("Unsqueeze", "u", &["n", "axes"], &["n1"], vec![]),
+            node(
+                "Concat",
+                "c",
+                &["n1", "minus1"],
+                &["target"],
+                vec![AttributeProto {
+                    name: "axis".into(),
+                    r#type: attr_type::INT,
+                    i: 0,
+                    ..Default::default()
+                }],
+            ),
+            node("Reshape", "r", &["x", "target"], &["y"], vec![]),
+        ],
+        vec![
+            TensorProto {
+                name: "zero".into(),
+                data_type: data_type::INT64,
+                int64_data: vec![0],
+                ..Default::default()
+            },
+            TensorProto {
+                name: "axes".into(),
+                dims: vec![1],
+                data_type: data_type::INT64,
+                int64_data: vec![0],
+                ..Default::default()
+            },
+            TensorProto {
+                name: "minus1".into(),
+                dims: vec![1],
+                data_type: data_type::INT64,
+                int64_data: vec![-1],
+                ..Default::default()
+            },
+        ],
+        vec![value("x", &[Some(2), Some(3), Some(4)])],
+        vec![value("y", &[Some(2), Some(12)])],
+    );
+    let c = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+    let x: Vec<f32> = (0..24).map(|i| i as f32).collect();
+    let (shape, y) = run(&c.bytes, &x);
+    assert_eq!(shape, [2, 12]);
+    assert_eq!(y, x);
+}
+
+fn scalar(name: &str, ty: i32, v: f64) -> TensorProto {
+    let mut t = TensorProto {
+        name: name.into(),
+        data_type: ty,
+        ..Default::default()
+    };
+    match ty {
+        data_type::FLOAT => t.float_data = vec![v as f32],
+        _ => t.int32_data = vec![v as i32],
+    }
+    t
+}
+
+#[test]
+fn qdq_conv_relu_becomes_one_int8_conv() {
+    // x -Q/DQ(0.05, u8 128)-> Conv(DQ int8 w per channel, DQ int32 b) -> Relu -Q/DQ(0.1, u8 0)-> y
+    let wq: Vec<i32> = vec![10, -20, 30, 40, -50, 60, 70, 80];
+    let (ws, sx, sy) = ([0.01f32, 0.02], 0.05f32, 0.1f32);
+    let bq = [100i32, -300];
+    let bytes = model(
+        vec![
+            node("QuantizeLinear", "qx", &["x", "sx", "zx"], &["xq"], vec![]),
+            node(
+                "DequantizeLinear",
+                "dx",
+                &["xq", "sx", "zx"],
+                &["xd"],
+                vec![],
+            ),
+            node(
+                "DequantizeLinear",
+                "dw",
+                &["wq", "ws", "zw"],
+                &["wd"],
+                vec![AttributeProto {
+                    name: "axis".into(),
+                    r#type: attr_type::INT,
+                    i: 0,
+                    ..Default::default()
+                }],
+            ),
+            node(
+                "DequantizeLinear",
+                "db",
+                &["bq", "bs", "zb"],
+                &["bd"],
+                vec![AttributeProto {
+                    name: "axis".into(),
+                    r#type: attr_type::INT,
+                    i: 0,
+                    ..Default::default()
+                }],
+            ),
+            node("Conv", "conv", &["xd", "wd", "bd"], &["c"], vec![]),
+            node("Relu", "relu", &["c"], &["r"], vec![]),
+            node("QuantizeLinear", "qy", &["r", "sy", "zy"], &["yq"], vec![]),
+            node(
+                "DequantizeLinear",
+                "dy",
+                &["yq", "sy", "zy"],
+                &["y"],
+                vec![],
+            ),
+        ],
+        vec![
+            scalar("sx", data_type::FLOAT, sx as f64),
+            scalar("zx", data_type::UINT8, 128.0),
+            scalar("sy", data_type::FLOAT, sy as f64),
+            scalar("zy", data_type::UINT8, 0.0),
+            TensorProto {
+                name: "wq".into(),
+                dims: vec![2, 2, 1, 2],
+                data_type: data_type::INT8,
+                int32_data: wq.clone(),
+                ..Default::default()
+            },
+            TensorProto {
+                name: "ws".into(),
+                dims: vec![2],
+                data_type: data_type::FLOAT,
+                float_data: ws.to_vec(),
+                ..Default::default()
+            },
+            TensorProto {
+                name: "zw".into(),
+                dims: vec![2],
+                data_type: data_type::INT8,
+                int32_data: vec![0, 0],
+                ..Default::default()
+            },
+            TensorProto {
+                name: "bq".into(),
+                dims: vec![2],
+                data_type: data_type::INT32,
+                int32_data: bq.to_vec(),
+                ..Default::default()
+            },
+            TensorProto {
+                name: "bs".into(),
+                dims: vec![2],
+                data_type: data_type::FLOAT,
+                float_data: vec![sx * ws[0], sx * ws[1]],
+                ..Default::default()
+            },
+            TensorProto {
+                name: "zb".into(),
+                dims: vec![2],
+                data_type: data_type::INT32,
+                int32_data: vec![0, 0],
+                ..Default::default()
+            },
+        ],
+        vec![value("x", &[Some(1), Some(2), Some(3), Some(4)])],
+        vec![value("y", &[Some(1), Some(2), Some(3), Some(3)])],
+    );
+    let c = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+    let m = Model::from_vec(&c.bytes).unwrap();
+    let convs: Vec<_> = m
+        .def()
+        .ops
+        .iter()
+        .filter(|o| o.code == ferrite_runtime::OpCode::Conv2d)
+        .collect();
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0].attrs[8], 1, "Relu fused");
+    assert_eq!(
+        m.tensors()[convs[0].inputs[0] as usize].dtype,
+        ferrite_runtime::DType::I8
+    );
+    assert!(m
+        .def()
+        .ops
+        .iter()
+        .all(|o| o.code != ferrite_runtime::OpCode::Relu));
+    let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+    let (shape, y) = run(&c.bytes, &x);
+    assert_eq!(shape, [1, 2, 3, 3]);
+    // Reference in float on the dequantized operands.
+    let xd: Vec<f32> = x
+        .iter()
+        .map(|&v| ((v / sx).round().clamp(-128.0, 127.0)) * sx)
+        .collect();
+    for o in 0..2 {
+        for r in 0..3 {
+            for col in 0..3 {
+                let mut acc = bq[o] as f32 * sx * ws[o];
+                for ci in 0..2 {
+                    for k in 0..2 {
+                        acc += xd[(ci * 3 + r) * 4 + col + k]
+                            * wq[(o * 2 + ci) * 2 + k] as f32
+                            * ws[o];
+                    }
+                }
+                let want = (acc.max(0.0) / sy).round().min(255.0) * sy;
+                let got = y[(o * 3 + r) * 3 + col];
+                assert!((got - want).abs() <= sy * 1.01, "{got} vs {want}");
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Graph passes over the IR, run after import: each rewrites the graph in
+//! place, keeps its outputs' values (up to float rounding for the folding
+//! passes), and reports how many rewrites it made.
+//!
+//! - [`remove_noop_reshapes`]: RESHAPE/SQUEEZE/EXPAND_DIMS that change nothing.
+//! - [`compose_transposes`]: TRANSPOSE chains become one TRANSPOSE, identity ones vanish.
+//! - [`fold_batch_norm`]: a per-channel MUL and/or ADD by constants after a float
+//!   CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED is folded into its weights and bias.
+//! - [`merge_pad`]: a zero PAD of H and W before a convolution becomes its padding.
+//! - [`fuse_activations`]: RELU / RELU6 / RELU_N1_TO_1 after a float conv, fully
+//!   connected, ADD, SUB or MUL becomes that op's fused activation.
+
+use anyhow::Result;
+use ferrite_runtime::{DType, OpCode, Quant};
+
+use crate::ir::{Graph, Node};
+
+/// Runs every pass until none changes anything, then drops dead nodes and
+/// unused tensors.
+pub fn run_all(g: &mut Graph) -> Result<()> {
+    for _ in 0..8 {
+        let n = remove_noop_reshapes(g)
+            + compose_transposes(g)
+            + fold_batch_norm(g)
+            + merge_pad(g)
+            + fuse_activations(g);
+        g.remove_dead_nodes();
+        if n == 0 {
+            break;
+        }
+    }
+    g.remove_unused_tensors();
+    Ok(())
+}
+
+/// Indices of the nodes reading tensor `t`.
+fn readers(g: &Graph, t: usize) -> Vec<usize> {
+    g.nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.inputs.iter().flatten().any(|&i| i == t))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The single node reading `t`, when `t` is not a graph output either.
+fn sole_reader(g: &Graph, t: usize) -> Option<usize> {
+    if g.outputs.contains(&t) {
+        return None;
+    }
+    match readers(g, t).as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Makes node `keep` write tensor `to` (the output of a node being removed)
+/// instead of its own output `from`, so that names and graph outputs survive.
+fn redirect_output(g: &mut Graph, keep: usize, from: usize, to: usize) {
+    for o in &mut g.nodes[keep].outputs {
+        if *o == from {
+            *o = to;
+        }
+    }
+}
+
+fn is_float(g: &Graph, t: usize) -> bool {
+    g.tensors[t].dtype == DType::F32 && g.tensors[t].quant == Quant::None
+}
+
+/// Removes reshape-family ops whose output has the input's shape.
+pub fn remove_noop_reshapes(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let n = &g.nodes[i];
+        let reshape = matches!(
+            n.code,
+            OpCode::Reshape | OpCode::Squeeze | OpCode::ExpandDims
+        );
+        if reshape {
+            if let (Some(Some(x)), [y]) = (n.inputs.first(), n.outputs.as_slice()) {
+                let (x, y) = (*x, *y);
+                let (tx, ty) = (&g.tensors[x], &g.tensors[y]);
+                let same = tx.shape == ty.shape && tx.dtype == ty.dtype && tx.quant == ty.quant;
+                // Graph inputs, constants and graph outputs must keep their own tensors.
+                let movable = !g.outputs.contains(&y) && tx.data.is_none();
+                if same && movable {
+                    g.nodes.remove(i);
+                    g.replace_uses(y, x);
+                    count += 1;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    count
+}
+
+/// Composes TRANSPOSE → TRANSPOSE (when the first is read only by the second)
+/// and removes identity transposes that are not graph outputs.
+pub fn compose_transposes(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        if g.nodes[i].code != OpCode::Transpose {
+            i += 1;
+            continue;
+        }
+        let (x, y) = match (g.nodes[i].inputs.first(), g.nodes[i].outputs.first()) {
+            (Some(Some(x)), Some(&y)) => (*x, y),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let perm: Vec<usize> = g.nodes[i].attrs.iter().map(|&p| p as usize).collect();
+        if perm.iter().enumerate().all(|(k, &p)| k == p) && !g.outputs.contains(&y) {
+            g.nodes.remove(i);
+            g.replace_uses(y, x);
+            count += 1;
+            continue;
+        }
+        if let Some(j) = sole_reader(g, y) {
+            if g.nodes[j].code == OpCode::Transpose && j > i {
+                let p2: Vec<usize> = g.nodes[j].attrs.iter().map(|&p| p as usize).collect();
+                if p2.len() == perm.len() {
+                    // out[k] = mid[p2[k]] = in[perm[p2[k]]]
+                    let composed: Vec<i32> = p2.iter().map(|&k| perm[k] as i32).collect();
+                    g.nodes[j].attrs = composed;
+                    g.nodes[j].inputs[0] = Some(x);
+                    g.nodes.remove(i);
+                    count += 1;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    count
+}
+
+/// Constant f32 values of tensor `t`, if it is a float constant.
+fn const_f32(g: &Graph, t: usize) -> Option<Vec<f32>> {
+    g.tensors[t].f32_data()
+}
+
+/// Output channels and the index of the activation attribute of a float
+/// op whose output can absorb a per-channel affine map.
+fn affine_target(g: &Graph, n: &Node) -> Option<(usize, usize)> {
+    let out = *n.outputs.first()?;
+    if !is_float(g, out) {
+        return None;
+    }
+    let w = (*n.inputs.get(1)?)?;
+    g.tensors[w].data.as_ref()?;
+    let act_attr = match n.code {
+        OpCode::Conv2d | OpCode::DepthwiseConv2d => 8,
+        OpCode::FullyConnected => 0,
+        _ => return None,
+    };
+    if n.attrs.get(act_attr) != Some(&0) {
+        return None;
+    }
+    let channels = *g.tensors[out].shape.last()?;
+    Some((channels, act_attr))
+}
+
+/// Folds `y = conv(x) * s + b` with constant per-channel (or scalar) `s`, `b`
+/// into the convolution's weights and bias.
+pub fn fold_batch_norm(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let Some((channels, _)) = affine_target(g, &g.nodes[i]) else {
+            i += 1;
+            continue;
+        };
+        let y = g.nodes[i].outputs[0];
+        let Some(j) = sole_reader(g, y) else {
+            i += 1;
+            continue;
+        };
+        let nj = &g.nodes[j];
+        let is_mul = nj.code == OpCode::Mul;
+        if !(is_mul || nj.code == OpCode::Add) || nj.attrs.first() != Some(&0) {
+            i += 1;
+            continue;
+        }
+        let other = match (nj.inputs[0], nj.inputs[1]) {
+            (Some(a), Some(b)) if a == y => b,
+            (Some(a), Some(b)) if b == y => a,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let out = nj.outputs[0];
+        let per_channel = {
+            let s = &g.tensors[other].shape;
+            let numel: usize = s.iter().product();
+            (numel == channels && s.last() == Some(&channels) || numel == 1)
+                && g.tensors[out].shape == g.tensors[y].shape
+        };
+        let Some(vals) = const_f32(g, other).filter(|_| per_channel) else {
+            i += 1;
+            continue;
+        };
+        let per = |c: usize| if vals.len() == 1 { vals[0] } else { vals[c] };
+        let code = g.nodes[i].code;
+        let w = g.nodes[i].inputs[1].expect("checked");
+        let bias = g.nodes[i].inputs.get(2).copied().flatten();
+        let mut bvals = match bias {
+            Some(b) => match const_f32(g, b) {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    continue;
+                }
+            },
+            None => vec![0.0; channels],
+        };
+        if is_mul {
+            let Some(mut wv) = const_f32(g, w) else {
+                i += 1;
+                continue;
+            };
+            // Output channel of each weight element: axis 0 for conv and
+            // fully connected, the last axis for depthwise.
+            let inner = wv.len() / channels;
+            for (k, v) in wv.iter_mut().enumerate() {
+                let c = if code == OpCode::DepthwiseConv2d {
+                    k % channels
+                } else {
+                    k / inner
+                };
+                *v *= per(c);
+            }
+            for (c, b) in bvals.iter_mut().enumerate() {
+                *b *= per(c);
+            }
+            let wt = g.tensors[w].clone();
+            let nw = g.add_tensor(crate::ir::Tensor {
+                name: format!("{}/folded", wt.name),
+                data: Some(wv.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                ..wt
+            });
+            g.nodes[i].inputs[1] = Some(nw);
+        } else {
+            for (c, b) in bvals.iter_mut().enumerate() {
+                *b += per(c);
+            }
+        }
+        let nb = g.add_tensor(crate::ir::Tensor {
+            name: format!("{}/bias", g.tensors[out].name),
+            dtype: DType::F32,
+            shape: vec![channels],
+            quant: Quant::None,
+            data: Some(bvals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        });
+        if g.nodes[i].inputs.len() < 3 {
+            g.nodes[i].inputs.resize(3, None);
+        }
+        g.nodes[i].inputs[2] = Some(nb);
+        redirect_output(g, i, y, out);
+        g.nodes.remove(j);
+        count += 1;
+    }
+    count
+}
+
+/// Merges a PAD of only H and W (NHWC, pad value zero or the zero-point)
+/// into the padding of the convolution that alone reads it.
+pub fn merge_pad(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let n = &g.nodes[i];
+        if n.code != OpCode::Pad || n.attrs.len() != 8 {
+            i += 1;
+            continue;
+        }
+        let a = &n.attrs;
+        if a[0] != 0 || a[1] != 0 || a[6] != 0 || a[7] != 0 {
+            i += 1;
+            continue;
+        }
+        let (Some(Some(x)), Some(&y)) = (n.inputs.first(), n.outputs.first()) else {
+            i += 1;
+            continue;
+        };
+        let x = *x;
+        let Some(j) = sole_reader(g, y) else {
+            i += 1;
+            continue;
+        };
+        let c = &g.nodes[j];
+        let conv = matches!(c.code, OpCode::Conv2d | OpCode::DepthwiseConv2d);
+        if !conv || c.inputs.first() != Some(&Some(y)) || c.attrs.len() < 8 {
+            i += 1;
+            continue;
+        }
+        // [top, left, bottom, right] += PAD's [h_before, w_before, h_after, w_after].
+        let add = [a[2], a[4], a[3], a[5]];
+        for (k, v) in add.iter().enumerate() {
+            g.nodes[j].attrs[4 + k] += v;
+        }
+        g.nodes[j].inputs[0] = Some(x);
+        g.nodes.remove(i);
+        count += 1;
+    }
+    count
+}
+
+/// Fuses a RELU / RELU6 / RELU_N1_TO_1 into the float op that alone feeds it.
+pub fn fuse_activations(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut j = 0;
+    while j < g.nodes.len() {
+        let act = match g.nodes[j].code {
+            OpCode::Relu => 1,
+            OpCode::ReluN1To1 => 2,
+            OpCode::Relu6 => 3,
+            _ => {
+                j += 1;
+                continue;
+            }
+        };
+        let (Some(Some(x)), Some(&y)) = (g.nodes[j].inputs.first(), g.nodes[j].outputs.first())
+        else {
+            j += 1;
+            continue;
+        };
+        let x = *x;
+        let producer = g.nodes.iter().position(|n| n.outputs.contains(&x));
+        let ok = producer.filter(|&p| {
+            let n = &g.nodes[p];
+            let slot = match n.code {
+                OpCode::Conv2d | OpCode::DepthwiseConv2d => 8,
+                OpCode::FullyConnected | OpCode::Add | OpCode::Sub | OpCode::Mul => 0,
+                _ => return false,
+            };
+            n.attrs.get(slot) == Some(&0) && is_float(g, x) && sole_reader(g, x) == Some(j)
+        });
+        let Some(p) = ok else {
+            j += 1;
+            continue;
+        };
+        let slot = match g.nodes[p].code {
+            OpCode::Conv2d | OpCode::DepthwiseConv2d => 8,
+            _ => 0,
+        };
+        g.nodes[p].attrs[slot] = act;
+        redirect_output(g, p, x, y);
+        g.nodes.remove(j);
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests;

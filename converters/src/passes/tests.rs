@@ -1,0 +1,224 @@
+//! Each pass on a small hand-built graph: the rewrite happens when it should,
+//! not when it shouldn't, and the result computes the same values (checked
+//! by packaging and running both graphs).
+
+use ferrite_runtime::{DType, Model, OpCode, Options, Quant, Session};
+
+use super::*;
+use crate::ir::{Graph, Node, Tensor};
+
+fn act(g: &mut Graph, name: &str, shape: &[usize]) -> usize {
+    g.add_tensor(Tensor {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: shape.to_vec(),
+        quant: Quant::None,
+        data: None,
+    })
+}
+
+fn konst(g: &mut Graph, name: &str, shape: &[usize], v: &[f32]) -> usize {
+    g.add_tensor(Tensor {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: shape.to_vec(),
+        quant: Quant::None,
+        data: Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+    })
+}
+
+fn node(g: &mut Graph, code: OpCode, attrs: Vec<i32>, ins: &[usize], out: usize) {
+    g.nodes.push(Node {
+        code,
+        attrs,
+        inputs: ins.iter().map(|&i| Some(i)).collect(),
+        outputs: vec![out],
+        origin: format!("test {}", code.name()),
+    });
+}
+
+/// Runs `g` on `input` (one f32 input, one f32 output).
+fn run(g: &Graph, input: &[f32]) -> Vec<f32> {
+    // Passes leave the tensors they orphan; `run_all` drops them at its end.
+    let mut g = g.clone();
+    g.remove_unused_tensors();
+    let c = crate::package_graph(&g).unwrap();
+    let m = Model::from_vec(&c.bytes).unwrap();
+    let mut s = Session::new(&m, Options::default()).unwrap();
+    s.set_input_f32(0, input).unwrap();
+    s.invoke().unwrap();
+    s.output_f32(0).unwrap().to_vec()
+}
+
+fn ramp(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 37 % 17) as f32 - 8.0) / 5.0).collect()
+}
+
+fn close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+    }
+}
+
+/// x [1,4,4,2] → CONV_2D (3x3, 2→3, pad 1) → y
+fn conv_graph() -> (Graph, usize) {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 4, 4, 2]);
+    let w: Vec<f32> = (0..54).map(|i| ((i % 7) as f32 - 3.0) / 4.0).collect();
+    let f = konst(&mut g, "w", &[3, 3, 3, 2], &w);
+    let b = konst(&mut g, "b", &[3], &[0.5, -0.25, 1.0]);
+    let y = act(&mut g, "y", &[1, 4, 4, 3]);
+    g.nodes.push(Node {
+        code: OpCode::Conv2d,
+        attrs: vec![1, 1, 1, 1, 1, 1, 1, 1, 0],
+        inputs: vec![Some(x), Some(f), Some(b)],
+        outputs: vec![y],
+        origin: "conv".into(),
+    });
+    g.inputs.push(x);
+    (g, y)
+}
+
+#[test]
+fn batch_norm_mul_add_folds_into_conv() {
+    let (mut g, y) = conv_graph();
+    let s = konst(&mut g, "s", &[3], &[2.0, 0.5, -1.0]);
+    let t = konst(&mut g, "t", &[1, 1, 1, 3], &[0.1, 0.2, 0.3]);
+    let m = act(&mut g, "m", &[1, 4, 4, 3]);
+    let z = act(&mut g, "z", &[1, 4, 4, 3]);
+    node(&mut g, OpCode::Mul, vec![0], &[y, s], m);
+    node(&mut g, OpCode::Add, vec![0], &[m, t], z);
+    g.outputs.push(z);
+    let input = ramp(32);
+    let want = run(&g, &input);
+    let mut h = g.clone();
+    assert_eq!(fold_batch_norm(&mut h), 2);
+    assert_eq!(h.nodes.len(), 1);
+    assert_eq!(h.nodes[0].outputs, vec![z]);
+    close(&run(&h, &input), &want);
+}
+
+#[test]
+fn batch_norm_is_not_folded_when_the_conv_output_has_other_readers() {
+    let (mut g, y) = conv_graph();
+    let s = konst(&mut g, "s", &[3], &[2.0, 0.5, -1.0]);
+    let m = act(&mut g, "m", &[1, 4, 4, 3]);
+    node(&mut g, OpCode::Mul, vec![0], &[y, s], m);
+    g.outputs.push(m);
+    g.outputs.push(y);
+    assert_eq!(fold_batch_norm(&mut g), 0);
+}
+
+#[test]
+fn relu6_fuses_into_conv() {
+    let (mut g, y) = conv_graph();
+    let r = act(&mut g, "r", &[1, 4, 4, 3]);
+    node(&mut g, OpCode::Relu6, vec![], &[y], r);
+    g.outputs.push(r);
+    let input = ramp(32);
+    let want = run(&g, &input);
+    assert_eq!(fuse_activations(&mut g), 1);
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(g.nodes[0].attrs[8], 3);
+    close(&run(&g, &input), &want);
+}
+
+#[test]
+fn activation_is_not_fused_into_an_op_with_one_already() {
+    let (mut g, y) = conv_graph();
+    g.nodes[0].attrs[8] = 1;
+    let r = act(&mut g, "r", &[1, 4, 4, 3]);
+    node(&mut g, OpCode::Relu6, vec![], &[y], r);
+    g.outputs.push(r);
+    assert_eq!(fuse_activations(&mut g), 0);
+}
+
+#[test]
+fn zero_pad_merges_into_conv_padding() {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 3, 3, 2]);
+    let p = act(&mut g, "p", &[1, 4, 6, 2]);
+    node(&mut g, OpCode::Pad, vec![0, 0, 1, 0, 2, 1, 0, 0], &[x], p);
+    let w: Vec<f32> = (0..36).map(|i| (i % 5) as f32 - 2.0).collect();
+    let f = konst(&mut g, "w", &[2, 3, 3, 2], &w);
+    let y = act(&mut g, "y", &[1, 2, 4, 2]);
+    node(
+        &mut g,
+        OpCode::Conv2d,
+        vec![1, 1, 1, 1, 0, 0, 0, 0, 0],
+        &[x, f],
+        y,
+    );
+    g.nodes[1].inputs[0] = Some(p);
+    g.inputs.push(x);
+    g.outputs.push(y);
+    let input = ramp(18);
+    let want = run(&g, &input);
+    assert_eq!(merge_pad(&mut g), 1);
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(&g.nodes[0].attrs[4..8], &[1, 2, 0, 1]);
+    close(&run(&g, &input), &want);
+}
+
+#[test]
+fn pad_of_channels_is_not_merged() {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 3, 3, 1]);
+    let p = act(&mut g, "p", &[1, 3, 3, 2]);
+    node(&mut g, OpCode::Pad, vec![0, 0, 0, 0, 0, 0, 0, 1], &[x], p);
+    let f = konst(&mut g, "w", &[1, 1, 1, 2], &[1.0, 1.0]);
+    let y = act(&mut g, "y", &[1, 3, 3, 1]);
+    node(
+        &mut g,
+        OpCode::Conv2d,
+        vec![1, 1, 1, 1, 0, 0, 0, 0, 0],
+        &[p, f],
+        y,
+    );
+    g.inputs.push(x);
+    g.outputs.push(y);
+    assert_eq!(merge_pad(&mut g), 0);
+}
+
+#[test]
+fn transposes_compose_and_identities_vanish() {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 2, 3, 4]);
+    let a = act(&mut g, "a", &[1, 3, 4, 2]);
+    let b = act(&mut g, "b", &[1, 2, 3, 4]);
+    let c = act(&mut g, "c", &[1, 2, 3, 4]);
+    node(&mut g, OpCode::Transpose, vec![0, 2, 3, 1], &[x], a);
+    node(&mut g, OpCode::Transpose, vec![0, 3, 1, 2], &[a], b);
+    node(&mut g, OpCode::Relu, vec![], &[b], c);
+    g.inputs.push(x);
+    g.outputs.push(c);
+    let input = ramp(24);
+    let want = run(&g, &input);
+    run_all(&mut g).unwrap();
+    assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes);
+    assert_eq!(g.nodes[0].code, OpCode::Relu);
+    close(&run(&g, &input), &want);
+}
+
+#[test]
+fn noop_reshape_is_removed_but_output_reshapes_stay() {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[2, 3]);
+    let a = act(&mut g, "a", &[2, 3]);
+    let b = act(&mut g, "b", &[2, 3]);
+    let c = act(&mut g, "c", &[2, 3]);
+    node(&mut g, OpCode::Relu, vec![], &[x], a);
+    node(&mut g, OpCode::Reshape, vec![], &[a], b);
+    node(&mut g, OpCode::Reshape, vec![], &[b], c);
+    g.inputs.push(x);
+    g.outputs.push(c);
+    assert_eq!(remove_noop_reshapes(&mut g), 1);
+    assert_eq!(g.nodes.len(), 2);
+    assert_eq!(g.nodes[1].outputs, vec![c]);
+    let input = ramp(6);
+    close(
+        &run(&g, &input),
+        &input.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(),
+    );
+}

@@ -1,0 +1,121 @@
+//! Pipeline metadata: turns `--detector` / `--detector-spec` / `--preprocess`
+//! / `--labels` into JSON entries of the package (`ferrite.detector`,
+//! `ferrite.preprocess`), after checking the spec against the graph's input
+//! and output shapes, so that a spec that does not fit the model fails here,
+//! on the host, not on the device.
+
+use anyhow::{bail, Context, Result};
+use ferrite_pipelines::spec::{
+    DetectorSpec, ModelShapes, PreprocessSpec, META_DETECTOR, META_PREPROCESS,
+};
+use ferrite_runtime::format::meta_kind;
+
+use crate::{ConvertOptions, Graph};
+
+/// Whether `options` asks for any pipeline metadata.
+pub fn requested(options: &ConvertOptions) -> bool {
+    options.detector.is_some()
+        || options.detector_spec.is_some()
+        || options.preprocess.is_some()
+        || options.labels.is_some()
+}
+
+/// The detector spec `options` describe (preset or TOML file, with
+/// `--preprocess` and `--labels` overriding its parts), or `None` when no
+/// detector is asked for.
+pub fn detector_spec(options: &ConvertOptions) -> Result<Option<DetectorSpec>> {
+    let mut spec = match (&options.detector, &options.detector_spec) {
+        (Some(_), Some(_)) => bail!("give either --detector or --detector-spec, not both"),
+        (Some(name), None) => DetectorSpec::preset(name).map_err(anyhow::Error::msg)?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read detector spec {}", path.display()))?;
+            DetectorSpec::from_toml(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("invalid detector spec {}", path.display()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    if let Some(p) = &options.preprocess {
+        spec.preprocess =
+            PreprocessSpec::parse_flag(p, Some(&spec.preprocess)).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(path) = &options.labels {
+        spec.labels = read_labels(path)?;
+    }
+    spec.validate().map_err(anyhow::Error::msg)?;
+    Ok(Some(spec))
+}
+
+/// Reads a labels file: one label per line, blank lines at the end ignored.
+pub fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read labels file {}", path.display()))?;
+    let mut labels: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+    while labels.last().is_some_and(|l| l.is_empty()) {
+        labels.pop();
+    }
+    if labels.is_empty() {
+        bail!("labels file {} has no labels", path.display());
+    }
+    Ok(labels)
+}
+
+/// The graph's single input shape and its output shapes.
+fn shapes(graph: &Graph) -> Result<ModelShapes> {
+    let input = match graph.inputs.as_slice() {
+        [i] => graph.tensors[*i].shape.clone(),
+        other => bail!(
+            "pre-processing needs a model with one image input; this one has {}",
+            other.len()
+        ),
+    };
+    Ok(ModelShapes {
+        input,
+        outputs: graph
+            .outputs
+            .iter()
+            .map(|&o| graph.tensors[o].shape.clone())
+            .collect(),
+    })
+}
+
+/// Validates the requested pipeline metadata against `graph` and stores it.
+/// Errors name the flag and what does not fit (e.g. "decode: boxes (output 0)
+/// should be [1, 896, 16] but the model's is [1, 100, 4]").
+pub fn apply(graph: &mut Graph, options: &ConvertOptions) -> Result<()> {
+    let shapes = shapes(graph)?;
+    if let Some(spec) = detector_spec(options)? {
+        let what = match (&options.detector, &options.detector_spec) {
+            (Some(n), _) => format!("--detector {n}"),
+            (_, Some(p)) => format!("--detector-spec {}", p.display()),
+            _ => unreachable!("detector_spec returned a spec"),
+        };
+        spec.check_model(&shapes)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{what} does not fit this model"))?;
+        let json = serde_json::to_vec(&spec)?;
+        graph.set_meta(META_DETECTOR, meta_kind::JSON, json);
+        graph.set_meta(
+            META_PREPROCESS,
+            meta_kind::JSON,
+            serde_json::to_vec(&spec.preprocess)?,
+        );
+    } else if let Some(p) = &options.preprocess {
+        let pre = PreprocessSpec::parse_flag(p, None).map_err(anyhow::Error::msg)?;
+        let want = match pre.layout {
+            ferrite_pipelines::spec::Layout::Nhwc => vec![1, pre.height, pre.width, 3],
+            ferrite_pipelines::spec::Layout::Nchw => vec![1, 3, pre.height, pre.width],
+        };
+        if shapes.input != want {
+            bail!(
+                "--preprocess {p}: the model's input is {:?}, not {want:?}",
+                shapes.input
+            );
+        }
+        graph.set_meta(META_PREPROCESS, meta_kind::JSON, serde_json::to_vec(&pre)?);
+    } else if options.labels.is_some() {
+        bail!("--labels needs --detector or --detector-spec");
+    }
+    Ok(())
+}

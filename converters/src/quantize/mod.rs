@@ -1,0 +1,644 @@
+//! Post-training int8 quantization with calibration (`--quantize int8`).
+//!
+//! [`quantize`] takes a float IR [`Graph`] (from any importer) and returns a
+//! mixed-precision one:
+//!
+//! 1. the float graph is packaged and run on the calibration samples
+//!    ([`calib`]) through [`Session::invoke_observed`], recording every
+//!    tensor's range ([`observe`]);
+//! 2. [`plan::assign`] picks every tensor's int8 parameters (shared ranges,
+//!    fixed output ranges, the concat trap), [`plan::rewrite`] builds the
+//!    int8 graph with QUANTIZE/DEQUANTIZE at float boundaries;
+//! 3. the result is prepared by the runtime; an op the runtime rejects in
+//!    int8 stays float (and the report says why);
+//! 4. int8 and float are compared op by op on held-out samples; with
+//!    `--min-sqnr`, the first int8 op below the threshold is kept float and
+//!    the model is rebuilt, until every int8 op meets it;
+//! 5. a summary paragraph, and with `--report` an HTML page and `quant.json`.
+//!
+//! Held-out samples: with `--calib-samples N`, the first N samples of the
+//! folder calibrate and the following ones (up to 64) are held out for the
+//! measurements. When no sample is left over, the measurements use the
+//! calibration samples and say so.
+
+pub mod calib;
+pub mod observe;
+pub mod plan;
+pub mod report;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ferrite_runtime::{
+    DType, Error as RtError, Model, OpCode, Options, Quant, Session, TensorView,
+};
+
+use crate::ir::Graph;
+use crate::QuantizeOptions;
+use calib::{Preprocess, Sample};
+use observe::{Method, Observer};
+
+/// Most held-out samples used for the measurements.
+pub const MAX_EVAL_SAMPLES: usize = 64;
+/// Held-out samples used per `--min-sqnr` iteration.
+const SEARCH_SAMPLES: usize = 8;
+
+/// The quantized graph and what was learned making it.
+pub struct Quantized {
+    pub graph: Graph,
+    /// One paragraph for the user.
+    pub summary: String,
+    pub report: report::Report,
+}
+
+/// Why a node stayed float.
+#[derive(Debug, Clone)]
+pub struct FloatOp {
+    pub node: usize,
+    pub reason: String,
+}
+
+/// Agreement statistics between a float tensor and its int8 counterpart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Agreement {
+    pub sum_ref2: f64,
+    pub sum_err2: f64,
+    pub dot: f64,
+    pub sum_q2: f64,
+    pub max_abs_err: f64,
+    pub count: u64,
+}
+
+impl Agreement {
+    /// Adds one pair of tensors.
+    pub fn add(&mut self, reference: &[f32], approx: &[f32]) {
+        for (&a, &b) in reference.iter().zip(approx) {
+            let (a, b) = (a as f64, b as f64);
+            self.sum_ref2 += a * a;
+            self.sum_err2 += (a - b) * (a - b);
+            self.dot += a * b;
+            self.sum_q2 += b * b;
+            self.max_abs_err = self.max_abs_err.max((a - b).abs());
+        }
+        self.count += reference.len() as u64;
+    }
+
+    /// Signal-to-quantization-noise ratio in dB (capped at 150 for exact matches).
+    pub fn sqnr_db(&self) -> f64 {
+        if self.sum_err2 == 0.0 {
+            return 150.0;
+        }
+        if self.sum_ref2 == 0.0 {
+            return 0.0;
+        }
+        (10.0 * (self.sum_ref2 / self.sum_err2).log10()).min(150.0)
+    }
+
+    /// Cosine similarity (1 when both are zero).
+    pub fn cosine(&self) -> f64 {
+        let d = (self.sum_ref2 * self.sum_q2).sqrt();
+        if d == 0.0 {
+            if self.sum_ref2 == self.sum_q2 {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            self.dot / d
+        }
+    }
+}
+
+/// End-to-end agreement of one graph output.
+#[derive(Debug, Clone)]
+pub struct OutputAgreement {
+    pub name: String,
+    pub agreement: Agreement,
+    /// Top-1 agreement (equal argmax) for vector outputs: (agree, total).
+    pub top1: Option<(usize, usize)>,
+}
+
+/// Results of comparing an int8 build with the float model.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// Per source node (None for nodes without f32 outputs).
+    pub per_node: Vec<Option<Agreement>>,
+    pub outputs: Vec<OutputAgreement>,
+    pub samples: usize,
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The real values of an output view (f32, or int8 dequantized with `quant`).
+fn real_values(view: &TensorView<'_>, quant: &Quant) -> Option<Vec<f32>> {
+    match (view.dtype, quant) {
+        (DType::F32, _) => Some(f32s(view.data)),
+        (DType::I8, Quant::PerTensor(q)) => Some(
+            view.data
+                .iter()
+                .map(|&b| ferrite_runtime::quant::dequantize_i8(b as i8, *q))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn load_model(bytes: &[u8]) -> Result<Model<'static>> {
+    Model::from_vec(bytes).map_err(|e| anyhow!("internal error: a written package is invalid: {e}"))
+}
+
+fn set_input(s: &mut Session<'_>, model: &Model<'_>, data: &[f32]) -> Result<()> {
+    let t = &model.def().tensors[model.inputs()[0]];
+    match (t.dtype, &t.quant) {
+        (DType::I8, Quant::PerTensor(q)) => {
+            let v: Vec<i8> = data
+                .iter()
+                .map(|&x| ferrite_runtime::quant::quantize_i8(x, *q))
+                .collect();
+            s.set_input(0, TensorView::i8(&v, t.shape.dims()))?;
+        }
+        _ => s.set_input_f32(0, data)?,
+    }
+    Ok(())
+}
+
+fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Runs the float model over `samples`, recording every f32 activation's
+/// min/max, then (when `method` needs it) a histogram.
+fn calibrate(
+    g: &Graph,
+    model: &Model<'_>,
+    samples: &[Sample],
+    method: Method,
+) -> Result<Vec<Observer>> {
+    let mut obs = vec![Observer::default(); g.tensors.len()];
+    let mut session = Session::new(model, Options::default())?;
+    let passes = if method.needs_histogram() { 2 } else { 1 };
+    let pb = progress(samples.len() * passes, "calibrating");
+    for pass in 0..passes {
+        for s in samples {
+            session.set_input_f32(0, &s.data)?;
+            let input = g.inputs[0];
+            let mut record = |t: usize, v: &[f32]| {
+                if pass == 0 {
+                    obs[t].record_minmax(v)
+                } else {
+                    obs[t].record_hist(v)
+                }
+            };
+            record(input, &s.data);
+            session.invoke_observed(|i, outs| {
+                for (k, view) in outs.iter().enumerate() {
+                    if view.dtype == DType::F32 {
+                        if let Some(&t) = g.nodes[i].outputs.get(k) {
+                            record(t, &f32s(view.data));
+                        }
+                    }
+                }
+            })?;
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(obs)
+}
+
+/// Compares the int8 build (`qbytes`, whose op `m` implements source node
+/// `origin_of[m]`) with the float model on `samples`.
+pub fn evaluate(
+    g: &Graph,
+    float_model: &Model<'_>,
+    qbytes: &[u8],
+    origin_of: &[Option<usize>],
+    samples: &[Sample],
+) -> Result<Evaluation> {
+    let qmodel = load_model(qbytes)?;
+    let qdef = qmodel.def();
+    let mut fs = Session::new(float_model, Options::default())?;
+    let mut qs = Session::new(&qmodel, Options::default())?;
+    let mut ev = Evaluation {
+        per_node: vec![None; g.nodes.len()],
+        outputs: g
+            .outputs
+            .iter()
+            .map(|&o| OutputAgreement {
+                name: g.tensors[o].name.clone(),
+                agreement: Agreement::default(),
+                top1: None,
+            })
+            .collect(),
+        samples: samples.len(),
+    };
+    let mut float_out: Vec<Vec<f32>> = vec![Vec::new(); g.nodes.len()];
+    for s in samples {
+        fs.set_input_f32(0, &s.data)?;
+        fs.invoke_observed(|i, outs| {
+            let buf = &mut float_out[i];
+            buf.clear();
+            for v in outs {
+                if v.dtype == DType::F32 {
+                    buf.extend(f32s(v.data));
+                }
+            }
+        })?;
+        set_input(&mut qs, &qmodel, &s.data)?;
+        let per_node = &mut ev.per_node;
+        qs.invoke_observed(|m, outs| {
+            let Some(Some(n)) = origin_of.get(m) else {
+                return;
+            };
+            let mut vals = Vec::new();
+            for (k, v) in outs.iter().enumerate() {
+                let t = qdef.ops[m].outputs.get(k).copied().unwrap_or(-1);
+                let Some(td) = usize::try_from(t).ok().and_then(|t| qdef.tensors.get(t)) else {
+                    return;
+                };
+                match real_values(v, &td.quant) {
+                    Some(r) => vals.extend(r),
+                    None => return,
+                }
+            }
+            let reference = &float_out[*n];
+            if !reference.is_empty() && reference.len() == vals.len() {
+                per_node[*n]
+                    .get_or_insert_with(Agreement::default)
+                    .add(reference, &vals);
+            }
+        })?;
+        for (i, out) in ev.outputs.iter_mut().enumerate() {
+            let f = fs.output_f32(i)?.to_vec();
+            let view = qs.output(i)?;
+            let qt = &qdef.tensors[qdef.outputs[i]];
+            let Some(q) = real_values(&view, &qt.quant) else {
+                continue;
+            };
+            out.agreement.add(&f, &q);
+            if f.len() >= 2 && qt.shape.dims().iter().filter(|&&d| d > 1).count() == 1 {
+                let argmax = |v: &[f32]| {
+                    v.iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+                        )
+                        .0
+                };
+                let t = out.top1.get_or_insert((0, 0));
+                t.0 += (argmax(&f) == argmax(&q)) as usize;
+                t.1 += 1;
+            }
+        }
+    }
+    Ok(ev)
+}
+
+/// Calibration samples used to measure (and judge) bias correction.
+const BIAS_SAMPLES: usize = 16;
+
+/// Relative noise energy of all outputs together (lower is better).
+fn output_noise(ev: &Evaluation) -> f64 {
+    let (e, s) = ev.outputs.iter().fold((0.0, 0.0), |(e, s), o| {
+        (
+            e + o.agreement.sum_err2 / o.agreement.sum_ref2.max(1e-30),
+            s + 1.0,
+        )
+    });
+    e / f64::max(s, 1.0)
+}
+
+/// Mean int8 − float error per output channel (last axis) of every int8
+/// conv / depthwise / fully-connected node with a bias, over `samples`.
+fn bias_shifts(
+    g: &Graph,
+    float_model: &Model<'_>,
+    qbytes: &[u8],
+    origin_of: &[Option<usize>],
+    int8: &[bool],
+    samples: &[Sample],
+) -> Result<HashMap<usize, Vec<f32>>> {
+    let qmodel = load_model(qbytes)?;
+    let qdef = qmodel.def();
+    let mut fs = Session::new(float_model, Options::default())?;
+    let mut qs = Session::new(&qmodel, Options::default())?;
+    let wanted: Vec<bool> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(n, node)| {
+            int8[n]
+                && plan::weight_axis(node.code).is_some()
+                && node.inputs.get(2).copied().flatten().is_some()
+        })
+        .collect();
+    let mut sums: HashMap<usize, (Vec<f64>, u64)> = HashMap::new();
+    let mut float_out: Vec<Vec<f32>> = vec![Vec::new(); g.nodes.len()];
+    for s in samples {
+        fs.set_input_f32(0, &s.data)?;
+        fs.invoke_observed(|i, outs| {
+            if wanted[i] {
+                float_out[i] = outs.first().map(|v| f32s(v.data)).unwrap_or_default();
+            }
+        })?;
+        set_input(&mut qs, &qmodel, &s.data)?;
+        qs.invoke_observed(|m, outs| {
+            let Some(Some(n)) = origin_of.get(m) else {
+                return;
+            };
+            if !wanted[*n] {
+                return;
+            }
+            let Some(v) = outs.first() else { return };
+            let t = qdef.ops[m].outputs[0] as usize;
+            let Some(q) = real_values(v, &qdef.tensors[t].quant) else {
+                return;
+            };
+            let f = &float_out[*n];
+            let c = v.shape.last().copied().unwrap_or(1).max(1);
+            if f.len() != q.len() || q.len() % c != 0 {
+                return;
+            }
+            let e = sums.entry(*n).or_insert_with(|| (vec![0.0; c], 0));
+            for (i, (a, b)) in q.iter().zip(f).enumerate() {
+                e.0[i % c] += (a - b) as f64;
+            }
+            e.1 += (q.len() / c) as u64;
+        })?;
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(n, (s, k))| (n, s.iter().map(|v| (v / k.max(1) as f64) as f32).collect()))
+        .collect())
+}
+
+/// Whether `entry` (a `--keep-float` item) names node `n`: its index in the
+/// source ("12" for "op 12 (CONV_2D)"), its origin text, its op name (every
+/// op of that kind) or one of its output tensors' names.
+fn names_node(g: &Graph, n: usize, entry: &str) -> bool {
+    let node = &g.nodes[n];
+    let e = entry.trim();
+    node.origin == e
+        || node.origin.starts_with(&format!("op {e} ("))
+        || node.code.name().eq_ignore_ascii_case(e)
+        || node.outputs.iter().any(|&o| g.tensors[o].name == e)
+}
+
+/// Packages `g`; on a runtime rejection returns the op index and message.
+fn try_prepare(g: &Graph) -> Result<std::result::Result<Vec<u8>, (usize, String)>> {
+    let (bytes, _) = crate::package::write(g)?;
+    let model = load_model(&bytes)?;
+    match Session::new(&model, Options::default()) {
+        Ok(_) => Ok(Ok(bytes)),
+        Err(e) => match e {
+            RtError::UnsupportedConfig { op, .. }
+            | RtError::ShapeMismatch { op, .. }
+            | RtError::UnsupportedOp { op, .. } => Ok(Err((op, e.to_string()))),
+            _ => bail!("the quantized model cannot run: {e}"),
+        },
+    }
+}
+
+/// Quantizes `g` to int8 as `opts` asks. `preprocess` is the
+/// `--preprocess` spec (needed for image folders).
+/// Errors name the calibration file or the option that is wrong.
+pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> Result<Quantized> {
+    let method = Method::parse(&opts.method)?;
+    // A RELU after a conv / fully-connected / ADD becomes that op's fused
+    // activation, so the int8 output covers only [0, max] instead of
+    // spending half its levels on values the RELU discards. (A no-op when
+    // the import already ran the passes.)
+    let mut fused = g.clone();
+    if crate::passes::fuse_activations(&mut fused) > 0 {
+        fused.remove_unused_tensors();
+    }
+    let g = &fused;
+    if let Some(s) = opts.min_sqnr {
+        if !s.is_finite() {
+            bail!("--min-sqnr {s}: expected a number of dB");
+        }
+    }
+    if g.inputs.len() != 1 {
+        bail!(
+            "calibration supports models with one input; this model has {}",
+            g.inputs.len()
+        );
+    }
+    let input = &g.tensors[g.inputs[0]];
+    if input.dtype != DType::F32 {
+        bail!(
+            "--quantize int8 needs a float model; input '{}' is {}",
+            input.name,
+            input.dtype.name()
+        );
+    }
+    let pre = match preprocess {
+        Some(s) => Preprocess::parse(s)?,
+        None => Preprocess::default(),
+    };
+    if opts.samples == Some(0) {
+        bail!("--calib-samples must be at least 1");
+    }
+    let n_cal = opts.samples.unwrap_or(usize::MAX);
+    let limit = n_cal.saturating_add(MAX_EVAL_SAMPLES);
+    let pb = progress(0, "loading");
+    let mut samples = calib::load(&opts.calib, &input.shape, &pre, limit, |k| {
+        pb.set_length(k as u64);
+        pb.set_position(k as u64);
+    })?;
+    pb.finish_and_clear();
+    let eval: Vec<Sample> = if samples.len() > n_cal {
+        samples.split_off(n_cal)
+    } else {
+        Vec::new()
+    };
+    let cal = samples;
+    let eval_on_calibration = eval.is_empty();
+    let eval_set: &[Sample] = if eval_on_calibration {
+        &cal[..cal.len().min(MAX_EVAL_SAMPLES)]
+    } else {
+        &eval
+    };
+
+    let (fbytes, _) = crate::package::write(g)?;
+    let fmodel = load_model(&fbytes)?;
+    let obs = calibrate(g, &fmodel, &cal, method).context("calibration failed")?;
+    let observed: Vec<Option<(f32, f32)>> = obs
+        .iter()
+        .map(|o| o.seen().then(|| method.select(o)))
+        .collect();
+
+    // Which nodes can run int8.
+    let mut int8 = vec![false; g.nodes.len()];
+    let mut float_ops: Vec<FloatOp> = Vec::new();
+    for (n, node) in g.nodes.iter().enumerate() {
+        let reason = if !plan::has_int8_kernel(node.code) {
+            Some(format!("{} has no int8 kernel", node.code.name()))
+        } else if node
+            .outputs
+            .iter()
+            .any(|&o| g.tensors[o].dtype != DType::F32)
+        {
+            Some("its outputs are not float".to_string())
+        } else if node.inputs.iter().flatten().any(|&t| {
+            g.tensors[t].data.is_none()
+                && (g.tensors[t].dtype != DType::F32 || observed[t].is_none())
+        }) {
+            Some("an input is not a calibrated float tensor".to_string())
+        } else {
+            opts.keep_float
+                .iter()
+                .find(|e| names_node(g, n, e))
+                .map(|e| format!("--keep-float {e}"))
+        };
+        match reason {
+            Some(reason) => float_ops.push(FloatOp { node: n, reason }),
+            None => int8[n] = true,
+        }
+    }
+    for e in &opts.keep_float {
+        if !(0..g.nodes.len()).any(|n| names_node(g, n, e)) {
+            bail!("--keep-float {e}: no op has that index, name or output tensor");
+        }
+    }
+
+    // Build, prepare, measure; repeat while the runtime rejects an op or an
+    // op misses --min-sqnr.
+    let mut iterations = 0usize;
+    let (rewritten, assignment, qbytes) = loop {
+        iterations += 1;
+        let mut trial = int8.clone();
+        let a = plan::assign(g, &mut trial, &observed, opts.int8_io);
+        let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &HashMap::new());
+        let bytes = match try_prepare(&rw.graph)? {
+            Ok(b) => b,
+            Err((op, msg)) => match rw.origin_of.get(op).copied().flatten() {
+                Some(n) if int8[n] => {
+                    int8[n] = false;
+                    float_ops.push(FloatOp {
+                        node: n,
+                        reason: format!("the runtime rejects it in int8: {msg}"),
+                    });
+                    continue;
+                }
+                _ => bail!("internal error: the quantized model cannot run: {msg}"),
+            },
+        };
+        if let Some(min) = opts.min_sqnr {
+            let subset = &eval_set[..eval_set.len().min(SEARCH_SAMPLES)];
+            let ev = evaluate(g, &fmodel, &bytes, &rw.origin_of, subset)?;
+            let worst = (0..g.nodes.len())
+                .find(|&n| trial[n] && ev.per_node[n].is_some_and(|a| a.sqnr_db() < min));
+            if let Some(n) = worst {
+                let s = ev.per_node[n].map(|a| a.sqnr_db()).unwrap_or(0.0);
+                int8[n] = false;
+                float_ops.push(FloatOp {
+                    node: n,
+                    reason: format!("output SQNR {s:.1} dB < --min-sqnr {min} dB"),
+                });
+                continue;
+            }
+        }
+        for (n, why) in &a.concat_float {
+            float_ops.push(FloatOp {
+                node: *n,
+                reason: why.clone(),
+            });
+        }
+        int8 = trial;
+        break (rw, a, bytes);
+    };
+    // Bias correction: subtract each int8 conv / fully-connected op's mean
+    // output error per channel (measured on calibration samples) from its
+    // bias. Kept only when it raises the end-to-end SQNR on those samples.
+    let (rewritten, qbytes, bias_corrected) = {
+        let probe = &cal[..cal.len().min(BIAS_SAMPLES)];
+        let shifts = bias_shifts(g, &fmodel, &qbytes, &rewritten.origin_of, &int8, probe)?;
+        let rw2 = plan::rewrite(g, &int8, &assignment, opts.int8_io, &shifts);
+        match try_prepare(&rw2.graph)? {
+            Ok(b2) if !shifts.is_empty() => {
+                let before = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, probe)?;
+                let after = evaluate(g, &fmodel, &b2, &rw2.origin_of, probe)?;
+                if output_noise(&after) < output_noise(&before) {
+                    (rw2, b2, true)
+                } else {
+                    (rewritten, qbytes, false)
+                }
+            }
+            _ => (rewritten, qbytes, false),
+        }
+    };
+    float_ops.sort_by_key(|f| f.node);
+    float_ops.dedup_by_key(|f| f.node);
+
+    let pb = progress(0, "evaluating");
+    let ev = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, eval_set)?;
+    pb.finish_and_clear();
+
+    // The preprocess spec itself is stored by `pipeline_meta` (ferrite.preprocess).
+    let mut graph = rewritten.graph;
+    let rep = report::Report::build(report::Inputs {
+        graph: g,
+        int8: &int8,
+        float_ops: &float_ops,
+        observers: &obs,
+        assignment: &assignment,
+        weights: &rewritten.weights,
+        eval: &ev,
+        method,
+        calibration_samples: cal.len(),
+        eval_on_calibration,
+        conversions: rewritten.conversions,
+        iterations,
+        int8_io: opts.int8_io,
+        bias_corrected,
+    });
+    graph.set_meta(
+        "quantization",
+        ferrite_runtime::format::meta_kind::JSON,
+        serde_json::to_vec(&rep.meta_json())?,
+    );
+    if let Some(path) = &opts.report {
+        rep.write(path)?;
+    }
+    let summary = rep.summary(opts.report.as_deref());
+    Ok(Quantized {
+        graph,
+        summary,
+        report: rep,
+    })
+}
+
+/// Where `quant.json` goes for a report at `html`.
+pub fn json_path(html: &Path) -> std::path::PathBuf {
+    html.with_file_name("quant.json")
+}
+
+/// Names of ops, for messages: `origin` of node `n`.
+pub fn op_label(g: &Graph, n: usize) -> String {
+    let node = &g.nodes[n];
+    if node.origin.is_empty() {
+        format!("#{n} {}", node.code.name())
+    } else {
+        node.origin.clone()
+    }
+}
+
+#[allow(dead_code)]
+fn is_weighted(code: OpCode) -> bool {
+    plan::weight_axis(code).is_some()
+}

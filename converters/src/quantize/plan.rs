@@ -1,0 +1,766 @@
+//! Which ops run in int8, which quantization every tensor gets, and the
+//! rewrite of a float [`Graph`] into a (mixed) int8 one.
+//!
+//! The rules follow TFLite's int8 quantization spec:
+//! - weights of CONV_2D / FULLY_CONNECTED (axis 0) and DEPTHWISE_CONV_2D
+//!   (axis 3) are symmetric per-channel int8 in [-127, 127]; their biases are
+//!   int32 with scale `input_scale × weight_scale[c]`;
+//! - activations are asymmetric per-tensor int8 over the calibrated range;
+//! - LOGISTIC and SOFTMAX outputs are fixed at scale 1/256, zero-point -128,
+//!   TANH at 1/128, 0;
+//! - data-movement ops, pooling, resizing, MAXIMUM/MINIMUM and CONCATENATION
+//!   keep values unchanged, so their inputs and outputs share one range (a
+//!   union-find over tensors);
+//! - a tensor whose only users are LOGISTIC (TANH) gets its range narrowed
+//!   to [-8, 8] ([-4, 4]), beyond which the int8 output no longer changes.
+//!
+//! The concat trap: a CONCATENATION joining inputs of very different ranges
+//! (boxes next to scores in a detector head) would crush the small-range
+//! input to a few levels of the shared scale. Such an input keeps its own
+//! range. When the concat's result is only read in float (a graph output
+//! with float I/O, or float ops), the concat runs in float on the
+//! dequantized inputs, so nothing is lost; otherwise the small-range input
+//! is requantized (int8 → int8 QUANTIZE) to the concat's parameters.
+
+use std::collections::HashMap;
+
+use ferrite_runtime::{DType, OpCode, QParams, Quant};
+
+use crate::ir::{Graph, Node, Tensor};
+
+/// Concat inputs whose range is this many times narrower than the widest
+/// input keep their own range.
+pub const CONCAT_TRAP_RATIO: f32 = 4.0;
+/// When a concat's result is only read in float, a smaller difference
+/// already makes the float concat (each input dequantized with its own
+/// scale) the better choice: it costs nothing in precision.
+pub const FLOAT_CONCAT_RATIO: f32 = 1.25;
+
+/// Ops with an int8 kernel in the runtime.
+pub fn has_int8_kernel(code: OpCode) -> bool {
+    use OpCode::*;
+    matches!(
+        code,
+        Conv2d
+            | DepthwiseConv2d
+            | FullyConnected
+            | Add
+            | Sub
+            | Mul
+            | Maximum
+            | Minimum
+            | Relu
+            | Relu6
+            | ReluN1To1
+            | LeakyRelu
+            | Prelu
+            | HardSwish
+            | Logistic
+            | Tanh
+            | Softmax
+            | Pad
+            | PadV2
+            | MaxPool2d
+            | AveragePool2d
+            | Mean
+            | Reshape
+            | Squeeze
+            | ExpandDims
+            | Concatenation
+            | Split
+            | SplitV
+            | StridedSlice
+            | Slice
+            | Transpose
+            | ResizeBilinear
+            | ResizeNearestNeighbor
+            | DepthToSpace
+            | SpaceToDepth
+    )
+}
+
+/// Ops whose int8 form needs its inputs and outputs to share quantization.
+pub fn shares_range(code: OpCode) -> bool {
+    use OpCode::*;
+    matches!(
+        code,
+        Reshape
+            | Squeeze
+            | ExpandDims
+            | Pad
+            | PadV2
+            | Transpose
+            | Slice
+            | StridedSlice
+            | Split
+            | SplitV
+            | DepthToSpace
+            | SpaceToDepth
+            | MaxPool2d
+            | AveragePool2d
+            | ResizeBilinear
+            | ResizeNearestNeighbor
+            | Maximum
+            | Minimum
+            | Concatenation
+    )
+}
+
+/// The weight operand's per-channel axis for ops with int8 weights.
+pub fn weight_axis(code: OpCode) -> Option<usize> {
+    match code {
+        OpCode::Conv2d | OpCode::FullyConnected => Some(0),
+        OpCode::DepthwiseConv2d => Some(3),
+        _ => None,
+    }
+}
+
+/// Asymmetric int8 parameters covering `[lo, hi]` (widened to include 0).
+pub fn qparams_for(lo: f32, hi: f32) -> QParams {
+    let lo = lo.min(0.0) as f64;
+    let hi = hi.max(0.0) as f64;
+    let scale = ((hi - lo) / 255.0).max(1e-9);
+    let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
+    QParams {
+        scale: scale as f32,
+        zero_point: zp,
+    }
+}
+
+/// The fixed output quantization of LOGISTIC, SOFTMAX and TANH.
+pub fn fixed_output(code: OpCode) -> Option<QParams> {
+    match code {
+        OpCode::Logistic | OpCode::Softmax => Some(QParams {
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        }),
+        OpCode::Tanh => Some(QParams {
+            scale: 1.0 / 128.0,
+            zero_point: 0,
+        }),
+        _ => None,
+    }
+}
+
+fn is_const(g: &Graph, t: usize) -> bool {
+    g.tensors[t].data.is_some()
+}
+
+fn is_f32_activation(g: &Graph, t: usize) -> bool {
+    g.tensors[t].dtype == DType::F32 && !is_const(g, t)
+}
+
+struct UnionFind(Vec<usize>);
+
+impl UnionFind {
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.0[x] != x {
+            self.0[x] = self.0[self.0[x]];
+            x = self.0[x];
+        }
+        x
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.0[b] = a;
+        }
+    }
+}
+
+/// The quantization decided for every tensor, plus what the report shows.
+#[derive(Debug, Clone, Default)]
+pub struct Assignment {
+    /// Parameters for every f32 tensor that int8 code touches.
+    pub qp: Vec<Option<QParams>>,
+    /// The range each tensor's parameters cover (after sharing and narrowing).
+    pub range: Vec<Option<(f32, f32)>>,
+    /// Nodes turned float by the concat trap, with the reason.
+    pub concat_float: Vec<(usize, String)>,
+    /// Concat nodes that requantize a narrow input (node, input tensor, ratio).
+    pub requantized: Vec<(usize, usize, f32)>,
+}
+
+/// Users of each tensor: (node, input slot).
+pub fn consumers(g: &Graph) -> Vec<Vec<(usize, usize)>> {
+    let mut c = vec![Vec::new(); g.tensors.len()];
+    for (n, node) in g.nodes.iter().enumerate() {
+        for (k, t) in node.inputs.iter().enumerate() {
+            if let Some(t) = t {
+                c[*t].push((n, k));
+            }
+        }
+    }
+    c
+}
+
+fn const_range(t: &Tensor) -> Option<(f32, f32)> {
+    let v = t.f32_data()?;
+    let lo = v.iter().copied().fold(0f32, f32::min);
+    let hi = v.iter().copied().fold(0f32, f32::max);
+    Some((lo, hi))
+}
+
+/// Decides every tensor's quantization. `int8[n]` says whether node `n`
+/// runs in int8; the concat trap may turn concats float (it updates
+/// `int8` and reports why). `observed[t]` is the calibrated range of
+/// activation `t`.
+pub fn assign(
+    g: &Graph,
+    int8: &mut [bool],
+    observed: &[Option<(f32, f32)>],
+    int8_io: bool,
+) -> Assignment {
+    let nt = g.tensors.len();
+    let users = consumers(g);
+    let mut own: Vec<Option<(f32, f32)>> = observed.to_vec();
+    own.resize(nt, None);
+    // Constants read by int8 ops (other than weights and biases) get their data range.
+    for (n, node) in g.nodes.iter().enumerate() {
+        if !int8[n] {
+            continue;
+        }
+        for (k, t) in node.inputs.iter().enumerate() {
+            let Some(t) = *t else { continue };
+            let is_weight = weight_axis(node.code).is_some() && k >= 1;
+            if is_const(g, t) && !is_weight && g.tensors[t].dtype == DType::F32 {
+                own[t] = const_range(&g.tensors[t]);
+            }
+        }
+    }
+    let mut uf = UnionFind((0..nt).collect());
+    for (n, node) in g.nodes.iter().enumerate() {
+        if !int8[n] || !shares_range(node.code) || node.code == OpCode::Concatenation {
+            continue;
+        }
+        let Some(&o) = node.outputs.first() else {
+            continue;
+        };
+        for &t in node.inputs.iter().flatten().chain(&node.outputs) {
+            if g.tensors[t].dtype == DType::F32 && own[t].is_some() {
+                uf.union(o, t);
+            }
+        }
+    }
+    let group_range = |uf: &mut UnionFind, own: &[Option<(f32, f32)>]| {
+        let mut r: HashMap<usize, (f32, f32)> = HashMap::new();
+        for (t, range) in own.iter().enumerate() {
+            if let Some((lo, hi)) = *range {
+                let e = r.entry(uf.find(t)).or_insert((lo, hi));
+                e.0 = e.0.min(lo);
+                e.1 = e.1.max(hi);
+            }
+        }
+        r
+    };
+    let mut out = Assignment::default();
+    // The concat trap.
+    let ranges = group_range(&mut uf, &own);
+    for (n, node) in g.nodes.iter().enumerate() {
+        if !int8[n] || node.code != OpCode::Concatenation {
+            continue;
+        }
+        let o = node.outputs[0];
+        let widths: Vec<(usize, f32)> = node
+            .inputs
+            .iter()
+            .flatten()
+            .filter_map(|&t| {
+                let (lo, hi) = *ranges.get(&uf.find(t))?;
+                Some((t, (hi.max(0.0) - lo.min(0.0)).max(1e-12)))
+            })
+            .collect();
+        let widest = widths.iter().map(|w| w.1).fold(0f32, f32::max);
+        let read_in_float =
+            users[o].iter().all(|&(u, _)| !int8[u]) && (!g.outputs.contains(&o) || !int8_io);
+        let limit = if read_in_float {
+            FLOAT_CONCAT_RATIO
+        } else {
+            CONCAT_TRAP_RATIO
+        };
+        let narrow: Vec<(usize, f32)> = widths
+            .iter()
+            .filter(|w| w.1 * limit < widest)
+            .map(|w| (w.0, widest / w.1))
+            .collect();
+        if !narrow.is_empty() {
+            let ratio = narrow.iter().map(|w| w.1).fold(0f32, f32::max);
+            if read_in_float {
+                int8[n] = false;
+                out.concat_float.push((
+                    n,
+                    format!(
+                        "concat trap: input ranges differ {ratio:.1}x and the result is read in \
+                         float, so the concat runs in float on the dequantized inputs"
+                    ),
+                ));
+                continue;
+            }
+            for &(t, r) in &narrow {
+                out.requantized.push((n, t, r));
+            }
+        }
+        for &(t, _) in &widths {
+            if !narrow.iter().any(|w| w.0 == t) {
+                uf.union(o, t);
+            }
+        }
+    }
+    let mut ranges = group_range(&mut uf, &own);
+    // Narrow ranges read only by LOGISTIC / TANH.
+    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (t, range) in own.iter().enumerate() {
+        if range.is_some() {
+            members.entry(uf.find(t)).or_default().push(t);
+        }
+    }
+    for (root, ts) in &members {
+        let mut limit: Option<f32> = None;
+        let mut ok = true;
+        for &t in ts {
+            if g.outputs.contains(&t) {
+                ok = false;
+            }
+            for &(u, _) in &users[t] {
+                let node = &g.nodes[u];
+                let internal = int8[u]
+                    && shares_range(node.code)
+                    && node.outputs.iter().all(|&o| uf.find(o) == *root);
+                if internal {
+                    continue;
+                }
+                match (int8[u], node.code) {
+                    (true, OpCode::Logistic) => limit = Some(limit.unwrap_or(8.0).max(8.0)),
+                    (true, OpCode::Tanh) => limit = Some(limit.unwrap_or(4.0).max(4.0)),
+                    _ => ok = false,
+                }
+            }
+        }
+        if let (true, Some(l)) = (ok, limit) {
+            if let Some(r) = ranges.get_mut(root) {
+                r.0 = r.0.max(-l);
+                r.1 = r.1.min(l);
+            }
+        }
+    }
+    // Fixed output ranges win over observed ones.
+    let mut fixed: HashMap<usize, QParams> = HashMap::new();
+    for (n, node) in g.nodes.iter().enumerate() {
+        if int8[n] {
+            if let Some(q) = fixed_output(node.code) {
+                fixed.insert(uf.find(node.outputs[0]), q);
+            }
+        }
+    }
+    out.qp = vec![None; nt];
+    out.range = vec![None; nt];
+    for (t, range) in own.iter().enumerate() {
+        if range.is_none() {
+            continue;
+        }
+        let root = uf.find(t);
+        let q = match fixed.get(&root) {
+            Some(&q) => q,
+            None => {
+                let (lo, hi) = ranges[&root];
+                qparams_for(lo, hi)
+            }
+        };
+        out.qp[t] = Some(q);
+        let lo = q.scale * (-128 - q.zero_point) as f32;
+        let hi = q.scale * (127 - q.zero_point) as f32;
+        out.range[t] = Some((lo, hi));
+    }
+    out
+}
+
+/// Per-channel symmetric int8 weights along `axis`: the quantized tensor
+/// and the scale of every channel.
+pub fn quantize_weights(t: &Tensor, axis: usize) -> (Tensor, Vec<f32>) {
+    let w = t.f32_data().unwrap_or_default();
+    let dims = &t.shape;
+    let n = dims.get(axis).copied().unwrap_or(1).max(1);
+    let inner: usize = dims.iter().skip(axis + 1).product();
+    let mut absmax = vec![0f32; n];
+    for (i, &v) in w.iter().enumerate() {
+        let c = (i / inner.max(1)) % n;
+        absmax[c] = absmax[c].max(v.abs());
+    }
+    let scales: Vec<f32> = absmax
+        .iter()
+        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
+        .collect();
+    let data: Vec<u8> = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = (i / inner.max(1)) % n;
+            (v / scales[c]).round().clamp(-127.0, 127.0) as i8 as u8
+        })
+        .collect();
+    let q = Tensor {
+        name: t.name.clone(),
+        dtype: DType::I8,
+        shape: t.shape.clone(),
+        quant: Quant::PerAxis {
+            axis,
+            scales: scales.clone(),
+            zero_points: vec![0; n],
+        },
+        data: Some(data),
+    };
+    (q, scales)
+}
+
+/// int32 bias with per-channel scale `in_scale × w_scales[c]`.
+pub fn quantize_bias(t: &Tensor, in_scale: f32, w_scales: &[f32]) -> Tensor {
+    let b = t.f32_data().unwrap_or_default();
+    let scales: Vec<f32> = (0..b.len())
+        .map(|c| in_scale * w_scales[if w_scales.len() == 1 { 0 } else { c }])
+        .collect();
+    let data: Vec<u8> = b
+        .iter()
+        .zip(&scales)
+        .flat_map(|(&v, &s)| {
+            let q = (v as f64 / s as f64)
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+            q.to_le_bytes()
+        })
+        .collect();
+    Tensor {
+        name: t.name.clone(),
+        dtype: DType::I32,
+        shape: t.shape.clone(),
+        quant: Quant::PerAxis {
+            axis: 0,
+            zero_points: vec![0; scales.len()],
+            scales,
+        },
+        data: Some(data),
+    }
+}
+
+/// A constant quantized per-tensor with `q`.
+fn quantize_const(t: &Tensor, q: QParams) -> Tensor {
+    let v = t.f32_data().unwrap_or_default();
+    Tensor {
+        name: format!("{}/q", t.name),
+        dtype: DType::I8,
+        shape: t.shape.clone(),
+        quant: Quant::PerTensor(q),
+        data: Some(
+            v.iter()
+                .map(|&x| ferrite_runtime::quant::quantize_i8(x, q) as u8)
+                .collect(),
+        ),
+    }
+}
+
+/// Weight statistics of one int8 op, for the report.
+#[derive(Debug, Clone)]
+pub struct WeightStats {
+    pub node: usize,
+    pub channels: usize,
+    /// Smallest and largest per-channel max |w|.
+    pub absmax_min: f32,
+    pub absmax_max: f32,
+    /// SQNR of the int8 weights against the float ones (dB).
+    pub sqnr_db: f64,
+}
+
+/// The rewritten graph and the map from its ops back to the source nodes.
+pub struct Rewritten {
+    pub graph: Graph,
+    /// For every op of `graph`: the source node it implements, or `None` for
+    /// an inserted QUANTIZE / DEQUANTIZE.
+    pub origin_of: Vec<Option<usize>>,
+    pub weights: Vec<WeightStats>,
+    /// Inserted conversion ops.
+    pub conversions: usize,
+}
+
+fn keyq(q: QParams) -> (u32, i32) {
+    (q.scale.to_bits(), q.zero_point)
+}
+
+struct Builder<'a> {
+    src: &'a Graph,
+    out: Graph,
+    origin_of: Vec<Option<usize>>,
+    fver: HashMap<usize, usize>,
+    qver: HashMap<(usize, (u32, i32)), usize>,
+    conversions: usize,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, node: Node, origin: Option<usize>) {
+        self.out.nodes.push(node);
+        self.origin_of.push(origin);
+    }
+
+    fn float_of(&mut self, t: usize) -> usize {
+        if self.out.tensors[t].dtype == DType::F32 || self.src.tensors[t].dtype != DType::F32 {
+            return t;
+        }
+        if let Some(&v) = self.fver.get(&t) {
+            return v;
+        }
+        let (name, shape) = (
+            self.out.tensors[t].name.clone(),
+            self.out.tensors[t].shape.clone(),
+        );
+        let v = self.out.add_tensor(Tensor {
+            name: format!("{name}/float"),
+            dtype: DType::F32,
+            shape,
+            quant: Quant::None,
+            data: None,
+        });
+        let origin = format!("DEQUANTIZE inserted for '{name}'");
+        self.push(
+            Node {
+                code: OpCode::Dequantize,
+                attrs: vec![],
+                inputs: vec![Some(t)],
+                outputs: vec![v],
+                origin,
+            },
+            None,
+        );
+        self.conversions += 1;
+        self.fver.insert(t, v);
+        v
+    }
+
+    fn int8_of(&mut self, t: usize, q: QParams) -> usize {
+        let cur = &self.out.tensors[t];
+        if cur.dtype == DType::I8 && cur.quant == Quant::PerTensor(q) {
+            return t;
+        }
+        if let Some(&v) = self.qver.get(&(t, keyq(q))) {
+            return v;
+        }
+        let v = if cur.data.is_some() {
+            let c = quantize_const(cur, q);
+            self.out.add_tensor(c)
+        } else {
+            let v = self.out.add_tensor(Tensor {
+                name: format!("{}/q", cur.name),
+                dtype: DType::I8,
+                shape: cur.shape.clone(),
+                quant: Quant::PerTensor(q),
+                data: None,
+            });
+            let origin = format!("QUANTIZE inserted for '{}'", self.out.tensors[t].name);
+            self.push(
+                Node {
+                    code: OpCode::Quantize,
+                    attrs: vec![],
+                    inputs: vec![Some(t)],
+                    outputs: vec![v],
+                    origin,
+                },
+                None,
+            );
+            self.conversions += 1;
+            v
+        };
+        self.qver.insert((t, keyq(q)), v);
+        v
+    }
+}
+
+fn sqnr_db(reference: &[f32], approx: &[f32]) -> f64 {
+    let (mut s, mut e) = (0f64, 0f64);
+    for (&a, &b) in reference.iter().zip(approx) {
+        s += (a as f64) * (a as f64);
+        e += (a as f64 - b as f64).powi(2);
+    }
+    if e == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (s / e).log10()
+    }
+}
+
+/// Builds the mixed-precision graph: int8 nodes read int8 versions of their
+/// inputs (QUANTIZE inserted where a float value enters), float nodes read
+/// float versions (DEQUANTIZE inserted), and graph inputs/outputs are float
+/// unless `int8_io`.
+///
+/// `bias_shift[n]`, when present, is subtracted from node `n`'s float bias
+/// before it is quantized (bias correction).
+pub fn rewrite(
+    g: &Graph,
+    int8: &[bool],
+    a: &Assignment,
+    int8_io: bool,
+    bias_shift: &HashMap<usize, Vec<f32>>,
+) -> Rewritten {
+    let mut out = g.clone();
+    out.nodes.clear();
+    let mut b = Builder {
+        src: g,
+        out,
+        origin_of: Vec::new(),
+        fver: HashMap::new(),
+        qver: HashMap::new(),
+        conversions: 0,
+    };
+    if int8_io {
+        for &t in &g.inputs {
+            if let (true, Some(q)) = (is_f32_activation(g, t), a.qp[t]) {
+                b.out.tensors[t].dtype = DType::I8;
+                b.out.tensors[t].quant = Quant::PerTensor(q);
+            }
+        }
+    }
+    let mut weights = Vec::new();
+    for (n, node) in g.nodes.iter().enumerate() {
+        let mut new = node.clone();
+        if !int8[n] {
+            for t in new.inputs.iter_mut().flatten() {
+                if !is_const(g, *t) {
+                    *t = b.float_of(*t);
+                }
+            }
+            b.push(new, Some(n));
+            continue;
+        }
+        let out_q = node.outputs.first().and_then(|&o| a.qp[o]);
+        let mut in_scale = 1.0f32;
+        let mut w_scales: Vec<f32> = vec![1.0];
+        for k in 0..node.inputs.len() {
+            let Some(t) = node.inputs[k] else { continue };
+            if g.tensors[t].dtype != DType::F32 {
+                continue;
+            }
+            match (weight_axis(node.code), k) {
+                (Some(axis), 1) => {
+                    let (qt, scales) = quantize_weights(&g.tensors[t], axis);
+                    let deq: Vec<f32> = {
+                        let d = qt.data.as_ref().unwrap();
+                        let inner: usize = qt.shape.iter().skip(axis + 1).product();
+                        let nch = scales.len();
+                        d.iter()
+                            .enumerate()
+                            .map(|(i, &v)| v as i8 as f32 * scales[(i / inner.max(1)) % nch])
+                            .collect()
+                    };
+                    let w = g.tensors[t].f32_data().unwrap_or_default();
+                    weights.push(WeightStats {
+                        node: n,
+                        channels: scales.len(),
+                        absmax_min: scales.iter().fold(f32::INFINITY, |m, &s| m.min(s * 127.0)),
+                        absmax_max: scales.iter().fold(0f32, |m, &s| m.max(s * 127.0)),
+                        sqnr_db: sqnr_db(&w, &deq),
+                    });
+                    w_scales = scales;
+                    new.inputs[k] = Some(b.out.add_tensor(qt));
+                }
+                (Some(_), 2) => {
+                    let mut bias = g.tensors[t].clone();
+                    if let (Some(shift), Some(b)) = (bias_shift.get(&n), bias.f32_data()) {
+                        if shift.len() == b.len() {
+                            let data = b.iter().zip(shift).flat_map(|(v, d)| (v - d).to_le_bytes());
+                            bias.data = Some(data.collect());
+                        }
+                    }
+                    let qt = quantize_bias(&bias, in_scale, &w_scales);
+                    new.inputs[k] = Some(b.out.add_tensor(qt));
+                }
+                _ => {
+                    let q = if shares_range(node.code) {
+                        out_q
+                    } else {
+                        a.qp[t]
+                    }
+                    .or(a.qp[t])
+                    .expect("int8 node inputs have quantization");
+                    if k == 0 {
+                        in_scale = q.scale;
+                    }
+                    new.inputs[k] = Some(b.int8_of(t, q));
+                }
+            }
+        }
+        for &o in &node.outputs {
+            if let Some(q) = a.qp[o] {
+                b.out.tensors[o].dtype = DType::I8;
+                b.out.tensors[o].quant = Quant::PerTensor(q);
+            }
+        }
+        b.push(new, Some(n));
+    }
+    let outputs = g.outputs.clone();
+    for (i, &o) in outputs.iter().enumerate() {
+        if g.tensors[o].dtype != DType::F32 {
+            continue;
+        }
+        let v = match (int8_io, a.qp[o]) {
+            (true, Some(q)) => b.int8_of(o, q),
+            _ => b.float_of(o),
+        };
+        if v != o {
+            let name = g.tensors[o].name.clone();
+            let suffix = if b.out.tensors[o].dtype == DType::I8 {
+                "/int8"
+            } else {
+                "/float"
+            };
+            b.out.tensors[o].name = format!("{name}{suffix}");
+            b.out.tensors[v].name = name;
+            b.out.outputs[i] = v;
+        }
+    }
+    let Builder {
+        mut out,
+        origin_of,
+        conversions,
+        ..
+    } = b;
+    out.remove_unused_tensors();
+    Rewritten {
+        graph: out,
+        origin_of,
+        weights,
+        conversions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qparams_cover_the_range_and_zero() {
+        let q = qparams_for(-1.0, 3.0);
+        assert!((q.scale - 4.0 / 255.0).abs() < 1e-7);
+        assert_eq!(q.zero_point, -128 + 64);
+        let q = qparams_for(0.0, 6.0);
+        assert_eq!(q.zero_point, -128);
+        let q = qparams_for(2.0, 6.0); // widened to [0, 6]
+        assert_eq!(q.zero_point, -128);
+    }
+
+    #[test]
+    fn per_channel_weights_use_each_channels_max() {
+        let t = Tensor {
+            name: "w".into(),
+            dtype: DType::F32,
+            shape: vec![2, 3],
+            quant: Quant::None,
+            data: Some(
+                [1.0f32, -0.5, 0.25, 100.0, 50.0, -100.0]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
+        };
+        let (q, s) = quantize_weights(&t, 0);
+        assert_eq!(s, vec![1.0 / 127.0, 100.0 / 127.0]);
+        let d: Vec<i8> = q.data.unwrap().iter().map(|&b| b as i8).collect();
+        assert_eq!(d, vec![127, -64, 32, 127, 64, -127]);
+    }
+}

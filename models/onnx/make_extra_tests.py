@@ -1,0 +1,140 @@
+"""Writes extra conformance cases in the ONNX backend-test layout
+(model.onnx + test_data_set_0/{input,output}_K.pb) to models/cache/onnx/extra/.
+
+The backend node tests feed weights, scales and sizes as graph inputs, which a static
+converter must reject; these cases make the same ops with constant initializers (as
+exported models have them) so that Conv, pooling, Resize, BatchNormalization, Gemm and
+the layout machinery are checked against onnxruntime (ORT_DISABLE_ALL, CPU).
+
+Usage: models/cache/onnx-venv/bin/python models/onnx/make_extra_tests.py
+"""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+here = os.path.dirname(os.path.abspath(__file__))
+out_root = os.path.join(here, "..", "cache", "onnx", "extra")
+rng = np.random.default_rng(7)
+
+
+def save(name, nodes, inputs, outputs, inits, opset=13):
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    d = os.path.join(out_root, name)
+    os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in inputs}
+    outs = sess.run(None, feeds)
+    for k, (n, _) in enumerate(inputs):
+        onnx.save_tensor(numpy_helper.from_array(feeds[n]), os.path.join(d, "test_data_set_0", f"input_{k}.pb"))
+    for k, o in enumerate(outs):
+        onnx.save_tensor(numpy_helper.from_array(o), os.path.join(d, "test_data_set_0", f"output_{k}.pb"))
+
+
+def w(*shape):
+    return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+
+def conv(name, x_shape, w_shape, **attrs):
+    save(name, [helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)], [("x", x_shape)], ["y"],
+         {"w": w(*w_shape), "b": w(w_shape[0])})
+
+
+conv("conv_3x3_pads", [1, 3, 9, 9], [4, 3, 3, 3], pads=[1, 1, 1, 1])
+conv("conv_asymmetric_pads_strides", [1, 3, 10, 9], [5, 3, 3, 2], pads=[0, 1, 2, 0], strides=[2, 3])
+conv("conv_dilations", [1, 2, 11, 11], [3, 2, 3, 3], dilations=[2, 3], pads=[2, 1, 2, 1])
+conv("conv_groups", [1, 6, 8, 8], [4, 3, 3, 3], group=2, pads=[1, 1, 1, 1])
+conv("conv_depthwise_multiplier", [1, 3, 8, 8], [6, 1, 3, 3], group=3, strides=[2, 2], pads=[1, 1, 1, 1])
+conv("conv_same_upper", [1, 2, 7, 8], [3, 2, 3, 4], auto_pad="SAME_UPPER", strides=[2, 2])
+conv("conv_same_lower", [1, 2, 7, 8], [3, 2, 4, 3], auto_pad="SAME_LOWER")
+conv("conv_valid", [2, 3, 6, 6], [2, 3, 3, 3], auto_pad="VALID")
+
+for name, attrs in [
+    ("maxpool_ceil", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("maxpool_pads", dict(kernel_shape=[3, 3], strides=[1, 2], pads=[1, 0, 2, 1])),
+    ("averagepool_exclude_pad", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("averagepool_include_pad", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1)),
+    ("averagepool_ceil", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+]:
+    op = "MaxPool" if name.startswith("max") else "AveragePool"
+    save(name, [helper.make_node(op, ["x"], ["y"], **attrs)], [("x", [1, 3, 9, 10])], ["y"], {})
+
+save("conv_bn_relu_gap_gemm",
+     [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+      helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"], epsilon=1e-3),
+      helper.make_node("Relu", ["bn"], ["r"]),
+      helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+      helper.make_node("Flatten", ["p"], ["f"]),
+      helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, alpha=0.5, beta=2.0)],
+     [("x", [2, 3, 8, 8])], ["y"],
+     {"w": w(8, 3, 3, 3), "g": w(8), "b": w(8), "m": w(8), "v": np.abs(w(8)) + 0.1,
+      "fw": w(5, 8), "fb": w(5)})
+
+save("conv_add_concat_transpose",
+     [helper.make_node("Conv", ["x", "w1"], ["a"]),
+      helper.make_node("Conv", ["x", "w2"], ["b"]),
+      helper.make_node("Add", ["a", "bias"], ["a2"]),
+      helper.make_node("Concat", ["a2", "b"], ["c"], axis=1),
+      helper.make_node("Clip", ["c", "lo", "hi"], ["d"]),
+      helper.make_node("Transpose", ["d"], ["y"], perm=[0, 2, 3, 1])],
+     [("x", [1, 4, 5, 6])], ["y"],
+     {"w1": w(3, 4, 1, 1), "w2": w(2, 4, 3, 3)[:, :, :1, :1].copy(), "bias": w(3, 1, 1),
+      "lo": np.array(-0.5, np.float32), "hi": np.array(0.7, np.float32)})
+
+save("pad_conv_softmax_axis1",
+     [helper.make_node("Pad", ["x", "pads"], ["p"]),
+      helper.make_node("Conv", ["p", "w"], ["c"]),
+      helper.make_node("Softmax", ["c"], ["y"], axis=1)],
+     [("x", [1, 2, 5, 5])], ["y"],
+     {"pads": np.array([0, 0, 1, 2, 0, 0, 1, 0], np.int64), "w": w(4, 2, 3, 3)})
+
+for name, mode, coord, nmode, scales in [
+    ("resize_linear_half_pixel_up2", "linear", "half_pixel", None, [1, 1, 2, 2]),
+    ("resize_linear_half_pixel_down2", "linear", "half_pixel", None, [1, 1, 0.5, 0.5]),
+    ("resize_linear_align_corners_up2", "linear", "align_corners", None, [1, 1, 2, 2]),
+    ("resize_linear_asymmetric_up3", "linear", "asymmetric", None, [1, 1, 3, 3]),
+    ("resize_linear_pytorch_half_pixel_up2", "linear", "pytorch_half_pixel", None, [1, 1, 2, 2]),
+    ("resize_nearest_asymmetric_floor_up3", "nearest", "asymmetric", "floor", [1, 1, 3, 3]),
+    ("resize_nearest_asymmetric_floor_down2", "nearest", "asymmetric", "floor", [1, 1, 0.5, 0.5]),
+    ("resize_nearest_asymmetric_default_up2", "nearest", "asymmetric", "round_prefer_floor", [1, 1, 2, 2]),
+]:
+    save(name,
+         [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
+                           coordinate_transformation_mode=coord, nearest_mode=nmode or "round_prefer_floor")],
+         [("x", [1, 2, 4, 6])], ["y"], {"scales": np.array(scales, np.float32)})
+save("upsample_nearest_opset9", [helper.make_node("Upsample", ["x", "scales"], ["y"], mode="nearest")],
+     [("x", [1, 2, 3, 4])], ["y"], {"scales": np.array([1, 1, 2, 3], np.float32)}, opset=9)
+
+save("layernorm_last_axis",
+     [helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1, epsilon=1e-5)],
+     [("x", [2, 3, 8])], ["y"], {"g": w(8), "b": w(8)}, opset=17)
+save("matmul_batched_runtime",
+     [helper.make_node("MatMul", ["x", "z"], ["y"])], [("x", [2, 1, 3, 4]), ("z", [3, 4, 5])], ["y"], {})
+save("matmul_const_3d", [helper.make_node("MatMul", ["x", "m"], ["y"])], [("x", [2, 3, 4])], ["y"], {"m": w(4, 6)})
+for name, attrs, wshape in [
+    ("convtranspose_stride2", dict(strides=[2, 2]), [3, 4, 3, 3]),
+    ("convtranspose_pads_output_padding", dict(strides=[2, 3], pads=[1, 0, 2, 1], output_padding=[1, 2]), [3, 2, 3, 4]),
+    ("convtranspose_groups_dilations", dict(group=3, dilations=[2, 1], pads=[1, 1, 1, 1]), [3, 2, 3, 3]),
+]:
+    save(name, [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)],
+         [("x", [1, 3, 5, 4])], ["y"], {"w": w(*wshape), "b": w(wshape[1] * attrs.get("group", 1))})
+for mode in ["reflect", "edge"]:
+    save(f"pad_{mode}", [helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)],
+         [("x", [1, 2, 4, 5])], ["y"], {"pads": np.array([0, 0, 2, 1, 0, 1, 3, 2], np.int64)})
+    save(f"pad_{mode}_then_conv",
+         [helper.make_node("Pad", ["x", "pads"], ["p"], mode=mode), helper.make_node("Conv", ["p", "w"], ["y"])],
+         [("x", [1, 2, 6, 6])], ["y"], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "w": w(3, 2, 3, 3)})
+print("extra tests in", os.path.abspath(out_root))

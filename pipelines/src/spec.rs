@@ -1,0 +1,749 @@
+//! The pre- and post-processing a package declares: what the device must do
+//! to a camera frame before the model sees it, and how it turns the model's
+//! outputs into detections.
+//!
+//! Specs are written in TOML (`--detector-spec FILE.toml`, see
+//! `docs/detection.md`), stored in the package as JSON metadata under
+//! [`META_PREPROCESS`] and [`META_DETECTOR`], and checked against the model's
+//! input and output shapes by [`DetectorSpec::check_model`] both at
+//! conversion and when a pipeline is built.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Metadata key of the pre-processing spec (JSON, [`PreprocessSpec`]).
+pub const META_PREPROCESS: &str = "ferrite.preprocess";
+/// Metadata key of the detector spec (JSON, the whole [`DetectorSpec`]).
+pub const META_DETECTOR: &str = "ferrite.detector";
+
+/// Most keypoints a detection can carry.
+pub const MAX_KEYPOINTS: usize = 16;
+
+/// How a frame is fitted into the model's input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMode {
+    /// Scale each axis independently to fill the input (aspect ratio changes).
+    Stretch,
+    /// Scale uniformly to fit, centre, and fill the rest with `pad`
+    /// (detections are mapped back, undoing the padding).
+    #[default]
+    Letterbox,
+}
+
+/// Where output pixels sample the source (see [`crate::preprocess::tap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Coordinates {
+    /// Pixel centres align (`cv::resize`, TF `half_pixel_centers`, ONNX `half_pixel`).
+    #[default]
+    HalfPixel,
+    /// Pixel corners align and pixel `o` samples `o / scale` (OpenCV
+    /// `warpAffine`, ONNX `asymmetric`).
+    Asymmetric,
+    /// `Asymmetric` with OpenCV's 8-bit warp arithmetic: interpolation
+    /// weights snapped to 1/32 and the interpolated pixel rounded to an
+    /// integer. What MediaPipe's ImageToTensor (CPU) feeds its models.
+    OpencvWarp,
+}
+
+/// Channel order the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorOrder {
+    #[default]
+    Rgb,
+    Bgr,
+}
+
+/// Memory layout of the image input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[1, H, W, C]`.
+    #[default]
+    Nhwc,
+    /// `[1, C, H, W]`.
+    Nchw,
+}
+
+/// Pre-processing: resize a frame to `width`x`height` and normalize each
+/// channel: `value = pixel * scale[c] + offset[c]` with `pixel` in 0..=255.
+///
+/// In TOML, `mean`/`std` (on pixel/255, ImageNet style) may be given instead of
+/// `scale`/`offset`, or `range = [lo, hi]` to map 0..255 linearly onto lo..hi.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessSpec {
+    /// Model input width in pixels.
+    pub width: usize,
+    /// Model input height in pixels.
+    pub height: usize,
+    #[serde(default)]
+    pub resize: ResizeMode,
+    /// Sampling convention of the bilinear resize.
+    #[serde(default)]
+    pub coordinates: Coordinates,
+    /// Pixel value (0..=255, per channel in model colour order) of the
+    /// letterbox padding, before normalization.
+    #[serde(default)]
+    pub pad: [f32; 3],
+    #[serde(default)]
+    pub color: ColorOrder,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Per-channel multiplier applied to the 0..=255 pixel value.
+    #[serde(default = "default_scale")]
+    pub scale: [f32; 3],
+    /// Per-channel offset added after `scale`.
+    #[serde(default)]
+    pub offset: [f32; 3],
+}
+
+fn default_scale() -> [f32; 3] {
+    [1.0 / 255.0; 3]
+}
+
+/// The TOML form of [`PreprocessSpec`], which also accepts `mean`/`std` and `range`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreprocessToml {
+    width: usize,
+    height: usize,
+    #[serde(default)]
+    resize: ResizeMode,
+    #[serde(default)]
+    coordinates: Coordinates,
+    #[serde(default)]
+    pad: Option<[f32; 3]>,
+    #[serde(default)]
+    color: ColorOrder,
+    #[serde(default)]
+    layout: Layout,
+    scale: Option<[f32; 3]>,
+    offset: Option<[f32; 3]>,
+    mean: Option<[f32; 3]>,
+    std: Option<[f32; 3]>,
+    range: Option<[f32; 2]>,
+}
+
+impl PreprocessToml {
+    fn into_spec(self) -> Result<PreprocessSpec, Error> {
+        let given = [
+            self.scale.is_some() || self.offset.is_some(),
+            self.mean.is_some() || self.std.is_some(),
+            self.range.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(Error::Spec(
+                "preprocess: give only one of scale/offset, mean/std or range".into(),
+            ));
+        }
+        let (scale, offset) = if let Some([lo, hi]) = self.range {
+            ([(hi - lo) / 255.0; 3], [lo; 3])
+        } else if self.mean.is_some() || self.std.is_some() {
+            let mean = self.mean.unwrap_or([0.0; 3]);
+            let std = self.std.unwrap_or([1.0; 3]);
+            let mut scale = [0.0; 3];
+            let mut offset = [0.0; 3];
+            for c in 0..3 {
+                scale[c] = 1.0 / (255.0 * std[c]);
+                offset[c] = -mean[c] / std[c];
+            }
+            (scale, offset)
+        } else {
+            (
+                self.scale.unwrap_or_else(default_scale),
+                self.offset.unwrap_or([0.0; 3]),
+            )
+        };
+        let spec = PreprocessSpec {
+            width: self.width,
+            height: self.height,
+            resize: self.resize,
+            coordinates: self.coordinates,
+            pad: self.pad.unwrap_or([0.0; 3]),
+            color: self.color,
+            layout: self.layout,
+            scale,
+            offset,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+impl PreprocessSpec {
+    /// Checks sizes and values: sizes 1..=8192, finite non-zero scales,
+    /// padding within 0..=255.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(1..=8192).contains(&self.width) || !(1..=8192).contains(&self.height) {
+            return Err(Error::Spec(format!(
+                "preprocess: input size {}x{} must be within 1..=8192",
+                self.width, self.height
+            )));
+        }
+        for c in 0..3 {
+            if !self.scale[c].is_finite() || self.scale[c] == 0.0 || !self.offset[c].is_finite() {
+                return Err(Error::Spec(format!(
+                    "preprocess: channel {c} has scale {} and offset {} (need finite, non-zero scale)",
+                    self.scale[c], self.offset[c]
+                )));
+            }
+            if !(0.0..=255.0).contains(&self.pad[c]) {
+                return Err(Error::Spec(format!(
+                    "preprocess: pad value {} is outside 0..=255",
+                    self.pad[c]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `ferrite convert --preprocess`, in the grammar the quantizer's
+    /// calibration reads too: comma-separated `resize=HxW`, `mean=a:b:c`,
+    /// `std=a:b:c`, `scale=S` (a number or `1/N`), `offset=O`, `rgb`/`bgr`
+    /// (or `order=`), `nhwc`/`nchw` (or `layout=`), plus `fit=letterbox|stretch`
+    /// and `pad=a:b:c` (0..=255). A pixel `p` becomes
+    /// `((p * scale + offset) - mean[c]) / std[c]`.
+    ///
+    /// Items not given keep `base`'s values (a preset's, or the defaults:
+    /// stretch, RGB, NHWC, `p / 255`); `resize` is required when `base` is
+    /// `None`.
+    pub fn parse_flag(s: &str, base: Option<&PreprocessSpec>) -> Result<Self, Error> {
+        let bad = |msg: String| Error::Spec(format!("--preprocess {s}: {msg}"));
+        let num = |v: &str| -> Result<f32, Error> {
+            let x = match v.split_once('/') {
+                Some((a, b)) => a
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .zip(b.trim().parse::<f64>().ok())
+                    .map(|(a, b)| a / b),
+                None => v.trim().parse::<f64>().ok(),
+            };
+            match x {
+                Some(x) if x.is_finite() => Ok(x as f32),
+                _ => Err(bad(format!("'{v}' is not a number"))),
+            }
+        };
+        let triple = |v: &str| -> Result<[f32; 3], Error> {
+            let p: Vec<&str> = v.split(':').collect();
+            match p.len() {
+                1 => Ok([num(p[0])?; 3]),
+                3 => Ok([num(p[0])?, num(p[1])?, num(p[2])?]),
+                _ => Err(bad(format!(
+                    "'{v}': expected one value or three separated by ':'"
+                ))),
+            }
+        };
+        let mut spec = base.cloned().unwrap_or(PreprocessSpec {
+            width: 0,
+            height: 0,
+            resize: ResizeMode::Stretch,
+            coordinates: Coordinates::HalfPixel,
+            pad: [0.0; 3],
+            color: ColorOrder::Rgb,
+            layout: Layout::Nhwc,
+            scale: default_scale(),
+            offset: [0.0; 3],
+        });
+        let (mut scale, mut offset, mut mean, mut std) = (None, None, None, None);
+        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let (k, v) = match item.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (item, None),
+            };
+            let need = || v.ok_or_else(|| bad(format!("'{k}' needs a value")));
+            match k {
+                "resize" => {
+                    let v = need()?;
+                    let (h, w) = v
+                        .split_once('x')
+                        .and_then(|(h, w)| {
+                            Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?))
+                        })
+                        .ok_or_else(|| bad(format!("resize={v}: expected HxW")))?;
+                    spec.height = h;
+                    spec.width = w;
+                }
+                "fit" => {
+                    spec.resize = match need()? {
+                        "letterbox" => ResizeMode::Letterbox,
+                        "stretch" => ResizeMode::Stretch,
+                        v => return Err(bad(format!("fit={v}: expected letterbox or stretch"))),
+                    }
+                }
+                "pad" => spec.pad = triple(need()?)?,
+                "coordinates" => {
+                    spec.coordinates = match need()? {
+                        "half_pixel" => Coordinates::HalfPixel,
+                        "asymmetric" => Coordinates::Asymmetric,
+                        "opencv_warp" => Coordinates::OpencvWarp,
+                        v => {
+                            return Err(bad(format!(
+                                "coordinates={v}: expected half_pixel, asymmetric or opencv_warp"
+                            )))
+                        }
+                    }
+                }
+                "mean" => mean = Some(triple(need()?)?),
+                "std" => std = Some(triple(need()?)?),
+                "scale" => scale = Some(num(need()?)?),
+                "offset" => offset = Some(num(need()?)?),
+                "rgb" | "bgr" if v.is_none() => {
+                    spec.color = if k == "rgb" {
+                        ColorOrder::Rgb
+                    } else {
+                        ColorOrder::Bgr
+                    }
+                }
+                "order" => {
+                    spec.color = match need()? {
+                        "rgb" => ColorOrder::Rgb,
+                        "bgr" => ColorOrder::Bgr,
+                        v => return Err(bad(format!("order={v}: expected rgb or bgr"))),
+                    }
+                }
+                "nhwc" | "nchw" if v.is_none() => {
+                    spec.layout = if k == "nhwc" {
+                        Layout::Nhwc
+                    } else {
+                        Layout::Nchw
+                    }
+                }
+                "layout" => {
+                    spec.layout = match need()? {
+                        "nhwc" | "NHWC" => Layout::Nhwc,
+                        "nchw" | "NCHW" => Layout::Nchw,
+                        v => return Err(bad(format!("layout={v}: expected nhwc or nchw"))),
+                    }
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown item '{item}' (expected resize=HxW, mean=, std=, scale=, offset=, \
+                         rgb|bgr, nhwc|nchw, fit=letterbox|stretch, pad=)"
+                    )))
+                }
+            }
+        }
+        if scale.is_some() || offset.is_some() || mean.is_some() || std.is_some() {
+            let scale = scale.unwrap_or(1.0 / 255.0);
+            let offset = offset.unwrap_or(0.0);
+            let mean = mean.unwrap_or([0.0; 3]);
+            let std = std.unwrap_or([1.0; 3]);
+            for c in 0..3 {
+                if std[c] == 0.0 {
+                    return Err(bad("std must not be 0".into()));
+                }
+                spec.scale[c] = scale / std[c];
+                spec.offset[c] = (offset - mean[c]) / std[c];
+            }
+        }
+        if spec.width == 0 {
+            return Err(bad("resize=HxW is required".into()));
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// SSD anchor generation, with the options of MediaPipe's
+/// `SsdAnchorsCalculator` (same names, same meaning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorSpec {
+    pub num_layers: usize,
+    pub min_scale: f32,
+    pub max_scale: f32,
+    pub input_width: usize,
+    pub input_height: usize,
+    #[serde(default = "half")]
+    pub anchor_offset_x: f32,
+    #[serde(default = "half")]
+    pub anchor_offset_y: f32,
+    pub strides: Vec<usize>,
+    #[serde(default = "one_ratio")]
+    pub aspect_ratios: Vec<f32>,
+    /// Explicit feature map sizes (one per layer); derived from the strides when empty.
+    #[serde(default)]
+    pub feature_map_width: Vec<usize>,
+    #[serde(default)]
+    pub feature_map_height: Vec<usize>,
+    #[serde(default)]
+    pub reduce_boxes_in_lowest_layer: bool,
+    /// Adds one anchor per cell with this aspect ratio and the geometric mean
+    /// of this layer's and the next layer's scale (0 disables it).
+    #[serde(default)]
+    pub interpolated_scale_aspect_ratio: f32,
+    /// All anchors get width = height = 1 (box sizes are absolute).
+    #[serde(default)]
+    pub fixed_anchor_size: bool,
+}
+
+fn half() -> f32 {
+    0.5
+}
+fn one_ratio() -> Vec<f32> {
+    vec![1.0]
+}
+
+/// Order of the four box values in the boxes tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BoxFormat {
+    /// `x_center, y_center, w, h` (MediaPipe's `reverse_output_order: true`);
+    /// keypoints `x, y`.
+    #[default]
+    Xywh,
+    /// `y_center, x_center, h, w` (TensorFlow Object Detection API); keypoints `y, x`.
+    Yxhw,
+}
+
+/// Decoding of the raw boxes/scores tensors, with the options of MediaPipe's
+/// `TensorsToDetectionsCalculator`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeSpec {
+    /// Index of the model output holding the raw boxes, `[1, num_boxes, num_coords]`.
+    #[serde(default)]
+    pub boxes_output: usize,
+    /// Index of the model output holding the scores, `[1, num_boxes, num_classes]`.
+    #[serde(default = "one")]
+    pub scores_output: usize,
+    pub num_boxes: usize,
+    pub num_coords: usize,
+    #[serde(default = "one")]
+    pub num_classes: usize,
+    #[serde(default)]
+    pub box_coord_offset: usize,
+    #[serde(default = "four")]
+    pub keypoint_coord_offset: usize,
+    #[serde(default)]
+    pub num_keypoints: usize,
+    #[serde(default = "two")]
+    pub num_values_per_keypoint: usize,
+    #[serde(default)]
+    pub box_format: BoxFormat,
+    pub x_scale: f32,
+    pub y_scale: f32,
+    pub w_scale: f32,
+    pub h_scale: f32,
+    /// Box sizes are `exp(raw / scale) * anchor` instead of `raw / scale * anchor`.
+    #[serde(default)]
+    pub apply_exponential_on_box_size: bool,
+    /// Scores are logits: apply a sigmoid (after clipping).
+    #[serde(default)]
+    pub sigmoid_score: bool,
+    /// Raw scores are clipped to `[-t, t]` before the sigmoid (0: no clipping).
+    #[serde(default)]
+    pub score_clipping_thresh: f32,
+    /// Anchors scoring below this are dropped before suppression.
+    pub min_score_thresh: f32,
+    /// Class indices never reported (e.g. the background class 0 of an SSD head).
+    #[serde(default)]
+    pub ignore_classes: Vec<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn four() -> usize {
+    4
+}
+
+/// Non-maximum suppression algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NmsAlgorithm {
+    /// Keep the best box, drop every box overlapping it.
+    Hard,
+    /// MediaPipe's weighted NMS: the kept box (and its keypoints) is the
+    /// score-weighted mean of every box overlapping the best one.
+    #[default]
+    Weighted,
+}
+
+/// Non-maximum suppression settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NmsSpec {
+    #[serde(default)]
+    pub algorithm: NmsAlgorithm,
+    /// Boxes whose IoU with a kept box exceeds this are suppressed (or blended).
+    pub iou_threshold: f32,
+    /// Most detections reported per frame (0: no limit).
+    #[serde(default)]
+    pub max_detections: usize,
+    /// Suppress only among detections of the same class.
+    #[serde(default)]
+    pub per_class: bool,
+}
+
+/// A whole detector: pre-processing, anchors, decoding, suppression, labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    pub preprocess: PreprocessSpec,
+    pub anchors: AnchorSpec,
+    pub decode: DecodeSpec,
+    pub nms: NmsSpec,
+    /// One label per class index (empty: labels read "class N").
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// The TOML form of a detector spec (its `preprocess` table accepts mean/std).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectorToml {
+    preprocess: PreprocessToml,
+    anchors: AnchorSpec,
+    decode: DecodeSpec,
+    nms: NmsSpec,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+/// Input/output shapes a spec is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelShapes {
+    pub input: Vec<usize>,
+    pub outputs: Vec<Vec<usize>>,
+}
+
+impl DetectorSpec {
+    /// The spec of MediaPipe's BlazeFace short-range face detector
+    /// (`face_detection_short_range.tflite`), as its graph configures it:
+    /// 128x128 letterboxed input in [-1, 1], 896 anchors (4 layers, strides
+    /// 8, 16, 16, 16), 16 values per box (box + 6 keypoints), sigmoid scores
+    /// clipped at 100, threshold 0.5, weighted NMS at IoU 0.3.
+    pub fn blazeface_short_range() -> Self {
+        DetectorSpec {
+            preprocess: PreprocessSpec {
+                width: 128,
+                height: 128,
+                resize: ResizeMode::Letterbox,
+                coordinates: Coordinates::OpencvWarp,
+                pad: [0.0; 3],
+                color: ColorOrder::Rgb,
+                layout: Layout::Nhwc,
+                scale: [2.0 / 255.0; 3],
+                offset: [-1.0; 3],
+            },
+            anchors: AnchorSpec {
+                num_layers: 4,
+                min_scale: 0.1484375,
+                max_scale: 0.75,
+                input_width: 128,
+                input_height: 128,
+                anchor_offset_x: 0.5,
+                anchor_offset_y: 0.5,
+                strides: vec![8, 16, 16, 16],
+                aspect_ratios: vec![1.0],
+                feature_map_width: vec![],
+                feature_map_height: vec![],
+                reduce_boxes_in_lowest_layer: false,
+                interpolated_scale_aspect_ratio: 1.0,
+                fixed_anchor_size: true,
+            },
+            decode: DecodeSpec {
+                boxes_output: 0,
+                scores_output: 1,
+                num_boxes: 896,
+                num_coords: 16,
+                num_classes: 1,
+                box_coord_offset: 0,
+                keypoint_coord_offset: 4,
+                num_keypoints: 6,
+                num_values_per_keypoint: 2,
+                box_format: BoxFormat::Xywh,
+                x_scale: 128.0,
+                y_scale: 128.0,
+                w_scale: 128.0,
+                h_scale: 128.0,
+                apply_exponential_on_box_size: false,
+                sigmoid_score: true,
+                score_clipping_thresh: 100.0,
+                min_score_thresh: 0.5,
+                ignore_classes: vec![],
+            },
+            nms: NmsSpec {
+                algorithm: NmsAlgorithm::Weighted,
+                iou_threshold: 0.3,
+                max_detections: 0,
+                per_class: false,
+            },
+            labels: vec!["face".into()],
+        }
+    }
+
+    /// A preset by name: `blazeface-short-range`.
+    pub fn preset(name: &str) -> Result<Self, Error> {
+        match name {
+            "blazeface-short-range" => Ok(Self::blazeface_short_range()),
+            other => Err(Error::Spec(format!(
+                "unknown detector preset '{other}' (known: blazeface-short-range; \
+                 use --detector-spec FILE.toml for other models)"
+            ))),
+        }
+    }
+
+    /// Parses a TOML spec (format in `docs/detection.md`) and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let raw: DetectorToml =
+            toml::from_str(text).map_err(|e| Error::Spec(e.to_string().trim().to_string()))?;
+        let spec = DetectorSpec {
+            preprocess: raw.preprocess.into_spec()?,
+            anchors: raw.anchors,
+            decode: raw.decode,
+            nms: raw.nms,
+            labels: raw.labels,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the spec on its own: consistent anchor options, the anchor count
+    /// equals `decode.num_boxes`, coordinates fit in `num_coords`, at most
+    /// [`MAX_KEYPOINTS`] keypoints, thresholds in range, labels match classes.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.preprocess.validate()?;
+        let a = &self.anchors;
+        let err = |m: String| Err(Error::Spec(m));
+        if a.num_layers == 0 || a.strides.len() != a.num_layers {
+            return err(format!(
+                "anchors: num_layers is {} but {} strides are given",
+                a.num_layers,
+                a.strides.len()
+            ));
+        }
+        if a.strides.contains(&0) {
+            return err("anchors: strides must be positive".into());
+        }
+        if !a.feature_map_width.is_empty()
+            && (a.feature_map_width.len() != a.num_layers
+                || a.feature_map_height.len() != a.num_layers)
+        {
+            return err("anchors: feature_map_width/height need one entry per layer".into());
+        }
+        if a.input_width == 0 || a.input_height == 0 || a.aspect_ratios.is_empty() {
+            return err("anchors: input size and aspect_ratios must be non-empty".into());
+        }
+        if a.aspect_ratios.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+            return err("anchors: aspect ratios must be positive".into());
+        }
+        let n = crate::anchors::anchor_count(a);
+        let d = &self.decode;
+        if n != d.num_boxes {
+            return err(format!(
+                "anchors: the options generate {n} anchors but decode.num_boxes is {}",
+                d.num_boxes
+            ));
+        }
+        if d.box_coord_offset + 4 > d.num_coords {
+            return err(format!(
+                "decode: box_coord_offset {} + 4 exceeds num_coords {}",
+                d.box_coord_offset, d.num_coords
+            ));
+        }
+        if d.num_keypoints > MAX_KEYPOINTS {
+            return err(format!(
+                "decode: {} keypoints (at most {MAX_KEYPOINTS})",
+                d.num_keypoints
+            ));
+        }
+        if d.num_keypoints > 0
+            && (d.num_values_per_keypoint < 2
+                || d.keypoint_coord_offset + d.num_keypoints * d.num_values_per_keypoint
+                    > d.num_coords)
+        {
+            return err(format!(
+                "decode: {} keypoints of {} values from offset {} do not fit in num_coords {}",
+                d.num_keypoints, d.num_values_per_keypoint, d.keypoint_coord_offset, d.num_coords
+            ));
+        }
+        if d.num_classes == 0 {
+            return err("decode: num_classes must be at least 1".into());
+        }
+        if d.boxes_output == d.scores_output {
+            return err("decode: boxes_output and scores_output are the same output".into());
+        }
+        for s in [d.x_scale, d.y_scale, d.w_scale, d.h_scale] {
+            if !(s.is_finite() && s != 0.0) {
+                return err("decode: x/y/w/h scales must be finite and non-zero".into());
+            }
+        }
+        if !d.min_score_thresh.is_finite() {
+            return err("decode: min_score_thresh must be a number".into());
+        }
+        if !(0.0..=1.0).contains(&self.nms.iou_threshold) {
+            return err(format!(
+                "nms: iou_threshold {} is outside 0..=1",
+                self.nms.iou_threshold
+            ));
+        }
+        if !self.labels.is_empty() && self.labels.len() != d.num_classes {
+            return err(format!(
+                "labels: {} labels for {} classes",
+                self.labels.len(),
+                d.num_classes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the spec against a model's shapes: the image input is
+    /// `[1, H, W, 3]` (or `[1, 3, H, W]` for `nchw`) with the spec's size, the
+    /// boxes output is `[1, num_boxes, num_coords]` and the scores output
+    /// `[1, num_boxes, num_classes]` (a leading 1 may be absent).
+    pub fn check_model(&self, shapes: &ModelShapes) -> Result<(), Error> {
+        let p = &self.preprocess;
+        let want_in: [usize; 4] = match p.layout {
+            Layout::Nhwc => [1, p.height, p.width, 3],
+            Layout::Nchw => [1, 3, p.height, p.width],
+        };
+        if shapes.input != want_in {
+            return Err(Error::Spec(format!(
+                "preprocess: the spec wants input shape {want_in:?} ({:?}, {}x{}) but the model's input is {:?}",
+                p.layout, p.width, p.height, shapes.input
+            )));
+        }
+        let d = &self.decode;
+        let out = |i: usize, what: &str, last: usize| -> Result<(), Error> {
+            let s = shapes.outputs.get(i).ok_or_else(|| {
+                Error::Spec(format!(
+                    "decode: {what} is output {i} but the model has {} outputs",
+                    shapes.outputs.len()
+                ))
+            })?;
+            let core: &[usize] = if s.len() == 3 && s[0] == 1 {
+                &s[1..]
+            } else {
+                s
+            };
+            if core != [d.num_boxes, last] {
+                return Err(Error::Spec(format!(
+                    "decode: {what} (output {i}) should be [1, {}, {last}] but the model's is {s:?}",
+                    d.num_boxes
+                )));
+            }
+            Ok(())
+        };
+        out(d.boxes_output, "boxes", d.num_coords)?;
+        out(d.scores_output, "scores", d.num_classes)?;
+        Ok(())
+    }
+
+    /// The label of class `class` (`"class N"` when the spec has none).
+    pub fn label(&self, class: usize) -> String {
+        self.labels
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
+    }
+}

@@ -1,0 +1,410 @@
+//! NEON int8 GEMM micro-kernels on the `[n/16][k/4][16][4]` packing of
+//! `kernels::pack` (activations signed, so `x_bias = 0`).
+//!
+//! Requantization: `vqrdmulhq_s32` is exactly gemmlowp's
+//! `SaturatingRoundingDoublingHighMul`; `RoundingDivideByPOT` is a rounding
+//! shift (`vrshlq_s32`, which rounds half up) of the value minus one when it is
+//! negative and the shift is non-zero (turning "half up" into "half away from
+//! zero"), as TFLite's own NEON kernels do.
+
+use core::arch::aarch64::*;
+
+use core::ops::Range;
+
+use crate::kernels::pack::{QDw, QGemm};
+
+/// TFLite's `MultiplyByQuantizedMultiplier` on 4 lanes (see the module
+/// note), then the output zero-point and the clamp `[lo, hi]`.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon")]
+unsafe fn requant_lanes(
+    acc: int32x4_t,
+    mult: *const i32,
+    ls: *const i32,
+    rs: *const i32,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+) -> int32x4_t {
+    unsafe {
+        let (mult, ls, rs) = (vld1q_s32(mult), vld1q_s32(ls), vld1q_s32(rs));
+        let x = vshlq_s32(acc, ls);
+        let h = vqrdmulhq_s32(x, mult);
+        let nonzero = vreinterpretq_s32_u32(vcgtq_s32(rs, vdupq_n_s32(0)));
+        let fixup = vandq_s32(vshrq_n_s32::<31>(h), nonzero);
+        let r = vrshlq_s32(vqaddq_s32(h, fixup), vnegq_s32(rs));
+        let r = vaddq_s32(r, vdupq_n_s32(zp));
+        vminq_s32(vmaxq_s32(r, vdupq_n_s32(lo)), vdupq_n_s32(hi))
+    }
+}
+
+/// Adds the bias of channels `c..c+4`, requantizes and clamps.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn requant4(p: &QGemm, acc: int32x4_t, c: usize) -> int32x4_t {
+    unsafe {
+        let acc = vaddq_s32(acc, vld1q_s32(p.bias.as_ptr().add(c)));
+        requant_lanes(
+            acc,
+            p.mult.as_ptr().add(c),
+            p.lshift.as_ptr().add(c),
+            p.rshift.as_ptr().add(c),
+            p.out_zp,
+            p.act_min,
+            p.act_max,
+        )
+    }
+}
+
+/// Narrows 16 clamped i32 values to i8 and stores the first `n` (≤ 16).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn store16(dst: *mut i8, v: [int32x4_t; 4], n: usize) {
+    unsafe {
+        let lo = vcombine_s16(vmovn_s32(v[0]), vmovn_s32(v[1]));
+        let hi = vcombine_s16(vmovn_s32(v[2]), vmovn_s32(v[3]));
+        let b = vcombine_s8(vmovn_s16(lo), vmovn_s16(hi));
+        if n >= 16 {
+            vst1q_s8(dst, b);
+        } else {
+            let mut tmp = [0i8; 16];
+            vst1q_s8(tmp.as_mut_ptr(), b);
+            core::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+        }
+    }
+}
+
+/// The 4 activation bytes of group `g` of a row as one i32 (zero-filled
+/// beyond `k`; the packed weights are zero there).
+#[inline]
+unsafe fn group(a: *const i8, g: usize, k: usize) -> i32 {
+    unsafe {
+        if 4 * g + 4 <= k {
+            (a.add(4 * g) as *const i32).read_unaligned()
+        } else {
+            let mut b = [0u8; 4];
+            core::ptr::copy_nonoverlapping(a.add(4 * g) as *const u8, b.as_mut_ptr(), k - 4 * g);
+            i32::from_le_bytes(b)
+        }
+    }
+}
+
+/// `R` rows × one 16-channel panel with SMULL/SMLAL2 + SADALP.
+#[target_feature(enable = "neon")]
+unsafe fn neon_tile<const R: usize>(
+    p: &QGemm,
+    a: *const i8,
+    a_stride: usize,
+    panel: usize,
+    out: *mut i8,
+    out_stride: usize,
+) {
+    unsafe {
+        let groups = p.kp / 4;
+        let w = p.w.as_ptr().add(panel * p.kp * 16);
+        // acc[r][v] holds channels 4v..4v+4 as pairs split over two lanes each
+        // (lo: channels 4v, 4v+1; hi: 4v+2, 4v+3), summed at the end.
+        let mut acc = [[vdupq_n_s32(0); 8]; R];
+        for g in 0..groups {
+            let wg = w.add(g * 64);
+            let wv = [
+                vld1q_s8(wg),
+                vld1q_s8(wg.add(16)),
+                vld1q_s8(wg.add(32)),
+                vld1q_s8(wg.add(48)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = vreinterpretq_s8_s32(vdupq_n_s32(group(a.add(r * a_stride), g, p.k)));
+                for v in 0..4 {
+                    let lo = vmull_s8(vget_low_s8(wv[v]), vget_low_s8(x));
+                    let hi = vmull_high_s8(wv[v], x);
+                    row[2 * v] = vpadalq_s16(row[2 * v], lo);
+                    row[2 * v + 1] = vpadalq_s16(row[2 * v + 1], hi);
+                }
+            }
+        }
+        let c0 = panel * 16;
+        let n = p.n - c0;
+        for (r, row) in acc.iter().enumerate() {
+            let mut v = [vdupq_n_s32(0); 4];
+            for (j, dst) in v.iter_mut().enumerate() {
+                // lanes: [c0 k01, c0 k23, c1 k01, c1 k23] + [c2 .., c3 ..] → [c0, c1, c2, c3]
+                let sum = vpaddq_s32(row[2 * j], row[2 * j + 1]);
+                *dst = requant4(p, sum, c0 + 4 * j);
+            }
+            store16(out.add(r * out_stride + c0), v, n);
+        }
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_qgemm(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    unsafe {
+        let (a, o) = (a.as_ptr(), out.as_mut_ptr());
+        let panels = p.np / 16;
+        let mut r = 0;
+        while r + 2 <= m {
+            for panel in 0..panels {
+                neon_tile::<2>(
+                    p,
+                    a.add(r * a_stride),
+                    a_stride,
+                    panel,
+                    o.add(r * out_stride),
+                    out_stride,
+                );
+            }
+            r += 2;
+        }
+        if r < m {
+            for panel in 0..panels {
+                neon_tile::<1>(
+                    p,
+                    a.add(r * a_stride),
+                    a_stride,
+                    panel,
+                    o.add(r * out_stride),
+                    out_stride,
+                );
+            }
+        }
+    }
+}
+
+/// `acc += sdot(w, x)`: four 4-way int8 dot products into 4 i32 lanes.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: SDOT only reads and writes the named vector registers.
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// `R` rows × one 16-channel panel with SDOT.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dot_tile<const R: usize>(
+    p: &QGemm,
+    a: *const i8,
+    a_stride: usize,
+    panel: usize,
+    out: *mut i8,
+    out_stride: usize,
+) {
+    unsafe {
+        let groups = p.kp / 4;
+        let w = p.w.as_ptr().add(panel * p.kp * 16);
+        let mut acc = [[vdupq_n_s32(0); 4]; R];
+        for g in 0..groups {
+            let wg = w.add(g * 64);
+            let wv = [
+                vld1q_s8(wg),
+                vld1q_s8(wg.add(16)),
+                vld1q_s8(wg.add(32)),
+                vld1q_s8(wg.add(48)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = vreinterpretq_s8_s32(vdupq_n_s32(group(a.add(r * a_stride), g, p.k)));
+                for v in 0..4 {
+                    row[v] = sdot(row[v], wv[v], x);
+                }
+            }
+        }
+        let c0 = panel * 16;
+        let n = p.n - c0;
+        for (r, row) in acc.iter().enumerate() {
+            let mut v = [vdupq_n_s32(0); 4];
+            for (j, dst) in v.iter_mut().enumerate() {
+                *dst = requant4(p, row[j], c0 + 4 * j);
+            }
+            store16(out.add(r * out_stride + c0), v, n);
+        }
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dot_qgemm(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    unsafe {
+        let (a, o) = (a.as_ptr(), out.as_mut_ptr());
+        let panels = p.np / 16;
+        let mut r = 0;
+        while r + 4 <= m {
+            for panel in 0..panels {
+                dot_tile::<4>(
+                    p,
+                    a.add(r * a_stride),
+                    a_stride,
+                    panel,
+                    o.add(r * out_stride),
+                    out_stride,
+                );
+            }
+            r += 4;
+        }
+        while r < m {
+            for panel in 0..panels {
+                dot_tile::<1>(
+                    p,
+                    a.add(r * a_stride),
+                    a_stride,
+                    panel,
+                    o.add(r * out_stride),
+                    out_stride,
+                );
+            }
+            r += 1;
+        }
+    }
+}
+
+/// Taps `k` of a window at output position `o` that land inside `0..size`.
+#[inline]
+fn valid_taps(
+    o: usize,
+    stride: usize,
+    dil: usize,
+    pad: usize,
+    k: usize,
+    size: usize,
+) -> Range<usize> {
+    let base = o * stride;
+    let lo = if base >= pad {
+        0
+    } else {
+        (pad - base).div_ceil(dil)
+    };
+    let hi = if size + pad <= base {
+        0
+    } else {
+        (size + pad - base).div_ceil(dil)
+    };
+    lo.min(k)..hi.min(k).max(lo.min(k))
+}
+
+/// int8 depthwise over output rows: 8 channels at a time, i16 products
+/// widened into i32 (SMLAL), the input offset added per tap (at most 255 in
+/// magnitude, so `x + offset` fits i16).
+#[target_feature(enable = "neon")]
+unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+    unsafe {
+        let [_, ih, iw, c] = p.shape.shapes[0];
+        let [_, kh, kw, _] = p.shape.shapes[1];
+        let [_, oh, ow, _] = p.shape.shapes[2];
+        let g = &p.shape.g;
+        let io = vdupq_n_s16(p.input_offset as i16);
+        let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w16.as_ptr());
+        for row in rows {
+            let (b, oy) = (row / oh, row % oh);
+            let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
+            for ox in 0..ow {
+                let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
+                let out_px = outp.add(((b * oh + oy) * ow + ox) * c);
+                let mut c0 = 0;
+                while c0 < c {
+                    let n = (c - c0).min(8);
+                    let mut acc0 = vld1q_s32(p.bias.as_ptr().add(c0));
+                    let mut acc1 = vld1q_s32(p.bias.as_ptr().add(c0 + 4));
+                    for ty in ky.clone() {
+                        let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
+                        let src_row = inp.add((b * ih + iy) * iw * c + c0);
+                        for tx in kx.clone() {
+                            let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
+                            let src = src_row.add(ix * c);
+                            let x8 = if n == 8 {
+                                vld1_s8(src)
+                            } else {
+                                let mut t = [0i8; 8];
+                                core::ptr::copy_nonoverlapping(src, t.as_mut_ptr(), n);
+                                vld1_s8(t.as_ptr())
+                            };
+                            let x = vaddq_s16(vmovl_s8(x8), io);
+                            let wv = vld1q_s16(w.add((ty * kw + tx) * p.cp + c0));
+                            acc0 = vmlal_s16(acc0, vget_low_s16(x), vget_low_s16(wv));
+                            acc1 = vmlal_high_s16(acc1, x, wv);
+                        }
+                    }
+                    let r = |acc, c| {
+                        requant_lanes(
+                            acc,
+                            p.mult.as_ptr().add(c),
+                            p.lshift.as_ptr().add(c),
+                            p.rshift.as_ptr().add(c),
+                            p.out_zp,
+                            p.act_min,
+                            p.act_max,
+                        )
+                    };
+                    let (r0, r1) = (r(acc0, c0), r(acc1, c0 + 4));
+                    let v = vmovn_s16(vcombine_s16(vmovn_s32(r0), vmovn_s32(r1)));
+                    if n == 8 {
+                        vst1_s8(out_px.add(c0), v);
+                    } else {
+                        let mut t = [0i8; 8];
+                        vst1_s8(t.as_mut_ptr(), v);
+                        core::ptr::copy_nonoverlapping(t.as_ptr(), out_px.add(c0), n);
+                    }
+                    c0 += 8;
+                }
+            }
+        }
+    }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+    // SAFETY: NEON is always present on aarch64; the driver passes rows of this output.
+    unsafe { qdw(p, input, output, rows) }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_qgemm_i8(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + p.k);
+    debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
+    // SAFETY: NEON is always present on aarch64; slices checked above (debug) and by the drivers.
+    unsafe { neon_qgemm(p, a, a_stride, m, out, out_stride) }
+}
+
+/// Safe entry: only put into a table after dotprod was detected.
+pub(super) fn dot_qgemm_i8(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + p.k);
+    debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
+    // SAFETY: `plug_with` installs this only when dotprod is available.
+    unsafe { dot_qgemm(p, a, a_stride, m, out, out_stride) }
+}

@@ -1,0 +1,920 @@
+//! Packed weights and the arch-neutral drivers of the optimized kernels.
+//!
+//! An optimized kernel is split in two:
+//! - an ISA micro-kernel (in `arch/`), reached through a [`super::KernelTable`]
+//!   slot that exists only when the CPU can run it, and
+//! - a driver here that owns the packed weights (built once, in
+//!   `Session::new`), walks the output in tiles, gathers k×k windows into a
+//!   small stack buffer (no heap, no large buffer in the hot path) and splits
+//!   the work over the current thread pool ([`crate::threads`]).
+//!
+//! Weight layout of the GEMM kernels: the `[n, k]` weight matrix (conv filters
+//! `[out_c, kh, kw, in_c]` seen as rows of `kh * kw * in_c`) is cut into
+//! panels of `nr` output channels; inside a panel, `kr` consecutive `k` values
+//! of one channel are adjacent, then the next channel: `[n/nr][k/kr][nr][kr]`,
+//! zero-padded to whole panels and groups. With `nr = 16, kr = 4` one 64-byte
+//! load feeds one AVX-512 VNNI `vpdpbusd` (or four NEON `sdot`s).
+//!
+//! int8 zero-points are folded into the bias: the micro-kernels compute
+//! `sum w * (x + x_bias)` where `x_bias` is what the ISA adds to make the
+//! activations unsigned (128 for VNNI's u8 × s8, 0 for SDOT's s8 × s8), so
+//! `sum w * (x - zp) = that - (x_bias + zp) * sum w`, which the packer
+//! subtracts from the bias once. All of it is wrapping i32 arithmetic, which
+//! is exactly what the reference computes.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::reference::conv::{Conv2dGeometry, ConvI8Params, FullyConnectedI8Params};
+use crate::threads;
+
+/// Most taps (`kh * kw`) of a depthwise filter the packed kernels take;
+/// larger filters use the reference.
+pub const MAX_DW_TAPS: usize = 64;
+
+/// Bytes of the stack buffer that k×k convolutions gather windows into.
+pub const IM2COL_BYTES: usize = 16 * 1024;
+
+/// An int8 GEMM micro-kernel: `out[r][c] = requant(sum_k a[r][k] * w[c][k])`
+/// for `m` rows of `a` (row stride `a_stride`, `k` valid bytes each) into `m`
+/// rows of `out` (stride `out_stride`, `n` bytes each).
+pub type QGemmFn = fn(&QGemm, &[i8], usize, usize, &mut [i8], usize);
+/// An f32 GEMM micro-kernel: like [`QGemmFn`] with bias + clamp.
+pub type SGemmFn = fn(&SGemm, &[f32], usize, usize, &mut [f32], usize);
+/// An int8 depthwise kernel over a range of output rows (`batch * out_h + y`).
+pub type QDwFn = fn(&QDw, &[i8], &mut [i8], core::ops::Range<usize>);
+/// An f32 depthwise kernel over a range of output rows.
+pub type SDwFn = fn(&SDw, &[f32], &mut [f32], core::ops::Range<usize>);
+/// Raw int8 dot products: `out[o] = sum_k w[o*k + kk] * (x[kk] + x_bias)`
+/// (wrapping) for `o < out.len()`.
+pub type QDotFn = fn(&[i8], usize, &[i8], &mut [i32]);
+/// f32 dot products: `out[o] = sum_k w[o*k + kk] * x[kk]`.
+pub type SDotFn = fn(&[f32], usize, &[f32], &mut [f32]);
+
+/// Same-shape int8 ADD/SUB, bit-identical to `AddI8Params::apply` per element.
+pub type QAddFn = fn(&super::reference::elementwise::AddI8Params, &[i8], &[i8], &mut [i8]);
+
+/// An int8 GEMM micro-kernel and the packing it expects.
+#[derive(Clone, Copy, Debug)]
+pub struct QGemmIsa {
+    /// Name shown for a 1x1 convolution / a k×k convolution through im2col.
+    pub name: &'static str,
+    pub im2col_name: &'static str,
+    /// Output channels per panel and `k` values per group.
+    pub nr: usize,
+    pub kr: usize,
+    /// What the kernel adds to each activation (128 for u8 × s8 products).
+    pub x_bias: i32,
+    pub run: QGemmFn,
+}
+
+/// An f32 GEMM micro-kernel and its panel width (`kr` is 1).
+#[derive(Clone, Copy, Debug)]
+pub struct SGemmIsa {
+    pub name: &'static str,
+    pub im2col_name: &'static str,
+    pub nr: usize,
+    pub run: SGemmFn,
+}
+
+/// A dot-product kernel for int8 FULLY_CONNECTED.
+#[derive(Clone, Copy, Debug)]
+pub struct QDotIsa {
+    pub name: &'static str,
+    pub x_bias: i32,
+    pub run: QDotFn,
+}
+
+/// Packed int8 weights with a fused requantization epilogue.
+#[derive(Debug, Clone)]
+pub struct QGemm {
+    /// Logical sizes and their padded versions (multiples of `kr` / `nr`).
+    pub k: usize,
+    pub n: usize,
+    pub kp: usize,
+    pub np: usize,
+    /// `[np/nr][kp/kr][nr][kr]`, zero-padded.
+    pub w: Vec<i8>,
+    /// Bias with the zero-point correction folded in, `np` entries.
+    pub bias: Vec<i32>,
+    /// Per channel: Q31 multiplier, left shift (`shift & 31` when positive,
+    /// as `wrapping_shl` sees it) and right shift (`-shift` when negative).
+    pub mult: Vec<i32>,
+    pub lshift: Vec<i32>,
+    pub rshift: Vec<i32>,
+    pub out_zp: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+fn pad_to(v: usize, m: usize) -> usize {
+    v.div_ceil(m) * m
+}
+
+/// The requantization of `p`'s channel `c` split into the epilogue's three
+/// per-channel vectors (see [`QGemm::mult`]).
+fn requant_parts(p: &ConvI8Params, len: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
+    let mut mult = vec![0; len];
+    let mut lshift = vec![0; len];
+    let mut rshift = vec![0; len];
+    for (c, r) in p.requant.iter().enumerate() {
+        mult[c] = r.multiplier;
+        lshift[c] = if r.shift > 0 { r.shift & 31 } else { 0 };
+        rshift[c] = if r.shift > 0 { 0 } else { -r.shift };
+    }
+    (mult, lshift, rshift)
+}
+
+impl QGemm {
+    /// Packs `weights` (`n` rows of `k` values) for `isa`, folding the input
+    /// zero-point of `p` into `bias`.
+    pub fn pack(
+        isa: &QGemmIsa,
+        weights: &[i8],
+        n: usize,
+        k: usize,
+        bias: Option<&[i32]>,
+        p: &ConvI8Params,
+    ) -> Self {
+        debug_assert_eq!(weights.len(), n * k);
+        let (nr, kr) = (isa.nr, isa.kr);
+        let (kp, np) = (pad_to(k.max(1), kr), pad_to(n.max(1), nr));
+        let mut w = vec![0i8; np * kp];
+        for c in 0..n {
+            let (panel, lane) = (c / nr, c % nr);
+            for kk in 0..k {
+                let (group, sub) = (kk / kr, kk % kr);
+                w[((panel * (kp / kr) + group) * nr + lane) * kr + sub] = weights[c * k + kk];
+            }
+        }
+        // sum w * (x - zp) = sum w * (x + x_bias) - (x_bias + zp) * sum w, with zp = -input_offset.
+        let fold = isa.x_bias.wrapping_sub(p.input_offset);
+        let mut b = vec![0i32; np];
+        for c in 0..n {
+            let sum = weights[c * k..(c + 1) * k]
+                .iter()
+                .fold(0i32, |s, &v| s.wrapping_add(v as i32));
+            let base = bias.map_or(0, |b| b[c]);
+            b[c] = base.wrapping_sub(fold.wrapping_mul(sum));
+        }
+        let (mult, lshift, rshift) = requant_parts(p, np);
+        QGemm {
+            k,
+            n,
+            kp,
+            np,
+            w,
+            bias: b,
+            mult,
+            lshift,
+            rshift,
+            out_zp: p.output_offset,
+            act_min: p.act_min,
+            act_max: p.act_max,
+        }
+    }
+}
+
+/// Packed f32 weights: `[np/nr][k][nr]`, zero-padded, with bias and clamp.
+#[derive(Debug, Clone)]
+pub struct SGemm {
+    pub k: usize,
+    pub n: usize,
+    pub np: usize,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub act: (f32, f32),
+}
+
+impl SGemm {
+    /// Packs `weights` (`n` rows of `k` values) into panels of `nr`.
+    pub fn pack(
+        nr: usize,
+        weights: &[f32],
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+        act: (f32, f32),
+    ) -> Self {
+        debug_assert_eq!(weights.len(), n * k);
+        let np = pad_to(n.max(1), nr);
+        let mut w = vec![0f32; np * k];
+        for c in 0..n {
+            let (panel, lane) = (c / nr, c % nr);
+            for kk in 0..k {
+                w[(panel * k + kk) * nr + lane] = weights[c * k + kk];
+            }
+        }
+        let mut b = vec![0f32; np];
+        if let Some(bias) = bias {
+            b[..n].copy_from_slice(bias);
+        }
+        SGemm {
+            k,
+            n,
+            np,
+            w,
+            bias: b,
+            act,
+        }
+    }
+}
+
+/// A raw pointer that may cross threads: each chunk writes a disjoint part.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: only used to hand disjoint output ranges to pool workers while the
+// owner waits for them (`threads::for_each_chunk` returns after all chunks).
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the field).
+    fn ptr(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// Where a convolution reads its window rows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gather {
+    /// 1x1, stride 1, no padding: output pixel `p` reads input pixel `p`.
+    Direct,
+    /// Anything else: windows are copied into a stack buffer.
+    Im2col,
+}
+
+/// Shapes and geometry shared by the conv drivers.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    pub g: Conv2dGeometry,
+    /// Input `[n, h, w, c]`, filter `[out_c, kh, kw, in_c]`, output `[n, oh, ow, out_c]`.
+    pub shapes: [[usize; 4]; 3],
+}
+
+impl ConvShape {
+    fn gather(&self) -> Gather {
+        let [_, kh, kw, _] = self.shapes[1];
+        let g = &self.g;
+        if kh == 1
+            && kw == 1
+            && g.stride_h == 1
+            && g.stride_w == 1
+            && g.pad_top == 0
+            && g.pad_left == 0
+        {
+            Gather::Direct
+        } else {
+            Gather::Im2col
+        }
+    }
+
+    /// Output pixels (batch × height × width).
+    fn pixels(&self) -> usize {
+        let [n, oh, ow, _] = self.shapes[2];
+        n * oh * ow
+    }
+
+    /// Copies the window of output pixel `p` into `row` (`kh * kw * in_c`
+    /// values, `fill` where the window leaves the image).
+    #[inline]
+    fn window<T: Copy>(&self, input: &[T], p: usize, row: &mut [T], fill: T) {
+        let [_, ih, iw, ic] = self.shapes[0];
+        let [_, kh, kw, _] = self.shapes[1];
+        let [_, oh, ow, _] = self.shapes[2];
+        let (b, rem) = (p / (oh * ow), p % (oh * ow));
+        let (oy, ox) = (rem / ow, rem % ow);
+        let g = &self.g;
+        let mut at = 0;
+        // Columns whose whole filter row lies inside the image read one
+        // contiguous run of `kw * ic` values per filter row.
+        let x0 = ox * g.stride_w;
+        let row_inside = g.dilation_w == 1 && x0 >= g.pad_left && x0 + kw <= iw + g.pad_left;
+        for ky in 0..kh {
+            let iy = (oy * g.stride_h + ky * g.dilation_h)
+                .checked_sub(g.pad_top)
+                .filter(|&y| y < ih);
+            if row_inside {
+                let run = kw * ic;
+                let dst = &mut row[at..at + run];
+                match iy {
+                    Some(y) => {
+                        let s = ((b * ih + y) * iw + x0 - g.pad_left) * ic;
+                        copy_small(dst, &input[s..s + run]);
+                    }
+                    None => dst.fill(fill),
+                }
+                at += run;
+                continue;
+            }
+            for kx in 0..kw {
+                let ix = (ox * g.stride_w + kx * g.dilation_w)
+                    .checked_sub(g.pad_left)
+                    .filter(|&x| x < iw);
+                let dst = &mut row[at..at + ic];
+                match (iy, ix) {
+                    (Some(y), Some(x)) => {
+                        let s = ((b * ih + y) * iw + x) * ic;
+                        copy_small(dst, &input[s..s + ic]);
+                    }
+                    _ => dst.fill(fill),
+                }
+                at += ic;
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the short runs
+/// of an im2col gather (a few channels of a few pixels).
+#[inline(always)]
+fn copy_small<T: Copy>(dst: &mut [T], src: &[T]) {
+    if dst.len() > 64 {
+        dst.copy_from_slice(src);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
+/// A prepared int8 CONV_2D (groups = 1) on a GEMM micro-kernel.
+#[derive(Debug, Clone)]
+pub struct QConv {
+    pub shape: ConvShape,
+    pub gemm: QGemm,
+    pub run: QGemmFn,
+    /// The input zero-point, which padding taps read.
+    pub pad_value: i8,
+}
+
+/// Rows of the im2col tile for a row length of `k` elements of `size` bytes
+/// (0 when not even one row fits: such convolutions use the reference).
+pub fn im2col_rows(k: usize, size: usize) -> usize {
+    (IM2COL_BYTES / (k.max(1) * size)).min(64)
+}
+
+impl QConv {
+    /// Prepares a convolution, or `None` when this driver can't run it
+    /// (grouped, or a window too long for the stack buffer).
+    pub fn new(
+        isa: &QGemmIsa,
+        shape: ConvShape,
+        p: &ConvI8Params,
+        filter: &[i8],
+        bias: Option<&[i32]>,
+    ) -> Option<(Self, &'static str)> {
+        let [_, kh, kw, fc] = shape.shapes[1];
+        let ic = shape.shapes[0][3];
+        let oc = shape.shapes[2][3];
+        let k = kh * kw * fc;
+        if fc != ic || k == 0 {
+            return None;
+        }
+        let gather = shape.gather();
+        if gather == Gather::Im2col && im2col_rows(pad_to(k, isa.kr), 1) == 0 {
+            return None;
+        }
+        let gemm = QGemm::pack(isa, filter, oc, k, bias, p);
+        let name = if gather == Gather::Direct {
+            isa.name
+        } else {
+            isa.im2col_name
+        };
+        let pad_value = (-p.input_offset).clamp(-128, 127) as i8;
+        Some((
+            QConv {
+                shape,
+                gemm,
+                run: isa.run,
+                pad_value,
+            },
+            name,
+        ))
+    }
+
+    /// Runs the convolution (`input`/`output` NHWC), split over the current pool.
+    pub fn exec(&self, input: &[i8], output: &mut [i8]) {
+        let m = self.shape.pixels();
+        let (k, n) = (self.gemm.k, self.gemm.n);
+        let out = SharedMut(output.as_mut_ptr());
+        let out_len = output.len();
+        let gather = self.shape.gather();
+        threads::for_each_chunk(m, 16, &|rows| {
+            // SAFETY: chunks are disjoint pixel ranges, so these output rows
+            // are written by this chunk only; the range is inside `output`.
+            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
+            let out = &mut out[rows.start * n..rows.end * n];
+            match gather {
+                Gather::Direct => (self.run)(
+                    &self.gemm,
+                    &input[rows.start * k..rows.end * k],
+                    k,
+                    rows.len(),
+                    out,
+                    n,
+                ),
+                Gather::Im2col => {
+                    let mut buf = [0i8; IM2COL_BYTES];
+                    let kp = self.gemm.kp;
+                    let tile = im2col_rows(kp, 1);
+                    let mut p = rows.start;
+                    while p < rows.end {
+                        let t = tile.min(rows.end - p);
+                        for r in 0..t {
+                            self.shape.window(
+                                input,
+                                p + r,
+                                &mut buf[r * kp..r * kp + k],
+                                self.pad_value,
+                            );
+                        }
+                        let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
+                        (self.run)(&self.gemm, &buf[..t * kp], kp, t, o, n);
+                        p += t;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A prepared f32 CONV_2D (groups = 1) on a GEMM micro-kernel.
+#[derive(Debug, Clone)]
+pub struct SConv {
+    pub shape: ConvShape,
+    pub gemm: SGemm,
+    pub run: SGemmFn,
+}
+
+impl SConv {
+    /// Like [`QConv::new`] for f32.
+    pub fn new(
+        isa: &SGemmIsa,
+        shape: ConvShape,
+        act: (f32, f32),
+        filter: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Option<(Self, &'static str)> {
+        let [_, kh, kw, fc] = shape.shapes[1];
+        let ic = shape.shapes[0][3];
+        let oc = shape.shapes[2][3];
+        let k = kh * kw * fc;
+        if fc != ic || k == 0 {
+            return None;
+        }
+        let gather = shape.gather();
+        if gather == Gather::Im2col && im2col_rows(k, 4) == 0 {
+            return None;
+        }
+        let gemm = SGemm::pack(isa.nr, filter, oc, k, bias, act);
+        let name = if gather == Gather::Direct {
+            isa.name
+        } else {
+            isa.im2col_name
+        };
+        Some((
+            SConv {
+                shape,
+                gemm,
+                run: isa.run,
+            },
+            name,
+        ))
+    }
+
+    /// Runs the convolution, split over the current pool.
+    pub fn exec(&self, input: &[f32], output: &mut [f32]) {
+        let m = self.shape.pixels();
+        let (k, n) = (self.gemm.k, self.gemm.n);
+        let out = SharedMut(output.as_mut_ptr());
+        let out_len = output.len();
+        let gather = self.shape.gather();
+        threads::for_each_chunk(m, 16, &|rows| {
+            // SAFETY: as in `QConv::exec`.
+            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
+            let out = &mut out[rows.start * n..rows.end * n];
+            match gather {
+                Gather::Direct => (self.run)(
+                    &self.gemm,
+                    &input[rows.start * k..rows.end * k],
+                    k,
+                    rows.len(),
+                    out,
+                    n,
+                ),
+                Gather::Im2col => {
+                    let mut buf = [0f32; IM2COL_BYTES / 4];
+                    let tile = im2col_rows(k, 4);
+                    let mut p = rows.start;
+                    while p < rows.end {
+                        let t = tile.min(rows.end - p);
+                        for r in 0..t {
+                            self.shape
+                                .window(input, p + r, &mut buf[r * k..(r + 1) * k], 0.0);
+                        }
+                        let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
+                        (self.run)(&self.gemm, &buf[..t * k], k, t, o, n);
+                        p += t;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Prepared int8 DEPTHWISE_CONV_2D with multiplier 1: weights widened to
+/// i32 and laid out `[kh * kw][cp]` (`cp` = channels rounded up to 16).
+#[derive(Debug, Clone)]
+pub struct QDw {
+    pub shape: ConvShape,
+    pub cp: usize,
+    pub w: Vec<i32>,
+    /// The same weights as i16 (for kernels that multiply in 16 bits).
+    pub w16: Vec<i16>,
+    /// Bias as given (zero where absent), and the bias plus
+    /// `input_offset * sum of all taps` for windows entirely inside the image.
+    pub bias: Vec<i32>,
+    pub bias_full: Vec<i32>,
+    pub mult: Vec<i32>,
+    pub lshift: Vec<i32>,
+    pub rshift: Vec<i32>,
+    pub input_offset: i32,
+    pub out_zp: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub run: QDwFn,
+}
+
+impl QDw {
+    /// Packs a depthwise filter `[1, kh, kw, c]` (multiplier 1 only).
+    pub fn new(
+        run: QDwFn,
+        shape: ConvShape,
+        p: &ConvI8Params,
+        filter: &[i8],
+        bias: Option<&[i32]>,
+    ) -> Self {
+        let [_, kh, kw, c] = shape.shapes[1];
+        let cp = pad_to(c.max(1), 16);
+        let mut w = vec![0i32; kh * kw * cp];
+        let mut b = vec![0i32; cp];
+        let mut bf = vec![0i32; cp];
+        for ch in 0..c {
+            let mut sum = 0i32;
+            for t in 0..kh * kw {
+                let v = filter[t * c + ch] as i32;
+                w[t * cp + ch] = v;
+                sum = sum.wrapping_add(v);
+            }
+            b[ch] = bias.map_or(0, |b| b[ch]);
+            bf[ch] = b[ch].wrapping_add(sum.wrapping_mul(p.input_offset));
+        }
+        let (mult, lshift, rshift) = requant_parts(p, cp);
+        let w16 = w.iter().map(|&v| v as i16).collect();
+        QDw {
+            shape,
+            cp,
+            w,
+            w16,
+            bias: b,
+            bias_full: bf,
+            mult,
+            lshift,
+            rshift,
+            input_offset: p.input_offset,
+            out_zp: p.output_offset,
+            act_min: p.act_min,
+            act_max: p.act_max,
+            run,
+        }
+    }
+
+    /// Runs the depthwise convolution, split by output rows.
+    pub fn exec(&self, input: &[i8], output: &mut [i8]) {
+        let [n, oh, _, _] = self.shape.shapes[2];
+        let out = SharedMut(output.as_mut_ptr());
+        let out_len = output.len();
+        threads::for_each_chunk(n * oh, 1, &|rows| {
+            // SAFETY: rows are disjoint; the kernel writes only these rows.
+            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
+            (self.run)(self, input, out, rows)
+        });
+    }
+}
+
+/// Prepared f32 DEPTHWISE_CONV_2D with multiplier 1: `[kh * kw][cp]` weights.
+#[derive(Debug, Clone)]
+pub struct SDw {
+    pub shape: ConvShape,
+    pub cp: usize,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub act: (f32, f32),
+    pub run: SDwFn,
+}
+
+impl SDw {
+    /// Packs a depthwise filter `[1, kh, kw, c]` (multiplier 1 only).
+    pub fn new(
+        run: SDwFn,
+        shape: ConvShape,
+        act: (f32, f32),
+        filter: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Self {
+        let [_, kh, kw, c] = shape.shapes[1];
+        let cp = pad_to(c.max(1), 16);
+        let mut w = vec![0f32; kh * kw * cp];
+        let mut b = vec![0f32; cp];
+        for ch in 0..c {
+            for t in 0..kh * kw {
+                w[t * cp + ch] = filter[t * c + ch];
+            }
+            b[ch] = bias.map_or(0.0, |b| b[ch]);
+        }
+        SDw {
+            shape,
+            cp,
+            w,
+            bias: b,
+            act,
+            run,
+        }
+    }
+
+    /// Runs the depthwise convolution, split by output rows.
+    pub fn exec(&self, input: &[f32], output: &mut [f32]) {
+        let [n, oh, _, _] = self.shape.shapes[2];
+        let out = SharedMut(output.as_mut_ptr());
+        let out_len = output.len();
+        threads::for_each_chunk(n * oh, 1, &|rows| {
+            // SAFETY: rows are disjoint; the kernel writes only these rows.
+            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
+            (self.run)(self, input, out, rows)
+        });
+    }
+}
+
+/// Prepared int8 FULLY_CONNECTED on a dot-product kernel, with TFLite's `f64`
+/// rescaling done per output exactly as the reference does.
+#[derive(Debug, Clone)]
+pub struct QFc {
+    pub p: FullyConnectedI8Params,
+    pub batches: usize,
+    pub k: usize,
+    pub n: usize,
+    /// `sum_k w[o][k]` per output.
+    pub wsum: Vec<i32>,
+    pub x_bias: i32,
+    pub run: QDotFn,
+}
+
+impl QFc {
+    /// Precomputes the weight row sums.
+    pub fn new(
+        isa: &QDotIsa,
+        p: FullyConnectedI8Params,
+        batches: usize,
+        k: usize,
+        n: usize,
+        weights: &[i8],
+    ) -> Self {
+        let wsum = (0..n)
+            .map(|o| {
+                weights[o * k..(o + 1) * k]
+                    .iter()
+                    .fold(0i32, |s, &v| s.wrapping_add(v as i32))
+            })
+            .collect();
+        QFc {
+            p,
+            batches,
+            k,
+            n,
+            wsum,
+            x_bias: isa.x_bias,
+            run: isa.run,
+        }
+    }
+
+    /// `sum (w + fo)(x + io) = dot(w, x + xb) + (io - xb) * sum w + fo * sum x + k * fo * io`,
+    /// then bias, the `f64` rescale, zero-point and clamp of the reference.
+    pub fn exec(&self, input: &[i8], weights: &[i8], bias: Option<&[i32]>, output: &mut [i8]) {
+        const CHUNK: usize = 256;
+        let (k, n, p) = (self.k, self.n, &self.p);
+        let mut acc = [0i32; CHUNK];
+        for b in 0..self.batches {
+            let x = &input[b * k..(b + 1) * k];
+            let xsum = x.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+            let fo = p.filter_offset;
+            let konst = xsum
+                .wrapping_mul(fo)
+                .wrapping_add((k as i32).wrapping_mul(fo).wrapping_mul(p.input_offset));
+            let fold = p.input_offset.wrapping_sub(self.x_bias);
+            let mut o0 = 0;
+            while o0 < n {
+                let t = CHUNK.min(n - o0);
+                (self.run)(&weights[o0 * k..(o0 + t) * k], k, x, &mut acc[..t]);
+                for (j, &a) in acc[..t].iter().enumerate() {
+                    let o = o0 + j;
+                    let mut v = a
+                        .wrapping_add(fold.wrapping_mul(self.wsum[o]))
+                        .wrapping_add(konst);
+                    if let Some(bias) = bias {
+                        v = v.wrapping_add(bias[o]);
+                    }
+                    let r = p.rescale(v, o).wrapping_add(p.output_offset);
+                    output[b * n + o] = r.clamp(p.act_min, p.act_max) as i8;
+                }
+                o0 += t;
+            }
+        }
+    }
+}
+
+/// Prepared f32 FULLY_CONNECTED on a dot-product kernel.
+#[derive(Debug, Clone)]
+pub struct SFc {
+    pub act: (f32, f32),
+    pub batches: usize,
+    pub k: usize,
+    pub n: usize,
+    pub run: SDotFn,
+}
+
+impl SFc {
+    /// Runs `output[b][o] = clamp(dot(w[o], x[b]) + bias[o])`.
+    pub fn exec(&self, input: &[f32], weights: &[f32], bias: Option<&[f32]>, output: &mut [f32]) {
+        let (k, n) = (self.k, self.n);
+        for b in 0..self.batches {
+            let out = &mut output[b * n..(b + 1) * n];
+            (self.run)(weights, k, &input[b * k..(b + 1) * k], out);
+            for (o, v) in out.iter_mut().enumerate() {
+                let s = *v + bias.map_or(0.0, |b| b[o]);
+                *v = s.max(self.act.0).min(self.act.1);
+            }
+        }
+    }
+}
+
+/// MEAN over the spatial axes (1, 2) of an NHWC tensor, the global average
+/// pooling of classifiers: channels are summed pixel by pixel in a small
+/// stack buffer, which adds in the same order as the reference (so f32 is
+/// bit-identical too) but walks memory contiguously and vectorizes.
+#[derive(Debug, Clone, Copy)]
+pub struct MeanHw {
+    pub batches: usize,
+    pub pixels: usize,
+    pub channels: usize,
+}
+
+/// Channels summed per pass of [`MeanHw`].
+const MEAN_CHUNK: usize = 256;
+
+impl MeanHw {
+    /// f32: `out[b][c] = (sum over pixels of x[b][p][c]) / pixels`.
+    pub fn exec_f32(&self, input: &[f32], output: &mut [f32]) {
+        let (hw, c) = (self.pixels, self.channels);
+        for b in 0..self.batches {
+            let x = &input[b * hw * c..(b + 1) * hw * c];
+            let mut c0 = 0;
+            while c0 < c {
+                let t = MEAN_CHUNK.min(c - c0);
+                let mut acc = [0f32; MEAN_CHUNK];
+                for p in 0..hw {
+                    for (a, v) in acc[..t].iter_mut().zip(&x[p * c + c0..p * c + c0 + t]) {
+                        *a += *v;
+                    }
+                }
+                for (o, a) in output[b * c + c0..b * c + c0 + t].iter_mut().zip(&acc[..t]) {
+                    *o = if hw == 0 { f32::NAN } else { *a / hw as f32 };
+                }
+                c0 += t;
+            }
+        }
+    }
+
+    /// int8, bit-identical to `reference::pool::mean_i8`.
+    pub fn exec_i8(
+        &self,
+        p: &super::reference::pool::MeanI8Params,
+        input: &[i8],
+        output: &mut [i8],
+    ) {
+        let (hw, c) = (self.pixels, self.channels);
+        for b in 0..self.batches {
+            let x = &input[b * hw * c..(b + 1) * hw * c];
+            let mut c0 = 0;
+            while c0 < c {
+                let t = MEAN_CHUNK.min(c - c0);
+                let mut acc = [0i32; MEAN_CHUNK];
+                for px in 0..hw {
+                    for (a, v) in acc[..t].iter_mut().zip(&x[px * c + c0..px * c + c0 + t]) {
+                        *a = a.wrapping_add(*v as i32);
+                    }
+                }
+                for (o, &sum) in output[b * c + c0..b * c + c0 + t].iter_mut().zip(&acc[..t]) {
+                    *o = if p.count == 0 {
+                        0
+                    } else {
+                        let shifted = (sum as i64 - p.input_zero_point as i64 * p.count) as i32;
+                        let v = crate::quant::multiply_by_quantized_multiplier(
+                            shifted,
+                            p.requant.multiplier,
+                            p.requant.shift,
+                        )
+                        .wrapping_add(p.output_zero_point);
+                        v.clamp(-128, 127) as i8
+                    };
+                }
+                c0 += t;
+            }
+        }
+    }
+}
+
+/// MAX_POOL_2D walking channels contiguously: for each output pixel, the
+/// window's input pixels are folded into a stack buffer of channel maxima,
+/// in the reference's window order with its comparison (`v > max`), so the
+/// result is bit-identical (NaN and signed-zero behaviour included).
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool {
+    pub g: super::reference::pool::PoolGeometry,
+    /// Input and output `[n, h, w, c]`.
+    pub shapes: [[usize; 4]; 2],
+}
+
+impl MaxPool {
+    /// Input rows (or columns) under the window at output position `o`,
+    /// clipped to the image.
+    fn span(
+        o: usize,
+        stride: usize,
+        pad: usize,
+        filter: usize,
+        size: usize,
+    ) -> core::ops::Range<usize> {
+        let origin = (o * stride) as isize - pad as isize;
+        let lo = origin.max(0) as usize;
+        let hi = (origin + filter as isize).clamp(0, size as isize) as usize;
+        lo.min(hi)..hi
+    }
+
+    fn run<T: Copy>(
+        &self,
+        input: &[T],
+        output: &mut [T],
+        init: T,
+        fold: impl Fn(T, T) -> T,
+        finish: impl Fn(T) -> T,
+    ) {
+        let [n, ih, iw, c] = self.shapes[0];
+        let [_, oh, ow, _] = self.shapes[1];
+        let g = &self.g;
+        for b in 0..n {
+            for oy in 0..oh {
+                let rows = Self::span(oy, g.stride_h, g.pad_top, g.filter_h, ih);
+                for ox in 0..ow {
+                    let cols = Self::span(ox, g.stride_w, g.pad_left, g.filter_w, iw);
+                    let out = &mut output[((b * oh + oy) * ow + ox) * c..][..c];
+                    let mut c0 = 0;
+                    while c0 < c {
+                        let t = MEAN_CHUNK.min(c - c0);
+                        let mut acc = [init; MEAN_CHUNK];
+                        for iy in rows.clone() {
+                            for ix in cols.clone() {
+                                let px = &input[((b * ih + iy) * iw + ix) * c + c0..][..t];
+                                for (a, &v) in acc[..t].iter_mut().zip(px) {
+                                    *a = fold(*a, v);
+                                }
+                            }
+                        }
+                        for (o, &a) in out[c0..c0 + t].iter_mut().zip(&acc[..t]) {
+                            *o = finish(a);
+                        }
+                        c0 += t;
+                    }
+                }
+            }
+        }
+    }
+
+    /// f32, bit-identical to `reference::pool::max_pool_f32`.
+    pub fn exec_f32(&self, act: (f32, f32), input: &[f32], output: &mut [f32]) {
+        self.run(
+            input,
+            output,
+            f32::MIN,
+            |m, v| if v > m { v } else { m },
+            |m| m.max(act.0).min(act.1),
+        );
+    }
+
+    /// int8, bit-identical to `reference::pool::max_pool_i8`.
+    pub fn exec_i8(&self, act: (i32, i32), input: &[i8], output: &mut [i8]) {
+        self.run(input, output, i8::MIN, i8::max, |m| {
+            (m as i32).clamp(act.0, act.1) as i8
+        });
+    }
+}

@@ -1,0 +1,559 @@
+//! Kernel contract tests: every optimized kernel path this CPU can run
+//! (`kernels::arch::variants`) against the reference kernels, on random
+//! shapes and edge cases (k not a multiple of the group, channel tails,
+//! padding, strides, dilations, extreme zero-points, saturating values).
+//! int8 must be bit-identical; f32 within 1e-5 of the output's magnitude.
+//!
+//! Paths the CPU lacks are skipped with a printed reason. Under qemu-user
+//! (`cargo test --target aarch64-unknown-linux-gnu`) the ARM paths run.
+
+use ferrite_runtime::kernels::pack::{self, ConvShape};
+use ferrite_runtime::kernels::reference::conv::{
+    self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params,
+};
+use ferrite_runtime::kernels::{arch, KernelTable};
+use ferrite_runtime::{Activation, QParams};
+
+/// xorshift64: deterministic test data.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len())]
+    }
+    fn i8s(&mut self, n: usize, mode: usize) -> Vec<i8> {
+        (0..n)
+            .map(|_| match mode {
+                0 => self.next() as i8,
+                1 => 127,
+                2 => -128,
+                _ => self.pick(&[-128, 127, 0, -1, 1]),
+            })
+            .collect()
+    }
+    fn f32s(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
+            .collect()
+    }
+    fn scale(&mut self) -> f32 {
+        let e = self.below(12) as i32 - 8;
+        (1.0 + (self.next() % 1000) as f32 / 1000.0) * 2f32.powi(e)
+    }
+}
+
+fn variants() -> Vec<(&'static str, KernelTable)> {
+    let v = arch::variants();
+    if v.is_empty() {
+        println!("skipped: this CPU has no optimized kernel path (reference only)");
+    }
+    v
+}
+
+/// A random convolution problem: geometry and shapes.
+fn random_conv(rng: &mut Rng, depthwise: bool) -> Option<(Conv2dGeometry, [[usize; 4]; 3])> {
+    let n = rng.pick(&[1, 1, 2]);
+    let (ih, iw) = (1 + rng.below(11), 1 + rng.below(11));
+    // 260 channels with a 3x3 window make rows longer than the GEMMs' 2048-byte tile.
+    let ic = if depthwise {
+        rng.pick(&[1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100])
+    } else {
+        rng.pick(&[1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 260])
+    };
+    let oc = if depthwise {
+        ic
+    } else {
+        rng.pick(&[1, 2, 3, 8, 16, 17, 31, 48, 64, 65, 80, 130])
+    };
+    let k = if depthwise {
+        rng.pick(&[1, 3, 3, 5])
+    } else {
+        rng.pick(&[1, 1, 1, 2, 3, 5])
+    };
+    let (kh, kw) = (
+        k,
+        if rng.below(4) == 0 {
+            1 + rng.below(3)
+        } else {
+            k
+        },
+    );
+    let (sh, sw) = (1 + rng.below(2), 1 + rng.below(2));
+    let (dh, dw) = if rng.below(4) == 0 {
+        (2, 1 + rng.below(2))
+    } else {
+        (1, 1)
+    };
+    let (pt, pl) = (rng.below(kh), rng.below(kw));
+    let (pb, pr) = (rng.below(kh), rng.below(kw));
+    let eh = (kh - 1) * dh + 1;
+    let ew = (kw - 1) * dw + 1;
+    let oh = (ih + pt + pb).checked_sub(eh)? / sh + 1;
+    let ow = (iw + pl + pr).checked_sub(ew)? / sw + 1;
+    let g = Conv2dGeometry {
+        stride_h: sh,
+        stride_w: sw,
+        dilation_h: dh,
+        dilation_w: dw,
+        pad_top: pt,
+        pad_left: pl,
+    };
+    let fs = if depthwise {
+        [1, kh, kw, ic]
+    } else {
+        [oc, kh, kw, ic]
+    };
+    Some((g, [[n, ih, iw, ic], fs, [n, oh, ow, oc]]))
+}
+
+fn random_i8_params(rng: &mut Rng, oc: usize) -> ConvI8Params {
+    let zp = |rng: &mut Rng| {
+        let r = (rng.next() as i8) as i32;
+        rng.pick(&[-128, 127, 0, -5, 3, r])
+    };
+    let input = QParams {
+        scale: rng.scale() * 0.01,
+        zero_point: zp(rng),
+    };
+    let output = QParams {
+        scale: rng.scale() * 0.05,
+        zero_point: zp(rng),
+    };
+    let act = rng.pick(&[
+        Activation::None,
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::ReluN1To1,
+    ]);
+    let scales: Vec<f32> = if rng.below(3) == 0 {
+        vec![rng.scale() * 0.01]
+    } else {
+        (0..oc).map(|_| rng.scale() * 0.01).collect()
+    };
+    ConvI8Params::new(input, &scales, output, act, oc)
+}
+
+#[test]
+fn conv_i8_matches_reference() {
+    let tables = variants();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut ran = 0;
+    for case in 0..400 {
+        let Some((g, shapes)) = random_conv(&mut rng, false) else {
+            continue;
+        };
+        let [xs, fs, ys] = shapes;
+        let p = random_i8_params(&mut rng, ys[3]);
+        let mode = if case % 10 == 0 { 1 + rng.below(3) } else { 0 };
+        let x = rng.i8s(xs.iter().product(), mode);
+        let w = rng.i8s(fs.iter().product(), if case % 7 == 0 { mode } else { 0 });
+        let bias: Option<Vec<i32>> = (rng.below(4) != 0).then(|| {
+            (0..ys[3])
+                .map(|_| (rng.next() as i32) >> rng.below(32))
+                .collect()
+        });
+        let mut want = vec![0i8; ys.iter().product()];
+        conv::conv2d_i8(&g, &p, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
+        for (name, t) in &tables {
+            let Some(isa) = t.qgemm else { continue };
+            let shape = ConvShape { g, shapes };
+            let (k, kname) = pack::QConv::new(&isa, shape, &p, &w, bias.as_deref())
+                .expect("driver covers groups=1");
+            let mut got = vec![0i8; want.len()];
+            k.exec(&x, &mut got);
+            assert_eq!(
+                got, want,
+                "{name} ({kname}) case {case}: shapes {shapes:?} {g:?} {p:?}"
+            );
+            ran += 1;
+        }
+    }
+    println!("conv i8: {ran} optimized runs equal the reference");
+}
+
+#[test]
+fn depthwise_i8_matches_reference() {
+    let tables = variants();
+    let mut rng = Rng(0x0bad_cafe_f00d_1234);
+    let mut ran = 0;
+    for case in 0..400 {
+        let Some((g, shapes)) = random_conv(&mut rng, true) else {
+            continue;
+        };
+        let [xs, fs, ys] = shapes;
+        let p = random_i8_params(&mut rng, ys[3]);
+        let mode = if case % 10 == 0 { 1 + rng.below(3) } else { 0 };
+        let x = rng.i8s(xs.iter().product(), mode);
+        let w = rng.i8s(fs.iter().product(), if case % 7 == 0 { mode } else { 0 });
+        let bias: Option<Vec<i32>> = (rng.below(4) != 0).then(|| {
+            (0..ys[3])
+                .map(|_| (rng.next() as i32) >> rng.below(32))
+                .collect()
+        });
+        let mut want = vec![0i8; ys.iter().product()];
+        conv::depthwise_conv2d_i8(&g, &p, 1, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
+        for (name, t) in &tables {
+            let Some(e) = t.qdw else { continue };
+            let k = pack::QDw::new(e.f, ConvShape { g, shapes }, &p, &w, bias.as_deref());
+            let mut got = vec![0i8; want.len()];
+            k.exec(&x, &mut got);
+            assert_eq!(
+                got, want,
+                "{name} ({}) case {case}: shapes {shapes:?} {g:?}",
+                e.name
+            );
+            ran += 1;
+        }
+    }
+    println!("depthwise i8: {ran} optimized runs equal the reference");
+}
+
+#[test]
+fn fully_connected_i8_matches_reference() {
+    let tables = variants();
+    let mut rng = Rng(0x5eed_0000_0000_0042);
+    let mut ran = 0;
+    for case in 0..200 {
+        let batches = rng.pick(&[1, 1, 2, 3]);
+        let k = rng.pick(&[1, 3, 4, 63, 64, 65, 127, 128, 200, 1280]);
+        let n = rng.pick(&[1, 2, 10, 17, 64, 300]);
+        let zp_in = rng.pick(&[-128, 127, 0, 9]);
+        let per_tensor = rng.below(2) == 0;
+        let scales: Vec<f32> = if per_tensor {
+            vec![rng.scale() * 0.01]
+        } else {
+            (0..n).map(|_| rng.scale() * 0.01).collect()
+        };
+        let wzp = if per_tensor {
+            rng.pick(&[0, 0, 5, -7])
+        } else {
+            0
+        };
+        let act = rng.pick(&[Activation::None, Activation::Relu, Activation::Relu6]);
+        let p = FullyConnectedI8Params::new(
+            QParams {
+                scale: rng.scale() * 0.01,
+                zero_point: zp_in,
+            },
+            &scales,
+            wzp,
+            QParams {
+                scale: rng.scale() * 0.05,
+                zero_point: rng.pick(&[-128, 0, 100]),
+            },
+            act,
+            n,
+        );
+        let mode = if case % 10 == 0 { 1 + rng.below(3) } else { 0 };
+        let x = rng.i8s(batches * k, mode);
+        let w = rng.i8s(n * k, 0);
+        let bias: Option<Vec<i32>> =
+            (rng.below(3) != 0).then(|| (0..n).map(|_| (rng.next() as i32) >> 12).collect());
+        let mut want = vec![0i8; batches * n];
+        conv::fully_connected_i8(&p, &x, batches, k, &w, n, bias.as_deref(), &mut want);
+        for (name, t) in &tables {
+            let Some(isa) = t.qdot else { continue };
+            let fc = pack::QFc::new(&isa, p.clone(), batches, k, n, &w);
+            let mut got = vec![0i8; want.len()];
+            fc.exec(&x, &w, bias.as_deref(), &mut got);
+            assert_eq!(
+                got, want,
+                "{name} case {case}: batches {batches} k {k} n {n}"
+            );
+            ran += 1;
+        }
+    }
+    println!("fully connected i8: {ran} optimized runs equal the reference");
+}
+
+/// `max |got - want| <= 1e-5 * scale`, where `scale` is the largest output
+/// of the same op on absolute values (the size of the summed terms, which is
+/// what bounds the rounding of a reordered sum).
+fn assert_close(got: &[f32], want: &[f32], abs_out: &[f32], what: &str) {
+    let mag = abs_out.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= 1e-5 * mag,
+        "{what}: max error {err:e} vs magnitude {mag:e}"
+    );
+}
+
+#[test]
+fn conv_f32_within_tolerance() {
+    let tables = variants();
+    let mut rng = Rng(0x7777_1111_2222_3333);
+    for case in 0..300 {
+        let depthwise = case % 2 == 1;
+        let Some((g, shapes)) = random_conv(&mut rng, depthwise) else {
+            continue;
+        };
+        let [xs, fs, ys] = shapes;
+        let x = rng.f32s(xs.iter().product());
+        let w = rng.f32s(fs.iter().product());
+        let bias = (rng.below(3) != 0).then(|| rng.f32s(ys[3]));
+        let act = rng.pick(&[(f32::MIN, f32::MAX), (0.0, 6.0), (0.0, f32::MAX)]);
+        let mut want = vec![0f32; ys.iter().product()];
+        let mut mag = vec![0f32; want.len()];
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let (xa, wa, ba) = (abs(&x), abs(&w), bias.as_deref().map(abs));
+        let none = (f32::MIN, f32::MAX);
+        if depthwise {
+            conv::depthwise_conv2d_f32(&g, act, 1, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
+            conv::depthwise_conv2d_f32(&g, none, 1, &xa, xs, &wa, fs, ba.as_deref(), &mut mag, ys);
+        } else {
+            conv::conv2d_f32(&g, act, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
+            conv::conv2d_f32(&g, none, &xa, xs, &wa, fs, ba.as_deref(), &mut mag, ys);
+        }
+        for (name, t) in &tables {
+            let mut got = vec![0f32; want.len()];
+            let shape = ConvShape { g, shapes };
+            if depthwise {
+                let Some(e) = t.sdw else { continue };
+                pack::SDw::new(e.f, shape, act, &w, bias.as_deref()).exec(&x, &mut got);
+            } else {
+                let Some(isa) = t.sgemm else { continue };
+                let (k, _) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref()).unwrap();
+                k.exec(&x, &mut got);
+            }
+            assert_close(
+                &got,
+                &want,
+                &mag,
+                &format!("{name} case {case} dw={depthwise} {shapes:?} {g:?}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn fully_connected_f32_within_tolerance() {
+    let tables = variants();
+    let mut rng = Rng(0x4444_5555_6666_7777);
+    for case in 0..100 {
+        let batches = rng.pick(&[1, 2]);
+        let k = rng.pick(&[1, 15, 16, 17, 100, 1280]);
+        let n = rng.pick(&[1, 5, 64, 100]);
+        let x = rng.f32s(batches * k);
+        let w = rng.f32s(n * k);
+        let bias = (rng.below(2) == 0).then(|| rng.f32s(n));
+        let mut want = vec![0f32; batches * n];
+        conv::fully_connected_f32(
+            (f32::MIN, f32::MAX),
+            &x,
+            batches,
+            k,
+            &w,
+            n,
+            bias.as_deref(),
+            &mut want,
+        );
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let mut mag = vec![0f32; want.len()];
+        let ba = bias.as_deref().map(abs);
+        conv::fully_connected_f32(
+            (f32::MIN, f32::MAX),
+            &abs(&x),
+            batches,
+            k,
+            &abs(&w),
+            n,
+            ba.as_deref(),
+            &mut mag,
+        );
+        for (name, t) in &tables {
+            let Some(e) = t.sdot else { continue };
+            let fc = pack::SFc {
+                act: (f32::MIN, f32::MAX),
+                batches,
+                k,
+                n,
+                run: e.f,
+            };
+            let mut got = vec![0f32; want.len()];
+            fc.exec(&x, &w, bias.as_deref(), &mut got);
+            assert_close(
+                &got,
+                &want,
+                &mag,
+                &format!("{name} case {case} k {k} n {n}"),
+            );
+        }
+    }
+}
+
+/// The same conv with 1, 2 and 3 threads gives the same bytes.
+#[cfg(feature = "std")]
+#[test]
+fn threads_do_not_change_results() {
+    use ferrite_runtime::threads::{scoped, Pool};
+    let tables = variants();
+    let mut rng = Rng(99);
+    let g = Conv2dGeometry {
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 1,
+        pad_left: 1,
+    };
+    let shapes = [[1, 19, 23, 24], [40, 3, 3, 24], [1, 19, 23, 40]];
+    let p = random_i8_params(&mut rng, 40);
+    let x = rng.i8s(19 * 23 * 24, 0);
+    let w = rng.i8s(40 * 9 * 24, 0);
+    let mut want = vec![0i8; 19 * 23 * 40];
+    conv::conv2d_i8(
+        &g, &p, &x, shapes[0], &w, shapes[1], None, &mut want, shapes[2],
+    );
+    for (name, t) in &tables {
+        let Some(isa) = t.qgemm else { continue };
+        let (k, _) = pack::QConv::new(&isa, ConvShape { g, shapes }, &p, &w, None).unwrap();
+        for threads in 1..=3 {
+            let pool = Pool::new(threads).unwrap();
+            let mut got = vec![0i8; want.len()];
+            scoped(Some(&pool), || k.exec(&x, &mut got));
+            assert_eq!(got, want, "{name} with {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn add_i8_matches_reference() {
+    use ferrite_runtime::kernels::reference::elementwise::AddI8Params;
+    let tables = variants();
+    let mut rng = Rng(0xadd0_add0_add0_add0);
+    let mut ran = 0;
+    for case in 0..300 {
+        let q = |rng: &mut Rng| {
+            let z = rng.pick(&[-128, 127, 0, 17, -3]);
+            QParams {
+                scale: rng.scale() * 0.02,
+                zero_point: z,
+            }
+        };
+        let (qa, qb, qy) = (q(&mut rng), q(&mut rng), q(&mut rng));
+        let act = rng.pick(&[Activation::None, Activation::Relu, Activation::Relu6]);
+        let Some(p) = AddI8Params::new(qa, qb, qy, act, case % 5 == 0) else {
+            continue;
+        };
+        let n = rng.pick(&[1, 7, 15, 16, 17, 33, 1000]);
+        let mode = if case % 10 == 0 { 1 + rng.below(3) } else { 0 };
+        let (a, b) = (rng.i8s(n, mode), rng.i8s(n, 0));
+        let want: Vec<i8> = a.iter().zip(&b).map(|(&x, &y)| p.apply(x, y)).collect();
+        for (name, t) in &tables {
+            let Some(e) = t.qadd else { continue };
+            let mut got = vec![0i8; n];
+            (e.f)(&p, &a, &b, &mut got);
+            assert_eq!(got, want, "{name} case {case} {p:?}");
+            ran += 1;
+        }
+    }
+    println!("add i8: {ran} optimized runs equal the reference");
+}
+
+#[test]
+fn mean_hw_matches_reference() {
+    use ferrite_runtime::kernels::reference::pool::{self, MeanI8Params, ReduceGeometry};
+    let mut rng = Rng(0x3ea4);
+    for case in 0..60 {
+        let dims = [
+            rng.pick(&[1, 2]),
+            1 + rng.below(8),
+            1 + rng.below(8),
+            rng.pick(&[1, 3, 16, 300, 1280]),
+        ];
+        let n: usize = dims.iter().product();
+        let g = ReduceGeometry::new(&dims, &[1, 2]).unwrap();
+        let hw = pack::MeanHw {
+            batches: dims[0],
+            pixels: dims[1] * dims[2],
+            channels: dims[3],
+        };
+        let x = rng.f32s(n);
+        let mut want = vec![0f32; dims[0] * dims[3]];
+        pool::mean_f32(&g, &x, &mut want);
+        let mut got = vec![0f32; want.len()];
+        hw.exec_f32(&x, &mut got);
+        assert_eq!(got, want, "f32 case {case} {dims:?}");
+        let qi = QParams {
+            scale: rng.scale() * 0.01,
+            zero_point: rng.pick(&[-128, 0, 127]),
+        };
+        let qo = QParams {
+            scale: rng.scale() * 0.01,
+            zero_point: rng.pick(&[-128, 0, 5]),
+        };
+        let p = MeanI8Params::new(qi, qo, g.reduced_count());
+        let mode = if case % 5 == 0 { 1 + rng.below(3) } else { 0 };
+        let x = rng.i8s(n, mode);
+        let mut want = vec![0i8; dims[0] * dims[3]];
+        pool::mean_i8(&g, &p, &x, &mut want);
+        let mut got = vec![0i8; want.len()];
+        hw.exec_i8(&p, &x, &mut got);
+        assert_eq!(got, want, "i8 case {case} {dims:?}");
+    }
+}
+
+#[test]
+fn max_pool_matches_reference() {
+    use ferrite_runtime::kernels::reference::pool::{self, PoolGeometry};
+    let mut rng = Rng(0x9001);
+    for case in 0..200 {
+        let (fh, fw) = (1 + rng.below(3), 1 + rng.below(3));
+        let (sh, sw) = (1 + rng.below(2), 1 + rng.below(2));
+        let (pt, pl) = (rng.below(fh), rng.below(fw));
+        let dims = [
+            rng.pick(&[1, 2]),
+            fh + rng.below(8),
+            fw + rng.below(8),
+            rng.pick(&[1, 3, 16, 28, 300]),
+        ];
+        let oh = (dims[1] + 2 * pt - fh) / sh + 1;
+        let ow = (dims[2] + 2 * pl - fw) / sw + 1;
+        let ys = [dims[0], oh, ow, dims[3]];
+        let g = PoolGeometry {
+            filter_h: fh,
+            filter_w: fw,
+            stride_h: sh,
+            stride_w: sw,
+            pad_top: pt,
+            pad_left: pl,
+        };
+        let k = pack::MaxPool {
+            g,
+            shapes: [dims, ys],
+        };
+        let n: usize = dims.iter().product();
+        let mut x = rng.f32s(n);
+        if case % 5 == 0 {
+            // Signed zeros and NaN: the fold order and comparison must match.
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = [0.0, -0.0, f32::NAN, *v][i % 4];
+            }
+        }
+        let act = rng.pick(&[(f32::MIN, f32::MAX), (0.0, 6.0)]);
+        let mut want = vec![0f32; ys.iter().product()];
+        pool::max_pool_f32(&g, act, &x, dims, &mut want, ys);
+        let mut got = vec![0f32; want.len()];
+        k.exec_f32(act, &x, &mut got);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "f32 case {case}");
+        let xi = rng.i8s(n, if case % 7 == 0 { 2 } else { 0 });
+        let acti = rng.pick(&[(-128, 127), (-10, 50)]);
+        let mut want = vec![0i8; ys.iter().product()];
+        pool::max_pool_i8(&g, acti.0, acti.1, &xi, dims, &mut want, ys);
+        let mut got = vec![0i8; want.len()];
+        k.exec_i8(acti, &xi, &mut got);
+        assert_eq!(got, want, "i8 case {case}");
+    }
+}
