@@ -12,7 +12,7 @@ repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
 models/onnx/setup-venv.sh
-PYTHON=models/cache/onnx-venv/bin/python models/onnx/fetch.sh
+PYTHON="$repo/models/cache/onnx-venv/bin/python" models/onnx/fetch.sh
 models/cache/onnx-venv/bin/python models/onnx/make_goldens.py
 models/cache/onnx-venv/bin/python models/onnx/make_extra_tests.py
 cargo test --release -p ferrite-convert --lib -- onnx passes
