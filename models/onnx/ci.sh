@@ -11,6 +11,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
+# The scikit-image photos the goldens use come from the main models recipe.
+models/setup-venv.sh
+models/fetch.sh
 models/onnx/setup-venv.sh
 PYTHON="$repo/models/cache/onnx-venv/bin/python" models/onnx/fetch.sh
 models/cache/onnx-venv/bin/python models/onnx/make_goldens.py
