@@ -21,14 +21,15 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// Number of elements.
+    /// Number of elements (saturating: absurd shapes from a bad file are
+    /// rejected by the planner, never overflow here).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
-    /// Bytes of data.
+    /// Bytes of data (saturating, like [`Tensor::numel`]).
     pub fn nbytes(&self) -> usize {
-        self.numel() * self.dtype.size()
+        self.numel().saturating_mul(self.dtype.size())
     }
 
     /// The static shape in the runtime's inline form.

@@ -30,6 +30,16 @@ pub fn plan(g: &Graph) -> Result<Planned> {
     let mut tensors = Vec::with_capacity(g.tensors.len());
     let mut data_off = 0usize;
     for t in &g.tensors {
+        // The runtime refuses tensors whose byte size overflows or exceeds
+        // isize::MAX / 2; say so here, naming the tensor.
+        let fits = t
+            .shape
+            .iter()
+            .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d))
+            .is_some_and(|b| b <= isize::MAX as usize / 2);
+        if !fits {
+            bail!("tensor '{}' has shape {:?}, too large to represent", t.name, t.shape);
+        }
         let storage = match &t.data {
             Some(d) => {
                 if d.len() != t.nbytes() {
