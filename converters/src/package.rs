@@ -38,7 +38,11 @@ pub fn plan(g: &Graph) -> Result<Planned> {
             .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d))
             .is_some_and(|b| b <= isize::MAX as usize / 2);
         if !fits {
-            bail!("tensor '{}' has shape {:?}, too large to represent", t.name, t.shape);
+            bail!(
+                "tensor '{}' has shape {:?}, too large to represent",
+                t.name,
+                t.shape
+            );
         }
         let storage = match &t.data {
             Some(d) => {
