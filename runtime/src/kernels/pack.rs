@@ -403,8 +403,10 @@ impl QConv {
         threads::for_each_chunk(m, 16, &|rows| {
             // SAFETY: chunks are disjoint pixel ranges, so these output rows
             // are written by this chunk only; the range is inside `output`.
-            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
-            let out = &mut out[rows.start * n..rows.end * n];
+            debug_assert!(rows.end * n <= out_len);
+            let out = unsafe {
+                core::slice::from_raw_parts_mut(out.ptr().add(rows.start * n), rows.len() * n)
+            };
             match gather {
                 Gather::Direct => (self.run)(
                     &self.gemm,
@@ -492,8 +494,10 @@ impl SConv {
         let gather = self.shape.gather();
         threads::for_each_chunk(m, 16, &|rows| {
             // SAFETY: as in `QConv::exec`.
-            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
-            let out = &mut out[rows.start * n..rows.end * n];
+            debug_assert!(rows.end * n <= out_len);
+            let out = unsafe {
+                core::slice::from_raw_parts_mut(out.ptr().add(rows.start * n), rows.len() * n)
+            };
             match gather {
                 Gather::Direct => (self.run)(
                     &self.gemm,
