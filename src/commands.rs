@@ -203,6 +203,24 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<()> {
         "arena: {} bytes (lower bound {} bytes, +{gap:.1}%)",
         def.arena_bytes, lower
     );
+    if def.ops.iter().any(|op| {
+        op.outputs
+            .iter()
+            .filter_map(|&t| usize::try_from(t).ok())
+            .any(|t| def.tensors[t].dtype == ferrite_runtime::DType::I8)
+    }) {
+        println!(
+            "int8 rounding: {}",
+            match def.rounding {
+                ferrite_runtime::Rounding::FixedPoint =>
+                    "TFLite (fixed-point multipliers, half away from zero)",
+                ferrite_runtime::Rounding::Float { uint8: false } =>
+                    "ONNX Runtime (f32 scales, half to even)",
+                ferrite_runtime::Rounding::Float { uint8: true } =>
+                    "ONNX Runtime (f32 scales, half to even; uint8 model held as int8)",
+            }
+        );
+    }
     println!("ops:");
     for (i, (op, k)) in def.ops.iter().zip(&kernels).enumerate() {
         let names = |v: &[i32]| -> String {
@@ -415,6 +433,7 @@ fn summary(a: &Array, q: &Quant) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn bench(
     path: &Path,
     runs: usize,
@@ -422,6 +441,7 @@ pub fn bench(
     threads: usize,
     args: &[String],
     as_json: bool,
+    profile: bool,
 ) -> Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -498,6 +518,46 @@ pub fn bench(
         );
     } else {
         println!("{}: {runs} runs, {threads} thread(s): min {min:.3} ms, median {median:.3} ms, p90 {p90:.3} ms", path.display());
+    }
+    if profile {
+        print_profile(&model, &mut session, runs)?;
+    }
+    Ok(())
+}
+
+/// Per-op times: `runs` more inferences through `invoke_observed`, timing
+/// the gap between consecutive ops' callbacks; prints each op's median, its
+/// share of the total, and its kernel, slowest first.
+fn print_profile(model: &Model<'_>, session: &mut Session<'_>, runs: usize) -> Result<()> {
+    let ops = model.def().ops.len();
+    let mut samples = vec![Vec::with_capacity(runs); ops];
+    for _ in 0..runs {
+        let mut last = Instant::now();
+        session.invoke_observed(|i, _| {
+            let now = Instant::now();
+            samples[i].push((now - last).as_secs_f64() * 1e3);
+            last = now;
+        })?;
+    }
+    let mut rows: Vec<(usize, f64)> = samples
+        .iter_mut()
+        .enumerate()
+        .map(|(i, v)| {
+            v.sort_by(f64::total_cmp);
+            (i, v.get(v.len() / 2).copied().unwrap_or(0.0))
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let kernels = session.kernel_names();
+    println!("per-op medians over {runs} runs (sum {total:.3} ms), slowest first:");
+    for (i, t) in rows {
+        println!(
+            "  {i:>4} {:<22} {t:>8.3} ms {:>5.1}%  {}",
+            model.def().ops[i].code.name(),
+            100.0 * t / total.max(f64::MIN_POSITIVE),
+            kernels[i]
+        );
     }
     Ok(())
 }

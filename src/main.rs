@@ -71,6 +71,9 @@ enum Command {
         inputs: Vec<String>,
         #[arg(long)]
         json: bool,
+        /// Also time each op (median over the runs), slowest first.
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -203,7 +206,8 @@ fn main() -> ExitCode {
             threads,
             inputs,
             json,
-        } => commands::bench(&model, runs, warmup, threads, &inputs, json),
+            profile,
+        } => commands::bench(&model, runs, warmup, threads, &inputs, json, profile),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

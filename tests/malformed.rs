@@ -168,6 +168,7 @@ fn structural_corruptions_are_rejected() {
         inputs: vec![0],
         outputs: vec![2],
         metadata: vec![],
+        rounding: Default::default(),
     };
     assert_eq!(try_load(&write_raw(&base())), Ok(Ok(())));
 
@@ -277,6 +278,30 @@ fn field_corruptions_are_rejected() {
             Ok(Ok(())) => panic!("{what}: loaded"),
             Err(p) => panic!("{what}: panicked: {p}"),
         }
+    }
+}
+
+#[test]
+fn header_flags_are_checked() {
+    let (_, bytes) = sample_packages().remove(0);
+    let with_flags = |flags: u32| {
+        let mut b = bytes.clone();
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
+        reseal(&mut b);
+        b
+    };
+    // The two rounding rules load; unknown bits (a newer converter) are refused.
+    use ferrite_runtime::Rounding;
+    for (flags, want) in [
+        (0, Rounding::FixedPoint),
+        (1, Rounding::Float { uint8: false }),
+        (3, Rounding::Float { uint8: true }),
+    ] {
+        assert_eq!(format::parse(&with_flags(flags)).unwrap().rounding, want);
+    }
+    for flags in [2, 4, 0x8000_0000] {
+        let err = format::parse(&with_flags(flags)).unwrap_err().to_string();
+        assert!(err.contains("header flags"), "{flags:#x}: {err}");
     }
 }
 

@@ -131,6 +131,10 @@ fn mobilenet_v2_qdq_runs_int8_and_matches_onnxruntime() {
     };
     let path = shared.join("mobilenet_v2_torchvision_qdq_int8.onnx");
     let model = convert(&path, &ConvertOptions::default());
+    assert_eq!(
+        model.def().rounding,
+        ferrite_runtime::Rounding::Float { uint8: true }
+    );
     // Every convolution and the classifier run on int8 tensors.
     let ops = &model.def().ops;
     for op in ops {
@@ -142,7 +146,7 @@ fn mobilenet_v2_qdq_runs_int8_and_matches_onnxruntime() {
     }
     // The output scale: onnxruntime's logits are dequantized int8 values.
     let cases = cases(&dir);
-    let (mut total, mut close, mut top1_mismatch) = (0usize, 0usize, 0usize);
+    let (mut total, mut close, mut exact, mut top1_mismatch) = (0usize, 0usize, 0usize, 0usize);
     for (i, (input, wants)) in cases.iter().enumerate() {
         let got = common::run(&model, std::slice::from_ref(input)).unwrap();
         let (g, w) = (got[0].as_f32(), wants[0].as_f32());
@@ -156,6 +160,7 @@ fn mobilenet_v2_qdq_runs_int8_and_matches_onnxruntime() {
             .fold(f32::INFINITY, f32::min);
         for (a, b) in g.iter().zip(&w) {
             total += 1;
+            exact += (a == b) as usize;
             if (a - b).abs() <= 2.0 * step * 1.001 {
                 close += 1;
             }
@@ -173,22 +178,21 @@ fn mobilenet_v2_qdq_runs_int8_and_matches_onnxruntime() {
     }
     let frac = close as f64 / total as f64;
     println!(
-        "QDQ MobileNetV2: {:.1}% of outputs within 2 quantization steps of onnxruntime, top-1 differs on {top1_mismatch} of 5 photos",
-        frac * 100.0
+        "QDQ MobileNetV2: {:.1}% of outputs within 2 quantization steps of onnxruntime ({:.2}% identical), top-1 differs on {top1_mismatch} of 5 photos",
+        frac * 100.0,
+        exact as f64 * 100.0 / total as f64
     );
-    // The issue asks for 99% within 2 steps and top-1 on every photo. The int8
-    // kernels round like TFLite (fixed-point requantization), onnxruntime's
-    // like MLAS (float scale, round half to even); single-step differences in
-    // early layers grow through the 52 layers, so agreement is ~50%, the same
-    // as onnxruntime's own optimized vs unoptimized runs of this model
-    // (docs/onnx.md). These bounds pin the current level.
+    // The int8 ops round like onnxruntime's x86-64 kernels (the package's
+    // Rounding::Float), so on this machine the outputs are bit-identical; the
+    // bound leaves room for a reference made where onnxruntime takes another
+    // kernel path (e.g. without VNNI), as the issue allows.
     assert!(
-        frac >= 0.40,
+        frac >= 0.99,
         "only {:.1}% within 2 quantization steps",
         frac * 100.0
     );
-    assert!(
-        top1_mismatch <= 1,
+    assert_eq!(
+        top1_mismatch, 0,
         "top-1 differs from onnxruntime on {top1_mismatch} photos"
     );
 }

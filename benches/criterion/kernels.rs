@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ferrite_runtime::kernels::pack::{self, ConvShape};
 use ferrite_runtime::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Params};
 use ferrite_runtime::kernels::{arch, KernelTable};
-use ferrite_runtime::{Activation, QParams};
+use ferrite_runtime::{Activation, QParams, Rounding};
 
 /// A layer: name, input `[h, w, c]`, kernel size, stride, output channels, depthwise.
 type Layer = (&'static str, [usize; 3], usize, usize, usize, bool);
@@ -65,6 +65,7 @@ fn bench(c: &mut Criterion) {
             q(0.05, 7),
             Activation::Relu6,
             oc,
+            Rounding::FixedPoint,
         );
         let mut out = vec![0i8; oh * ow * oc];
         let mut group = c.benchmark_group(name);

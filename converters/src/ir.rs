@@ -97,6 +97,8 @@ pub struct Graph {
     pub inputs: Vec<usize>,
     pub outputs: Vec<usize>,
     pub metadata: Vec<MetaEntry>,
+    /// How the int8 ops round (stored in the package header).
+    pub rounding: ferrite_runtime::Rounding,
 }
 
 impl Graph {

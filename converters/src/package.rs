@@ -326,7 +326,7 @@ pub fn write(g: &Graph) -> Result<(Vec<u8>, Planned)> {
     };
     f.buf.extend_from_slice(&format::MAGIC);
     f.u32(format::VERSION);
-    f.u32(0); // flags
+    f.u32(g.rounding.flags());
     f.u64(file_len as u64);
     f.u32(sections.len() as u32);
     f.u32(0); // checksum, filled below

@@ -137,4 +137,58 @@ for mode in ["reflect", "edge"]:
     save(f"pad_{mode}_then_conv",
          [helper.make_node("Pad", ["x", "pads"], ["p"], mode=mode), helper.make_node("Conv", ["p", "w"], ["y"])],
          [("x", [1, 2, 6, 6])], ["y"], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "w": w(3, 2, 3, 3)})
+
+# Operator-form int8 ops (as onnxruntime's quantize_static makes them with
+# QuantFormat.QOperator), between a QuantizeLinear of the float input and a
+# DequantizeLinear of the result, with constant weights and scales; the
+# reference is onnxruntime's own int8 arithmetic.
+def qconst(v, dtype):
+    return np.array(v, dtype)
+
+
+def int8_weights(shape, per_axis=None):
+    wf = w(*shape)
+    if per_axis is None:
+        scale = np.float32(np.abs(wf).max() / 127)
+        q = np.clip(np.round(wf / scale), -127, 127).astype(np.int8)
+        return q, np.array(scale, np.float32), np.array(0, np.int8)
+    axes = tuple(i for i in range(len(shape)) if i != per_axis)
+    scale = (np.abs(wf).max(axis=axes) / 127).astype(np.float32)
+    bshape = [1] * len(shape)
+    bshape[per_axis] = -1
+    q = np.clip(np.round(wf / scale.reshape(bshape)), -127, 127).astype(np.int8)
+    return q, scale, np.zeros(scale.shape, np.int8)
+
+
+for name, act_t, x_shape, w_shape, attrs, per_channel in [
+    ("qlinearconv_uint8_per_channel_bias", np.uint8, [1, 3, 9, 9], [4, 3, 3, 3], dict(pads=[1, 1, 1, 1]), True),
+    ("qlinearconv_int8_strided", np.int8, [1, 4, 10, 9], [5, 4, 3, 3], dict(strides=[2, 2], pads=[1, 0, 1, 1]), False),
+    ("qlinearconv_uint8_depthwise", np.uint8, [1, 6, 8, 8], [6, 1, 3, 3], dict(group=6, pads=[1, 1, 1, 1]), True),
+]:
+    zp = (lambda v: np.array(v, act_t))
+    wq, ws, wz = int8_weights(w_shape, 0 if per_channel else None)
+    xs, ys = np.float32(0.02), np.float32(0.05)
+    bias = rng.integers(-2000, 2000, w_shape[0]).astype(np.int32)
+    save(name,
+         [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+          helper.make_node("QLinearConv", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["yq"], **attrs),
+          helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])],
+         [("x", x_shape)], ["y"],
+         {"xs": np.array(xs), "xz": zp(128 if act_t == np.uint8 else -3), "w": wq, "ws": ws, "wz": wz,
+          "ys": np.array(ys), "yz": zp(120 if act_t == np.uint8 else 5), "b": bias})
+
+for name, act_t, a_shape, b_shape, per_column in [
+    ("qlinearmatmul_uint8_2d", np.uint8, [3, 8], [8, 5], False),
+    ("qlinearmatmul_int8_3d_per_column", np.int8, [2, 3, 8], [8, 6], True),
+]:
+    zp = (lambda v: np.array(v, act_t))
+    bq, bs, bz = int8_weights(b_shape, 1 if per_column else None)
+    save(name,
+         [helper.make_node("QuantizeLinear", ["a", "as", "az"], ["aq"]),
+          helper.make_node("QLinearMatMul", ["aq", "as", "az", "b", "bs", "bz", "ys", "yz"], ["yq"]),
+          helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])],
+         [("a", a_shape)], ["y"],
+         {"as": np.array(np.float32(0.03)), "az": zp(110 if act_t == np.uint8 else 2), "b": bq, "bs": bs,
+          "bz": bz, "ys": np.array(np.float32(0.07)), "yz": zp(131 if act_t == np.uint8 else -1)})
+
 print("extra tests in", os.path.abspath(out_root))

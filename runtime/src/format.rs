@@ -16,7 +16,7 @@ use core::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::ops::OpCode;
-use crate::quant::QParams;
+use crate::quant::{QParams, Rounding};
 use crate::types::{DType, OpDef, Quant, Shape, Storage, TensorDef, MAX_RANK};
 
 /// The first eight bytes of every package.
@@ -85,6 +85,8 @@ pub struct ModelDef {
     pub arena_bytes: usize,
     /// Byte range of the data section inside the file.
     pub data: Range<usize>,
+    /// How int8 ops round (header flags).
+    pub rounding: Rounding,
 }
 
 /// The CRC-32 (IEEE) of a package: every byte except the checksum field.
@@ -189,7 +191,11 @@ pub fn parse(bytes: &[u8]) -> Result<ModelDef> {
             supported: VERSION,
         });
     }
-    let _flags = h.u32()?;
+    let flags = h.u32()?;
+    let rounding = Rounding::from_flags(flags).ok_or(Error::InvalidField {
+        what: "header flags (unknown bits: made by a newer converter?)",
+        index: 0,
+    })?;
     let file_len = h.u64()?;
     if file_len != bytes.len() as u64 {
         return Err(if file_len > bytes.len() as u64 {
@@ -279,6 +285,7 @@ pub fn parse(bytes: &[u8]) -> Result<ModelDef> {
         outputs,
         arena_bytes,
         data: data_r,
+        rounding,
     };
     validate_graph(&def)?;
     validate_plan(&def)?;

@@ -28,7 +28,7 @@ pub mod types;
 
 pub use error::{Error, Result};
 pub use ops::OpCode;
-pub use quant::{Activation, QParams, Requant};
+pub use quant::{Activation, QParams, Requant, Rounding};
 pub use types::{DType, OpDef, Quant, Shape, Storage, TensorDef, MAX_RANK};
 pub mod format;
 pub mod model;

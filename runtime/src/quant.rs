@@ -13,25 +13,116 @@ pub struct QParams {
     pub zero_point: i32,
 }
 
-/// A real multiplier encoded as a Q31 fixed-point value and a power-of-two
-/// exponent: `real ≈ multiplier * 2^(shift - 31)`. `shift > 0` is a left shift.
+/// How a model's int8 ops turn exact integer sums into output codes: the
+/// arithmetic of the framework the quantized model came from, so that Ferrite
+/// gives that framework's answers to the bit. Stored in the package header
+/// (`docs/format.md`, flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rounding {
+    /// TFLite's: Q31 fixed-point multipliers (`MultiplyByQuantizedMultiplier`),
+    /// rounding half away from zero. Models from TFLite and Ferrite's quantizer.
+    #[default]
+    FixedPoint,
+    /// ONNX's, as ONNX Runtime's x86-64 kernels (MLAS) compute it: the int32
+    /// sum converted to f32, multiplied by an f32 scale, rounded half to even
+    /// (QLinearConv, QGemm, QuantizeLinear, QLinearGlobalAveragePool), and
+    /// QLinearAdd's fused multiply-adds on the raw input codes. Models
+    /// imported from ONNX QDQ graphs.
+    Float {
+        /// The ONNX model's activations were uint8, stored here as int8
+        /// shifted by -128; kernels whose rounding depends on the raw codes
+        /// (ADD) shift them back.
+        uint8: bool,
+    },
+}
+
+impl Rounding {
+    /// Header flag bits (`docs/format.md`).
+    pub const FLAG_FLOAT: u32 = 1;
+    pub const FLAG_UINT8: u32 = 2;
+
+    /// Decodes the header flags; `None` for bits this runtime doesn't know.
+    pub fn from_flags(flags: u32) -> Option<Self> {
+        match flags {
+            0 => Some(Rounding::FixedPoint),
+            Self::FLAG_FLOAT => Some(Rounding::Float { uint8: false }),
+            f if f == Self::FLAG_FLOAT | Self::FLAG_UINT8 => Some(Rounding::Float { uint8: true }),
+            _ => None,
+        }
+    }
+
+    /// The header flag bits of this rounding.
+    pub fn flags(self) -> u32 {
+        match self {
+            Rounding::FixedPoint => 0,
+            Rounding::Float { uint8: false } => Self::FLAG_FLOAT,
+            Rounding::Float { uint8: true } => Self::FLAG_FLOAT | Self::FLAG_UINT8,
+        }
+    }
+
+    /// Whether this is [`Rounding::Float`].
+    pub fn is_float(self) -> bool {
+        matches!(self, Rounding::Float { .. })
+    }
+}
+
+/// Rounds `v` half to even and converts it to i32, clamped to ±2^22 (far
+/// outside any int8/uint8 code, so adding a zero-point and clamping to the
+/// output range gives what clamping first, as MLAS does, would). NaN -> 0.
+///
+/// Hand-written rather than `libm::rintf` (a bit-by-bit software routine):
+/// adding and subtracting 1.5 * 2^23 leaves the float rounded to an integer
+/// in the default round-to-nearest-even mode, exactly, for |v| < 2^22, and
+/// the compiler vectorizes it.
+#[inline]
+pub fn round_half_even_i32(v: f32) -> i32 {
+    const LIM: f32 = (1 << 22) as f32;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-LIM, LIM) };
+    ((v + MAGIC) - MAGIC) as i32
+}
+
+/// A real multiplier: a Q31 fixed-point value and a power-of-two exponent,
+/// `real ≈ multiplier * 2^(shift - 31)` (`shift > 0` is a left shift), and,
+/// for [`Rounding::Float`], the f32 scale itself.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Requant {
     pub multiplier: i32,
     pub shift: i32,
+    /// `Some(scale)`: [`Requant::apply`] rounds `x as f32 * scale` half to
+    /// even instead (ONNX Runtime's requantization).
+    pub float: Option<f32>,
 }
 
 impl Requant {
     /// Encodes `real` (which must be finite and >= 0) like TFLite's `QuantizeMultiplier`.
     pub fn from_real(real: f64) -> Self {
         let (multiplier, shift) = quantize_multiplier(real);
-        Requant { multiplier, shift }
+        Requant {
+            multiplier,
+            shift,
+            float: None,
+        }
     }
 
-    /// `x * real`, rounded like TFLite's `MultiplyByQuantizedMultiplier`.
+    /// A float-scale requantization (the fixed-point fields hold the nearest
+    /// Q31 encoding, for display only).
+    pub fn from_f32(scale: f32) -> Self {
+        Requant {
+            float: Some(scale),
+            ..Self::from_real(scale as f64)
+        }
+    }
+
+    /// `x * real`, rounded like TFLite's `MultiplyByQuantizedMultiplier`, or
+    /// for a float scale like ONNX Runtime: `x` converted to f32 (rounding to
+    /// nearest even), times the scale in f32, rounded half to even.
     #[inline]
     pub fn apply(self, x: i32) -> i32 {
-        multiply_by_quantized_multiplier(x, self.multiplier, self.shift)
+        match self.float {
+            None => multiply_by_quantized_multiplier(x, self.multiplier, self.shift),
+            Some(s) => round_half_even_i32(x as f32 * s),
+        }
     }
 }
 
@@ -135,6 +226,14 @@ pub fn quantize_i8(x: f32, q: QParams) -> i8 {
     v.clamp(-128, 127) as i8
 }
 
+/// Quantizes one real value like ONNX's QuantizeLinear in ONNX Runtime:
+/// `clamp(round_half_even(x / scale) + zero_point)`, the division in f32.
+#[inline]
+pub fn quantize_i8_half_even(x: f32, q: QParams) -> i8 {
+    let v = round_half_even_i32(x / q.scale).saturating_add(q.zero_point);
+    v.clamp(-128, 127) as i8
+}
+
 /// `scale * (q - zero_point)` in f32, as TFLite's reference `Dequantize`.
 #[inline]
 pub fn dequantize_i8(v: i8, q: QParams) -> f32 {
@@ -178,8 +277,22 @@ impl Activation {
     /// The int8 clamp range for an output with `q`, like TFLite's
     /// `CalculateActivationRangeQuantized`.
     pub fn range_i8(self, q: QParams) -> (i32, i32) {
+        self.range_i8_rounded(q, Rounding::FixedPoint)
+    }
+
+    /// [`Activation::range_i8`], the bounds quantized with `rounding`'s rule
+    /// (half to even for [`Rounding::Float`], as a Clip before a
+    /// QuantizeLinear would be).
+    pub fn range_i8_rounded(self, q: QParams, rounding: Rounding) -> (i32, i32) {
         let (qmin, qmax) = (-128i32, 127i32);
-        let quantize = |f: f32| q.zero_point.saturating_add(round_f32(f / q.scale) as i32);
+        let quantize = |f: f32| {
+            let steps = if rounding.is_float() {
+                round_half_even_i32(f / q.scale)
+            } else {
+                round_f32(f / q.scale) as i32
+            };
+            q.zero_point.saturating_add(steps)
+        };
         match self {
             Activation::None => (qmin, qmax),
             Activation::Relu => (qmin.max(quantize(0.0)), qmax),
@@ -192,6 +305,62 @@ impl Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_requant_rounds_half_to_even() {
+        let r = Requant::from_f32(0.5);
+        // 1.5 -> 2, 2.5 -> 2, -1.5 -> -2, -2.5 -> -2 (TFLite would give 3 and -3 for +-2.5).
+        assert_eq!([3, 5, -3, -5, 7].map(|x| r.apply(x)), [2, 2, -2, -2, 4]);
+        assert_eq!(Requant::from_real(0.5).apply(5), 3);
+        // The product is an f32 one: 5 * 0.1f32 is 0.50000000745 in f64
+        // (which would round to 1) but exactly 0.5 in f32, a tie, so 0.
+        assert_eq!(Requant::from_f32(0.1).apply(5), 0);
+        // Huge products saturate far outside any int8 code instead of wrapping.
+        assert_eq!(Requant::from_f32(1e30).apply(i32::MAX), 1 << 22);
+        assert_eq!(Requant::from_f32(1e30).apply(-7), -(1 << 22));
+        // Every half-integer up to the clamp, and the integers, exactly.
+        for i in -(1 << 21)..(1 << 21) {
+            let want = if i % 2 == 0 { i } else { i + 1 }; // (i + 0.5) -> even
+            assert_eq!(round_half_even_i32(i as f32 + 0.5), want, "{i}.5");
+            assert_eq!(round_half_even_i32(i as f32), i);
+        }
+        assert_eq!(round_half_even_i32(f32::NAN), 0);
+        assert_eq!(round_half_even_i32(f32::INFINITY), 1 << 22);
+    }
+
+    #[test]
+    fn rounding_flags_round_trip() {
+        for r in [
+            Rounding::FixedPoint,
+            Rounding::Float { uint8: false },
+            Rounding::Float { uint8: true },
+        ] {
+            assert_eq!(Rounding::from_flags(r.flags()), Some(r));
+        }
+        assert_eq!(Rounding::from_flags(Rounding::FLAG_UINT8), None);
+        assert_eq!(Rounding::from_flags(4), None);
+    }
+
+    #[test]
+    fn half_even_quantize_and_activation_range() {
+        let q = QParams {
+            scale: 0.5,
+            zero_point: 0,
+        };
+        assert_eq!(quantize_i8_half_even(1.25, q), 2);
+        assert_eq!(quantize_i8(1.25, q), 3);
+        assert_eq!(quantize_i8_half_even(-1.25, q), -2);
+        // RELU6 with 6 / 0.5 = 12 exactly either way; 2.5 steps differ.
+        let q = QParams {
+            scale: 2.4,
+            zero_point: 0,
+        };
+        assert_eq!(Activation::Relu6.range_i8(q), (0, 3));
+        assert_eq!(
+            Activation::Relu6.range_i8_rounded(q, Rounding::Float { uint8: false }),
+            (0, 2)
+        );
+    }
 
     #[test]
     fn quantize_multiplier_matches_tflite_examples() {

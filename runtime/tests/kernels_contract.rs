@@ -12,7 +12,7 @@ use ferrite_runtime::kernels::reference::conv::{
     self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params,
 };
 use ferrite_runtime::kernels::{arch, KernelTable};
-use ferrite_runtime::{Activation, QParams};
+use ferrite_runtime::{Activation, QParams, Rounding};
 
 /// xorshift64: deterministic test data.
 struct Rng(u64);
@@ -138,7 +138,17 @@ fn random_i8_params(rng: &mut Rng, oc: usize) -> ConvI8Params {
     } else {
         (0..oc).map(|_| rng.scale() * 0.01).collect()
     };
-    ConvI8Params::new(input, &scales, output, act, oc)
+    ConvI8Params::new(input, &scales, output, act, oc, random_rounding(rng))
+}
+
+/// TFLite's fixed-point requantization or (one case in three) ONNX
+/// Runtime's float one: the packed kernels must match the reference in both.
+fn random_rounding(rng: &mut Rng) -> Rounding {
+    if rng.below(3) == 0 {
+        Rounding::Float { uint8: false }
+    } else {
+        Rounding::FixedPoint
+    }
 }
 
 #[test]
@@ -251,6 +261,7 @@ fn fully_connected_i8_matches_reference() {
             },
             act,
             n,
+            random_rounding(&mut rng),
         );
         let mode = if case % 10 == 0 { 1 + rng.below(3) } else { 0 };
         let x = rng.i8s(batches * k, mode);
@@ -462,6 +473,38 @@ fn add_i8_matches_reference() {
 }
 
 #[test]
+fn float_add_i8_matches_reference() {
+    use ferrite_runtime::kernels::reference::elementwise::FloatAddI8Params;
+    let tables = variants();
+    let mut rng = Rng(0xf1a7_add0_f1a7_add0);
+    let mut ran = 0;
+    for case in 0..300 {
+        let q = |rng: &mut Rng| {
+            let z = rng.pick(&[-128, 127, 0, 17, -3]);
+            QParams {
+                scale: rng.scale() * 0.02,
+                zero_point: z,
+            }
+        };
+        let (qa, qb, qy) = (q(&mut rng), q(&mut rng), q(&mut rng));
+        let act = rng.pick(&[Activation::None, Activation::Relu, Activation::Relu6]);
+        let p = FloatAddI8Params::new(qa, qb, qy, act, case % 4 < 2);
+        let n = rng.pick(&[1, 7, 15, 16, 17, 33, 1000]);
+        let mode = if case % 10 == 0 { 1 + rng.below(3) } else { 0 };
+        let (a, b) = (rng.i8s(n, mode), rng.i8s(n, 0));
+        let want: Vec<i8> = a.iter().zip(&b).map(|(&x, &y)| p.apply(x, y)).collect();
+        for (name, t) in &tables {
+            let Some(e) = t.qadd_float else { continue };
+            let mut got = vec![0i8; n];
+            (e.f)(&p, &a, &b, &mut got);
+            assert_eq!(got, want, "{name} case {case} {p:?}");
+            ran += 1;
+        }
+    }
+    println!("float add i8: {ran} optimized runs equal the reference");
+}
+
+#[test]
 fn mean_hw_matches_reference() {
     use ferrite_runtime::kernels::reference::pool::{self, MeanI8Params, ReduceGeometry};
     let mut rng = Rng(0x3ea4);
@@ -493,7 +536,7 @@ fn mean_hw_matches_reference() {
             scale: rng.scale() * 0.01,
             zero_point: rng.pick(&[-128, 0, 5]),
         };
-        let p = MeanI8Params::new(qi, qo, g.reduced_count());
+        let p = MeanI8Params::new(qi, qo, g.reduced_count(), random_rounding(&mut rng));
         let mode = if case % 5 == 0 { 1 + rng.below(3) } else { 0 };
         let x = rng.i8s(n, mode);
         let mut want = vec![0i8; dims[0] * dims[3]];

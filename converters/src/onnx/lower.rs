@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ferrite_runtime::quant::QParams;
-use ferrite_runtime::{DType, OpCode, Quant};
+use ferrite_runtime::{DType, OpCode, Quant, Rounding};
 
 use super::fold::{self, BinOp};
 use super::proto::{attr_type as at, data_type as dt, AttributeProto, ModelProto, NodeProto};
@@ -126,6 +126,7 @@ pub fn lower(m: &ModelProto, options: &ConvertOptions, base_dir: Option<&Path>) 
     if !graph.sparse_initializer.is_empty() {
         bail!("sparse initializers are not supported");
     }
+    let nodes = desugar_qlinear(&graph.node);
     let mut l = Lower {
         g: Graph::default(),
         vals: HashMap::new(),
@@ -136,12 +137,12 @@ pub fn lower(m: &ModelProto, options: &ConvertOptions, base_dir: Option<&Path>) 
         fused: Default::default(),
         relayout: HashMap::new(),
         dequantized: HashMap::new(),
-        nodes: &graph.node,
+        nodes: &nodes,
         opset,
         base_dir,
         origin: String::new(),
     };
-    for (i, n) in graph.node.iter().enumerate() {
+    for (i, n) in nodes.iter().enumerate() {
         for x in n.input.iter().filter(|x| !x.is_empty()) {
             *l.uses.entry(x.clone()).or_default() += 1;
             l.consumer.insert(x.clone(), i);
@@ -180,7 +181,7 @@ pub fn lower(m: &ModelProto, options: &ConvertOptions, base_dir: Option<&Path>) 
         l.g.inputs.push(id);
         l.vals.insert(inp.name.clone(), Val::T(TVal { id, layout }));
     }
-    for (i, n) in graph.node.iter().enumerate() {
+    for (i, n) in nodes.iter().enumerate() {
         l.origin = node_desc(i, n);
         l.node(i, n).with_context(|| l.origin.clone())?;
     }
@@ -226,7 +227,132 @@ pub fn lower(m: &ModelProto, options: &ConvertOptions, base_dir: Option<&Path>) 
     l.g.set_meta_text("source", "onnx");
     l.g.remove_dead_nodes();
     l.g.remove_unused_tensors();
+    l.g.rounding = qdq_rounding(&l.g, &nodes, &l.vals);
     Ok(l.g)
+}
+
+/// ONNX's operator-form int8 ops rewritten as the QDQ pattern they stand
+/// for: QLinearConv and QLinearMatMul become DequantizeLinear on each input,
+/// the float Conv/MatMul, and QuantizeLinear on the output, which the
+/// lowering fuses back into one int8 op keeping the model's scales and
+/// zero-points. One code path (and one set of checks) serves both forms.
+/// The bias of QLinearConv (int32, scale `x_scale * w_scale`) is read as
+/// the raw integers it is. Other nodes are kept as they are.
+fn desugar_qlinear(nodes: &[NodeProto]) -> Vec<NodeProto> {
+    let mut out = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        let arity = match n.op_type.as_str() {
+            "QLinearConv" => 8..=9,
+            "QLinearMatMul" => 8..=8,
+            _ => {
+                out.push(n.clone());
+                continue;
+            }
+        };
+        let (Some(y), true) = (
+            n.output.first(),
+            n.domain.is_empty() || n.domain == "ai.onnx",
+        ) else {
+            out.push(n.clone());
+            continue;
+        };
+        if !arity.contains(&n.input.len()) {
+            out.push(n.clone()); // the lowering reports the arity
+            continue;
+        }
+        let tmp = |what: &str| format!("{y}/{}.{i}/{what}", n.op_type);
+        // Errors name the original node: "QLinearConv#3/DequantizeLinear".
+        let origin = if n.name.is_empty() {
+            format!("{}#{i}", n.op_type)
+        } else {
+            n.name.clone()
+        };
+        let node =
+            |op: &str, ins: Vec<String>, o: String, attribute: Vec<AttributeProto>| NodeProto {
+                input: ins,
+                output: vec![o],
+                name: format!("{origin}/{op}"),
+                op_type: op.into(),
+                domain: String::new(),
+                attribute,
+            };
+        let axis = |v: i64| AttributeProto {
+            name: "axis".into(),
+            r#type: at::INT,
+            i: v,
+            ..Default::default()
+        };
+        let inp = |k: usize| n.input[k].clone();
+        out.push(node(
+            "DequantizeLinear",
+            vec![inp(0), inp(1), inp(2)],
+            tmp("x"),
+            vec![],
+        ));
+        // Weights: per output channel (conv axis 0) or per column (matmul, last axis).
+        let w_axis = if n.op_type == "QLinearConv" { 0 } else { -1 };
+        out.push(node(
+            "DequantizeLinear",
+            vec![inp(3), inp(4), inp(5)],
+            tmp("w"),
+            vec![axis(w_axis)],
+        ));
+        let mut op_ins = vec![tmp("x"), tmp("w")];
+        if n.input.len() == 9 && !n.input[8].is_empty() {
+            out.push(node("Mul", vec![inp(1), inp(4)], tmp("bias_scale"), vec![]));
+            out.push(node(
+                "DequantizeLinear",
+                vec![inp(8), tmp("bias_scale")],
+                tmp("b"),
+                vec![axis(0)],
+            ));
+            op_ins.push(tmp("b"));
+        }
+        let (op, attrs) = if n.op_type == "QLinearConv" {
+            ("Conv", n.attribute.clone())
+        } else {
+            ("MatMul", vec![])
+        };
+        out.push(node(op, op_ins, tmp("y"), attrs));
+        out.push(node(
+            "QuantizeLinear",
+            vec![tmp("y"), inp(6), inp(7)],
+            y.clone(),
+            vec![],
+        ));
+    }
+    out
+}
+
+/// The int8 arithmetic of an imported graph: a QDQ model's int8 ops round
+/// like ONNX Runtime ([`Rounding::Float`]), so that Ferrite gives its answers
+/// to the bit; `uint8` when its QuantizeLinear/DequantizeLinear nodes use
+/// uint8 codes (the default without a zero-point). A float graph keeps the
+/// default (whatever `--quantize` later makes of it rounds like TFLite).
+fn qdq_rounding(g: &Graph, nodes: &[NodeProto], vals: &HashMap<String, Val>) -> Rounding {
+    let int8_ops = g
+        .tensors
+        .iter()
+        .any(|t| t.dtype == DType::I8 && t.quant != Quant::None && t.data.is_none());
+    if !int8_ops {
+        return Rounding::FixedPoint;
+    }
+    let const_ty = |name: &String| match vals.get(name) {
+        Some(Val::C(c)) => Some(c.ty),
+        _ => None,
+    };
+    // A zero-point's type is the codes' type; without one, QuantizeLinear
+    // makes uint8 and DequantizeLinear reads whatever its (constant) input is.
+    let uint8 = nodes.iter().any(|n| {
+        let zp = n.input.get(2).filter(|z| !z.is_empty());
+        match (n.op_type.as_str(), zp) {
+            ("QuantizeLinear" | "DequantizeLinear", Some(z)) => const_ty(z) == Some(dt::UINT8),
+            ("QuantizeLinear", None) => true,
+            ("DequantizeLinear", None) => n.input.first().and_then(const_ty) == Some(dt::UINT8),
+            _ => false,
+        }
+    });
+    Rounding::Float { uint8 }
 }
 
 /// The element type and static shape of a graph input, with symbolic

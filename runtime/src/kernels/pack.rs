@@ -53,6 +53,10 @@ pub type SDotFn = fn(&[f32], usize, &[f32], &mut [f32]);
 
 /// Same-shape int8 ADD/SUB, bit-identical to `AddI8Params::apply` per element.
 pub type QAddFn = fn(&super::reference::elementwise::AddI8Params, &[i8], &[i8], &mut [i8]);
+/// Same-shape int8 ADD with ONNX Runtime's rounding, bit-identical to
+/// `FloatAddI8Params::apply` per element.
+pub type QAddFloatFn =
+    fn(&super::reference::elementwise::FloatAddI8Params, &[i8], &[i8], &mut [i8]);
 
 /// An int8 GEMM micro-kernel and the packing it expects.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +106,9 @@ pub struct QGemm {
     pub mult: Vec<i32>,
     pub lshift: Vec<i32>,
     pub rshift: Vec<i32>,
+    /// [`crate::quant::Rounding::Float`]: per channel f32 scale (`np`
+    /// entries), used instead of the fixed-point fields; empty otherwise.
+    pub fscale: Vec<f32>,
     pub out_zp: i32,
     pub act_min: i32,
     pub act_max: i32,
@@ -123,6 +130,19 @@ fn requant_parts(p: &ConvI8Params, len: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>)
         rshift[c] = if r.shift > 0 { 0 } else { -r.shift };
     }
     (mult, lshift, rshift)
+}
+
+/// The float scales of `p`'s channels, zero-padded to `len`, when it
+/// requantizes with ONNX Runtime's rounding; empty for TFLite's.
+fn float_scales(p: &ConvI8Params, len: usize) -> Vec<f32> {
+    if p.requant.iter().all(|r| r.float.is_none()) {
+        return Vec::new();
+    }
+    let mut v = vec![0f32; len];
+    for (d, r) in v.iter_mut().zip(&p.requant) {
+        *d = r.float.unwrap_or(0.0);
+    }
+    v
 }
 
 impl QGemm {
@@ -168,6 +188,7 @@ impl QGemm {
             mult,
             lshift,
             rshift,
+            fscale: float_scales(p, np),
             out_zp: p.output_offset,
             act_min: p.act_min,
             act_max: p.act_max,
@@ -543,6 +564,9 @@ pub struct QDw {
     pub mult: Vec<i32>,
     pub lshift: Vec<i32>,
     pub rshift: Vec<i32>,
+    /// Float scales (`cp` entries) for ONNX Runtime's rounding, else empty
+    /// (see [`QGemm::fscale`]).
+    pub fscale: Vec<f32>,
     pub input_offset: i32,
     pub out_zp: i32,
     pub act_min: i32,
@@ -586,6 +610,7 @@ impl QDw {
             mult,
             lshift,
             rshift,
+            fscale: float_scales(p, cp),
             input_offset: p.input_offset,
             out_zp: p.output_offset,
             act_min: p.act_min,
@@ -823,12 +848,7 @@ impl MeanHw {
                         0
                     } else {
                         let shifted = (sum as i64 - p.input_zero_point as i64 * p.count) as i32;
-                        let v = crate::quant::multiply_by_quantized_multiplier(
-                            shifted,
-                            p.requant.multiplier,
-                            p.requant.shift,
-                        )
-                        .wrapping_add(p.output_zero_point);
+                        let v = p.requant.apply(shifted).wrapping_add(p.output_zero_point);
                         v.clamp(-128, 127) as i8
                     };
                 }

@@ -6,7 +6,9 @@
 //! is created, and each prepared step keeps the pointer it needs, so `run`
 //! makes no dispatch decisions.
 
-use crate::kernels::pack::{QAddFn, QDotIsa, QDwFn, QGemmIsa, SDotFn, SDwFn, SGemmIsa};
+use crate::kernels::pack::{
+    QAddFloatFn, QAddFn, QDotIsa, QDwFn, QGemmIsa, SDotFn, SDwFn, SGemmIsa,
+};
 use crate::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params};
 
 /// `conv2d_f32`'s signature.
@@ -102,6 +104,8 @@ pub struct KernelTable {
     pub sdot: Option<Entry<SDotFn>>,
     /// int8 ADD/SUB of two tensors of one shape (no broadcasting).
     pub qadd: Option<Entry<QAddFn>>,
+    /// The same with ONNX Runtime's rounding (`Rounding::Float`).
+    pub qadd_float: Option<Entry<QAddFloatFn>>,
 }
 
 impl KernelTable {
@@ -139,6 +143,7 @@ impl KernelTable {
             qdot: None,
             sdot: None,
             qadd: None,
+            qadd_float: None,
         }
     }
 
@@ -151,6 +156,7 @@ impl KernelTable {
             && self.qdot.is_none()
             && self.sdot.is_none()
             && self.qadd.is_none()
+            && self.qadd_float.is_none()
     }
 
     /// The best table for this CPU. With `std`, `FERRITE_KERNELS=reference`

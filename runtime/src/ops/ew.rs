@@ -90,6 +90,8 @@ pub(crate) enum Unary {
         depth: usize,
     },
     QuantizeF32(QParams),
+    /// ONNX's QuantizeLinear rounding (half to even).
+    QuantizeF32HalfEven(QParams),
     Requantize(q::RequantizeI8Params),
     DequantizeI8(QParams),
 }
@@ -131,6 +133,9 @@ impl Unary {
                 act::softmax_i8(p, *depth, cast_slice(x), cast_slice_mut(out))
             }
             Unary::QuantizeF32(qp) => q::quantize_f32_i8(*qp, cast_slice(x), cast_slice_mut(out)),
+            Unary::QuantizeF32HalfEven(qp) => {
+                q::quantize_f32_i8_half_even(*qp, cast_slice(x), cast_slice_mut(out))
+            }
             Unary::Requantize(p) => q::requantize_i8(p, cast_slice(x), cast_slice_mut(out)),
             Unary::DequantizeI8(qp) => {
                 q::dequantize_i8_f32(*qp, cast_slice(x), cast_slice_mut(out))
@@ -171,12 +176,22 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
             if matches!(op, BinaryOp::Max | BinaryOp::Min) && (qa != qy || qb != qy) {
                 return Err(cx.bad("int8 MAXIMUM/MINIMUM need equal input and output quantization"));
             }
-            let p = BinaryI8Params::new(op, qa, qb, qy, activation)
+            let p = BinaryI8Params::new(op, qa, qb, qy, activation, cx.rounding())
                 .ok_or(cx.bad("quantization parameters out of the supported range"))?;
             if let (BinaryI8Params::Add(add), Some(e)) = (&p, cx.table.qadd) {
                 if a.shape == b.shape {
                     steps.push(cx.step(
                         Kernel::QAdd { p: *add, f: e.f },
+                        [cx.operand(0), cx.operand(1), Operand::None],
+                        cx.out_range(0)?,
+                    ));
+                    return Ok(e.name);
+                }
+            }
+            if let (BinaryI8Params::FloatAdd(add), Some(e)) = (&p, cx.table.qadd_float) {
+                if a.shape == b.shape {
+                    steps.push(cx.step(
+                        Kernel::QAddFloat { p: *add, f: e.f },
                         [cx.operand(0), cx.operand(1), Operand::None],
                         cx.out_range(0)?,
                     ));
@@ -325,6 +340,10 @@ pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
             }
         }
         OpCode::Quantize => match (x.dtype, y.dtype) {
+            (DType::F32, DType::I8) if is_q8(y) && cx.rounding().is_float() => (
+                Unary::QuantizeF32HalfEven(qy()?),
+                "ref_quantize_f32_i8_half_even",
+            ),
             (DType::F32, DType::I8) if is_q8(y) => {
                 (Unary::QuantizeF32(qy()?), "ref_quantize_f32_i8")
             }

@@ -174,7 +174,14 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             cx.expect_dtype(b, &[DType::I32])?;
         }
         let scales = filter_scales(cx, f, if depthwise { 3 } else { 0 }, oc)?;
-        let p = conv::ConvI8Params::new(cx.qparams(x)?, &scales, cx.qparams(y)?, w.act, oc);
+        let p = conv::ConvI8Params::new(
+            cx.qparams(x)?,
+            &scales,
+            cx.qparams(y)?,
+            w.act,
+            oc,
+            cx.rounding(),
+        );
         if let Some((k, name)) =
             fast_conv_i8(cx, depthwise, mult, pack::ConvShape { g, shapes }, &p)?
         {
@@ -388,6 +395,7 @@ fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             cx.qparams(y)?,
             act,
             out_depth,
+            cx.rounding(),
         );
         if let Some(isa) = cx.table.qdot {
             let weights: &[i8] = bytemuck::cast_slice(cx.const_bytes(1)?);
@@ -544,7 +552,12 @@ fn prep_mean(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     });
     let hw = hw.filter(|_| !cx.table.is_reference());
     let (kernel, name) = if q8 {
-        let p = pool::MeanI8Params::new(cx.qparams(x)?, cx.qparams(y)?, g.reduced_count());
+        let p = pool::MeanI8Params::new(
+            cx.qparams(x)?,
+            cx.qparams(y)?,
+            g.reduced_count(),
+            cx.rounding(),
+        );
         match hw {
             Some(g) => (Kernel::MeanHwI8 { g, p }, "mean_hw_i8"),
             None => (Kernel::MeanI8 { g, p }, "ref_mean_i8"),

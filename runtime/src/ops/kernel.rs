@@ -127,6 +127,11 @@ pub(crate) enum Kernel {
         p: crate::kernels::reference::elementwise::AddI8Params,
         f: pack::QAddFn,
     },
+    /// Same-shape int8 ADD with ONNX Runtime's rounding.
+    QAddFloat {
+        p: crate::kernels::reference::elementwise::FloatAddI8Params,
+        f: pack::QAddFloatFn,
+    },
     MaxPoolF32 {
         g: pool::PoolGeometry,
         act: (f32, f32),
@@ -335,6 +340,12 @@ impl Kernel {
             Kernel::MeanHwF32(g) => g.exec_f32(cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::MeanHwI8 { g, p } => g.exec_i8(p, cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::QAdd { p, f } => f(
+                p,
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
+                cast_slice_mut(out),
+            ),
+            Kernel::QAddFloat { p, f } => f(
                 p,
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),

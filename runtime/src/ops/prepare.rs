@@ -47,6 +47,11 @@ impl<'a> Ctx<'a> {
         self.op.inputs.get(k).and_then(|&t| usize::try_from(t).ok())
     }
 
+    /// The model's int8 rounding rule (from the package header).
+    pub fn rounding(&self) -> crate::quant::Rounding {
+        self.model.def().rounding
+    }
+
     /// Input `k` (required).
     pub fn input(&self, k: usize) -> Result<&'a TensorDef> {
         let t = self

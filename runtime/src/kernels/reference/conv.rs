@@ -17,7 +17,7 @@
 
 use alloc::vec::Vec;
 
-use crate::quant::{Activation, QParams, Requant};
+use crate::quant::{round_half_even_i32, Activation, QParams, Requant, Rounding};
 
 /// TFLite's padding scheme of a windowed op (`Padding` in the schema).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,12 +192,14 @@ fn requantize(acc: i32, requant: Requant, output_offset: i32, act_min: i32, act_
 
 /// Per-channel requantization of TFLite's `PopulateConvolutionQuantizationParams`:
 /// `input_scale * filter_scale[c] / output_scale`, all three widened to `f64` first.
-/// One filter scale is broadcast to every channel.
+/// One filter scale is broadcast to every channel. With [`Rounding::Float`],
+/// ONNX Runtime's QLinearConv scale instead: the same product and quotient in f32.
 fn per_channel_requant(
     input_scale: f32,
     filter_scales: &[f32],
     output_scale: f32,
     channels: usize,
+    rounding: Rounding,
 ) -> Vec<Requant> {
     debug_assert!(filter_scales.len() == 1 || filter_scales.len() == channels);
     (0..channels)
@@ -207,7 +209,11 @@ fn per_channel_requant(
             } else {
                 filter_scales[c]
             };
-            Requant::from_real(input_scale as f64 * filter_scale as f64 / output_scale as f64)
+            if rounding.is_float() {
+                Requant::from_f32(input_scale * filter_scale / output_scale)
+            } else {
+                Requant::from_real(input_scale as f64 * filter_scale as f64 / output_scale as f64)
+            }
         })
         .collect()
 }
@@ -233,20 +239,28 @@ impl ConvI8Params {
     /// `filter_scales` has one entry (per-tensor, broadcast) or `out_channels`
     /// entries (per-channel). Filter zero-points are ignored: TFLite's int8
     /// conv kernels assume symmetric filters (the op layer should reject others).
+    /// `rounding` picks TFLite's or ONNX Runtime's requantization.
     pub fn new(
         input: QParams,
         filter_scales: &[f32],
         output: QParams,
         act: Activation,
         out_channels: usize,
+        rounding: Rounding,
     ) -> Self {
-        let (act_min, act_max) = act.range_i8(output);
+        let (act_min, act_max) = act.range_i8_rounded(output, rounding);
         ConvI8Params {
             input_offset: -input.zero_point,
             output_offset: output.zero_point,
             act_min,
             act_max,
-            requant: per_channel_requant(input.scale, filter_scales, output.scale, out_channels),
+            requant: per_channel_requant(
+                input.scale,
+                filter_scales,
+                output.scale,
+                out_channels,
+                rounding,
+            ),
         }
     }
 }
@@ -586,7 +600,11 @@ pub struct FullyConnectedI8Params {
     pub act_max: i32,
     /// `input_scale * filter_scale / output_scale` (each widened to `f64`
     /// first): one entry (per-tensor) or one per output unit (per-channel).
+    /// With `float` the f32 product and quotient, widened.
     pub scales: Vec<f64>,
+    /// ONNX Runtime's QGemm rescale ([`Rounding::Float`]): the accumulator
+    /// converted to f32, times the f32 scale, rounded half to even.
+    pub float: bool,
 }
 
 impl FullyConnectedI8Params {
@@ -601,11 +619,18 @@ impl FullyConnectedI8Params {
         output: QParams,
         act: Activation,
         out_depth: usize,
+        rounding: Rounding,
     ) -> Self {
         debug_assert!(filter_scales.len() == 1 || filter_scales.len() == out_depth);
-        let (act_min, act_max) = act.range_i8(output);
-        let effective =
-            |filter_scale: f32| input.scale as f64 * filter_scale as f64 / output.scale as f64;
+        let (act_min, act_max) = act.range_i8_rounded(output, rounding);
+        let float = rounding.is_float();
+        let effective = |filter_scale: f32| {
+            if float {
+                (input.scale * filter_scale / output.scale) as f64
+            } else {
+                input.scale as f64 * filter_scale as f64 / output.scale as f64
+            }
+        };
         let filter_offset = if filter_scales.len() == 1 {
             -filter_zero_point
         } else {
@@ -618,11 +643,13 @@ impl FullyConnectedI8Params {
             act_min,
             act_max,
             scales: filter_scales.iter().map(|&s| effective(s)).collect(),
+            float,
         }
     }
 
     /// Rescales the accumulator of output unit `o` to output units (before the
-    /// zero-point): `round(acc * scale)`, half away from zero, saturating to i32.
+    /// zero-point): `round(acc * scale)`, half away from zero, saturating to i32
+    /// (or, with `float`, [`crate::quant::Requant::apply`]'s float rounding).
     #[inline]
     pub fn rescale(&self, acc: i32, o: usize) -> i32 {
         let scale = if self.scales.len() == 1 {
@@ -630,6 +657,9 @@ impl FullyConnectedI8Params {
         } else {
             self.scales[o]
         };
+        if self.float {
+            return round_half_even_i32(acc as f32 * scale as f32);
+        }
         libm::round(acc as f64 * scale) as i32
     }
 }
@@ -955,7 +985,14 @@ mod tests {
             scale: 0.3,
             zero_point: -5,
         };
-        let p = ConvI8Params::new(input, &[0.02], output, Activation::Relu, 3);
+        let p = ConvI8Params::new(
+            input,
+            &[0.02],
+            output,
+            Activation::Relu,
+            3,
+            Rounding::FixedPoint,
+        );
         let expect = Requant::from_real(0.1f32 as f64 * 0.02f32 as f64 / 0.3f32 as f64);
         assert_eq!(p.requant, vec![expect; 3]);
         assert_eq!(
@@ -976,7 +1013,14 @@ mod tests {
             scale: 1.0,
             zero_point: 2,
         };
-        let p = ConvI8Params::new(input_q, &[0.5], output_q, Activation::None, 1);
+        let p = ConvI8Params::new(
+            input_q,
+            &[0.5],
+            output_q,
+            Activation::None,
+            1,
+            Rounding::FixedPoint,
+        );
         let input = [3i8, 5, 7, 9]; // minus zp: 2, 4, 6, 8
         let mut out = [0i8; 1];
         let (g, _) = Conv2dGeometry::tflite(Padding::Valid, [2, 2], [2, 2], [1, 1], [1, 1]);
@@ -1056,7 +1100,14 @@ mod tests {
                 zero_point: 2,
             };
             let (qfilter, scales) = quantize_filter(&filter, out_c, |i| i / (kh * kw * group_c));
-            let p = ConvI8Params::new(input_q, &scales, output_q, Activation::None, out_c);
+            let p = ConvI8Params::new(
+                input_q,
+                &scales,
+                output_q,
+                Activation::None,
+                out_c,
+                Rounding::FixedPoint,
+            );
             let mut got = vec![0i8; want.len()];
             let qinput = quantize_all(&input, input_q);
             let qbias = quantize_bias(&bias, input_q.scale, &scales);
@@ -1115,7 +1166,14 @@ mod tests {
                 zero_point: -4,
             };
             let (qfilter, scales) = quantize_filter(&filter, out_c, |i| i % out_c);
-            let p = ConvI8Params::new(input_q, &scales, output_q, Activation::None, out_c);
+            let p = ConvI8Params::new(
+                input_q,
+                &scales,
+                output_q,
+                Activation::None,
+                out_c,
+                Rounding::FixedPoint,
+            );
             let mut got = vec![0i8; want.len()];
             let (qinput, qbias) = (
                 quantize_all(&input, input_q),
@@ -1148,15 +1206,30 @@ mod tests {
             scale: 1.0,
             zero_point: 0,
         };
-        let p = FullyConnectedI8Params::new(input_q, &[0.5], 1, output_q, Activation::None, 2);
+        let p = FullyConnectedI8Params::new(
+            input_q,
+            &[0.5],
+            1,
+            output_q,
+            Activation::None,
+            2,
+            Rounding::FixedPoint,
+        );
         assert_eq!(p.scales, vec![0.5]);
         // Unit 0: (3-1)*1 + (4-1)*1 = 5 -> 2.5 -> 3. Unit 1: (-2-1)*1 + (-1-1)*1 = -5 -> -2.5 -> -3.
         let mut out = [0i8; 2];
         fully_connected_i8(&p, &[1, 1], 1, 2, &[3, 4, -2, -1], 2, None, &mut out);
         assert_eq!(out, [3, -3]);
         // Per-channel: filter zero-point ignored, one scale per unit.
-        let p =
-            FullyConnectedI8Params::new(input_q, &[0.5, 0.25], 1, output_q, Activation::Relu, 2);
+        let p = FullyConnectedI8Params::new(
+            input_q,
+            &[0.5, 0.25],
+            1,
+            output_q,
+            Activation::Relu,
+            2,
+            Rounding::FixedPoint,
+        );
         assert_eq!(p.filter_offset, 0);
         fully_connected_i8(
             &p,
@@ -1214,6 +1287,7 @@ mod tests {
                 output_q,
                 Activation::None,
                 out_depth,
+                Rounding::FixedPoint,
             );
             let bias_scales: Vec<f32> = (0..out_depth).map(|o| scales[o % scales.len()]).collect();
             let qbias = quantize_bias(&bias, input_q.scale, &bias_scales);

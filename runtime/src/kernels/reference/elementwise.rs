@@ -21,7 +21,7 @@
 
 use crate::quant::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp,
-    quantize_multiplier, Activation, QParams,
+    quantize_multiplier, round_half_even_i32, Activation, QParams, Rounding,
 };
 use crate::types::{Shape, MAX_RANK};
 
@@ -371,12 +371,110 @@ impl MulI8Params {
     }
 }
 
+/// int8 ADD as ONNX Runtime's QLinearAdd computes it on x86-64 (MLAS's
+/// AVX2 kernel), for models with [`Rounding::Float`]: with the scale ratios
+/// `ra = s_a / s_out`, `rb = s_b / s_out` and the constant
+/// `k = z_out - (ra * z_a + rb * z_b)` (all f32), each output is
+/// `round_half_even(fma(a, ra, fma(b, rb, k)))` on the raw input codes,
+/// clamped. The fused multiply-adds and the raw codes (uint8 ones for a
+/// uint8 model, hence `code_offset`) decide ties, so they are kept exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloatAddI8Params {
+    pub ra: f32,
+    pub rb: f32,
+    pub k: f32,
+    /// Added to the stored int8 codes (and taken off the result) to recover
+    /// the source model's codes: 128 for uint8 models, else 0.
+    pub code_offset: i32,
+    /// Fused activation clamp, in stored (int8) codes.
+    pub act_min: i32,
+    pub act_max: i32,
+    /// Each fused multiply-add is exact in f64 for every pair of codes (see
+    /// [`fma_exact_in_f64`]), so it can be computed there (fast, vectorized)
+    /// instead of by `libm::fmaf` (correct for any parameters, but a
+    /// software routine on targets compiled without FMA).
+    pub f64_exact: bool,
+}
+
+/// The lowest set bit's exponent of a nonzero finite `x` (`x` is a multiple of
+/// `2^result`), `None` for zero.
+fn lsb_exponent(x: f32) -> Option<i32> {
+    let bits = x.to_bits() & 0x7fff_ffff;
+    if bits == 0 {
+        return None;
+    }
+    let (mant, exp) = match bits >> 23 {
+        0 => (bits, -149),
+        e => ((bits & 0x7f_ffff) | 0x80_0000, e as i32 - 150),
+    };
+    Some(exp + mant.trailing_zeros() as i32)
+}
+
+/// Whether `code * r + t` with integer codes `|code| <= 255`, for `r` in
+/// `ratios` and `t` the constant or an f32 rounding of such a sum, is exactly
+/// representable in f64: all terms are multiples of `2^e_min` and the sums
+/// stay below `2^e_max`, with at most 53 bits between them. Then computing
+/// in f64 and rounding once to f32 is a fused multiply-add, bit for bit.
+fn fma_exact_in_f64(ratios: [f32; 2], k: f32) -> bool {
+    if !(ratios.iter().all(|r| r.is_finite()) && k.is_finite()) {
+        return false;
+    }
+    let Some(e_min) = [ratios[0], ratios[1], k]
+        .into_iter()
+        .filter_map(lsb_exponent)
+        .min()
+    else {
+        return true; // all zero
+    };
+    let bound = 256.0 * (ratios[0].abs() as f64 + ratios[1].abs() as f64) + k.abs() as f64;
+    // Sums (and their f32 roundings) stay below 2^e_max.
+    let e_max = libm::ilogb(bound.max(f64::MIN_POSITIVE)) + 2;
+    e_max - e_min <= 53
+}
+
+impl FloatAddI8Params {
+    /// Parameters for `out = act(a + b)` with ONNX Runtime's rounding.
+    pub fn new(a: QParams, b: QParams, out: QParams, act: Activation, uint8: bool) -> Self {
+        let code_offset = if uint8 { 128 } else { 0 };
+        let (ra, rb) = (a.scale / out.scale, b.scale / out.scale);
+        let z = |q: QParams| (q.zero_point + code_offset) as f32;
+        let k = z(out) - (ra * z(a) + rb * z(b));
+        let (act_min, act_max) = act.range_i8_rounded(out, Rounding::Float { uint8 });
+        FloatAddI8Params {
+            ra,
+            rb,
+            k,
+            code_offset,
+            act_min,
+            act_max,
+            f64_exact: fma_exact_in_f64([ra, rb], k),
+        }
+    }
+
+    /// One output element.
+    #[inline]
+    pub fn apply(&self, x: i8, y: i8) -> i8 {
+        let a = (x as i32 + self.code_offset) as f32;
+        let b = (y as i32 + self.code_offset) as f32;
+        let t = if self.f64_exact {
+            let t1 = (b as f64 * self.rb as f64 + self.k as f64) as f32;
+            (a as f64 * self.ra as f64 + t1 as f64) as f32
+        } else {
+            libm::fmaf(a, self.ra, libm::fmaf(b, self.rb, self.k))
+        };
+        let v = round_half_even_i32(t) - self.code_offset;
+        v.clamp(self.act_min, self.act_max) as i8
+    }
+}
+
 /// Precomputed parameters of an int8 binary op, built once per op by
 /// [`BinaryI8Params::new`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BinaryI8Params {
     /// ADD, or SUB (`AddI8Params::subtract`).
     Add(AddI8Params),
+    /// ADD with ONNX Runtime's rounding.
+    FloatAdd(FloatAddI8Params),
     Mul(MulI8Params),
     /// MAXIMUM on raw values, then the activation clamp `(min, max)`.
     Max {
@@ -397,15 +495,26 @@ impl BinaryI8Params {
     /// does the same; the op layer should require equal input and output
     /// parameters). `None` where TFLite's `Prepare` rejects the parameters
     /// (see [`AddI8Params::new`]).
+    ///
+    /// With [`Rounding::Float`], ADD follows ONNX Runtime
+    /// ([`FloatAddI8Params`]); the other ops keep TFLite's arithmetic.
     pub fn new(
         op: BinaryOp,
         a: QParams,
         b: QParams,
         out: QParams,
         act: Activation,
+        rounding: Rounding,
     ) -> Option<Self> {
         Some(match op {
-            BinaryOp::Add => BinaryI8Params::Add(AddI8Params::new(a, b, out, act, false)?),
+            BinaryOp::Add => match rounding {
+                Rounding::Float { uint8 } => {
+                    BinaryI8Params::FloatAdd(FloatAddI8Params::new(a, b, out, act, uint8))
+                }
+                Rounding::FixedPoint => {
+                    BinaryI8Params::Add(AddI8Params::new(a, b, out, act, false)?)
+                }
+            },
             BinaryOp::Sub => BinaryI8Params::Add(AddI8Params::new(a, b, out, act, true)?),
             BinaryOp::Mul => BinaryI8Params::Mul(MulI8Params::new(a, b, out, act)),
             BinaryOp::Max | BinaryOp::Min => {
@@ -441,6 +550,16 @@ pub fn binary_i8(
         BinaryI8Params::Add(p) => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
             out[o] = p.apply(a[i], b[j])
         }),
+        BinaryI8Params::FloatAdd(p) if a.len() == out.len() && b.len() == out.len() => {
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = p.apply(x, y);
+            }
+        }
+        BinaryI8Params::FloatAdd(p) => {
+            for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
+                out[o] = p.apply(a[i], b[j])
+            })
+        }
         BinaryI8Params::Mul(p) => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
             out[o] = p.apply(a[i], b[j])
         }),
@@ -506,6 +625,80 @@ mod tests {
                 (flat(a_shape, &coord), flat(b_shape, &coord))
             })
             .collect()
+    }
+
+    #[test]
+    fn float_add_f64_path_is_a_true_fma() {
+        let mut rng = Rng(0x5151_aaaa_0303_7777);
+        let mut checked = 0;
+        for _ in 0..200 {
+            let scale = |rng: &mut Rng| 0.001 + (rng.next() % 10_000) as f32 * 1e-5;
+            let zp = |rng: &mut Rng| rng.i8() as i32;
+            let q = |s, z| QParams {
+                scale: s,
+                zero_point: z,
+            };
+            let (qa, qb, qo) = (
+                q(scale(&mut rng), zp(&mut rng)),
+                q(scale(&mut rng), zp(&mut rng)),
+                q(scale(&mut rng), zp(&mut rng)),
+            );
+            let mut p = FloatAddI8Params::new(qa, qb, qo, Activation::None, rng.next() % 4 < 2);
+            if !p.f64_exact {
+                continue;
+            }
+            checked += 1;
+            for a in -128..=127i8 {
+                let b = rng.i8();
+                let fast = p.apply(a, b);
+                p.f64_exact = false;
+                assert_eq!(fast, p.apply(a, b), "{p:?} {a} {b}");
+                p.f64_exact = true;
+            }
+        }
+        assert!(
+            checked > 150,
+            "only {checked} parameter sets take the f64 path"
+        );
+        // Ratios 2^40 apart can't be summed exactly in f64: the fmaf path.
+        let tiny = QParams {
+            scale: 1e-12,
+            zero_point: 3,
+        };
+        let one = QParams {
+            scale: 1.0,
+            zero_point: 1,
+        };
+        assert!(!FloatAddI8Params::new(one, tiny, one, Activation::None, false).f64_exact);
+    }
+
+    #[test]
+    fn float_add_follows_onnx_runtime() {
+        let q = |scale, zero_point| QParams { scale, zero_point };
+        // uint8 codes 200 and 100 (stored as 72 and -28), zero-points 128
+        // (stored 0); ratios 0.5 and 0.25: 0.5*200 + 0.25*100 + (128 - 0.75*128) = 157.
+        let p = FloatAddI8Params::new(q(0.1, 0), q(0.05, 0), q(0.2, 0), Activation::None, true);
+        assert_eq!(p.apply(72, -28), 29);
+        // The sum computed on uint8 codes: a tie at x.5 goes to the even code.
+        // a = 1 -> 0.5 * 1 + k with k = 128 - 0.5 * 128 - 0 = 64: 64.5 -> 64.
+        let p = FloatAddI8Params::new(q(0.1, 0), q(0.05, -128), q(0.2, 0), Activation::None, true);
+        assert_eq!(p.apply(-127, -128), -64);
+        assert_eq!(p.apply(-125, -128), -62); // 65.5 -> 66
+                                              // Saturates to the int8 range, and the activation clamps.
+        let p = FloatAddI8Params::new(q(1.0, 0), q(1.0, 0), q(0.01, 0), Activation::Relu, false);
+        assert_eq!(p.apply(100, 100), 127);
+        assert_eq!(p.apply(-100, -100), 0);
+        // Through BinaryI8Params: ADD picks it with Rounding::Float, SUB keeps TFLite's.
+        let r = Rounding::Float { uint8: false };
+        let a = q(0.1, 0);
+        assert!(matches!(
+            BinaryI8Params::new(BinaryOp::Add, a, a, a, Activation::None, r),
+            Some(BinaryI8Params::FloatAdd(_))
+        ));
+        assert!(matches!(
+            BinaryI8Params::new(BinaryOp::Sub, a, a, a, Activation::None, r),
+            Some(BinaryI8Params::Add(_))
+        ));
     }
 
     #[test]
@@ -631,7 +824,15 @@ mod tests {
             scale: 0.5,
             zero_point: 0,
         };
-        let p = BinaryI8Params::new(BinaryOp::Add, q, q, q, Activation::None).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Add,
+            q,
+            q,
+            q,
+            Activation::None,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         let mut out = [0i8; 4];
         binary_i8(
             &p,
@@ -656,11 +857,27 @@ mod tests {
             scale: 0.25,
             zero_point: 3,
         };
-        let p = BinaryI8Params::new(BinaryOp::Add, a, b, o, Activation::None).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Add,
+            a,
+            b,
+            o,
+            Activation::None,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         binary_i8(&p, &[10], &[1], &[7], &[1], &mut out[..1], &[1]);
         assert_eq!(out[0], 19);
         // SUB: 0.5*(20-10) - 0.5*(3+1) = 3.0 -> 12 + 3 = 15.
-        let p = BinaryI8Params::new(BinaryOp::Sub, a, b, o, Activation::None).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Sub,
+            a,
+            b,
+            o,
+            Activation::None,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         binary_i8(&p, &[20], &[1], &[3], &[1], &mut out[..1], &[1]);
         assert_eq!(out[0], 15);
     }
@@ -703,14 +920,30 @@ mod tests {
             scale: 0.125,
             zero_point: -5,
         };
-        let p = BinaryI8Params::new(BinaryOp::Mul, a, b, o, Activation::None).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Mul,
+            a,
+            b,
+            o,
+            Activation::None,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         let mut out = [0i8; 2];
         binary_i8(&p, &[4, 127], &[2], &[8], &[], &mut out, &[2]);
         assert_eq!(out[0], 11);
         // Saturates: 62.5 * 2.0 / 0.125 = 1000.
         assert_eq!(out[1], 127);
         // With Relu the negative side clamps at the zero-point.
-        let p = BinaryI8Params::new(BinaryOp::Mul, a, b, o, Activation::Relu).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Mul,
+            a,
+            b,
+            o,
+            Activation::Relu,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         binary_i8(&p, &[-100, 4], &[2], &[8], &[1], &mut out, &[2]);
         assert_eq!(out, [-5, 11]);
     }
@@ -721,7 +954,15 @@ mod tests {
             scale: 0.1,
             zero_point: -3,
         };
-        let p = BinaryI8Params::new(BinaryOp::Max, q, q, q, Activation::None).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Max,
+            q,
+            q,
+            q,
+            Activation::None,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         let mut out = [0i8; 6];
         binary_i8(
             &p,
@@ -733,7 +974,15 @@ mod tests {
             &[2, 3],
         );
         assert_eq!(out, [5, 5, 127, -5, 0, 127]);
-        let p = BinaryI8Params::new(BinaryOp::Min, q, q, q, Activation::None).unwrap();
+        let p = BinaryI8Params::new(
+            BinaryOp::Min,
+            q,
+            q,
+            q,
+            Activation::None,
+            Rounding::FixedPoint,
+        )
+        .unwrap();
         binary_i8(
             &p,
             &[-128, 0, 127],
@@ -792,7 +1041,7 @@ mod tests {
             let bf: Vec<f32> = b.iter().map(|&v| dequantize_i8(v, qb)).collect();
             let n = out_shape.numel();
             let (mut got, mut want) = (vec![0i8; n], vec![0f32; n]);
-            let p = BinaryI8Params::new(op, qa, qb, qo, act).unwrap();
+            let p = BinaryI8Params::new(op, qa, qb, qo, act, Rounding::FixedPoint).unwrap();
             binary_i8(&p, &a, a_shape, &b, b_shape, &mut got, out_shape.dims());
             binary_f32(
                 op,

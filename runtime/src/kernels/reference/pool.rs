@@ -12,7 +12,7 @@
 use core::ops::Range;
 
 use crate::kernels::reference::conv::{offset4, tflite_padding, Padding};
-use crate::quant::{multiply_by_quantized_multiplier, QParams, Requant};
+use crate::quant::{QParams, Requant, Rounding};
 use crate::types::{Shape, MAX_RANK};
 
 /// Where a pooling window sits on the input: its size, strides and the
@@ -350,7 +350,7 @@ pub fn mean_f32(g: &ReduceGeometry, input: &[f32], output: &mut [f32]) {
 /// (`PrepareMeanOrSum` + `reference_ops::QuantizedMeanOrSum`): the
 /// `input_scale / output_scale` multiplier (in `f64`) with the division by the
 /// reduced element count folded into it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MeanI8Params {
     /// `input_zero_point`.
     pub input_zero_point: i32,
@@ -364,10 +364,16 @@ pub struct MeanI8Params {
 
 impl MeanI8Params {
     /// Derives the parameters for a mean over `count` elements per output.
-    pub fn new(input: QParams, output: QParams, count: usize) -> Self {
+    ///
+    /// With [`Rounding::Float`] the scale is ONNX Runtime's
+    /// QLinearGlobalAveragePool one, `input_scale / (output_scale * count)`
+    /// in f32, applied by [`Requant::apply`].
+    pub fn new(input: QParams, output: QParams, count: usize, rounding: Rounding) -> Self {
         let base = Requant::from_real(input.scale as f64 / output.scale as f64);
         let count = count as i64;
-        let requant = if count == 0 {
+        let requant = if rounding.is_float() {
+            Requant::from_f32(input.scale / (output.scale * count as f32))
+        } else if count == 0 {
             base
         } else {
             // Fold 1/count into the multiplier: pre-shift it left by
@@ -378,6 +384,7 @@ impl MeanI8Params {
             Requant {
                 multiplier: (((base.multiplier as i64) << shift) / count) as i32,
                 shift: base.shift - shift,
+                float: None,
             }
         };
         MeanI8Params {
@@ -407,8 +414,7 @@ pub fn mean_i8(g: &ReduceGeometry, p: &MeanI8Params, input: &[i8], output: &mut 
             sum = sum.wrapping_add(input[i] as i32)
         });
         let shifted = (sum as i64 - p.input_zero_point as i64 * p.count) as i32;
-        let v = multiply_by_quantized_multiplier(shifted, p.requant.multiplier, p.requant.shift)
-            .wrapping_add(p.output_zero_point);
+        let v = p.requant.apply(shifted).wrapping_add(p.output_zero_point);
         *o = v.clamp(-128, 127) as i8;
     }
 }
@@ -648,21 +654,23 @@ mod tests {
             zero_point: 0,
         };
         // Ratio 1 = 2^30 * 2^(1-31); count 2 folds into a shift of 0.
-        let p = MeanI8Params::new(q, q, 2);
+        let p = MeanI8Params::new(q, q, 2, Rounding::FixedPoint);
         assert_eq!(
             p.requant,
             Requant {
                 multiplier: 1 << 30,
-                shift: 0
+                shift: 0,
+                float: None
             }
         );
         // Count 3: shift by floor(log2 3) = 1, then divide by 3 with truncation.
-        let p = MeanI8Params::new(q, q, 3);
+        let p = MeanI8Params::new(q, q, 3, Rounding::FixedPoint);
         assert_eq!(
             p.requant,
             Requant {
                 multiplier: ((1i64 << 31) / 3) as i32,
-                shift: 0
+                shift: 0,
+                float: None
             }
         );
         // Large counts keep the multiplier in range.
@@ -673,6 +681,7 @@ mod tests {
                 zero_point: 0,
             },
             4096,
+            Rounding::FixedPoint,
         );
         let real = p.requant.multiplier as f64 * libm::pow(2.0, (p.requant.shift - 31) as f64);
         assert!((real - 5.0 / 4096.0).abs() < 1e-9);
@@ -685,7 +694,7 @@ mod tests {
             zero_point: 0,
         };
         let g = ReduceGeometry::new(&[2, 2], &[1]).unwrap();
-        let p = MeanI8Params::new(q, q, g.reduced_count());
+        let p = MeanI8Params::new(q, q, g.reduced_count(), Rounding::FixedPoint);
         let mut out = [0i8; 2];
         // 1.5 rounds up and -1.5 rounds towards +inf in gemmlowp's doubling high multiply.
         mean_i8(&g, &p, &[1, 2, -1, -2], &mut out);
@@ -701,6 +710,7 @@ mod tests {
                 zero_point: -3,
             },
             2,
+            Rounding::FixedPoint,
         );
         mean_i8(&g, &p, &[14, 18, 10, 10], &mut out);
         assert_eq!(out, [(6 * 2 - 3) as i8, -3]);
@@ -731,7 +741,7 @@ mod tests {
             &[0, 1, 2, 3][..],
         ] {
             let g = ReduceGeometry::new(&dims, axes).unwrap();
-            let p = MeanI8Params::new(in_q, out_q, g.reduced_count());
+            let p = MeanI8Params::new(in_q, out_q, g.reduced_count(), Rounding::FixedPoint);
             let mut want = vec![0.0; g.output_count()];
             let mut got = vec![0i8; g.output_count()];
             mean_f32(&g, &dequantized, &mut want);

@@ -11,7 +11,8 @@
 //!   9-bit integer is exact in f64, so the f32 product here is identical).
 
 use crate::quant::{
-    dequantize_i8, multiply_by_quantized_multiplier, quantize_i8, quantize_multiplier, QParams,
+    dequantize_i8, multiply_by_quantized_multiplier, quantize_i8, quantize_i8_half_even,
+    quantize_multiplier, QParams,
 };
 
 /// Quantizes f32 values to int8 with the output's parameters. `input` and
@@ -24,6 +25,16 @@ pub fn quantize_f32_i8(output_q: QParams, input: &[f32], output: &mut [i8]) {
     debug_assert_eq!(input.len(), output.len());
     for (o, &x) in output.iter_mut().zip(input) {
         *o = quantize_i8(x, output_q);
+    }
+}
+
+/// Quantizes f32 values to int8 like ONNX's QuantizeLinear (ONNX Runtime):
+/// `clamp(round_half_even(x / scale) + zero_point)`. Used for models with
+/// [`crate::quant::Rounding::Float`].
+pub fn quantize_f32_i8_half_even(output_q: QParams, input: &[f32], output: &mut [i8]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = quantize_i8_half_even(x, output_q);
     }
 }
 

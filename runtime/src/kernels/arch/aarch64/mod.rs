@@ -65,6 +65,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
         f: neon::neon_qdw_i8,
         name: "neon_dwconv_i8_8c",
     });
+    table.qadd_float = Some(Entry {
+        f: neon::neon_qadd_float_i8,
+        name: "neon_add_i8_f32fma_8",
+    });
 }
 
 /// One table per aarch64 path this CPU runs: NEON, and NEON + dotprod.

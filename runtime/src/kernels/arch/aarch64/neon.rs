@@ -12,9 +12,12 @@ use core::arch::aarch64::*;
 use core::ops::Range;
 
 use crate::kernels::pack::{QDw, QGemm};
+use crate::kernels::reference::elementwise::FloatAddI8Params;
 
 /// TFLite's `MultiplyByQuantizedMultiplier` on 4 lanes (see the module
-/// note), then the output zero-point and the clamp `[lo, hi]`.
+/// note), or with `fs` non-null ONNX Runtime's float requantization
+/// (`crate::quant::Requant::apply`: f32 product, clamped to ±2^22, rounded
+/// half to even by `vcvtnq`), then the output zero-point and the clamp `[lo, hi]`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
@@ -23,19 +26,36 @@ unsafe fn requant_lanes(
     mult: *const i32,
     ls: *const i32,
     rs: *const i32,
+    fs: *const f32,
     zp: i32,
     lo: i32,
     hi: i32,
 ) -> int32x4_t {
     unsafe {
-        let (mult, ls, rs) = (vld1q_s32(mult), vld1q_s32(ls), vld1q_s32(rs));
-        let x = vshlq_s32(acc, ls);
-        let h = vqrdmulhq_s32(x, mult);
-        let nonzero = vreinterpretq_s32_u32(vcgtq_s32(rs, vdupq_n_s32(0)));
-        let fixup = vandq_s32(vshrq_n_s32::<31>(h), nonzero);
-        let r = vrshlq_s32(vqaddq_s32(h, fixup), vnegq_s32(rs));
+        let r = if fs.is_null() {
+            let (mult, ls, rs) = (vld1q_s32(mult), vld1q_s32(ls), vld1q_s32(rs));
+            let x = vshlq_s32(acc, ls);
+            let h = vqrdmulhq_s32(x, mult);
+            let nonzero = vreinterpretq_s32_u32(vcgtq_s32(rs, vdupq_n_s32(0)));
+            let fixup = vandq_s32(vshrq_n_s32::<31>(h), nonzero);
+            vrshlq_s32(vqaddq_s32(h, fixup), vnegq_s32(rs))
+        } else {
+            let lim = vdupq_n_f32((1 << 22) as f32);
+            let v = vmulq_f32(vcvtq_f32_s32(acc), vld1q_f32(fs));
+            vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, vnegq_f32(lim)), lim))
+        };
         let r = vaddq_s32(r, vdupq_n_s32(zp));
         vminq_s32(vmaxq_s32(r, vdupq_n_s32(lo)), vdupq_n_s32(hi))
+    }
+}
+
+/// `fscale[c..]`, or null when the kernel requantizes in fixed point.
+#[inline]
+fn float_scales_at(fscale: &[f32], c: usize) -> *const f32 {
+    if fscale.is_empty() {
+        core::ptr::null()
+    } else {
+        fscale[c..].as_ptr()
     }
 }
 
@@ -50,6 +70,7 @@ unsafe fn requant4(p: &QGemm, acc: int32x4_t, c: usize) -> int32x4_t {
             p.mult.as_ptr().add(c),
             p.lshift.as_ptr().add(c),
             p.rshift.as_ptr().add(c),
+            float_scales_at(&p.fscale, c),
             p.out_zp,
             p.act_min,
             p.act_max,
@@ -352,6 +373,7 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
                             p.mult.as_ptr().add(c),
                             p.lshift.as_ptr().add(c),
                             p.rshift.as_ptr().add(c),
+                            float_scales_at(&p.fscale, c),
                             p.out_zp,
                             p.act_min,
                             p.act_max,
@@ -374,6 +396,56 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
 }
 
 /// Safe entry: NEON is part of the aarch64 baseline.
+/// Same-shape int8 ADD with ONNX Runtime's rounding, 8 lanes at a time:
+/// `FloatAddI8Params::apply` with `vfmaq_f32` (a fused multiply-add) and
+/// `vcvtnq_s32_f32` (round half to even).
+#[target_feature(enable = "neon")]
+unsafe fn qadd_float(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    unsafe {
+        debug_assert!(a.len() == out.len() && b.len() == out.len());
+        let off = vdupq_n_s32(p.code_offset);
+        let (ra, rb, k) = (vdupq_n_f32(p.ra), vdupq_n_f32(p.rb), vdupq_n_f32(p.k));
+        let lim = vdupq_n_f32((1 << 22) as f32);
+        let (lo, hi) = (vdupq_n_s32(p.act_min), vdupq_n_s32(p.act_max));
+        let half = |x: int16x8_t, y: int16x8_t, high: bool| {
+            let widen = |v: int16x8_t| {
+                let w = if high {
+                    vmovl_high_s16(v)
+                } else {
+                    vmovl_s16(vget_low_s16(v))
+                };
+                vcvtq_f32_s32(vaddq_s32(w, off))
+            };
+            let t = vfmaq_f32(vfmaq_f32(k, widen(y), rb), widen(x), ra);
+            let t = vminq_f32(vmaxq_f32(t, vnegq_f32(lim)), lim);
+            let v = vsubq_s32(vcvtnq_s32_f32(t), off);
+            vminq_s32(vmaxq_s32(v, lo), hi)
+        };
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let m = (n - i).min(8);
+            let (mut ta, mut tb) = ([0i8; 8], [0i8; 8]);
+            ta[..m].copy_from_slice(&a[i..i + m]);
+            tb[..m].copy_from_slice(&b[i..i + m]);
+            let (x, y) = (
+                vmovl_s8(vld1_s8(ta.as_ptr())),
+                vmovl_s8(vld1_s8(tb.as_ptr())),
+            );
+            let v = vcombine_s16(vmovn_s32(half(x, y, false)), vmovn_s32(half(x, y, true)));
+            let mut t = [0i8; 8];
+            vst1_s8(t.as_mut_ptr(), vmovn_s16(v));
+            out[i..i + m].copy_from_slice(&t[..m]);
+            i += 8;
+        }
+    }
+}
+
+pub(super) fn neon_qadd_float_i8(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // SAFETY: NEON is part of the aarch64 baseline; the slices share a length.
+    unsafe { qadd_float(p, a, b, out) }
+}
+
 pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
     // SAFETY: NEON is always present on aarch64; the driver passes rows of this output.
     unsafe { qdw(p, input, output, rows) }

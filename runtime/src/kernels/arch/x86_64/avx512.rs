@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 use core::ops::Range;
 
 use crate::kernels::pack::{QDw, QGemm, SDw, SGemm, MAX_DW_TAPS};
-use crate::kernels::reference::elementwise::AddI8Params;
+use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
 
 /// Rows per GEMM tile and 16-channel blocks per tile.
 const MR: usize = 6;
@@ -45,6 +45,22 @@ fn requant16(acc: __m512i, mult: __m512i, lshift: __m512i, rshift: __m512i) -> _
         let q = _mm512_srav_epi32(high, rshift);
         _mm512_mask_add_epi32(q, up, q, one)
     }
+}
+
+/// ONNX Runtime's requantization on 16 lanes, bit-exact with
+/// [`crate::quant::Requant::apply`] for a float scale: the accumulator
+/// converted to f32, times the scale, clamped to ±2^22, rounded half to even.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn requant16_float(acc: __m512i, scale: __m512) -> __m512i {
+    const RNE: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    let lim = _mm512_set1_ps((1 << 22) as f32);
+    let v = _mm512_mul_ps(_mm512_cvt_roundepi32_ps::<RNE>(acc), scale);
+    let v = _mm512_min_ps(
+        _mm512_max_ps(v, _mm512_sub_ps(_mm512_setzero_ps(), lim)),
+        lim,
+    );
+    _mm512_cvt_roundps_epi32::<RNE>(v)
 }
 
 /// Stores the low `n` (≤ 16) bytes of `v`.
@@ -130,15 +146,26 @@ unsafe fn qgemm_tile<const R: usize, const B: usize, const FLIPPED: bool>(
         let zp = _mm512_set1_epi32(p.out_zp);
         let lo = _mm512_set1_epi32(p.act_min);
         let hi = _mm512_set1_epi32(p.act_max);
+        let float = !p.fscale.is_empty();
         for j in 0..B {
             let c = (jb + j) * 16;
             let bias = _mm512_loadu_si512(p.bias.as_ptr().add(c) as *const _);
             let mult = _mm512_loadu_si512(p.mult.as_ptr().add(c) as *const _);
             let ls = _mm512_loadu_si512(p.lshift.as_ptr().add(c) as *const _);
             let rs = _mm512_loadu_si512(p.rshift.as_ptr().add(c) as *const _);
+            let fs = if float {
+                _mm512_loadu_ps(p.fscale.as_ptr().add(c))
+            } else {
+                _mm512_setzero_ps()
+            };
             let cols = p.n - c;
             for (r, row) in acc.iter().enumerate() {
-                let v = requant16(_mm512_add_epi32(row[j], bias), mult, ls, rs);
+                let sum = _mm512_add_epi32(row[j], bias);
+                let v = if float {
+                    requant16_float(sum, fs)
+                } else {
+                    requant16(sum, mult, ls, rs)
+                };
                 let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
                 store_i8(out.add(r * out_stride + c), _mm512_cvtepi32_epi8(v), cols);
             }
@@ -426,11 +453,16 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
         let lo = _mm512_set1_epi32(p.act_min);
         let hi = _mm512_set1_epi32(p.act_max);
         let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w.as_ptr());
+        let float = !p.fscale.is_empty();
         let epilogue = |acc: __m512i, c0: usize, dst: *mut i8, m16: u16| {
-            let mult = _mm512_loadu_si512(p.mult.as_ptr().add(c0) as *const _);
-            let ls = _mm512_loadu_si512(p.lshift.as_ptr().add(c0) as *const _);
-            let rs = _mm512_loadu_si512(p.rshift.as_ptr().add(c0) as *const _);
-            let v = requant16(acc, mult, ls, rs);
+            let v = if float {
+                requant16_float(acc, _mm512_loadu_ps(p.fscale.as_ptr().add(c0)))
+            } else {
+                let mult = _mm512_loadu_si512(p.mult.as_ptr().add(c0) as *const _);
+                let ls = _mm512_loadu_si512(p.lshift.as_ptr().add(c0) as *const _);
+                let rs = _mm512_loadu_si512(p.rshift.as_ptr().add(c0) as *const _);
+                requant16(acc, mult, ls, rs)
+            };
             let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
             store_i8(
                 dst.add(c0),
@@ -623,6 +655,46 @@ unsafe fn sdot(w: &[f32], k: usize, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Same-shape int8 ADD with ONNX Runtime's rounding on 16 lanes: the
+/// hardware fused multiply-adds `FloatAddI8Params::apply` describes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn qadd_float(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    unsafe {
+        debug_assert!(a.len() == out.len() && b.len() == out.len());
+        const RNE: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        let off = _mm512_set1_epi32(p.code_offset);
+        let (ra, rb, k) = (
+            _mm512_set1_ps(p.ra),
+            _mm512_set1_ps(p.rb),
+            _mm512_set1_ps(p.k),
+        );
+        let lim = _mm512_set1_ps((1 << 22) as f32);
+        let nlim = _mm512_set1_ps(-((1 << 22) as f32));
+        let lo = _mm512_set1_epi32(p.act_min);
+        let hi = _mm512_set1_epi32(p.act_max);
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let left = n - i;
+            let m: u16 = if left >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << left) - 1) as u16
+            };
+            let code = |src: &[i8]| {
+                let v = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, src.as_ptr().add(i)));
+                _mm512_cvtepi32_ps(_mm512_add_epi32(v, off))
+            };
+            let t = _mm512_fmadd_ps(code(a), ra, _mm512_fmadd_ps(code(b), rb, k));
+            let t = _mm512_min_ps(_mm512_max_ps(t, nlim), lim);
+            let v = _mm512_sub_epi32(_mm512_cvt_roundps_epi32::<RNE>(t), off);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            _mm_mask_storeu_epi8(out.as_mut_ptr().add(i), m, _mm512_cvtepi32_epi8(v));
+            i += 16;
+        }
+    }
+}
+
 /// Same-shape int8 ADD/SUB: TFLite's `AddFunc` on 16 lanes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
@@ -724,6 +796,10 @@ pub(super) fn vnni_qdot_i8(w: &[i8], k: usize, x: &[i8], out: &mut [i32]) {
 pub(super) fn avx512_sdot_f32(w: &[f32], k: usize, x: &[f32], out: &mut [f32]) {
     // SAFETY: see the note above.
     unsafe { sdot(w, k, x, out) }
+}
+pub(super) fn avx512_qadd_float_i8(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // SAFETY: see the note above; the three slices have one length.
+    unsafe { qadd_float(p, a, b, out) }
 }
 pub(super) fn avx512_qadd_i8(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     // SAFETY: see the note above; the three slices have one length.

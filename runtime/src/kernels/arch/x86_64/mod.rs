@@ -84,6 +84,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
             f: avx512::avx512_qadd_i8,
             name: "avx512_add_i8_16",
         });
+        table.qadd_float = Some(Entry {
+            f: avx512::avx512_qadd_float_i8,
+            name: "avx512_add_i8_f32fma_16",
+        });
     }
     if f.avx512_vnni {
         table.qgemm = Some(VNNI_QGEMM);
