@@ -107,6 +107,15 @@ struct ConvertArgs {
     /// Keep ops whose int8 output SQNR is below this many dB in float.
     #[arg(long)]
     min_sqnr: Option<f64>,
+    /// Don't correct int8 conv biases by their mean output error on the
+    /// calibration samples (by default the correction is tried and kept only
+    /// when it lowers the end-to-end error).
+    #[arg(long)]
+    no_bias_correction: bool,
+    /// Equalize the channels between consecutive convs before calibrating
+    /// (the float model is unchanged; per-tensor int8 activations gain).
+    #[arg(long)]
+    equalize: bool,
     /// Input/output type of a quantized model: float or int8.
     #[arg(long, default_value = "float")]
     io: String,
@@ -167,6 +176,9 @@ impl ConvertArgs {
                     other => bail!("--io {other}: expected 'float' or 'int8'"),
                 },
                 report: self.report,
+                bias_correction: !self.no_bias_correction,
+                equalize: self.equalize,
+                logit_outputs: Vec::new(),
             }),
             Some(other) => bail!("--quantize {other}: only 'int8' is supported"),
         };

@@ -99,6 +99,7 @@ fn options(dir: &Path) -> QuantizeOptions {
         calib: dir.to_path_buf(),
         method: "percentile".into(),
         samples: Some(32),
+        bias_correction: true,
         ..Default::default()
     }
 }

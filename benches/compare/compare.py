@@ -154,6 +154,12 @@ def main():
             Ort: m / "mobilenet_v2_torchvision_qdq_int8.onnx",
             Tract: m / "mobilenet_v2_torchvision_qdq_int8.onnx",
         }),
+        # The same QDQ file on both sides: Ferrite's int8 ops from the ONNX import
+        # give onnxruntime's answers to the bit, so this row is like for like.
+        ("MobileNetV2 int8 (QDQ ONNX)", fer / "mobilenet_v2_qdq.fer", {
+            Ort: m / "mobilenet_v2_torchvision_qdq_int8.onnx",
+            Tract: m / "mobilenet_v2_torchvision_qdq_int8.onnx",
+        }),
         ("MobileNetV2 f32", fer / "mobilenet_v2_f32.fer", {
             LiteRT: m / "mobilenet_v2_torchvision_f32.tflite",
             Ort: m / "mobilenet_v2_torchvision.onnx",

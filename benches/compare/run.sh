@@ -29,6 +29,7 @@ fer="$here/.fer"
 mkdir -p "$fer"
 conv() { [[ -f "$1" ]] && "$exe" convert "$1" -o "$2" >/dev/null || echo "skip: $1 not found" >&2; }
 conv "$models/mobilenet_v2_torchvision_int8.tflite" "$fer/mobilenet_v2_int8.fer"
+conv "$models/mobilenet_v2_torchvision_qdq_int8.onnx" "$fer/mobilenet_v2_qdq.fer"
 conv "$models/mobilenet_v2_torchvision_f32.tflite" "$fer/mobilenet_v2_f32.fer"
 conv "$root/models/fixtures/face_detection_short_range.tflite" "$fer/blazeface_f32.fer"
 

@@ -79,6 +79,18 @@ pub struct QuantizeOptions {
     pub int8_io: bool,
     /// Where to write the HTML report (and `quant.json` beside it).
     pub report: Option<std::path::PathBuf>,
+    /// Indices of graph outputs read through a sigmoid after the model (a
+    /// detector's score logits): their int8 range is narrowed as a
+    /// LOGISTIC input's is. `convert_with` fills it from the detector spec.
+    pub logit_outputs: Vec<usize>,
+    /// Bias correction: subtract each int8 conv / fully-connected op's mean
+    /// output error from its bias, kept only when it lowers the end-to-end
+    /// output error. The CLI sets it unless `--no-bias-correction`.
+    pub bias_correction: bool,
+    /// Activation equalization (`--equalize`): balance the channels of the
+    /// tensor between a conv and the conv that alone reads it, measured on
+    /// the calibration samples (see `quantize::equalize`).
+    pub equalize: bool,
 }
 
 /// Everything `ferrite convert` can be asked to do beyond the defaults.
@@ -126,13 +138,32 @@ fn convert_in_dir(
     dir: Option<&std::path::Path>,
 ) -> Result<Converted> {
     let graph = match detect(src) {
-        Some(SourceFormat::Tflite) => tflite_import::import(src)?,
+        Some(SourceFormat::Tflite) => {
+            let mut g = tflite_import::import(src)?;
+            // Exporters put explicit PADs before strided convs (PyTorch's
+            // asymmetric padding); the conv's own padding does the same, bit
+            // for bit (int8 pads with the zero-point the conv subtracts).
+            if passes::merge_pad(&mut g) > 0 {
+                g.remove_dead_nodes();
+                g.remove_unused_tensors();
+            }
+            g
+        }
         Some(SourceFormat::Onnx) => onnx::import(src, options, dir)?,
         None => bail!("unrecognized model format (expected a .tflite or .onnx file)"),
     };
     let (graph, summary) = match &options.quantize {
         Some(q) => {
-            let r = quantize::quantize(&graph, q, options.preprocess.as_deref())?;
+            // A detector's score logits are read through a sigmoid: the
+            // quantizer narrows their range as it does a LOGISTIC input's.
+            let mut q = q.clone();
+            if let Some(spec) = pipeline_meta::detector_spec(options)? {
+                let scores = spec.decode.scores_output;
+                if spec.decode.sigmoid_score && !q.logit_outputs.contains(&scores) {
+                    q.logit_outputs.push(scores);
+                }
+            }
+            let r = quantize::quantize(&graph, &q, options.preprocess.as_deref())?;
             (r.graph, Some(r.summary))
         }
         None => (graph, None),

@@ -241,6 +241,7 @@ def main():
                 ("minmax", ["--calib-method", "minmax"]),
                 ("entropy", ["--calib-method", "entropy"]),
                 ("mse", ["--calib-method", "mse"]),
+                ("percentile, --equalize", ["--calib-method", "percentile", "--equalize"]),
                 ("percentile, --min-sqnr 12: mixed precision",
                  ["--calib-method", "percentile", "--min-sqnr", "12"])]
     for label, extra in variants:
@@ -299,6 +300,7 @@ def main():
     face_rows = []
     for label, extra in [("percentile", ["--calib-method", "percentile",
                                          "--report", os.path.join(work, "face_report.html")]),
+                         ("mse, --equalize", ["--calib-method", "mse", "--equalize"]),
                          ("percentile, --min-sqnr 15: mixed precision",
                           ["--calib-method", "percentile", "--min-sqnr", "15"])]:
         face_fer = os.path.join(work, f"face_int8_{len(face_rows)}.fer")

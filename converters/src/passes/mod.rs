@@ -295,6 +295,12 @@ pub fn merge_pad(g: &mut Graph) -> usize {
             i += 1;
             continue;
         };
+        // int8: PAD pads with its zero-point, which the conv's own padding
+        // matches only when the PAD doesn't requantize.
+        if g.tensors[x].quant != g.tensors[y].quant || g.tensors[x].dtype != g.tensors[y].dtype {
+            i += 1;
+            continue;
+        }
         let c = &g.nodes[j];
         let conv = matches!(c.code, OpCode::Conv2d | OpCode::DepthwiseConv2d);
         if !conv || c.inputs.first() != Some(&Some(y)) || c.attrs.len() < 8 {

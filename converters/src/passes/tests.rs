@@ -182,6 +182,37 @@ fn pad_of_channels_is_not_merged() {
 }
 
 #[test]
+fn pad_that_changes_quantization_is_not_merged() {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 3, 3, 1]);
+    let p = act(&mut g, "p", &[1, 5, 5, 1]);
+    node(&mut g, OpCode::Pad, vec![0, 0, 1, 1, 1, 1, 0, 0], &[x], p);
+    let f = konst(&mut g, "w", &[1, 1, 1, 1], &[1.0]);
+    let y = act(&mut g, "y", &[1, 5, 5, 1]);
+    node(
+        &mut g,
+        OpCode::Conv2d,
+        vec![1, 1, 1, 1, 0, 0, 0, 0, 0],
+        &[p, f],
+        y,
+    );
+    g.inputs.push(x);
+    g.outputs.push(y);
+    // The conv's padding contributes the input's zero-point; a PAD whose
+    // output has other parameters would not.
+    for (i, zp) in [(x, 3), (p, 5)] {
+        g.tensors[i].dtype = ferrite_runtime::DType::I8;
+        g.tensors[i].quant = ferrite_runtime::Quant::PerTensor(ferrite_runtime::QParams {
+            scale: 0.5,
+            zero_point: zp,
+        });
+    }
+    assert_eq!(merge_pad(&mut g), 0);
+    g.tensors[p].quant = g.tensors[x].quant.clone();
+    assert_eq!(merge_pad(&mut g), 1);
+}
+
+#[test]
 fn transposes_compose_and_identities_vanish() {
     let mut g = Graph::default();
     let x = act(&mut g, "x", &[1, 2, 3, 4]);

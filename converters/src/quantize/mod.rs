@@ -3,9 +3,11 @@
 //! [`quantize`] takes a float IR [`Graph`] (from any importer) and returns a
 //! mixed-precision one:
 //!
-//! 1. the float graph is packaged and run on the calibration samples
-//!    ([`calib`]) through [`Session::invoke_observed`], recording every
-//!    tensor's range ([`observe`]);
+//! 1. with `--equalize`, the channels between consecutive convs are
+//!    balanced on the calibration samples ([`equalize`]; the float function
+//!    is unchanged); the float graph is packaged and run on the calibration
+//!    samples ([`calib`]) through [`Session::invoke_observed`], recording
+//!    every tensor's range ([`observe`]);
 //! 2. [`plan::assign`] picks every tensor's int8 parameters (shared ranges,
 //!    fixed output ranges, the concat trap), [`plan::rewrite`] builds the
 //!    int8 graph with QUANTIZE/DEQUANTIZE at float boundaries;
@@ -14,7 +16,13 @@
 //! 4. int8 and float are compared op by op on held-out samples; with
 //!    `--min-sqnr`, the first int8 op below the threshold is kept float and
 //!    the model is rebuilt, until every int8 op meets it;
-//! 5. a summary paragraph, and with `--report` an HTML page and `quant.json`.
+//! 5. unless `--no-bias-correction`, each int8 conv's mean output error is
+//!    subtracted from its bias (kept only when the outputs improve);
+//! 6. a summary paragraph, and with `--report` an HTML page and `quant.json`.
+//!
+//! Graph outputs declared as sigmoid logits (`QuantizeOptions::logit_outputs`,
+//! a detector's scores) get the range a LOGISTIC input gets, and their
+//! agreement with float is measured after the sigmoid.
 //!
 //! Held-out samples: with `--calib-samples N`, the first N samples of the
 //! folder calibrate and the following ones (up to 64) are held out for the
@@ -22,6 +30,7 @@
 //! calibration samples and say so.
 
 pub mod calib;
+pub mod equalize;
 pub mod observe;
 pub mod plan;
 pub mod report;
@@ -219,15 +228,55 @@ fn calibrate(
     Ok(obs)
 }
 
+/// The largest |value| of every channel (last axis) of each pair's tensor
+/// over `samples`, running the float `model` (whose op `i` is node `i`).
+fn channel_absmax(
+    model: &Model<'_>,
+    samples: &[Sample],
+    pairs: &[equalize::Pair],
+) -> Result<Vec<Vec<f32>>> {
+    let mut session = Session::new(model, Options::default())?;
+    let mut absmax: Vec<Vec<f32>> = vec![Vec::new(); pairs.len()];
+    for s in samples {
+        session.set_input_f32(0, &s.data)?;
+        session.invoke_observed(|i, outs| {
+            let Some(k) = pairs.iter().position(|p| p.producer == i) else {
+                return;
+            };
+            let Some(view) = outs.first().filter(|v| v.dtype == DType::F32) else {
+                return;
+            };
+            let c = view.shape.last().copied().unwrap_or(1).max(1);
+            let m = &mut absmax[k];
+            m.resize(c, 0.0);
+            for (j, v) in f32s(view.data).iter().enumerate() {
+                m[j % c] = m[j % c].max(v.abs());
+            }
+        })?;
+    }
+    Ok(absmax)
+}
+
+fn sigmoid_all(v: &mut [f32]) {
+    for x in v {
+        *x = 1.0 / (1.0 + (-*x).exp());
+    }
+}
+
 /// Compares the int8 build (`qbytes`, whose op `m` implements source node
-/// `origin_of[m]`) with the float model on `samples`.
+/// `origin_of[m]`) with the float model on `samples`. Tensors marked in
+/// `logits` (read only through a sigmoid, see [`plan::logit_only`]) are
+/// compared after the sigmoid: that is what their readers see, and their
+/// int8 range deliberately saturates far-out logits.
 pub fn evaluate(
     g: &Graph,
     float_model: &Model<'_>,
     qbytes: &[u8],
     origin_of: &[Option<usize>],
     samples: &[Sample],
+    logits: &[bool],
 ) -> Result<Evaluation> {
+    let is_logit = |t: usize| logits.get(t).copied().unwrap_or(false);
     let qmodel = load_model(qbytes)?;
     let qdef = qmodel.def();
     let mut fs = Session::new(float_model, Options::default())?;
@@ -274,20 +323,28 @@ pub fn evaluate(
                     None => return,
                 }
             }
-            let reference = &float_out[*n];
+            let mut reference = std::borrow::Cow::Borrowed(&float_out[*n]);
+            if g.nodes[*n].outputs.iter().all(|&t| is_logit(t)) {
+                sigmoid_all(reference.to_mut());
+                sigmoid_all(&mut vals);
+            }
             if !reference.is_empty() && reference.len() == vals.len() {
                 per_node[*n]
                     .get_or_insert_with(Agreement::default)
-                    .add(reference, &vals);
+                    .add(&reference, &vals);
             }
         })?;
         for (i, out) in ev.outputs.iter_mut().enumerate() {
-            let f = fs.output_f32(i)?.to_vec();
+            let mut f = fs.output_f32(i)?.to_vec();
             let view = qs.output(i)?;
             let qt = &qdef.tensors[qdef.outputs[i]];
-            let Some(q) = real_values(&view, &qt.quant) else {
+            let Some(mut q) = real_values(&view, &qt.quant) else {
                 continue;
             };
+            if g.outputs.get(i).is_some_and(|&t| is_logit(t)) {
+                sigmoid_all(&mut f);
+                sigmoid_all(&mut q);
+            }
             out.agreement.add(&f, &q);
             if f.len() >= 2 && qt.shape.dims().iter().filter(|&&d| d > 1).count() == 1 {
                 let argmax = |v: &[f32]| {
@@ -474,6 +531,26 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         &eval
     };
 
+    // Activation equalization (`--equalize`, see [`equalize`]), measured on the
+    // calibration samples; the equalized float graph computes the same
+    // function and is the one quantized and compared against.
+    let pairs = if opts.equalize {
+        equalize::pairs(g)
+    } else {
+        Vec::new()
+    };
+    let mut equalized = g.clone();
+    if !pairs.is_empty() {
+        let (bytes, _) = crate::package::write(g)?;
+        let absmax = channel_absmax(&load_model(&bytes)?, &cal, &pairs)
+            .context("measuring channel ranges failed")?;
+        for (p, a) in pairs.iter().zip(&absmax) {
+            let s = equalize::scales(g, p, a);
+            equalize::apply(&mut equalized, p, &s);
+        }
+    }
+    let g = &equalized;
+
     let (fbytes, _) = crate::package::write(g)?;
     let fmodel = load_model(&fbytes)?;
     let obs = calibrate(g, &fmodel, &cal, method).context("calibration failed")?;
@@ -481,6 +558,19 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         .iter()
         .map(|o| o.seen().then(|| method.select(o)))
         .collect();
+
+    let mut logit_outputs = Vec::new();
+    for &i in &opts.logit_outputs {
+        match g.outputs.get(i) {
+            Some(&t) => logit_outputs.push(t),
+            None => bail!(
+                "output {i} is declared as sigmoid logits, but the model has {} outputs",
+                g.outputs.len()
+            ),
+        }
+    }
+
+    let logits = plan::logit_only(g, &logit_outputs);
 
     // Which nodes can run int8.
     let mut int8 = vec![false; g.nodes.len()];
@@ -522,7 +612,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
     let (rewritten, assignment, qbytes) = loop {
         iterations += 1;
         let mut trial = int8.clone();
-        let a = plan::assign(g, &mut trial, &observed, opts.int8_io);
+        let a = plan::assign(g, &mut trial, &observed, opts.int8_io, &logit_outputs);
         let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &HashMap::new());
         let bytes = match try_prepare(&rw.graph)? {
             Ok(b) => b,
@@ -540,7 +630,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         };
         if let Some(min) = opts.min_sqnr {
             let subset = &eval_set[..eval_set.len().min(SEARCH_SAMPLES)];
-            let ev = evaluate(g, &fmodel, &bytes, &rw.origin_of, subset)?;
+            let ev = evaluate(g, &fmodel, &bytes, &rw.origin_of, subset, &logits)?;
             let worst = (0..g.nodes.len())
                 .find(|&n| trial[n] && ev.per_node[n].is_some_and(|a| a.sqnr_db() < min));
             if let Some(n) = worst {
@@ -562,17 +652,20 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         int8 = trial;
         break (rw, a, bytes);
     };
-    // Bias correction: subtract each int8 conv / fully-connected op's mean
-    // output error per channel (measured on calibration samples) from its
-    // bias. Kept only when it raises the end-to-end SQNR on those samples.
-    let (rewritten, qbytes, bias_corrected) = {
+    // Bias correction (off with `--no-bias-correction`): subtract each int8 conv /
+    // fully-connected op's mean output error per channel (measured on
+    // calibration samples) from its bias. Kept only when it raises the
+    // end-to-end SQNR on those samples.
+    let (rewritten, qbytes, bias_corrected) = if !opts.bias_correction {
+        (rewritten, qbytes, false)
+    } else {
         let probe = &cal[..cal.len().min(BIAS_SAMPLES)];
         let shifts = bias_shifts(g, &fmodel, &qbytes, &rewritten.origin_of, &int8, probe)?;
         let rw2 = plan::rewrite(g, &int8, &assignment, opts.int8_io, &shifts);
         match try_prepare(&rw2.graph)? {
             Ok(b2) if !shifts.is_empty() => {
-                let before = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, probe)?;
-                let after = evaluate(g, &fmodel, &b2, &rw2.origin_of, probe)?;
+                let before = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, probe, &logits)?;
+                let after = evaluate(g, &fmodel, &b2, &rw2.origin_of, probe, &logits)?;
                 if output_noise(&after) < output_noise(&before) {
                     (rw2, b2, true)
                 } else {
@@ -586,7 +679,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
     float_ops.dedup_by_key(|f| f.node);
 
     let pb = progress(0, "evaluating");
-    let ev = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, eval_set)?;
+    let ev = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, eval_set, &logits)?;
     pb.finish_and_clear();
 
     // The preprocess spec itself is stored by `pipeline_meta` (ferrite.preprocess).
@@ -606,6 +699,8 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         iterations,
         int8_io: opts.int8_io,
         bias_corrected,
+        equalized: &pairs.iter().map(|p| p.tensor).collect::<Vec<_>>(),
+        logit_outputs: &logit_outputs,
     });
     graph.set_meta(
         "quantization",

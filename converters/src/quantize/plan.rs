@@ -12,7 +12,10 @@
 //!   keep values unchanged, so their inputs and outputs share one range (a
 //!   union-find over tensors);
 //! - a tensor whose only users are LOGISTIC (TANH) gets its range narrowed
-//!   to [-8, 8] ([-4, 4]), beyond which the int8 output no longer changes.
+//!   to [-8, 8] ([-4, 4]), beyond which the int8 output no longer changes;
+//!   so does one read only (through data movement) by graph outputs that
+//!   the caller declares as sigmoid logits (a detector's scores, whose
+//!   sigmoid runs in the post-processing).
 //!
 //! The concat trap: a CONCATENATION joining inputs of very different ranges
 //! (boxes next to scores in a detector head) would crush the small-range
@@ -201,18 +204,77 @@ fn const_range(t: &Tensor) -> Option<(f32, f32)> {
     Some((lo, hi))
 }
 
+/// Ops that only move values (no arithmetic): a clip applied before them
+/// equals the same clip applied after them.
+fn moves_values(code: OpCode) -> bool {
+    use OpCode::*;
+    matches!(
+        code,
+        Reshape
+            | Squeeze
+            | ExpandDims
+            | Transpose
+            | Slice
+            | StridedSlice
+            | Split
+            | SplitV
+            | DepthToSpace
+            | SpaceToDepth
+            | Concatenation
+    )
+}
+
+/// Which tensors are read only as logits: tensors whose every use is a
+/// LOGISTIC, a graph output in `logit_outputs` (read through a sigmoid
+/// after the model), or a data-movement op whose outputs are themselves
+/// read only as logits.
+pub fn logit_only(g: &Graph, logit_outputs: &[usize]) -> Vec<bool> {
+    let users = consumers(g);
+    let mut only = vec![false; g.tensors.len()];
+    // Nodes come in execution order, so visiting them backwards settles
+    // every consumer before its inputs.
+    let settle = |t: usize, only: &mut Vec<bool>| {
+        let is_output = g.outputs.contains(&t);
+        if is_output && !logit_outputs.contains(&t) {
+            return;
+        }
+        let users_ok = users[t].iter().all(|&(u, _)| {
+            let node = &g.nodes[u];
+            node.code == OpCode::Logistic
+                || (moves_values(node.code) && node.outputs.iter().all(|&o| only[o]))
+        });
+        only[t] = users_ok && (is_output || !users[t].is_empty());
+    };
+    for node in g.nodes.iter().rev() {
+        for &o in &node.outputs {
+            settle(o, &mut only);
+        }
+    }
+    only
+}
+
+/// Logits beyond ±this are read as saturated: the sigmoid of 8 differs from
+/// 1 by 3.4e-4, less than the int8 LOGISTIC output's step (1/256).
+pub const LOGIT_LIMIT: f32 = 8.0;
+
 /// Decides every tensor's quantization. `int8[n]` says whether node `n`
 /// runs in int8; the concat trap may turn concats float (it updates
 /// `int8` and reports why). `observed[t]` is the calibrated range of
-/// activation `t`.
+/// activation `t`. `logit_outputs` lists graph output tensors that are
+/// read through a sigmoid after the model (a detector's score logits): like
+/// the inputs of a LOGISTIC, the tensors feeding only them have their range
+/// narrowed to ±[`LOGIT_LIMIT`], so the int8 steps go where the sigmoid
+/// still changes.
 pub fn assign(
     g: &Graph,
     int8: &mut [bool],
     observed: &[Option<(f32, f32)>],
     int8_io: bool,
+    logit_outputs: &[usize],
 ) -> Assignment {
     let nt = g.tensors.len();
     let users = consumers(g);
+    let logits = logit_only(g, logit_outputs);
     let mut own: Vec<Option<(f32, f32)>> = observed.to_vec();
     own.resize(nt, None);
     // Constants read by int8 ops (other than weights and biases) get their data range.
@@ -319,7 +381,11 @@ pub fn assign(
         let mut ok = true;
         for &t in ts {
             if g.outputs.contains(&t) {
-                ok = false;
+                if logits[t] {
+                    limit = Some(limit.unwrap_or(LOGIT_LIMIT).max(LOGIT_LIMIT));
+                } else {
+                    ok = false;
+                }
             }
             for &(u, _) in &users[t] {
                 let node = &g.nodes[u];
@@ -329,8 +395,15 @@ pub fn assign(
                 if internal {
                     continue;
                 }
+                if node.code != OpCode::Logistic && logits[t] {
+                    // Data movement towards a sigmoid read outside the model.
+                    limit = Some(limit.unwrap_or(LOGIT_LIMIT).max(LOGIT_LIMIT));
+                    continue;
+                }
                 match (int8[u], node.code) {
-                    (true, OpCode::Logistic) => limit = Some(limit.unwrap_or(8.0).max(8.0)),
+                    (true, OpCode::Logistic) => {
+                        limit = Some(limit.unwrap_or(LOGIT_LIMIT).max(LOGIT_LIMIT))
+                    }
                     (true, OpCode::Tanh) => limit = Some(limit.unwrap_or(4.0).max(4.0)),
                     _ => ok = false,
                 }
@@ -732,6 +805,62 @@ pub fn rewrite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn activation(name: &str) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: vec![1, 4],
+            quant: Quant::None,
+            data: None,
+        }
+    }
+
+    /// x → RESHAPE → y (graph output) and x → RESHAPE → z (graph output).
+    fn two_heads() -> Graph {
+        let node = |i, o| Node {
+            code: OpCode::Reshape,
+            attrs: vec![],
+            inputs: vec![Some(i)],
+            outputs: vec![o],
+            origin: String::new(),
+        };
+        Graph {
+            tensors: vec![
+                activation("x"),
+                activation("a"),
+                activation("b"),
+                activation("y"),
+                activation("z"),
+            ],
+            nodes: vec![node(0, 1), node(0, 2), node(1, 3), node(2, 4)],
+            inputs: vec![0],
+            outputs: vec![3, 4],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn outputs_read_through_a_sigmoid_keep_resolution_near_zero() {
+        let g = two_heads();
+        // Only `y` is read through a sigmoid; `x` also feeds `z`.
+        let only = logit_only(&g, &[3]);
+        assert_eq!(only, vec![false, true, false, true, false]);
+        let observed = vec![Some((-600.0, 3.0)); 5];
+        // Separate the two heads' ranges: make the reshapes float, so no
+        // range is shared across them.
+        let mut int8 = vec![false; 4];
+        let a = assign(&g, &mut int8, &observed, false, &[3]);
+        let (lo, hi) = a.range[3].unwrap();
+        assert!((-8.1..=-7.9).contains(&lo) && hi >= 3.0, "{lo}..{hi}");
+        assert!(a.qp[3].unwrap().scale < 0.05);
+        // The other output keeps its whole range.
+        let (lo, _) = a.range[4].unwrap();
+        assert!(lo <= -600.0, "{lo}");
+        // Without the declaration nothing is narrowed.
+        let a = assign(&g, &mut int8, &observed, false, &[]);
+        assert!(a.range[3].unwrap().0 <= -600.0);
+    }
 
     #[test]
     fn qparams_cover_the_range_and_zero() {

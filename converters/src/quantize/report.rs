@@ -30,6 +30,10 @@ pub struct Inputs<'a> {
     pub int8_io: bool,
     /// Whether bias correction was applied (it is kept only when it helps).
     pub bias_corrected: bool,
+    /// Tensors between conv pairs equalized by `--equalize`.
+    pub equalized: &'a [usize],
+    /// Graph outputs read through a sigmoid (their SQNR is measured after it).
+    pub logit_outputs: &'a [usize],
 }
 
 /// One op's row.
@@ -74,6 +78,10 @@ pub struct Report {
     pub conversions: usize,
     pub iterations: usize,
     pub bias_corrected: bool,
+    /// Names of the tensors equalized by `--equalize`.
+    pub equalized: Vec<String>,
+    /// Names of the outputs measured after a sigmoid.
+    pub logit_outputs: Vec<String>,
 }
 
 fn finite(v: f64) -> Value {
@@ -157,6 +165,16 @@ impl Report {
             conversions: i.conversions,
             iterations: i.iterations,
             bias_corrected: i.bias_corrected,
+            equalized: i
+                .equalized
+                .iter()
+                .map(|&t| g.tensors[t].name.clone())
+                .collect(),
+            logit_outputs: i
+                .logit_outputs
+                .iter()
+                .map(|&t| g.tensors[t].name.clone())
+                .collect(),
         }
     }
 
@@ -191,6 +209,8 @@ impl Report {
             "float_ops": f,
             "inserted_conversions": self.conversions,
             "bias_correction": self.bias_corrected,
+            "equalized_tensors": self.equalized,
+            "sigmoid_outputs": self.logit_outputs,
             "build_iterations": self.iterations,
             "outputs": self.outputs.iter().map(|o| json!({
                 "name": o.name, "sqnr_db": finite(o.sqnr_db), "cosine": finite(o.cosine),
@@ -219,16 +239,18 @@ impl Report {
     /// The paragraph `ferrite convert` prints.
     pub fn summary(&self, report: Option<&Path>) -> String {
         let (q, f) = self.counts();
+        let mut extras = String::new();
+        if self.bias_corrected {
+            extras.push_str(", bias-corrected");
+        }
+        if !self.equalized.is_empty() {
+            let _ = write!(extras, ", {} conv pairs equalized", self.equalized.len());
+        }
         let mut s = format!(
-            "Quantized {q} of {} ops to int8 ({} method, {} calibration samples{})",
+            "Quantized {q} of {} ops to int8 ({} method, {} calibration samples{extras})",
             self.ops.len(),
             self.method,
             self.calibration_samples,
-            if self.bias_corrected {
-                ", bias-corrected"
-            } else {
-                ""
-            }
         );
         if f > 0 {
             let names: Vec<String> = self
@@ -248,9 +270,14 @@ impl Report {
         };
         let _ = write!(s, ". On {where_}, end-to-end SQNR vs float:");
         for o in &self.outputs {
+            let after = if self.logit_outputs.contains(&o.name) {
+                " after the sigmoid"
+            } else {
+                ""
+            };
             let _ = write!(
                 s,
-                " '{}' {:.1} dB (cosine {:.4}",
+                " '{}'{after} {:.1} dB (cosine {:.4}",
                 o.name, o.sqnr_db, o.cosine
             );
             if let Some((a, n)) = o.top1 {
@@ -306,11 +333,13 @@ impl Report {
             writeln!(
             h,
             "<p>{q} ops in int8, {f} kept float, {} QUANTIZE/DEQUANTIZE inserted. Calibration: \
-             <b>{}</b> on {} samples; bias correction {}. Measured on {} {} samples. I/O: {}.</p>",
+             <b>{}</b> on {} samples; {} conv pairs equalized; bias correction {}. Measured on {} \
+             {} samples. I/O: {}.</p>",
             self.conversions,
             esc(&self.method),
             self.calibration_samples,
-            if self.bias_corrected { "applied" } else { "not applied (no gain)" },
+            self.equalized.len(),
+            if self.bias_corrected { "applied" } else { "not applied (not asked for, or no gain)" },
             self.eval_samples,
             if self.eval_on_calibration {
                 "calibration (none held out)"
@@ -327,8 +356,13 @@ impl Report {
                 .unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 h,
-                "<tr><td class=l>{}</td><td>{:.2}</td><td>{:.5}</td><td>{:.4}</td><td>{top1}</td></tr>",
+                "<tr><td class=l>{}{}</td><td>{:.2}</td><td>{:.5}</td><td>{:.4}</td><td>{top1}</td></tr>",
                 esc(&o.name),
+                if self.logit_outputs.contains(&o.name) {
+                    " (after the sigmoid)"
+                } else {
+                    ""
+                },
                 o.sqnr_db,
                 o.cosine,
                 o.max_abs_err
