@@ -241,6 +241,7 @@ def main():
                 ("minmax", ["--calib-method", "minmax"]),
                 ("entropy", ["--calib-method", "entropy"]),
                 ("mse", ["--calib-method", "mse"]),
+                ("avgminmax", ["--calib-method", "avgminmax"]),
                 ("percentile, --equalize", ["--calib-method", "percentile", "--equalize"]),
                 ("percentile, --min-sqnr 12: mixed precision",
                  ["--calib-method", "percentile", "--min-sqnr", "12"])]
@@ -257,7 +258,7 @@ def main():
     os.makedirs(cal_dir, exist_ok=True)
     for i, x in enumerate(cal_nchw):
         np.save(os.path.join(cal_dir, f"c{i:03d}.npy"), x[None])
-    for method in ["percentile", "minmax"]:
+    for method in ["percentile", "minmax", "avgminmax"]:
         fer_onnx = os.path.join(work, f"mnv2_onnx_int8_{method}.fer")
         err = ferrite_convert(ferrite, f32_onnx, fer_onnx, cal_dir, ["--calib-method", method])
         if err is None:
@@ -300,6 +301,7 @@ def main():
     face_rows = []
     for label, extra in [("percentile", ["--calib-method", "percentile",
                                          "--report", os.path.join(work, "face_report.html")]),
+                         ("avgminmax", ["--calib-method", "avgminmax"]),
                          ("mse, --equalize", ["--calib-method", "mse", "--equalize"]),
                          ("percentile, --min-sqnr 15: mixed precision",
                           ["--calib-method", "percentile", "--min-sqnr", "15"])]:

@@ -9,6 +9,9 @@
 //! - `percentile=P`: the `(100-P)`th and `P`th percentiles (clips the tails).
 //! - `entropy`: TensorRT's KL-divergence search: the clipping threshold whose
 //!   quantized histogram loses the least information.
+//! - `avgminmax`: the mean over calibration samples of each sample's min and
+//!   max (TensorFlow's moving-average min/max without the decay): rare
+//!   extremes of single samples are clipped, typical ones kept.
 //!
 //! Every range is widened to include 0, so zero is exactly representable.
 
@@ -27,6 +30,8 @@ pub enum Method {
     /// The range `[a·min, a·max]` (0 < a ≤ 1) with the least expected
     /// squared error (clipping plus rounding) over the histogram.
     Mse,
+    /// The mean of the per-sample minima and maxima.
+    AvgMinMax,
 }
 
 impl Method {
@@ -37,13 +42,16 @@ impl Method {
             "" | "minmax" | "min-max" => Method::MinMax,
             "entropy" | "kl" => Method::Entropy,
             "mse" => Method::Mse,
+            "avgminmax" | "avg-minmax" => Method::AvgMinMax,
             "percentile" => Method::Percentile(99.99),
             _ => match s.strip_prefix("percentile=") {
                 Some(p) => match p.parse::<f64>() {
                     Ok(p) if p > 50.0 && p <= 100.0 => Method::Percentile(p),
                     _ => bail!("--calib-method {s}: the percentile must be in (50, 100]"),
                 },
-                None => bail!("--calib-method {s}: expected minmax, percentile[=P] or entropy"),
+                None => bail!(
+                    "--calib-method {s}: expected minmax, avgminmax, percentile[=P], entropy or mse"
+                ),
             },
         })
     }
@@ -55,12 +63,13 @@ impl Method {
             Method::Percentile(p) => format!("percentile={p}"),
             Method::Entropy => "entropy".into(),
             Method::Mse => "mse".into(),
+            Method::AvgMinMax => "avgminmax".into(),
         }
     }
 
     /// Whether this method needs the histogram pass.
     pub fn needs_histogram(&self) -> bool {
-        !matches!(self, Method::MinMax)
+        !matches!(self, Method::MinMax | Method::AvgMinMax)
     }
 
     /// The range to quantize `obs` to (always containing 0).
@@ -70,6 +79,7 @@ impl Method {
             Method::Percentile(p) => obs.percentile_range(*p),
             Method::Entropy => obs.entropy_range(),
             Method::Mse => obs.mse_range(),
+            Method::AvgMinMax => obs.avg_minmax_range(),
         };
         (lo.min(0.0), hi.max(0.0))
     }
@@ -81,6 +91,10 @@ pub struct Observer {
     pub min: f32,
     pub max: f32,
     pub count: u64,
+    /// Sums of each recorded sample's min and max, and how many samples.
+    sum_min: f64,
+    sum_max: f64,
+    samples: u64,
     /// Histogram over `[lo, hi)`: `[0, max]` for a non-negative tensor,
     /// `[-a, a]` (a = max |x|) otherwise. Empty until the second pass.
     hist: Vec<u64>,
@@ -94,6 +108,9 @@ impl Default for Observer {
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
             count: 0,
+            sum_min: 0.0,
+            sum_max: 0.0,
+            samples: 0,
             hist: Vec::new(),
             lo: 0.0,
             hi: 0.0,
@@ -107,17 +124,30 @@ impl Observer {
         self.count > 0
     }
 
-    /// First pass: widens min/max over `values`.
+    /// First pass: widens min/max over `values` (one sample's tensor).
     pub fn record_minmax(&mut self, values: &[f32]) {
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for &v in values {
-            if v < self.min {
-                self.min = v;
-            }
-            if v > self.max {
-                self.max = v;
-            }
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        self.min = self.min.min(lo);
+        self.max = self.max.max(hi);
+        if !values.is_empty() {
+            self.sum_min += lo as f64;
+            self.sum_max += hi as f64;
+            self.samples += 1;
         }
         self.count += values.len() as u64;
+    }
+
+    /// The mean of the recorded samples' minima and maxima.
+    pub fn avg_minmax_range(&self) -> (f32, f32) {
+        if self.samples == 0 {
+            return (self.min, self.max);
+        }
+        let n = self.samples as f64;
+        ((self.sum_min / n) as f32, (self.sum_max / n) as f32)
     }
 
     fn signed(&self) -> bool {
@@ -433,6 +463,26 @@ mod tests {
         let o = observe(&v);
         let (_, hi) = Method::Mse.select(&o);
         assert!(hi < o.max && hi > 2.5, "hi = {hi}, max = {}", o.max);
+    }
+
+    #[test]
+    fn avgminmax_clips_the_extremes_of_single_samples() {
+        // Ten samples in [-1, 1], one of them with a spike at 50.
+        let mut o = Observer::default();
+        for k in 0..10 {
+            let mut v: Vec<f32> = (0..100).map(|i| i as f32 / 50.0 - 1.0).collect();
+            if k == 3 {
+                v[7] = 50.0;
+            }
+            o.record_minmax(&v);
+        }
+        let (lo, hi) = Method::AvgMinMax.select(&o);
+        assert!((lo + 1.0).abs() < 1e-6, "{lo}");
+        // (9 * 0.98 + 50) / 10: the spike moves the mean, it doesn't set the range.
+        assert!((hi - 5.882).abs() < 1e-3, "{hi}");
+        assert_eq!(Method::MinMax.select(&o), (-1.0, 50.0));
+        assert!(!Method::AvgMinMax.needs_histogram());
+        assert_eq!(Method::parse("avgminmax").unwrap(), Method::AvgMinMax);
     }
 
     #[test]
