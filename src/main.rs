@@ -195,6 +195,14 @@ impl ConvertArgs {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `ferrite inspect m.fer | head` would panic in
+    // `println!` once `head` exits. Like other Unix tools, stop quietly.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert {
