@@ -65,11 +65,19 @@ fn strided_copy<T: Copy>(src: &[T], from: Walk, dst: &mut [T], to: Walk, counts:
     let mut index = [0usize; MAX_RANK];
     let (mut s_row, mut d_row) = (from.base as isize, to.base as isize);
     loop {
-        let (mut s, mut d) = (s_row, d_row);
-        for _ in 0..counts[inner] {
-            dst[d as usize] = src[s as usize];
-            s += s_step;
-            d += d_step;
+        if s_step == 1 && d_step == 1 {
+            // Contiguous rows on both sides (PAD, CONCATENATION, SLICE of
+            // the outer axes): one memcpy per row.
+            let n = counts[inner];
+            let (s, d) = (s_row as usize, d_row as usize);
+            dst[d..d + n].copy_from_slice(&src[s..s + n]);
+        } else {
+            let (mut s, mut d) = (s_row, d_row);
+            for _ in 0..counts[inner] {
+                dst[d as usize] = src[s as usize];
+                s += s_step;
+                d += d_step;
+            }
         }
         // Advance the odometer over the outer axes; done when it wraps.
         let mut axis = inner;
