@@ -561,7 +561,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
     // A graph output's extremes are the answer (a classifier's top logit is
     // by definition its largest value): whatever the method, outputs keep
     // their whole observed range. On MobileNetV2 with `avgminmax` this is
-    // worth 1.4 dB of end-to-end SQNR and 57 more top-1 agreements of 240.
+    // worth 0.34 dB of end-to-end SQNR and 57 more top-1 agreements of 240.
     for &t in &g.outputs {
         if let Some(r) = observed.get_mut(t).and_then(|r| r.as_mut()) {
             *r = Method::MinMax.select(&obs[t]);
