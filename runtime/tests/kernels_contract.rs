@@ -220,6 +220,13 @@ fn depthwise_i8_matches_reference() {
                 "{name} ({}) case {case}: shapes {shapes:?} {g:?}",
                 e.name
             );
+            // Split by rows over threads: each gets only its own rows.
+            if case % 8 == 0 {
+                let pool = ferrite_runtime::threads::Pool::new(3).unwrap();
+                let mut got = vec![0i8; want.len()];
+                ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
+                assert_eq!(got, want, "{name} case {case} with 3 threads");
+            }
             ran += 1;
         }
     }
@@ -331,7 +338,14 @@ fn conv_f32_within_tolerance() {
             let shape = ConvShape { g, shapes };
             if depthwise {
                 let Some(e) = t.sdw else { continue };
-                pack::SDw::new(e.f, shape, act, &w, bias.as_deref()).exec(&x, &mut got);
+                let k = pack::SDw::new(e.f, shape, act, &w, bias.as_deref());
+                if case % 4 == 0 {
+                    // Split by rows over threads: each gets only its own rows.
+                    let pool = ferrite_runtime::threads::Pool::new(3).unwrap();
+                    ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
+                } else {
+                    k.exec(&x, &mut got);
+                }
             } else {
                 let Some(isa) = t.sgemm else { continue };
                 let (k, _) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref()).unwrap();

@@ -41,9 +41,11 @@ pub const IM2COL_BYTES: usize = 16 * 1024;
 pub type QGemmFn = fn(&QGemm, &[i8], usize, usize, &mut [i8], usize);
 /// An f32 GEMM micro-kernel: like [`QGemmFn`] with bias + clamp.
 pub type SGemmFn = fn(&SGemm, &[f32], usize, usize, &mut [f32], usize);
-/// An int8 depthwise kernel over a range of output rows (`batch * out_h + y`).
+/// An int8 depthwise kernel over a range of output rows (`batch * out_h + y`):
+/// the output slice holds exactly those rows (`rows.len() * out_w * c`
+/// values, the first being row `rows.start`).
 pub type QDwFn = fn(&QDw, &[i8], &mut [i8], core::ops::Range<usize>);
-/// An f32 depthwise kernel over a range of output rows.
+/// An f32 depthwise kernel over a range of output rows (output as for [`QDwFn`]).
 pub type SDwFn = fn(&SDw, &[f32], &mut [f32], core::ops::Range<usize>);
 /// Raw int8 dot products: `out[o] = sum_k w[o*k + kk] * (x[kk] + x_bias)`
 /// (wrapping) for `o < out.len()`.
@@ -621,12 +623,19 @@ impl QDw {
 
     /// Runs the depthwise convolution, split by output rows.
     pub fn exec(&self, input: &[i8], output: &mut [i8]) {
-        let [n, oh, _, _] = self.shape.shapes[2];
+        let [n, oh, ow, c] = self.shape.shapes[2];
+        let row_len = ow * c;
+        assert_eq!(output.len(), n * oh * row_len, "depthwise output size");
         let out = SharedMut(output.as_mut_ptr());
-        let out_len = output.len();
         threads::for_each_chunk(n * oh, 1, &|rows| {
-            // SAFETY: rows are disjoint; the kernel writes only these rows.
-            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
+            // SAFETY: the chunks are disjoint row ranges inside `output` (its
+            // length is checked above), so each thread gets its own slice.
+            let out = unsafe {
+                core::slice::from_raw_parts_mut(
+                    out.ptr().add(rows.start * row_len),
+                    rows.len() * row_len,
+                )
+            };
             (self.run)(self, input, out, rows)
         });
     }
@@ -674,12 +683,19 @@ impl SDw {
 
     /// Runs the depthwise convolution, split by output rows.
     pub fn exec(&self, input: &[f32], output: &mut [f32]) {
-        let [n, oh, _, _] = self.shape.shapes[2];
+        let [n, oh, ow, c] = self.shape.shapes[2];
+        let row_len = ow * c;
+        assert_eq!(output.len(), n * oh * row_len, "depthwise output size");
         let out = SharedMut(output.as_mut_ptr());
-        let out_len = output.len();
         threads::for_each_chunk(n * oh, 1, &|rows| {
-            // SAFETY: rows are disjoint; the kernel writes only these rows.
-            let out = unsafe { core::slice::from_raw_parts_mut(out.ptr(), out_len) };
+            // SAFETY: the chunks are disjoint row ranges inside `output` (its
+            // length is checked above), so each thread gets its own slice.
+            let out = unsafe {
+                core::slice::from_raw_parts_mut(
+                    out.ptr().add(rows.start * row_len),
+                    rows.len() * row_len,
+                )
+            };
             (self.run)(self, input, out, rows)
         });
     }

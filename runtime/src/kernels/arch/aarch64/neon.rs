@@ -337,12 +337,14 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
         let g = &p.shape.g;
         let io = vdupq_n_s16(p.input_offset as i16);
         let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w16.as_ptr());
+        let first = rows.start;
+        debug_assert_eq!(output.len(), rows.len() * ow * c);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
             for ox in 0..ow {
                 let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
-                let out_px = outp.add(((b * oh + oy) * ow + ox) * c);
+                let out_px = outp.add(((row - first) * ow + ox) * c);
                 let mut c0 = 0;
                 while c0 < c {
                     let n = (c - c0).min(8);

@@ -474,12 +474,14 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
                 },
             );
         };
+        let first = rows.start;
+        debug_assert_eq!(output.len(), rows.len() * ow * c);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
             let row_full = ky.len() == kh;
             for ox in 0..ow {
-                let out_px = outp.add(((b * oh + oy) * ow + ox) * c);
+                let out_px = outp.add(((row - first) * ow + ox) * c);
                 if row_full && win.cols.contains(&ox) {
                     // Every tap inside: the zero-point is folded into `bias_full`.
                     let iy0 = oy * g.stride_h - g.pad_top;
@@ -545,12 +547,14 @@ unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
         let lo = _mm512_set1_ps(p.act.0);
         let hi = _mm512_set1_ps(p.act.1);
         let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w.as_ptr());
+        let first = rows.start;
+        debug_assert_eq!(output.len(), rows.len() * ow * c);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
             let row_full = ky.len() == kh;
             for ox in 0..ow {
-                let out_px = outp.add(((b * oh + oy) * ow + ox) * c);
+                let out_px = outp.add(((row - first) * ow + ox) * c);
                 let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
                 let full = row_full && win.cols.contains(&ox);
                 for cb in 0..blocks {
