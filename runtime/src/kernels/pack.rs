@@ -258,6 +258,32 @@ impl<T> SharedMut<T> {
     }
 }
 
+/// Splits the first `rows` rows of `row_len` values of `output` into chunks
+/// over the current pool (`threads::for_each_chunk`, chunks a multiple of
+/// `align` rows) and calls `f(rows, slice)` with each chunk's own rows only,
+/// so no two threads ever hold the same memory.
+fn for_each_row_chunk<T>(
+    output: &mut [T],
+    rows: usize,
+    row_len: usize,
+    align: usize,
+    f: &(dyn Fn(core::ops::Range<usize>, &mut [T]) + Sync),
+) {
+    assert!(
+        rows * row_len <= output.len(),
+        "output smaller than its rows"
+    );
+    let out = SharedMut(output.as_mut_ptr());
+    threads::for_each_chunk(rows, align, &|r| {
+        // SAFETY: the chunks are disjoint row ranges inside `output` (checked
+        // above), and `for_each_chunk` returns only after every chunk is done.
+        let chunk = unsafe {
+            core::slice::from_raw_parts_mut(out.ptr().add(r.start * row_len), r.len() * row_len)
+        };
+        f(r, chunk)
+    });
+}
+
 /// Where a convolution reads its window rows from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gather {
@@ -420,44 +446,34 @@ impl QConv {
     pub fn exec(&self, input: &[i8], output: &mut [i8]) {
         let m = self.shape.pixels();
         let (k, n) = (self.gemm.k, self.gemm.n);
-        let out = SharedMut(output.as_mut_ptr());
-        let out_len = output.len();
         let gather = self.shape.gather();
-        threads::for_each_chunk(m, 16, &|rows| {
-            // SAFETY: chunks are disjoint pixel ranges, so these output rows
-            // are written by this chunk only; the range is inside `output`.
-            debug_assert!(rows.end * n <= out_len);
-            let out = unsafe {
-                core::slice::from_raw_parts_mut(out.ptr().add(rows.start * n), rows.len() * n)
-            };
-            match gather {
-                Gather::Direct => (self.run)(
-                    &self.gemm,
-                    &input[rows.start * k..rows.end * k],
-                    k,
-                    rows.len(),
-                    out,
-                    n,
-                ),
-                Gather::Im2col => {
-                    let mut buf = [0i8; IM2COL_BYTES];
-                    let kp = self.gemm.kp;
-                    let tile = im2col_rows(kp, 1);
-                    let mut p = rows.start;
-                    while p < rows.end {
-                        let t = tile.min(rows.end - p);
-                        for r in 0..t {
-                            self.shape.window(
-                                input,
-                                p + r,
-                                &mut buf[r * kp..r * kp + k],
-                                self.pad_value,
-                            );
-                        }
-                        let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
-                        (self.run)(&self.gemm, &buf[..t * kp], kp, t, o, n);
-                        p += t;
+        for_each_row_chunk(output, m, n, 16, &|rows, out| match gather {
+            Gather::Direct => (self.run)(
+                &self.gemm,
+                &input[rows.start * k..rows.end * k],
+                k,
+                rows.len(),
+                out,
+                n,
+            ),
+            Gather::Im2col => {
+                let mut buf = [0i8; IM2COL_BYTES];
+                let kp = self.gemm.kp;
+                let tile = im2col_rows(kp, 1);
+                let mut p = rows.start;
+                while p < rows.end {
+                    let t = tile.min(rows.end - p);
+                    for r in 0..t {
+                        self.shape.window(
+                            input,
+                            p + r,
+                            &mut buf[r * kp..r * kp + k],
+                            self.pad_value,
+                        );
                     }
+                    let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
+                    (self.run)(&self.gemm, &buf[..t * kp], kp, t, o, n);
+                    p += t;
                 }
             }
         });
@@ -512,38 +528,29 @@ impl SConv {
     pub fn exec(&self, input: &[f32], output: &mut [f32]) {
         let m = self.shape.pixels();
         let (k, n) = (self.gemm.k, self.gemm.n);
-        let out = SharedMut(output.as_mut_ptr());
-        let out_len = output.len();
         let gather = self.shape.gather();
-        threads::for_each_chunk(m, 16, &|rows| {
-            // SAFETY: as in `QConv::exec`.
-            debug_assert!(rows.end * n <= out_len);
-            let out = unsafe {
-                core::slice::from_raw_parts_mut(out.ptr().add(rows.start * n), rows.len() * n)
-            };
-            match gather {
-                Gather::Direct => (self.run)(
-                    &self.gemm,
-                    &input[rows.start * k..rows.end * k],
-                    k,
-                    rows.len(),
-                    out,
-                    n,
-                ),
-                Gather::Im2col => {
-                    let mut buf = [0f32; IM2COL_BYTES / 4];
-                    let tile = im2col_rows(k, 4);
-                    let mut p = rows.start;
-                    while p < rows.end {
-                        let t = tile.min(rows.end - p);
-                        for r in 0..t {
-                            self.shape
-                                .window(input, p + r, &mut buf[r * k..(r + 1) * k], 0.0);
-                        }
-                        let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
-                        (self.run)(&self.gemm, &buf[..t * k], k, t, o, n);
-                        p += t;
+        for_each_row_chunk(output, m, n, 16, &|rows, out| match gather {
+            Gather::Direct => (self.run)(
+                &self.gemm,
+                &input[rows.start * k..rows.end * k],
+                k,
+                rows.len(),
+                out,
+                n,
+            ),
+            Gather::Im2col => {
+                let mut buf = [0f32; IM2COL_BYTES / 4];
+                let tile = im2col_rows(k, 4);
+                let mut p = rows.start;
+                while p < rows.end {
+                    let t = tile.min(rows.end - p);
+                    for r in 0..t {
+                        self.shape
+                            .window(input, p + r, &mut buf[r * k..(r + 1) * k], 0.0);
                     }
+                    let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
+                    (self.run)(&self.gemm, &buf[..t * k], k, t, o, n);
+                    p += t;
                 }
             }
         });
@@ -624,18 +631,8 @@ impl QDw {
     /// Runs the depthwise convolution, split by output rows.
     pub fn exec(&self, input: &[i8], output: &mut [i8]) {
         let [n, oh, ow, c] = self.shape.shapes[2];
-        let row_len = ow * c;
-        assert_eq!(output.len(), n * oh * row_len, "depthwise output size");
-        let out = SharedMut(output.as_mut_ptr());
-        threads::for_each_chunk(n * oh, 1, &|rows| {
-            // SAFETY: the chunks are disjoint row ranges inside `output` (its
-            // length is checked above), so each thread gets its own slice.
-            let out = unsafe {
-                core::slice::from_raw_parts_mut(
-                    out.ptr().add(rows.start * row_len),
-                    rows.len() * row_len,
-                )
-            };
+        assert_eq!(output.len(), n * oh * ow * c, "depthwise output size");
+        for_each_row_chunk(output, n * oh, ow * c, 1, &|rows, out| {
             (self.run)(self, input, out, rows)
         });
     }
@@ -684,18 +681,8 @@ impl SDw {
     /// Runs the depthwise convolution, split by output rows.
     pub fn exec(&self, input: &[f32], output: &mut [f32]) {
         let [n, oh, ow, c] = self.shape.shapes[2];
-        let row_len = ow * c;
-        assert_eq!(output.len(), n * oh * row_len, "depthwise output size");
-        let out = SharedMut(output.as_mut_ptr());
-        threads::for_each_chunk(n * oh, 1, &|rows| {
-            // SAFETY: the chunks are disjoint row ranges inside `output` (its
-            // length is checked above), so each thread gets its own slice.
-            let out = unsafe {
-                core::slice::from_raw_parts_mut(
-                    out.ptr().add(rows.start * row_len),
-                    rows.len() * row_len,
-                )
-            };
+        assert_eq!(output.len(), n * oh * ow * c, "depthwise output size");
+        for_each_row_chunk(output, n * oh, ow * c, 1, &|rows, out| {
             (self.run)(self, input, out, rows)
         });
     }
