@@ -17,6 +17,7 @@ use ferrite_runtime::{Activation, QParams, Rounding};
 type Layer = (&'static str, [usize; 3], usize, usize, usize, bool);
 
 const SHAPES: &[Layer] = &[
+    ("mnv2_pw_112x112_16to96", [112, 112, 16], 1, 1, 96, false),
     ("mnv2_pw_56x56_144to24", [56, 56, 144], 1, 1, 24, false),
     ("mnv2_pw_28x28_32to192", [28, 28, 32], 1, 1, 192, false),
     ("mnv2_pw_7x7_320to1280", [7, 7, 320], 1, 1, 1280, false),

@@ -184,6 +184,22 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     )
 }
 
+/// [`multiply_by_quantized_multiplier`] as one rounding step on the 64-bit
+/// product, the form the SIMD epilogues use (see `Rq16` in the x86_64
+/// kernels): with `x' = x << ls` and `rs = max(-shift, 0)`,
+/// `(x' M + 2^30 + 2^(30+rs) - [rs > 0][x' M < 0] 2^31) >> (31 + rs)`.
+/// Equal to the two-step form for every `x` and every `multiplier >= 0`
+/// (test `single_shift_equals_two_roundings`).
+#[inline]
+pub fn multiply_by_quantized_multiplier_single_shift(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let ls = if shift > 0 { shift } else { 0 };
+    let rs = if shift > 0 { 0 } else { -shift } as u32;
+    let p = x.wrapping_mul(1i32.wrapping_shl(ls as u32)) as i64 * multiplier as i64;
+    let k = (1i64 << 30) + (((1i64 << rs) >> 1) << 31);
+    let corr = if rs > 0 && p < 0 { 1i64 << 31 } else { 0 };
+    ((p + k - corr) >> (31 + rs)) as i32
+}
+
 /// TFLite's `MultiplyByQuantizedMultiplierSmallerThanOneExp` (`left_shift <= 0`).
 #[inline]
 pub fn multiply_by_quantized_multiplier_smaller_than_one_exp(
@@ -305,6 +321,64 @@ impl Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_shift_equals_two_roundings() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let xs_edge = [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            i32::MAX,
+            i32::MIN,
+            i32::MIN + 1,
+            1 << 30,
+            -(1 << 30),
+        ];
+        let ms_edge = [0, 1, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, i32::MAX];
+        for shift in -31..=8 {
+            for &m in &ms_edge {
+                for &x in &xs_edge {
+                    assert_eq!(
+                        multiply_by_quantized_multiplier_single_shift(x, m, shift),
+                        multiply_by_quantized_multiplier(x, m, shift),
+                        "x {x} m {m} shift {shift}"
+                    );
+                }
+            }
+            for _ in 0..20_000 {
+                let r = next();
+                let m = (r >> 33) as i32 & i32::MAX;
+                // Mostly accumulator-sized values, some anywhere in i32; values
+                // near a rounding boundary of the result come up often.
+                let x = match r % 4 {
+                    0 => (next() as i32) >> ((r >> 8) % 32),
+                    1 => next() as i32,
+                    _ => {
+                        // x M / 2^(31 + rs) just around a half-integer.
+                        let rs = (-shift).max(0);
+                        let q = ((next() as i32) >> 24) as i128;
+                        let v = ((2 * q + 1) << (30 + rs)) / (m.max(1) as i128);
+                        (v + (next() % 5) as i128 - 2).clamp(i32::MIN as i128, i32::MAX as i128)
+                            as i32
+                    }
+                };
+                assert_eq!(
+                    multiply_by_quantized_multiplier_single_shift(x, m, shift),
+                    multiply_by_quantized_multiplier(x, m, shift),
+                    "x {x} m {m} shift {shift}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn float_requant_rounds_half_to_even() {

@@ -558,7 +558,7 @@ impl SConv {
 }
 
 /// Prepared int8 DEPTHWISE_CONV_2D with multiplier 1: weights widened to
-/// i32 and laid out `[kh * kw][cp]` (`cp` = channels rounded up to 16).
+/// i32 and laid out `[kh * kw][cp]` (`cp` = channels rounded up to 32).
 #[derive(Debug, Clone)]
 pub struct QDw {
     pub shape: ConvShape,
@@ -576,6 +576,10 @@ pub struct QDw {
     /// Float scales (`cp` entries) for ONNX Runtime's rounding, else empty
     /// (see [`QGemm::fscale`]).
     pub fscale: Vec<f32>,
+    /// `cp` copies of the input zero point: what a kernel may read for the
+    /// taps of a window outside the image (each adds nothing to an
+    /// accumulator that starts from `bias_full`).
+    pub pad: Vec<i8>,
     pub input_offset: i32,
     pub out_zp: i32,
     pub act_min: i32,
@@ -593,7 +597,7 @@ impl QDw {
         bias: Option<&[i32]>,
     ) -> Self {
         let [_, kh, kw, c] = shape.shapes[1];
-        let cp = pad_to(c.max(1), 16);
+        let cp = pad_to(c.max(1), 32);
         let mut w = vec![0i32; kh * kw * cp];
         let mut b = vec![0i32; cp];
         let mut bf = vec![0i32; cp];
@@ -620,6 +624,7 @@ impl QDw {
             lshift,
             rshift,
             fscale: float_scales(p, cp),
+            pad: vec![p.input_offset.wrapping_neg() as i8; cp],
             input_offset: p.input_offset,
             out_zp: p.output_offset,
             act_min: p.act_min,

@@ -15,36 +15,102 @@ use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
 const MR: usize = 6;
 const NB: usize = 4;
 
+/// The per-channel constants of [`requant16`] for 16 channels, derived once
+/// from the packed multiplier and shift vectors and kept in registers while
+/// a block of channels is requantized.
+///
+/// TFLite's `MultiplyByQuantizedMultiplier` rounds twice: `h = SRDHM(x', M)
+/// = floor((x' M + 2^30) / 2^31)` (with `x' = x << ls`; with `M >= 0` it never
+/// saturates), then `RoundingDivideByPOT(h, rs) = floor((h + 2^(rs-1) -
+/// [h < 0]) / 2^rs)` for `rs > 0`. Because `floor(floor(y) / 2^rs) =
+/// floor(y / 2^rs)`, both fold into one exact step on the 64-bit product:
+///
+/// `q = (x' M + 2^30 + 2^(30+rs) - [rs > 0][x' M < 0] 2^31) >> (31 + rs)`
+///
+/// (`[h < 0]` is `x' M < -2^30`; testing `x' M < 0` instead gives the same
+/// `q`, see [`crate::quant::multiply_by_quantized_multiplier_single_shift`]).
+/// This costs about 10% less than the two rounding passes on Zen 4/5.
+#[derive(Clone, Copy)]
+struct Rq16 {
+    /// `x << ls` per lane.
+    ls: __m512i,
+    /// The multiplier of the even lanes (low dwords) and of the odd lanes
+    /// (moved down into the low dwords).
+    me: __m512i,
+    mo: __m512i,
+    /// `2^30 + 2^(30+rs)` (`2^30` when `rs == 0`), even and odd lanes.
+    ke: __m512i,
+    ko: __m512i,
+    /// `31 + rs`, even and odd lanes.
+    se: __m512i,
+    so: __m512i,
+    /// `-2^31` where `rs > 0` (the sign correction), else 0.
+    ce: __m512i,
+    co: __m512i,
+}
+
+impl Rq16 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn new(mult: __m512i, lshift: __m512i, rshift: __m512i) -> Self {
+        let low = _mm512_set1_epi64(0xFFFF_FFFF);
+        let re = _mm512_and_si512(rshift, low);
+        let ro = _mm512_srli_epi64::<32>(rshift);
+        let k = |r: __m512i| {
+            // (1 << rs) >> 1 is 2^(rs-1), or 0 when rs == 0.
+            let half = _mm512_srli_epi64::<1>(_mm512_sllv_epi64(_mm512_set1_epi64(1), r));
+            _mm512_add_epi64(_mm512_slli_epi64::<31>(half), _mm512_set1_epi64(1 << 30))
+        };
+        let c = |r: __m512i| {
+            let pos = _mm512_cmpgt_epi64_mask(r, _mm512_setzero_si512());
+            _mm512_maskz_mov_epi64(pos, _mm512_set1_epi64(-(1i64 << 31)))
+        };
+        let s31 = _mm512_set1_epi64(31);
+        Rq16 {
+            ls: lshift,
+            me: mult,
+            mo: _mm512_srli_epi64::<32>(mult),
+            ke: k(re),
+            ko: k(ro),
+            se: _mm512_add_epi64(re, s31),
+            so: _mm512_add_epi64(ro, s31),
+            ce: c(re),
+            co: c(ro),
+        }
+    }
+
+    /// Loads the constants of channels `c..c + 16` from packed per-channel
+    /// vectors.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn load(mult: &[i32], lshift: &[i32], rshift: &[i32], c: usize) -> Self {
+        debug_assert!(c + 16 <= mult.len() && c + 16 <= lshift.len() && c + 16 <= rshift.len());
+        unsafe {
+            Rq16::new(
+                _mm512_loadu_si512(mult.as_ptr().add(c) as *const _),
+                _mm512_loadu_si512(lshift.as_ptr().add(c) as *const _),
+                _mm512_loadu_si512(rshift.as_ptr().add(c) as *const _),
+            )
+        }
+    }
+}
+
 /// TFLite's `MultiplyByQuantizedMultiplier` on 16 lanes, bit-exact with
 /// [`crate::quant::multiply_by_quantized_multiplier`] for multipliers in
-/// `[0, 2^31)` (what `quantize_multiplier` produces).
-///
-/// `SaturatingRoundingDoublingHighMul(a, b)` with `b >= 0` never saturates,
-/// and its "nudge, then divide truncating toward zero" equals
-/// `(a * b + 2^30) >> 31` with an arithmetic shift for either sign of `a * b`.
+/// `[0, 2^31)` (what `quantize_multiplier` produces); see [`Rq16`].
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn requant16(acc: __m512i, mult: __m512i, lshift: __m512i, rshift: __m512i) -> __m512i {
-    {
-        let x = _mm512_sllv_epi32(acc, lshift);
-        let round = _mm512_set1_epi64(1 << 30);
-        let even = _mm512_srai_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(x, mult), round));
-        let odd = _mm512_srai_epi64::<31>(_mm512_add_epi64(
-            _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), _mm512_srli_epi64::<32>(mult)),
-            round,
-        ));
-        let high = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-        // RoundingDivideByPOT(high, rshift): round half away from zero.
-        let one = _mm512_set1_epi32(1);
-        let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rshift), one);
-        let rem = _mm512_and_si512(high, mask);
-        let neg = _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512());
-        let thr = _mm512_srli_epi32::<1>(mask);
-        let thr = _mm512_mask_add_epi32(thr, neg, thr, one);
-        let up = _mm512_cmpgt_epi32_mask(rem, thr);
-        let q = _mm512_srav_epi32(high, rshift);
-        _mm512_mask_add_epi32(q, up, q, one)
-    }
+fn requant16(acc: __m512i, q: &Rq16) -> __m512i {
+    let x = _mm512_sllv_epi32(acc, q.ls);
+    // Shifts, adds and a blend rather than mask-register compares: cheaper on Zen 4/5.
+    let half = |x: __m512i, m: __m512i, k: __m512i, s: __m512i, c: __m512i| {
+        let p = _mm512_mul_epi32(x, m);
+        let corr = _mm512_and_si512(_mm512_srai_epi64::<63>(p), c);
+        _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, k), corr), s)
+    };
+    let even = half(x, q.me, q.ke, q.se, q.ce);
+    let odd = half(_mm512_srli_epi64::<32>(x), q.mo, q.ko, q.so, q.co);
+    _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
 }
 
 /// ONNX Runtime's requantization on 16 lanes, bit-exact with
@@ -76,19 +142,6 @@ unsafe fn store_i8(dst: *mut i8, v: __m128i, n: usize) {
     }
 }
 
-/// Loads 16 bytes, or the `m` lanes of a channel tail (zeros elsewhere).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn load16(src: *const i8, m: u16) -> __m128i {
-    unsafe {
-        if m == 0xFFFF {
-            _mm_loadu_si128(src as *const __m128i)
-        } else {
-            _mm_maskz_loadu_epi8(m, src)
-        }
-    }
-}
-
 /// One tile: `R` rows × `B` 16-channel blocks starting at block `jb`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -104,7 +157,14 @@ unsafe fn qgemm_tile<const R: usize, const B: usize, const FLIPPED: bool>(
         let groups = p.kp / 4;
         // A flipped tile is already u8 and padded to whole groups.
         let full = if FLIPPED { groups } else { p.k / 4 };
+        // The accumulators start from the bias (zero-point correction folded in).
         let mut acc = [[_mm512_setzero_si512(); B]; R];
+        for j in 0..B {
+            let bias = _mm512_loadu_si512(p.bias.as_ptr().add((jb + j) * 16) as *const _);
+            for row in acc.iter_mut() {
+                row[j] = bias;
+            }
+        }
         let w = p.w.as_ptr().add(jb * p.kp * 16);
         const FLIP: i32 = 0x8080_8080u32 as i32;
         let flip = _mm512_set1_epi32(FLIP);
@@ -143,32 +203,90 @@ unsafe fn qgemm_tile<const R: usize, const B: usize, const FLIPPED: bool>(
                 }
             }
         }
-        let zp = _mm512_set1_epi32(p.out_zp);
-        let lo = _mm512_set1_epi32(p.act_min);
-        let hi = _mm512_set1_epi32(p.act_max);
         let float = !p.fscale.is_empty();
+        // Requantized into a second array: writing back into `acc` makes
+        // LLVM keep the accumulators in memory through the main loop.
+        let mut q = [[_mm512_setzero_si512(); B]; R];
         for j in 0..B {
             let c = (jb + j) * 16;
-            let bias = _mm512_loadu_si512(p.bias.as_ptr().add(c) as *const _);
-            let mult = _mm512_loadu_si512(p.mult.as_ptr().add(c) as *const _);
-            let ls = _mm512_loadu_si512(p.lshift.as_ptr().add(c) as *const _);
-            let rs = _mm512_loadu_si512(p.rshift.as_ptr().add(c) as *const _);
+            let rq = Rq16::load(&p.mult, &p.lshift, &p.rshift, c);
             let fs = if float {
                 _mm512_loadu_ps(p.fscale.as_ptr().add(c))
             } else {
                 _mm512_setzero_ps()
             };
-            let cols = p.n - c;
-            for (r, row) in acc.iter().enumerate() {
-                let sum = _mm512_add_epi32(row[j], bias);
-                let v = if float {
+            for (row, qrow) in acc.iter().zip(q.iter_mut()) {
+                let sum = row[j];
+                qrow[j] = if float {
                     requant16_float(sum, fs)
                 } else {
-                    requant16(sum, mult, ls, rs)
+                    requant16(sum, &rq)
                 };
-                let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
-                store_i8(out.add(r * out_stride + c), _mm512_cvtepi32_epi8(v), cols);
             }
+        }
+        let c0 = jb * 16;
+        for (r, row) in q.iter().enumerate() {
+            store_rows_i8::<B>(p, *row, out.add(r * out_stride + c0), p.n - c0);
+        }
+    }
+}
+
+/// Stores one row of requantized blocks (16 channels each, `cols` of them
+/// real) as int8 with the zero point and activation clamp: four blocks at a
+/// time through saturating packs (which interleave 128-bit lanes, undone by
+/// one `vpermd`), then pairs, then a last block alone. Saturating to i16,
+/// adding the zero point (saturating) and saturating to i8 before the clamp
+/// equals clamping the i32 `v + zp`: the activation range lies inside i8.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store_rows_i8<const B: usize>(p: &QGemm, v: [__m512i; B], dst: *mut i8, cols: usize) {
+    unsafe {
+        let zp = _mm512_set1_epi16(p.out_zp as i16);
+        let (amin, amax) = (p.act_min as i8, p.act_max as i8);
+        let mut j = 0;
+        while j + 4 <= B {
+            let a = _mm512_adds_epi16(_mm512_packs_epi32(v[j], v[j + 1]), zp);
+            let b = _mm512_adds_epi16(_mm512_packs_epi32(v[j + 2], v[j + 3]), zp);
+            // Lane L holds channels 4L.. of blocks j..j+4, one dword each.
+            let x = _mm512_packs_epi16(a, b);
+            let x = _mm512_min_epi8(
+                _mm512_max_epi8(x, _mm512_set1_epi8(amin)),
+                _mm512_set1_epi8(amax),
+            );
+            let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            let x = _mm512_permutexvar_epi32(idx, x);
+            let n = cols - 16 * j;
+            if n >= 64 {
+                _mm512_storeu_si512(dst.add(16 * j) as *mut _, x);
+            } else {
+                _mm512_mask_storeu_epi8(dst.add(16 * j), (1u64 << n) - 1, x);
+            }
+            j += 4;
+        }
+        while j + 2 <= B {
+            let a = _mm512_packs_epi32(v[j], v[j + 1]);
+            // Qword L of each block: channels 4L..4L+4; put block j's first.
+            let a = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), a);
+            let x = _mm512_cvtsepi16_epi8(_mm512_adds_epi16(a, zp));
+            let x = _mm256_min_epi8(
+                _mm256_max_epi8(x, _mm256_set1_epi8(amin)),
+                _mm256_set1_epi8(amax),
+            );
+            let n = cols - 16 * j;
+            if n >= 32 {
+                _mm256_storeu_si256(dst.add(16 * j) as *mut __m256i, x);
+            } else {
+                _mm256_mask_storeu_epi8(dst.add(16 * j), ((1u64 << n) - 1) as u32, x);
+            }
+            j += 2;
+        }
+        if j < B {
+            let x = _mm512_add_epi32(v[j], _mm512_set1_epi32(p.out_zp));
+            let x = _mm512_min_epi32(
+                _mm512_max_epi32(x, _mm512_set1_epi32(p.act_min)),
+                _mm512_set1_epi32(p.act_max),
+            );
+            store_i8(dst.add(16 * j), _mm512_cvtepi32_epi8(x), cols - 16 * j);
         }
     }
 }
@@ -438,101 +556,233 @@ impl DwWindow {
     }
 }
 
+/// Stores 32 requantized channels: the two halves [`dw_pair`] leaves them
+/// in (`lo`: channels `8L..8L+4` of each 128-bit lane `L`, `hi`: `8L+4..8L+8`)
+/// pack back into channel order. Saturating to i16, adding the zero point
+/// (saturating), saturating to i8 and then clamping equals clamping the i32
+/// `v + zp`, because the activation range lies inside i8.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+unsafe fn store32_packed(
+    dst: *mut i8,
+    lo: __m512i,
+    hi: __m512i,
+    zp: __m512i,
+    min: __m256i,
+    max: __m256i,
+    m: u32,
+) {
     unsafe {
-        let [_, ih, iw, c] = p.shape.shapes[0];
-        let [_, kh, kw, _] = p.shape.shapes[1];
-        let [_, oh, ow, _] = p.shape.shapes[2];
-        let g = &p.shape.g;
-        let taps = kh * kw;
-        let win = DwWindow::new(&p.shape);
-        let blocks = p.cp / 16;
-        let io = _mm512_set1_epi32(p.input_offset);
-        let zp = _mm512_set1_epi32(p.out_zp);
-        let lo = _mm512_set1_epi32(p.act_min);
-        let hi = _mm512_set1_epi32(p.act_max);
-        let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w.as_ptr());
-        let float = !p.fscale.is_empty();
-        let epilogue = |acc: __m512i, c0: usize, dst: *mut i8, m16: u16| {
-            let v = if float {
-                requant16_float(acc, _mm512_loadu_ps(p.fscale.as_ptr().add(c0)))
-            } else {
-                let mult = _mm512_loadu_si512(p.mult.as_ptr().add(c0) as *const _);
-                let ls = _mm512_loadu_si512(p.lshift.as_ptr().add(c0) as *const _);
-                let rs = _mm512_loadu_si512(p.rshift.as_ptr().add(c0) as *const _);
-                requant16(acc, mult, ls, rs)
-            };
-            let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
-            store_i8(
-                dst.add(c0),
-                _mm512_cvtepi32_epi8(v),
-                if m16 == 0xFFFF {
-                    16
-                } else {
-                    m16.count_ones() as usize
-                },
-            );
-        };
-        let first = rows.start;
-        debug_assert_eq!(output.len(), rows.len() * ow * c);
-        for row in rows {
-            let (b, oy) = (row / oh, row % oh);
-            let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
-            let row_full = ky.len() == kh;
-            for ox in 0..ow {
-                let out_px = outp.add(((row - first) * ow + ox) * c);
-                if row_full && win.cols.contains(&ox) {
-                    // Every tap inside: the zero-point is folded into `bias_full`.
-                    let iy0 = oy * g.stride_h - g.pad_top;
-                    let ix0 = ox * g.stride_w - g.pad_left;
-                    let base = inp.add(((b * ih + iy0) * iw + ix0) * c);
-                    for cb in 0..blocks {
-                        let c0 = cb * 16;
-                        let n = c - c0;
-                        let m16: u16 = if n >= 16 {
-                            0xFFFF
-                        } else {
-                            ((1u32 << n) - 1) as u16
-                        };
-                        let mut acc = _mm512_loadu_si512(p.bias_full.as_ptr().add(c0) as *const _);
-                        let wc = w.add(c0);
-                        for (t, &o) in win.off[..taps].iter().enumerate() {
-                            let x = _mm512_cvtepi8_epi32(load16(base.add(o + c0), m16));
-                            let wv = _mm512_loadu_si512(wc.add(t * p.cp) as *const _);
-                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
-                        }
-                        epilogue(acc, c0, out_px, m16);
-                    }
-                    continue;
-                }
-                let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
-                for cb in 0..blocks {
-                    let c0 = cb * 16;
-                    let n = c - c0;
-                    let m16: u16 = if n >= 16 {
-                        0xFFFF
-                    } else {
-                        ((1u32 << n) - 1) as u16
-                    };
-                    let mut acc = _mm512_loadu_si512(p.bias.as_ptr().add(c0) as *const _);
-                    for ty in ky.clone() {
-                        let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
-                        for tx in kx.clone() {
-                            let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
-                            let src = inp.add(((b * ih + iy) * iw + ix) * c + c0);
-                            let x = _mm512_add_epi32(_mm512_cvtepi8_epi32(load16(src, m16)), io);
-                            let wv =
-                                _mm512_loadu_si512(w.add((ty * kw + tx) * p.cp + c0) as *const _);
-                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
-                        }
-                    }
-                    epilogue(acc, c0, out_px, m16);
-                }
-            }
+        let v = _mm512_adds_epi16(_mm512_packs_epi32(lo, hi), zp);
+        let b = _mm256_min_epi8(_mm256_max_epi8(_mm512_cvtsepi16_epi8(v), min), max);
+        if m == u32::MAX {
+            _mm256_storeu_si256(dst as *mut __m256i, b);
+        } else {
+            _mm256_mask_storeu_epi8(dst, m, b);
         }
     }
 }
+
+/// The 16 i32 lanes of channels `c..c + 32` in the order [`dw_pair`]
+/// accumulates them: `lo` = channels `0..4, 8..12, 16..20, 24..28` (plus
+/// `c`), `hi` the others.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_order<T>(v: *const T, c: usize) -> (__m512i, __m512i) {
+    unsafe {
+        let a = _mm512_loadu_si512(v.add(c) as *const _);
+        let b = _mm512_loadu_si512(v.add(c + 16) as *const _);
+        (
+            _mm512_shuffle_i32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_i32x4::<0b11_01_11_01>(a, b),
+        )
+    }
+}
+
+/// int8 depthwise convolution, 32 channels at a time in 16-bit: two taps'
+/// inputs are interleaved so that one `vpdpwssd` (or `vpmaddwd` + add)
+/// multiplies and sums a pair of taps per channel, half the multiplies of a
+/// 32-bit lane per tap. Per output pixel, each tap reads the image or, where
+/// the window hangs over the border, `QDw::pad` (the input zero point, which
+/// adds nothing once the zero-point is folded into `bias_full`), so every
+/// pixel takes the same path. Channel blocks are the outer loop so a block's
+/// weights and requantization constants stay in registers along the row.
+macro_rules! qdw_kernel {
+    ($name:ident, $features:literal, |$acc:ident, $x:ident, $w:ident| $madd:expr) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $name(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+            /// The `np` pairs of taps (`src(2q)`, `src(2q + 1)`) of one output
+            /// pixel on 32 channels from `c0`, starting from `acc`.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn dw_taps<const FULL: bool>(
+                wv: &[(__m512i, __m512i)],
+                np: usize,
+                src: impl Fn(usize) -> *const i8,
+                c0: usize,
+                m32: u32,
+                acc: (__m512i, __m512i),
+            ) -> (__m512i, __m512i) {
+                unsafe {
+                    let load = |ptr: *const i8| {
+                        _mm512_cvtepi8_epi16(if FULL {
+                            _mm256_loadu_si256(ptr.add(c0) as *const __m256i)
+                        } else {
+                            _mm256_maskz_loadu_epi8(m32, ptr.add(c0))
+                        })
+                    };
+                    let madd = |$acc: __m512i, $x: __m512i, $w: __m512i| $madd;
+                    let (mut lo, mut hi) = acc;
+                    for (q, &(w_lo, w_hi)) in wv[..np].iter().enumerate() {
+                        let xa = load(src(2 * q));
+                        let xb = load(src(2 * q + 1));
+                        lo = madd(lo, _mm512_unpacklo_epi16(xa, xb), w_lo);
+                        hi = madd(hi, _mm512_unpackhi_epi16(xa, xb), w_hi);
+                    }
+                    (lo, hi)
+                }
+            }
+
+            /// One output row of 32 channels from `c0`, for windows of `2 * P`
+            /// or `2 * P - 1` taps (`P` = 0: any window, a slower loop).
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn row<const P: usize, const FULL: bool>(
+                p: &QDw,
+                input: *const i8,
+                out: *mut i8,
+                (b, oy): (usize, usize),
+                win: &DwWindow,
+                c0: usize,
+            ) {
+                unsafe {
+                    let [_, ih, iw, c] = p.shape.shapes[0];
+                    let [_, kh, kw, _] = p.shape.shapes[1];
+                    let ow = p.shape.shapes[2][2];
+                    let g = &p.shape.g;
+                    let taps = kh * kw;
+                    let pairs = if P == 0 { taps.div_ceil(2) } else { P };
+                    debug_assert_eq!(pairs, taps.div_ceil(2));
+                    let n = (c - c0).min(32);
+                    let m32 = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+                    // Weights of taps t and t + 1 interleaved per channel (a
+                    // missing last tap has zero weights).
+                    let mut wv =
+                        [(_mm512_setzero_si512(), _mm512_setzero_si512()); MAX_DW_TAPS / 2];
+                    for (q, v) in wv[..pairs].iter_mut().enumerate() {
+                        let t = 2 * q;
+                        let wa = _mm512_maskz_loadu_epi16(m32, p.w16.as_ptr().add(t * p.cp + c0));
+                        let wb = if t + 1 < taps {
+                            _mm512_maskz_loadu_epi16(m32, p.w16.as_ptr().add((t + 1) * p.cp + c0))
+                        } else {
+                            _mm512_setzero_si512()
+                        };
+                        *v = (_mm512_unpacklo_epi16(wa, wb), _mm512_unpackhi_epi16(wa, wb));
+                    }
+                    let bias = dw_order(p.bias_full.as_ptr(), c0);
+                    let float = !p.fscale.is_empty();
+                    let (fs_lo, fs_hi) = if float {
+                        dw_order(p.fscale.as_ptr(), c0)
+                    } else {
+                        (_mm512_setzero_si512(), _mm512_setzero_si512())
+                    };
+                    let (m0, m1) = dw_order(p.mult.as_ptr(), c0);
+                    let (l0, l1) = dw_order(p.lshift.as_ptr(), c0);
+                    let (r0, r1) = dw_order(p.rshift.as_ptr(), c0);
+                    let (rq_lo, rq_hi) = (Rq16::new(m0, l0, r0), Rq16::new(m1, l1, r1));
+                    let zp = _mm512_set1_epi16(p.out_zp as i16);
+                    let amin = _mm256_set1_epi8(p.act_min as i8);
+                    let amax = _mm256_set1_epi8(p.act_max as i8);
+                    let pad = p.pad.as_ptr();
+                    let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+                    let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
+                    let cols = if ky.len() == kh {
+                        win.cols.clone()
+                    } else {
+                        0..0
+                    };
+                    let mut src = [pad; MAX_DW_TAPS + 1];
+                    for ox in 0..ow {
+                        let (lo, hi) = if cols.contains(&ox) {
+                            let ix0 = ox * g.stride_w - g.pad_left;
+                            let base = input.add(((b * ih + iy0 as usize) * iw + ix0) * c);
+                            let off = &win.off;
+                            // The last odd tap's partner (zero weights) reads the first.
+                            dw_taps::<FULL>(
+                                &wv,
+                                pairs,
+                                |t| base.add(if t < taps { off[t] } else { 0 }),
+                                c0,
+                                m32,
+                                bias,
+                            )
+                        } else {
+                            let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+                            for ty in 0..kh {
+                                let iy = iy0 + (ty * g.dilation_h) as isize;
+                                for tx in 0..kw {
+                                    let ix = ix0 + (tx * g.dilation_w) as isize;
+                                    let inside = (0..ih as isize).contains(&iy)
+                                        && (0..iw as isize).contains(&ix);
+                                    src[ty * kw + tx] = if inside {
+                                        input.add(((b * ih + iy as usize) * iw + ix as usize) * c)
+                                    } else {
+                                        pad
+                                    };
+                                }
+                            }
+                            dw_taps::<FULL>(&wv, pairs, |t| src[t], c0, m32, bias)
+                        };
+                        let (lo, hi) = if float {
+                            (
+                                requant16_float(lo, _mm512_castsi512_ps(fs_lo)),
+                                requant16_float(hi, _mm512_castsi512_ps(fs_hi)),
+                            )
+                        } else {
+                            (requant16(lo, &rq_lo), requant16(hi, &rq_hi))
+                        };
+                        store32_packed(out.add(ox * c + c0), lo, hi, zp, amin, amax, m32);
+                    }
+                }
+            }
+
+            unsafe {
+                let [_, _, _, c] = p.shape.shapes[0];
+                let [_, kh, kw, _] = p.shape.shapes[1];
+                let [_, oh, ow, _] = p.shape.shapes[2];
+                let pairs = (kh * kw).div_ceil(2);
+                let win = DwWindow::new(&p.shape);
+                debug_assert!(p.pad.len() >= c && p.w16.len() >= kh * kw * p.cp);
+                debug_assert_eq!(output.len(), rows.len() * ow * c);
+                let (inp, outp) = (input.as_ptr(), output.as_mut_ptr());
+                let first = rows.start;
+                for r in rows {
+                    let out = outp.add((r - first) * ow * c);
+                    let at = (r / oh, r % oh);
+                    for c0 in (0..c).step_by(32) {
+                        let full = c - c0 >= 32;
+                        match (pairs, full) {
+                            (5, true) => row::<5, true>(p, inp, out, at, &win, c0),
+                            (5, false) => row::<5, false>(p, inp, out, at, &win, c0),
+                            (13, true) => row::<13, true>(p, inp, out, at, &win, c0),
+                            (13, false) => row::<13, false>(p, inp, out, at, &win, c0),
+                            _ => row::<0, false>(p, inp, out, at, &win, c0),
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
+qdw_kernel!(qdw, "avx512f,avx512bw,avx512vl", |acc, x, w| {
+    _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+});
+qdw_kernel!(
+    qdw_vnni,
+    "avx512f,avx512bw,avx512vl,avx512vnni",
+    |acc, x, w| { _mm512_dpwssd_epi32(acc, x, w) }
+);
 
 #[target_feature(enable = "avx512f")]
 unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
@@ -708,16 +958,19 @@ unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
         let off2 = _mm512_set1_epi32(p.input2_offset);
         let lsh = _mm512_set1_epi32(p.left_shift);
         let zero = _mm512_setzero_si512();
-        let (m1, r1) = (
+        let q1 = Rq16::new(
             _mm512_set1_epi32(p.input1_multiplier),
+            zero,
             _mm512_set1_epi32(-p.input1_shift),
         );
-        let (m2, r2) = (
+        let q2 = Rq16::new(
             _mm512_set1_epi32(p.input2_multiplier),
+            zero,
             _mm512_set1_epi32(-p.input2_shift),
         );
-        let (mo, ro) = (
+        let qo = Rq16::new(
             _mm512_set1_epi32(p.output_multiplier),
+            zero,
             _mm512_set1_epi32(-p.output_shift),
         );
         let zp = _mm512_set1_epi32(p.output_offset);
@@ -734,24 +987,14 @@ unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
             };
             let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, a.as_ptr().add(i)));
             let y = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b.as_ptr().add(i)));
-            let x = requant16(
-                _mm512_sllv_epi32(_mm512_add_epi32(x, off1), lsh),
-                m1,
-                zero,
-                r1,
-            );
-            let y = requant16(
-                _mm512_sllv_epi32(_mm512_add_epi32(y, off2), lsh),
-                m2,
-                zero,
-                r2,
-            );
+            let x = requant16(_mm512_sllv_epi32(_mm512_add_epi32(x, off1), lsh), &q1);
+            let y = requant16(_mm512_sllv_epi32(_mm512_add_epi32(y, off2), lsh), &q2);
             let s = if p.subtract {
                 _mm512_sub_epi32(x, y)
             } else {
                 _mm512_add_epi32(x, y)
             };
-            let v = _mm512_add_epi32(requant16(s, mo, zero, ro), zp);
+            let v = _mm512_add_epi32(requant16(s, &qo), zp);
             let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
             _mm_mask_storeu_epi8(out.as_mut_ptr().add(i), m, _mm512_cvtepi32_epi8(v));
             i += 16;
@@ -784,6 +1027,11 @@ pub(super) fn avx512_sgemm_f32(
 ) {
     // SAFETY: see the note above.
     unsafe { sgemm(p, a, a_stride, m, out, out_stride) }
+}
+pub(super) fn avx512vnni_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+    // SAFETY: see the note above (VNNI included); `QDw::exec` passes an
+    // output of exactly `rows`.
+    unsafe { qdw_vnni(p, input, output, rows) }
 }
 pub(super) fn avx512_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
     // SAFETY: see the note above.

@@ -78,7 +78,7 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
         });
         table.qdw = Some(Entry {
             f: avx512::avx512_qdw_i8,
-            name: "avx512_dwconv_i8_16c",
+            name: "avx512_dwconv_i8_32c",
         });
         table.qadd = Some(Entry {
             f: avx512::avx512_qadd_i8,
@@ -90,6 +90,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
         });
     }
     if f.avx512_vnni {
+        table.qdw = Some(Entry {
+            f: avx512::avx512vnni_qdw_i8,
+            name: "avx512vnni_dwconv_i8_32c",
+        });
         table.qgemm = Some(VNNI_QGEMM);
         table.qdot = Some(QDotIsa {
             name: "avx512vnni_fc_i8_dot64",
