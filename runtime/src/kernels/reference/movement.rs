@@ -286,8 +286,21 @@ pub fn transpose<T: Copy>(input: &[T], in_dims: &[usize], perm: &[usize], output
         out_dims[i] = in_dims[p];
         from.strides[i] = in_strides[p];
     }
-    let counts = &out_dims[..rank];
-    strided_copy(input, from, output, Walk::dense(counts), counts);
+    let counts = &mut out_dims[..rank];
+    let mut to = Walk::dense(counts);
+    // The visiting order does not matter for a copy: unless the inner axis
+    // is contiguous on both sides (one memcpy per row), make the longest
+    // axis the inner loop, so NCHW -> NHWC (3 channels innermost) runs
+    // 224-long strided rows instead of 3-long ones.
+    let inner_contiguous = rank > 0 && from.strides[rank - 1] == 1 && to.strides[rank - 1] == 1;
+    if let Some(long) = (0..rank).max_by_key(|&a| (counts[a], a)) {
+        if !inner_contiguous && counts[long] > counts[rank - 1] {
+            counts.swap(long, rank - 1);
+            from.strides.swap(long, rank - 1);
+            to.strides.swap(long, rank - 1);
+        }
+    }
+    strided_copy(input, from, output, to, counts);
 }
 
 /// DEPTH_TO_SPACE (NHWC, TFLite's "DCR" order): input `[n, h, w, b·b·c]` to
