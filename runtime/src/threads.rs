@@ -11,9 +11,15 @@
 //! waits until every worker has finished with it before returning.
 //!
 //! Workers spin briefly between jobs (ops of one inference follow each other
-//! within microseconds), then yield, then park on a condition variable. Tasks
-//! are claimed one at a time, by the caller too, so a worker the OS has not
-//! scheduled (a busy machine) delays nothing: the caller runs its share.
+//! within microseconds), then yield, then park on a condition variable.
+//!
+//! Each thread owns a contiguous share of a job's tasks (the caller the
+//! first), so consecutive ops that split their rows alike find their input
+//! rows in the cache of the core that wrote them: on the 2-core dev VM this
+//! took MobileNetV2 int8 from 1.25x to 1.5x with 2 threads over claiming
+//! tasks first-come from one counter. Tasks are still claimed one at a time,
+//! and a thread that finishes its share takes what is left of the others',
+//! so a worker the OS has not scheduled (a busy machine) delays nothing.
 //!
 //! Without `std` there are no threads: [`for_each_chunk`] always runs inline.
 
@@ -35,7 +41,7 @@ mod imp {
     use super::chunk;
     use core::cell::Cell;
     use core::ops::Range;
-    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Arc, Condvar, Mutex};
     use std::thread::JoinHandle;
 
@@ -44,20 +50,23 @@ mod imp {
         f: &'a (dyn Fn(usize) + Sync),
     }
 
-    /// `state` packs the job's epoch (high 32 bits), its task count (16 bits)
-    /// and the next unclaimed task (low 16 bits). A task is claimed by a
-    /// compare-exchange that also checks the epoch, so a worker that wakes
-    /// late (after the job is over) can never claim, and never touches the
-    /// job: the caller waits only for tasks that were claimed.
-    fn pack(epoch: u32, tasks: usize, next: usize) -> u64 {
-        ((epoch as u64) << 32) | ((tasks as u64) << 16) | next as u64
+    /// A share packs the job's epoch (high 32 bits), the end of the share's
+    /// tasks (16 bits) and its next unclaimed task (low 16 bits). A task is
+    /// claimed by a compare-exchange that also checks the epoch, so a worker
+    /// that wakes late (after the job is over) can never claim, and never
+    /// touches the job: the caller waits only for tasks that were claimed.
+    fn pack(epoch: u32, end: usize, next: usize) -> u64 {
+        ((epoch as u64) << 32) | ((end as u64) << 16) | next as u64
     }
     fn epoch_of(s: u64) -> u32 {
         (s >> 32) as u32
     }
 
     struct Shared {
-        state: AtomicU64,
+        /// The current job's epoch; workers watch it for new work.
+        epoch: AtomicU32,
+        /// Per thread (0 is the caller): its share of the current job.
+        shares: Vec<AtomicU64>,
         /// The current job (points into the dispatching caller's stack).
         job: AtomicPtr<Job<'static>>,
         /// Tasks of the current job that have finished.
@@ -92,31 +101,33 @@ mod imp {
         }
     }
 
-    /// Claims and runs tasks of job `epoch` until none is left.
-    fn run_tasks(shared: &Shared, epoch: u32, job: *const Job<'static>) {
-        let mut s = shared.state.load(Ordering::Acquire);
-        loop {
-            let (tasks, next) = (((s >> 16) & 0xFFFF) as usize, (s & 0xFFFF) as usize);
-            if epoch_of(s) != epoch || next >= tasks {
-                return;
-            }
-            match shared
-                .state
-                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    // SAFETY: claiming task `next` of `epoch` succeeded, so the
-                    // job is still current: its caller waits for `done`.
-                    unsafe { ((*job).f)(next) };
-                    shared.done.fetch_add(1, Ordering::Release);
-                    s = shared.state.load(Ordering::Acquire);
+    /// Claims and runs tasks of job `epoch`: first thread `me`'s own share,
+    /// then whatever is left of the others', until none is left.
+    fn run_tasks(shared: &Shared, epoch: u32, job: *const Job<'static>, me: usize) {
+        let n = shared.shares.len();
+        for k in 0..n {
+            let share = &shared.shares[(me + k) % n];
+            let mut s = share.load(Ordering::Acquire);
+            loop {
+                let (end, next) = (((s >> 16) & 0xFFFF) as usize, (s & 0xFFFF) as usize);
+                if epoch_of(s) != epoch || next >= end {
+                    break;
                 }
-                Err(now) => s = now,
+                match share.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        // SAFETY: claiming task `next` of `epoch` succeeded, so
+                        // the job is still current: its caller waits for `done`.
+                        unsafe { ((*job).f)(next) };
+                        shared.done.fetch_add(1, Ordering::Release);
+                        s = share.load(Ordering::Acquire);
+                    }
+                    Err(now) => s = now,
+                }
             }
         }
     }
 
-    fn worker(shared: Arc<Shared>) {
+    fn worker(shared: Arc<Shared>, me: usize) {
         let mut seen = 0u32;
         loop {
             let mut waited = 0usize;
@@ -124,7 +135,7 @@ mod imp {
                 if shared.shutdown.load(Ordering::Acquire) {
                     return;
                 }
-                let e = epoch_of(shared.state.load(Ordering::Acquire));
+                let e = shared.epoch.load(Ordering::Acquire);
                 if e != seen {
                     break e;
                 }
@@ -136,7 +147,7 @@ mod imp {
                 } else {
                     let guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
                     shared.sleepers.fetch_add(1, Ordering::SeqCst);
-                    let idle = epoch_of(shared.state.load(Ordering::SeqCst)) == seen
+                    let idle = shared.epoch.load(Ordering::SeqCst) == seen
                         && !shared.shutdown.load(Ordering::SeqCst);
                     let guard = if idle {
                         shared.wake.wait(guard).unwrap_or_else(|e| e.into_inner())
@@ -150,7 +161,7 @@ mod imp {
             };
             seen = epoch;
             let job = shared.job.load(Ordering::Acquire);
-            run_tasks(&shared, epoch, job);
+            run_tasks(&shared, epoch, job, me);
         }
     }
 
@@ -160,7 +171,8 @@ mod imp {
         /// Errors: the OS refused to start a thread.
         pub fn new(threads: usize) -> std::io::Result<Self> {
             let shared = Arc::new(Shared {
-                state: AtomicU64::new(0),
+                epoch: AtomicU32::new(0),
+                shares: (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect(),
                 job: AtomicPtr::new(core::ptr::null_mut()),
                 done: AtomicUsize::new(0),
                 shutdown: AtomicBool::new(false),
@@ -177,7 +189,7 @@ mod imp {
                 let s = pool.shared.clone();
                 let h = std::thread::Builder::new()
                     .name(format!("ferrite-worker-{i}"))
-                    .spawn(move || worker(s))?;
+                    .spawn(move || worker(s, i))?;
                 pool.workers.push(h);
             }
             Ok(pool)
@@ -208,12 +220,17 @@ mod imp {
             let ptr = &job as *const Job<'_> as *mut Job<'static>;
             s.job.store(ptr, Ordering::Release);
             s.done.store(0, Ordering::Release);
-            s.state.store(pack(epoch, tasks, 0), Ordering::SeqCst);
+            let n = s.shares.len();
+            for (i, share) in s.shares.iter().enumerate() {
+                let r = chunk(tasks, n, 1, i);
+                share.store(pack(epoch, r.end, r.start), Ordering::Release);
+            }
+            s.epoch.store(epoch, Ordering::SeqCst);
             if s.sleepers.load(Ordering::SeqCst) > 0 {
                 let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.wake.notify_all();
             }
-            run_tasks(s, epoch, ptr);
+            run_tasks(s, epoch, ptr, 0);
             let mut waited = 0usize;
             while s.done.load(Ordering::Acquire) < tasks {
                 waited += 1;

@@ -339,17 +339,17 @@ impl Kernel {
             }
             Kernel::MeanHwF32(g) => g.exec_f32(cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::MeanHwI8 { g, p } => g.exec_i8(p, cast_slice(ins[0]), cast_slice_mut(out)),
-            Kernel::QAdd { p, f } => f(
-                p,
+            Kernel::QAdd { p, f } => pack::elementwise(
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),
                 cast_slice_mut(out),
+                |a, b, o| f(p, a, b, o),
             ),
-            Kernel::QAddFloat { p, f } => f(
-                p,
+            Kernel::QAddFloat { p, f } => pack::elementwise(
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),
                 cast_slice_mut(out),
+                |a, b, o| f(p, a, b, o),
             ),
             Kernel::MaxPoolF32 { g, act, shapes } => pool::max_pool_f32(
                 g,
