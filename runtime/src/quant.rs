@@ -371,11 +371,29 @@ mod tests {
                             as i32
                     }
                 };
+                let want = multiply_by_quantized_multiplier(x, m, shift);
                 assert_eq!(
                     multiply_by_quantized_multiplier_single_shift(x, m, shift),
-                    multiply_by_quantized_multiplier(x, m, shift),
+                    want,
                     "x {x} m {m} shift {shift}"
                 );
+                if shift <= -1 {
+                    // The right-shift-only split of the SIMD epilogues: the
+                    // high half of the 64-bit sum, then rs - 1 more bits; and
+                    // without the sign correction, still <= 0 where x M < 0
+                    // (all a ReLU-clamped layer needs).
+                    let rs = -shift;
+                    let p = x as i64 * m as i64;
+                    let k = (1i64 << 30) + (1i64 << (30 + rs));
+                    let corr = if p < 0 { 1i64 << 31 } else { 0 };
+                    let high = |t: i64| ((t >> 32) as i32) >> (rs - 1);
+                    assert_eq!(high(p + k - corr), want, "x {x} m {m} shift {shift}");
+                    if p < 0 {
+                        assert!(high(p + k) <= 0, "x {x} m {m} shift {shift}");
+                    } else {
+                        assert_eq!(high(p + k), want, "x {x} m {m} shift {shift}");
+                    }
+                }
             }
         }
     }

@@ -108,6 +108,10 @@ pub struct QGemm {
     pub mult: Vec<i32>,
     pub lshift: Vec<i32>,
     pub rshift: Vec<i32>,
+    /// No channel shifts left and every channel shifts right by at least one
+    /// (multipliers below 0.5, the usual case): kernels may then take the
+    /// high half of the 64-bit product as the first step of the shift.
+    pub right_shifts_only: bool,
     /// [`crate::quant::Rounding::Float`]: per channel f32 scale (`np`
     /// entries), used instead of the fixed-point fields; empty otherwise.
     pub fscale: Vec<f32>,
@@ -132,6 +136,11 @@ fn requant_parts(p: &ConvI8Params, len: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>)
         rshift[c] = if r.shift > 0 { 0 } else { -r.shift };
     }
     (mult, lshift, rshift)
+}
+
+/// Whether every channel of `p` shifts only right, by one bit or more.
+fn right_shifts_only(p: &ConvI8Params) -> bool {
+    p.requant.iter().all(|r| r.shift <= -1)
 }
 
 /// The float scales of `p`'s channels, zero-padded to `len`, when it
@@ -190,6 +199,7 @@ impl QGemm {
             mult,
             lshift,
             rshift,
+            right_shifts_only: right_shifts_only(p),
             fscale: float_scales(p, np),
             out_zp: p.output_offset,
             act_min: p.act_min,
@@ -604,6 +614,8 @@ pub struct QDw {
     pub mult: Vec<i32>,
     pub lshift: Vec<i32>,
     pub rshift: Vec<i32>,
+    /// See [`QGemm::right_shifts_only`].
+    pub right_shifts_only: bool,
     /// Float scales (`cp` entries) for ONNX Runtime's rounding, else empty
     /// (see [`QGemm::fscale`]).
     pub fscale: Vec<f32>,
@@ -654,6 +666,7 @@ impl QDw {
             mult,
             lshift,
             rshift,
+            right_shifts_only: right_shifts_only(p),
             fscale: float_scales(p, cp),
             pad: vec![p.input_offset.wrapping_neg() as i8; cp],
             input_offset: p.input_offset,
