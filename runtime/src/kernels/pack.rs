@@ -112,6 +112,11 @@ pub struct QGemm {
     /// (multipliers below 0.5, the usual case): kernels may then take the
     /// high half of the 64-bit product as the first step of the shift.
     pub right_shifts_only: bool,
+    /// The rounding constant of the single-shift requantization,
+    /// `2^30 + 2^(30 + rshift)` (`2^30` when `rshift` is 0), per channel, in
+    /// the order of a 64-bit multiply's lanes: per 16 channels the 8 even
+    /// channels, then the 8 odd ones (see `Rq16` in the x86_64 kernels).
+    pub round64: Vec<i64>,
     /// [`crate::quant::Rounding::Float`]: per channel f32 scale (`np`
     /// entries), used instead of the fixed-point fields; empty otherwise.
     pub fscale: Vec<f32>,
@@ -136,6 +141,16 @@ fn requant_parts(p: &ConvI8Params, len: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>)
         rshift[c] = if r.shift > 0 { 0 } else { -r.shift };
     }
     (mult, lshift, rshift)
+}
+
+/// [`QGemm::round64`] for the right shifts `rshift` (a multiple of 16 long).
+fn round64(rshift: &[i32]) -> Vec<i64> {
+    let mut k = vec![0i64; rshift.len()];
+    for (c, &rs) in rshift.iter().enumerate() {
+        let lane = c / 16 * 16 + c % 2 * 8 + c % 16 / 2;
+        k[lane] = (1i64 << 30) + (((1i64 << rs.clamp(0, 31)) >> 1) << 31);
+    }
+    k
 }
 
 /// Whether every channel of `p` shifts only right, by one bit or more.
@@ -189,6 +204,7 @@ impl QGemm {
             b[c] = base.wrapping_sub(fold.wrapping_mul(sum));
         }
         let (mult, lshift, rshift) = requant_parts(p, np);
+        let round64 = round64(&rshift);
         QGemm {
             k,
             n,
@@ -200,6 +216,7 @@ impl QGemm {
             lshift,
             rshift,
             right_shifts_only: right_shifts_only(p),
+            round64,
             fscale: float_scales(p, np),
             out_zp: p.output_offset,
             act_min: p.act_min,

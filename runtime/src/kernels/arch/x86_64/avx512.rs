@@ -82,6 +82,32 @@ impl Rq16 {
         }
     }
 
+    /// The constants the right-shift-only forms use ([`RQ_RIGHT`]), for
+    /// channels `c..c + 16`, with the rounding constants precomputed
+    /// ([`QGemm::round64`]); the other fields are left zero.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn load_right(p: &QGemm, c: usize) -> Self {
+        debug_assert!(c + 16 <= p.mult.len() && c + 16 <= p.round64.len());
+        unsafe {
+            let mult = _mm512_loadu_si512(p.mult.as_ptr().add(c) as *const _);
+            let rs = _mm512_loadu_si512(p.rshift.as_ptr().add(c) as *const _);
+            let z = _mm512_setzero_si512();
+            Rq16 {
+                ls: z,
+                me: mult,
+                mo: _mm512_shuffle_epi32::<0xF5>(mult),
+                ke: _mm512_loadu_si512(p.round64.as_ptr().add(c) as *const _),
+                ko: _mm512_loadu_si512(p.round64.as_ptr().add(c + 8) as *const _),
+                se: z,
+                so: z,
+                ce: z,
+                co: z,
+                rs1: _mm512_sub_epi32(rs, _mm512_set1_epi32(1)),
+            }
+        }
+    }
+
     /// Loads the constants of channels `c..c + 16` from packed per-channel
     /// vectors.
     #[inline]
@@ -271,7 +297,11 @@ unsafe fn qgemm_tile<const R: usize, const B: usize, const FLIPPED: bool, const 
         let mut q = [[_mm512_setzero_si512(); B]; R];
         for j in 0..B {
             let c = (jb + j) * 16;
-            let rq = Rq16::load(&p.mult, &p.lshift, &p.rshift, c);
+            let rq = if MODE == RQ_ANY {
+                Rq16::load(&p.mult, &p.lshift, &p.rshift, c)
+            } else {
+                Rq16::load_right(p, c)
+            };
             let fs = if float {
                 _mm512_loadu_ps(p.fscale.as_ptr().add(c))
             } else {
