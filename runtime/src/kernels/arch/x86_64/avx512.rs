@@ -623,7 +623,8 @@ fn valid_taps(
 
 /// Where a depthwise window lies entirely inside the image: the output
 /// columns `lo..hi` (all taps of a row inside), and each tap's element offset
-/// from the window's top-left input element.
+/// from the window's top-left input element (0 past the last tap: an odd
+/// window's last pair reads the first tap again, with zero weights).
 struct DwWindow {
     cols: Range<usize>,
     off: [usize; MAX_DW_TAPS],
@@ -806,15 +807,8 @@ macro_rules! qdw_kernel {
                             let ix0 = ox * g.stride_w - g.pad_left;
                             let base = input.add(((b * ih + iy0 as usize) * iw + ix0) * c);
                             let off = &win.off;
-                            // The last odd tap's partner (zero weights) reads the first.
-                            dw_taps::<FULL>(
-                                &wv,
-                                pairs,
-                                |t| base.add(if t < taps { off[t] } else { 0 }),
-                                c0,
-                                m32,
-                                bias,
-                            )
+                            // The last odd tap's partner (zero weights) reads off[taps] = 0.
+                            dw_taps::<FULL>(&wv, pairs, |t| base.add(off[t]), c0, m32, bias)
                         } else {
                             let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
                             for ty in 0..kh {
