@@ -1065,9 +1065,134 @@ unsafe fn qadd_float(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     }
 }
 
-/// Same-shape int8 ADD/SUB: TFLite's `AddFunc` on 16 lanes.
+/// One of an ADD's three requantizations, all lanes alike, in the
+/// right-shift-only form of [`requant16`] ("high half of the 64-bit sum,
+/// then `rs - 1` bits"). With `rs = 0` (the input with the larger scale
+/// gets multiplier 0.5) the value is doubled first instead, so that the
+/// plain `(p + 2^30) >> 31` is the high half of `2p + 2^31`; [`qadd`] checks
+/// that the doubled values fit.
+#[derive(Clone, Copy)]
+struct UniformRq {
+    /// Left shift applied before the multiply (TFLite's `left_shift`, plus
+    /// one for `rs = 0`).
+    pre: __m128i,
+    mult: __m512i,
+    round: __m512i,
+    rs1: __m128i,
+    /// The sign correction (`rs > 0` and not removed by a ReLU clamp).
+    sign: bool,
+}
+
+impl UniformRq {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn new(multiplier: i32, shift: i32, pre: i32, sign: bool) -> Self {
+        let rs = -shift;
+        let (pre, round, rs1, sign) = if rs == 0 {
+            (pre + 1, 1i64 << 31, 0, false)
+        } else {
+            (pre, (1i64 << 30) + (1i64 << (30 + rs)), rs - 1, sign)
+        };
+        UniformRq {
+            pre: _mm_cvtsi32_si128(pre),
+            mult: _mm512_set1_epi32(multiplier),
+            round: _mm512_set1_epi64(round),
+            rs1: _mm_cvtsi32_si128(rs1),
+            sign,
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn apply(&self, x: __m512i) -> __m512i {
+        let x = _mm512_sll_epi32(x, self.pre);
+        let mut te = _mm512_add_epi64(_mm512_mul_epi32(x, self.mult), self.round);
+        let xo = _mm512_shuffle_epi32::<0xF5>(x);
+        let mut to = _mm512_add_epi64(_mm512_mul_epi32(xo, self.mult), self.round);
+        if self.sign {
+            let s = _mm512_srai_epi32::<31>(x);
+            let c = _mm512_set1_epi64(-(1i64 << 31));
+            te = _mm512_add_epi64(te, _mm512_and_si512(_mm512_shuffle_epi32::<0xA0>(s), c));
+            to = _mm512_add_epi64(to, _mm512_and_si512(_mm512_shuffle_epi32::<0xF5>(s), c));
+        }
+        let high = _mm512_mask_shuffle_epi32::<0xF5>(to, 0x5555, te);
+        _mm512_sra_epi32(high, self.rs1)
+    }
+}
+
+/// Same-shape int8 ADD/SUB: TFLite's `AddFunc` on 16 lanes. Parameters as
+/// `AddI8Params::new` makes them (right shifts only, `left_shift` 20,
+/// offsets within ±128) take [`UniformRq`]; anything else the general
+/// requantization.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // |x + offset| <= 255 and |sum| < 2^30 even doubled after `left_shift`.
+    let small = |off: i32| (-128..=128).contains(&off);
+    let shift_ok = |s: i32| (-31..=0).contains(&s);
+    let uniform = (0..=21).contains(&p.left_shift)
+        && small(p.input1_offset)
+        && small(p.input2_offset)
+        && shift_ok(p.input1_shift)
+        && shift_ok(p.input2_shift)
+        && shift_ok(p.output_shift)
+        && p.input1_multiplier >= 0
+        && p.input2_multiplier >= 0
+        && p.output_multiplier >= 0;
+    unsafe {
+        if uniform {
+            qadd_uniform(p, a, b, out)
+        } else {
+            qadd_any(p, a, b, out)
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn qadd_uniform(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    unsafe {
+        debug_assert!(a.len() == out.len() && b.len() == out.len());
+        let off1 = _mm512_set1_epi32(p.input1_offset);
+        let off2 = _mm512_set1_epi32(p.input2_offset);
+        let q1 = UniformRq::new(p.input1_multiplier, p.input1_shift, p.left_shift, true);
+        let q2 = UniformRq::new(p.input2_multiplier, p.input2_shift, p.left_shift, true);
+        let qo = UniformRq::new(
+            p.output_multiplier,
+            p.output_shift,
+            0,
+            needs_sign(p.act_min, p.output_offset),
+        );
+        let zp = _mm512_set1_epi32(p.output_offset);
+        let lo = _mm512_set1_epi32(p.act_min);
+        let hi = _mm512_set1_epi32(p.act_max);
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let left = n - i;
+            let m: u16 = if left >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << left) - 1) as u16
+            };
+            let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, a.as_ptr().add(i)));
+            let y = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b.as_ptr().add(i)));
+            let x = q1.apply(_mm512_add_epi32(x, off1));
+            let y = q2.apply(_mm512_add_epi32(y, off2));
+            let s = if p.subtract {
+                _mm512_sub_epi32(x, y)
+            } else {
+                _mm512_add_epi32(x, y)
+            };
+            let v = _mm512_add_epi32(qo.apply(s), zp);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            _mm_mask_storeu_epi8(out.as_mut_ptr().add(i), m, _mm512_cvtepi32_epi8(v));
+            i += 16;
+        }
+    }
+}
+
+/// [`qadd`] for any parameters, through the general requantization.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn qadd_any(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     unsafe {
         debug_assert!(a.len() == out.len() && b.len() == out.len());
         let off1 = _mm512_set1_epi32(p.input1_offset);
