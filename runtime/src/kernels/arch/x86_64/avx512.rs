@@ -743,15 +743,17 @@ macro_rules! qdw_kernel {
                 }
             }
 
-            /// One output row of 32 channels from `c0`, for windows of `2 * P`
-            /// or `2 * P - 1` taps (`P` = 0: any window, a slower loop).
+            /// Output rows `rows` (the first at `outp`) of 32 channels from
+            /// `c0`, for windows of `2 * P` or `2 * P - 1` taps (`P` = 0: any
+            /// window, a slower loop). The block's weights and constants are
+            /// set up once for all its rows.
             #[inline]
             #[target_feature(enable = $features)]
-            unsafe fn row<const P: usize, const FULL: bool, const MODE: u8>(
+            unsafe fn block<const P: usize, const FULL: bool, const MODE: u8>(
                 p: &QDw,
                 input: *const i8,
-                out: *mut i8,
-                (b, oy): (usize, usize),
+                outp: *mut i8,
+                rows: Range<usize>,
                 win: &DwWindow,
                 c0: usize,
             ) {
@@ -794,47 +796,55 @@ macro_rules! qdw_kernel {
                     let amin = _mm256_set1_epi8(p.act_min as i8);
                     let amax = _mm256_set1_epi8(p.act_max as i8);
                     let pad = p.pad.as_ptr();
-                    let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
-                    let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
-                    let cols = if ky.len() == kh {
-                        win.cols.clone()
-                    } else {
-                        0..0
-                    };
+                    let oh = p.shape.shapes[2][1];
                     let mut src = [pad; MAX_DW_TAPS + 1];
-                    for ox in 0..ow {
-                        let (lo, hi) = if cols.contains(&ox) {
-                            let ix0 = ox * g.stride_w - g.pad_left;
-                            let base = input.add(((b * ih + iy0 as usize) * iw + ix0) * c);
-                            let off = &win.off;
-                            // The last odd tap's partner (zero weights) reads off[taps] = 0.
-                            dw_taps::<FULL>(&wv, pairs, |t| base.add(off[t]), c0, m32, bias)
+                    let first = rows.start;
+                    for r in rows {
+                        let (b, oy) = (r / oh, r % oh);
+                        let out = outp.add((r - first) * ow * c);
+                        let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+                        let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
+                        let cols = if ky.len() == kh {
+                            win.cols.clone()
                         } else {
-                            let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
-                            for ty in 0..kh {
-                                let iy = iy0 + (ty * g.dilation_h) as isize;
-                                for tx in 0..kw {
-                                    let ix = ix0 + (tx * g.dilation_w) as isize;
-                                    let inside = (0..ih as isize).contains(&iy)
-                                        && (0..iw as isize).contains(&ix);
-                                    src[ty * kw + tx] = if inside {
-                                        input.add(((b * ih + iy as usize) * iw + ix as usize) * c)
-                                    } else {
-                                        pad
-                                    };
+                            0..0
+                        };
+                        for ox in 0..ow {
+                            let (lo, hi) = if cols.contains(&ox) {
+                                let ix0 = ox * g.stride_w - g.pad_left;
+                                let base = input.add(((b * ih + iy0 as usize) * iw + ix0) * c);
+                                let off = &win.off;
+                                // The last odd tap's partner (zero weights) reads off[taps] = 0.
+                                dw_taps::<FULL>(&wv, pairs, |t| base.add(off[t]), c0, m32, bias)
+                            } else {
+                                let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+                                for ty in 0..kh {
+                                    let iy = iy0 + (ty * g.dilation_h) as isize;
+                                    for tx in 0..kw {
+                                        let ix = ix0 + (tx * g.dilation_w) as isize;
+                                        let inside = (0..ih as isize).contains(&iy)
+                                            && (0..iw as isize).contains(&ix);
+                                        src[ty * kw + tx] = if inside {
+                                            input.add(
+                                                ((b * ih + iy as usize) * iw + ix as usize) * c,
+                                            )
+                                        } else {
+                                            pad
+                                        };
+                                    }
                                 }
-                            }
-                            dw_taps::<FULL>(&wv, pairs, |t| src[t], c0, m32, bias)
-                        };
-                        let (lo, hi) = if float {
-                            (
-                                requant16_float(lo, _mm512_castsi512_ps(fs_lo)),
-                                requant16_float(hi, _mm512_castsi512_ps(fs_hi)),
-                            )
-                        } else {
-                            (requant16::<MODE>(lo, &rq_lo), requant16::<MODE>(hi, &rq_hi))
-                        };
-                        store32_packed(out.add(ox * c + c0), lo, hi, zp, amin, amax, m32);
+                                dw_taps::<FULL>(&wv, pairs, |t| src[t], c0, m32, bias)
+                            };
+                            let (lo, hi) = if float {
+                                (
+                                    requant16_float(lo, _mm512_castsi512_ps(fs_lo)),
+                                    requant16_float(hi, _mm512_castsi512_ps(fs_hi)),
+                                )
+                            } else {
+                                (requant16::<MODE>(lo, &rq_lo), requant16::<MODE>(hi, &rq_hi))
+                            };
+                            store32_packed(out.add(ox * c + c0), lo, hi, zp, amin, amax, m32);
+                        }
                     }
                 }
             }
@@ -842,48 +852,44 @@ macro_rules! qdw_kernel {
             unsafe {
                 let [_, _, _, c] = p.shape.shapes[0];
                 let [_, kh, kw, _] = p.shape.shapes[1];
-                let [_, oh, ow, _] = p.shape.shapes[2];
+                let [_, _, ow, _] = p.shape.shapes[2];
                 let pairs = (kh * kw).div_ceil(2);
                 let mode = rq_mode(p.right_shifts_only, p.act_min, p.out_zp);
                 let win = DwWindow::new(&p.shape);
                 debug_assert!(p.pad.len() >= c && p.w16.len() >= kh * kw * p.cp);
                 debug_assert_eq!(output.len(), rows.len() * ow * c);
                 let (inp, outp) = (input.as_ptr(), output.as_mut_ptr());
-                let first = rows.start;
-                for r in rows {
-                    let out = outp.add((r - first) * ow * c);
-                    let at = (r / oh, r % oh);
-                    for c0 in (0..c).step_by(32) {
-                        let full = c - c0 >= 32;
-                        // 3x3 and 5x5 windows unrolled, for the right-shift-only
-                        // requantizations; anything else the general loop.
-                        match (pairs, full, mode) {
-                            (5, true, RQ_RIGHT_RELU) => {
-                                row::<5, true, RQ_RIGHT_RELU>(p, inp, out, at, &win, c0)
-                            }
-                            (5, true, RQ_RIGHT) => {
-                                row::<5, true, RQ_RIGHT>(p, inp, out, at, &win, c0)
-                            }
-                            (5, false, RQ_RIGHT_RELU) => {
-                                row::<5, false, RQ_RIGHT_RELU>(p, inp, out, at, &win, c0)
-                            }
-                            (5, false, RQ_RIGHT) => {
-                                row::<5, false, RQ_RIGHT>(p, inp, out, at, &win, c0)
-                            }
-                            (13, true, RQ_RIGHT_RELU) => {
-                                row::<13, true, RQ_RIGHT_RELU>(p, inp, out, at, &win, c0)
-                            }
-                            (13, true, RQ_RIGHT) => {
-                                row::<13, true, RQ_RIGHT>(p, inp, out, at, &win, c0)
-                            }
-                            (13, false, RQ_RIGHT_RELU) => {
-                                row::<13, false, RQ_RIGHT_RELU>(p, inp, out, at, &win, c0)
-                            }
-                            (13, false, RQ_RIGHT) => {
-                                row::<13, false, RQ_RIGHT>(p, inp, out, at, &win, c0)
-                            }
-                            _ => row::<0, false, RQ_ANY>(p, inp, out, at, &win, c0),
+                for c0 in (0..c).step_by(32) {
+                    let full = c - c0 >= 32;
+                    let rows = rows.clone();
+                    // 3x3 and 5x5 windows unrolled, for the right-shift-only
+                    // requantizations; anything else the general loop.
+                    match (pairs, full, mode) {
+                        (5, true, RQ_RIGHT_RELU) => {
+                            block::<5, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
                         }
+                        (5, true, RQ_RIGHT) => {
+                            block::<5, true, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                        }
+                        (5, false, RQ_RIGHT_RELU) => {
+                            block::<5, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                        }
+                        (5, false, RQ_RIGHT) => {
+                            block::<5, false, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                        }
+                        (13, true, RQ_RIGHT_RELU) => {
+                            block::<13, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                        }
+                        (13, true, RQ_RIGHT) => {
+                            block::<13, true, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                        }
+                        (13, false, RQ_RIGHT_RELU) => {
+                            block::<13, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                        }
+                        (13, false, RQ_RIGHT) => {
+                            block::<13, false, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                        }
+                        _ => block::<0, false, RQ_ANY>(p, inp, outp, rows, &win, c0),
                     }
                 }
             }
