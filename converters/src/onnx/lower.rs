@@ -892,8 +892,7 @@ impl<'m> Lower<'m> {
                 let x = input(0)?;
                 let d = self.shape_of(&x);
                 let axis = flatten_axis(a.int("axis", 1)?, d.len())?;
-                let outer: usize = d[..axis].iter().product();
-                let inner: usize = d[axis..].iter().product();
+                let (outer, inner) = (numel(&d[..axis])?, numel(&d[axis..])?);
                 self.reshape(&out, &x, vec![outer, inner])?
             }
             "Reshape" => {
@@ -1301,7 +1300,7 @@ impl<'m> Lower<'m> {
                     .cloned()
                     .flatten()
                     .ok_or_else(|| anyhow!("missing input"))?;
-                let n: usize = self.shape_of(&x).iter().product();
+                let n = numel(&self.shape_of(&x))?;
                 return Ok(Some(vec![Const::i64(vec![], vec![n as i64])]));
             }
             "Constant" => return Ok(Some(vec![self.constant_attr(a)?])),
@@ -1498,8 +1497,7 @@ impl<'m> Lower<'m> {
             "Flatten" => {
                 let x = c(0)?;
                 let axis = flatten_axis(a.int("axis", 1)?, x.dims.len())?;
-                let outer = x.dims[..axis].iter().product();
-                let inner = x.dims[axis..].iter().product();
+                let (outer, inner) = (numel(&x.dims[..axis])?, numel(&x.dims[axis..])?);
                 Const {
                     dims: vec![outer, inner],
                     ..x.clone()
@@ -2875,8 +2873,7 @@ impl<'m> Lower<'m> {
         }
         if self.opset < 13 {
             // Softmax over the flattened trailing dims [axis..].
-            let inner: usize = xd[axis..].iter().product();
-            let outer: usize = xd[..axis].iter().product();
+            let (inner, outer) = (numel(&xd[axis..])?, numel(&xd[..axis])?);
             let flat = self.new_tensor(
                 &format!("{out}/2d"),
                 DType::F32,
