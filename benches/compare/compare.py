@@ -9,8 +9,9 @@ Usage (normally through benches/compare/run.sh, which makes the venv and the .fe
 Each runtime loads each model once. The runtimes then take turns, round after
 round: in every round each one does `--warmup` untimed runs and `--runs` timed
 runs, so slow drifts of a shared machine (other jobs, clock changes) hit every
-runtime alike. Ferrite is timed in its own process by `ferrite bench --json`,
-which reports the time of each `Session::invoke`; the peers are timed around
+runtime alike. Ferrite is timed in its own process by `ferrite bench --json`
+(a new process each round, so it gets FERRITE_EXTRA_WARMUP more untimed
+runs), which reports the time of each `Session::invoke`; the peers are timed around
 their `invoke`/`run` call in this process. Inputs are random data of the
 model's input type (the same seed for every round). The table gives the
 median over all timed runs (rounds x runs, at least 50) and the ratio
@@ -20,7 +21,8 @@ Models (missing files are reported and skipped):
   MobileNetV2 int8   mobilenet_v2_torchvision_int8.tflite (Ferrite, LiteRT), *_qdq_int8.onnx (ORT, tract)
   MobileNetV2 f32    mobilenet_v2_torchvision_f32.tflite (Ferrite, LiteRT), mobilenet_v2_torchvision.onnx (ORT, tract)
   BlazeFace f32      face_detection_short_range.tflite (Ferrite, LiteRT; no ONNX export of this model)
-  BlazeFace int8     needs Ferrite's int8 quantizer (`convert --quantize int8`); skipped when absent
+  BlazeFace int8     Ferrite's own quantization (run.sh makes it with `convert --quantize int8`);
+                     LiteRT only if a blazeface_int8.tflite is put next to the .fer files
 """
 
 import argparse
@@ -107,6 +109,14 @@ class Tract:
         self.m.run([self.x])
 
 
+# Ferrite runs in a new process every round while the peers stay loaded in
+# this one, and its first runs after a start are slower (first touches of the
+# arena and the packed weights, the clock ramping up: on the dev VM runs
+# 6-15 of a process took 4.5-4.8 ms where runs 51-150 took 3.9-4.0 ms). So
+# each round gives it this many untimed runs more than the peers get.
+FERRITE_EXTRA_WARMUP = 25
+
+
 class Ferrite:
     name = "Ferrite"
 
@@ -114,6 +124,7 @@ class Ferrite:
         self.cmd = [str(exe), "bench", str(fer), "--threads", str(threads), "--json"]
 
     def round(self, runs, warmup):
+        warmup += FERRITE_EXTRA_WARMUP
         out = subprocess.run(
             self.cmd + ["--runs", str(runs), "--warmup", str(warmup)], check=True, capture_output=True, text=True
         ).stdout
