@@ -664,9 +664,9 @@ pub struct QDw {
     /// Float scales (`cp` entries) for ONNX Runtime's rounding, else empty
     /// (see [`QGemm::fscale`]).
     pub fscale: Vec<f32>,
-    /// `cp` copies of the input zero point: what a kernel may read for the
-    /// taps of a window outside the image (each adds nothing to an
-    /// accumulator that starts from `bias_full`).
+    /// One input row (at least `cp` values) of the input zero point: what a
+    /// kernel may read for the taps of a window outside the image (each adds
+    /// nothing to an accumulator that starts from `bias_full`).
     pub pad: Vec<i8>,
     pub input_offset: i32,
     pub out_zp: i32,
@@ -713,7 +713,7 @@ impl QDw {
             rshift,
             right_shifts_only: right_shifts_only(p),
             fscale: float_scales(p, cp),
-            pad: vec![p.input_offset.wrapping_neg() as i8; cp],
+            pad: vec![p.input_offset.wrapping_neg() as i8; cp.max(shape.shapes[0][2] * c)],
             input_offset: p.input_offset,
             out_zp: p.output_offset,
             act_min: p.act_min,

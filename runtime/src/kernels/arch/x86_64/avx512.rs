@@ -628,6 +628,9 @@ fn valid_taps(
 struct DwWindow {
     cols: Range<usize>,
     off: [usize; MAX_DW_TAPS],
+    /// Per tap: its filter row, and its element offset within a row of input.
+    trow: [usize; MAX_DW_TAPS],
+    tcol: [usize; MAX_DW_TAPS],
 }
 
 impl DwWindow {
@@ -637,9 +640,13 @@ impl DwWindow {
         let ow = p.shapes[2][2];
         let g = &p.g;
         let mut off = [0usize; MAX_DW_TAPS];
+        let mut trow = [0usize; MAX_DW_TAPS];
+        let mut tcol = [0usize; MAX_DW_TAPS];
         for ty in 0..kh {
             for tx in 0..kw {
                 off[ty * kw + tx] = (ty * g.dilation_h * iw + tx * g.dilation_w) * c;
+                trow[ty * kw + tx] = ty;
+                tcol[ty * kw + tx] = tx * g.dilation_w * c;
             }
         }
         let lo = g.pad_left.div_ceil(g.stride_w).min(ow);
@@ -652,6 +659,8 @@ impl DwWindow {
         DwWindow {
             cols: lo..hi.max(lo),
             off,
+            trow,
+            tcol,
         }
     }
 }
@@ -804,18 +813,30 @@ macro_rules! qdw_kernel {
                         let out = outp.add((r - first) * ow * c);
                         let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
                         let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
-                        let cols = if ky.len() == kh {
-                            win.cols.clone()
-                        } else {
-                            0..0
-                        };
+                        let row_full = ky.len() == kh;
+                        // Each filter row's input row, or the zero-point row
+                        // `pad` (a whole input row long) where it is outside.
+                        let mut rowbase = [pad; MAX_DW_TAPS];
+                        for (ty, rb) in rowbase[..kh].iter_mut().enumerate() {
+                            let iy = iy0 + (ty * g.dilation_h) as isize;
+                            if (0..ih as isize).contains(&iy) {
+                                *rb = input.add((b * ih + iy as usize) * iw * c);
+                            }
+                        }
                         for ox in 0..ow {
-                            let (lo, hi) = if cols.contains(&ox) {
+                            let (lo, hi) = if row_full && win.cols.contains(&ox) {
                                 let ix0 = ox * g.stride_w - g.pad_left;
                                 let base = input.add(((b * ih + iy0 as usize) * iw + ix0) * c);
                                 let off = &win.off;
                                 // The last odd tap's partner (zero weights) reads off[taps] = 0.
                                 dw_taps::<FULL>(&wv, pairs, |t| base.add(off[t]), c0, m32, bias)
+                            } else if win.cols.contains(&ox) {
+                                // Rows above or below the image, columns inside.
+                                let x = (ox * g.stride_w - g.pad_left) * c;
+                                for t in 0..=taps.min(MAX_DW_TAPS - 1) {
+                                    src[t] = rowbase[win.trow[t]].add(x + win.tcol[t]);
+                                }
+                                dw_taps::<FULL>(&wv, pairs, |t| src[t], c0, m32, bias)
                             } else {
                                 let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
                                 for ty in 0..kh {
