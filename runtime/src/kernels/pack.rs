@@ -382,15 +382,44 @@ impl ConvShape {
         n * oh * ow
     }
 
-    /// Copies the window of output pixel `p` into `row` (`kh * kw * in_c`
-    /// values, `fill` where the window leaves the image).
-    #[inline]
-    fn window<T: Copy>(&self, input: &[T], p: usize, row: &mut [T], fill: T) {
-        let [_, ih, iw, ic] = self.shapes[0];
-        let [_, kh, kw, _] = self.shapes[1];
+    /// The output pixel `p` as (batch, row, column).
+    fn pixel(&self, p: usize) -> Pixel {
         let [_, oh, ow, _] = self.shapes[2];
         let (b, rem) = (p / (oh * ow), p % (oh * ow));
-        let (oy, ox) = (rem / ow, rem % ow);
+        Pixel {
+            b,
+            oy: rem / ow,
+            ox: rem % ow,
+        }
+    }
+
+    /// The pixel after `px` in row-major order (no divisions: an im2col
+    /// tile walks its pixels with this).
+    #[inline]
+    fn next_pixel(&self, px: Pixel) -> Pixel {
+        let [_, oh, ow, _] = self.shapes[2];
+        let mut n = Pixel {
+            ox: px.ox + 1,
+            ..px
+        };
+        if n.ox == ow {
+            n.ox = 0;
+            n.oy += 1;
+            if n.oy == oh {
+                n.oy = 0;
+                n.b += 1;
+            }
+        }
+        n
+    }
+
+    /// Copies the window of output pixel `px` into `row` (`kh * kw * in_c`
+    /// values, `fill` where the window leaves the image).
+    #[inline]
+    fn window<T: Copy>(&self, input: &[T], px: Pixel, row: &mut [T], fill: T) {
+        let [_, ih, iw, ic] = self.shapes[0];
+        let [_, kh, kw, _] = self.shapes[1];
+        let Pixel { b, oy, ox } = px;
         let g = &self.g;
         let mut at = 0;
         // Columns whose whole filter row lies inside the image read one
@@ -430,6 +459,14 @@ impl ConvShape {
             }
         }
     }
+}
+
+/// An output pixel of a convolution: batch, row, column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pixel {
+    b: usize,
+    oy: usize,
+    ox: usize,
 }
 
 /// `dst.copy_from_slice(src)` without a `memcpy` call for the short runs
@@ -547,15 +584,13 @@ impl QConv {
                 let kp = self.gemm.kp;
                 let tile = im2col_rows(kp, 1);
                 let mut p = rows.start;
+                let mut px = self.shape.pixel(p);
                 while p < rows.end {
                     let t = tile.min(rows.end - p);
                     for r in 0..t {
-                        self.shape.window(
-                            input,
-                            p + r,
-                            &mut buf[r * kp..r * kp + k],
-                            self.pad_value,
-                        );
+                        self.shape
+                            .window(input, px, &mut buf[r * kp..r * kp + k], self.pad_value);
+                        px = self.shape.next_pixel(px);
                     }
                     let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
                     (self.run)(&self.gemm, &buf[..t * kp], kp, t, o, n);
@@ -628,11 +663,13 @@ impl SConv {
                 let mut buf = [0f32; IM2COL_BYTES / 4];
                 let tile = im2col_rows(k, 4);
                 let mut p = rows.start;
+                let mut px = self.shape.pixel(p);
                 while p < rows.end {
                     let t = tile.min(rows.end - p);
                     for r in 0..t {
                         self.shape
-                            .window(input, p + r, &mut buf[r * k..(r + 1) * k], 0.0);
+                            .window(input, px, &mut buf[r * k..(r + 1) * k], 0.0);
+                        px = self.shape.next_pixel(px);
                     }
                     let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
                     (self.run)(&self.gemm, &buf[..t * k], k, t, o, n);
