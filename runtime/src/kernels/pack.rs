@@ -681,13 +681,12 @@ impl SConv {
 }
 
 /// Prepared int8 DEPTHWISE_CONV_2D with multiplier 1: weights widened to
-/// i32 and laid out `[kh * kw][cp]` (`cp` = channels rounded up to 32).
+/// i16 and laid out `[kh * kw][cp]` (`cp` = channels rounded up to 32).
 #[derive(Debug, Clone)]
 pub struct QDw {
     pub shape: ConvShape,
     pub cp: usize,
-    pub w: Vec<i32>,
-    /// The same weights as i16 (for kernels that multiply in 16 bits).
+    /// The weights as i16 (the kernels multiply in 16 bits), zero-padded.
     pub w16: Vec<i16>,
     /// Bias as given (zero where absent), and the bias plus
     /// `input_offset * sum of all taps` for windows entirely inside the image.
@@ -723,25 +722,23 @@ impl QDw {
     ) -> Self {
         let [_, kh, kw, c] = shape.shapes[1];
         let cp = pad_to(c.max(1), 32);
-        let mut w = vec![0i32; kh * kw * cp];
+        let mut w16 = vec![0i16; kh * kw * cp];
         let mut b = vec![0i32; cp];
         let mut bf = vec![0i32; cp];
         for ch in 0..c {
             let mut sum = 0i32;
             for t in 0..kh * kw {
-                let v = filter[t * c + ch] as i32;
-                w[t * cp + ch] = v;
-                sum = sum.wrapping_add(v);
+                let v = filter[t * c + ch];
+                w16[t * cp + ch] = v as i16;
+                sum = sum.wrapping_add(v as i32);
             }
             b[ch] = bias.map_or(0, |b| b[ch]);
             bf[ch] = b[ch].wrapping_add(sum.wrapping_mul(p.input_offset));
         }
         let (mult, lshift, rshift) = requant_parts(p, cp);
-        let w16 = w.iter().map(|&v| v as i16).collect();
         QDw {
             shape,
             cp,
-            w,
             w16,
             bias: b,
             bias_full: bf,
