@@ -15,6 +15,35 @@ use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
 const MR: usize = 6;
 const NB: usize = 4;
 
+/// Runs `$body` with `$j` = 0, 1, .. up to `$b` (at most [`NB`]) as
+/// literal constants. A `for j in 0..B` loop over a large body is left
+/// rolled by LLVM, and a loop-variable index into the accumulator arrays
+/// sends all of them through the stack (measured: the int8 GEMM epilogue
+/// spilled every accumulator twice); constant indices keep them in
+/// registers.
+macro_rules! for_each_block {
+    ($b:expr, $j:ident => $body:block) => {{
+        const _: () = assert!(NB == 4);
+        debug_assert!($b <= NB);
+        if 0 < $b {
+            let $j = 0usize;
+            $body
+        }
+        if 1 < $b {
+            let $j = 1usize;
+            $body
+        }
+        if 2 < $b {
+            let $j = 2usize;
+            $body
+        }
+        if 3 < $b {
+            let $j = 3usize;
+            $body
+        }
+    }};
+}
+
 /// The per-channel constants of [`requant16`] for 16 channels, derived once
 /// from the packed multiplier and shift vectors and kept in registers while
 /// a block of channels is requantized.
@@ -295,7 +324,7 @@ unsafe fn qgemm_tile<const R: usize, const B: usize, const FLIPPED: bool, const 
         // Requantized into a second array: writing back into `acc` makes
         // LLVM keep the accumulators in memory through the main loop.
         let mut q = [[_mm512_setzero_si512(); B]; R];
-        for j in 0..B {
+        for_each_block!(B, j => {
             let c = (jb + j) * 16;
             let rq = if MODE == RQ_ANY {
                 Rq16::load(&p.mult, &p.lshift, &p.rshift, c)
@@ -315,7 +344,7 @@ unsafe fn qgemm_tile<const R: usize, const B: usize, const FLIPPED: bool, const 
                     requant16::<MODE>(sum, &rq)
                 };
             }
-        }
+        });
         let c0 = jb * 16;
         for (r, row) in q.iter().enumerate() {
             store_rows_i8::<B>(p, *row, out.add(r * out_stride + c0), p.n - c0);
