@@ -13,11 +13,14 @@ use ferrite_runtime::kernels::reference::conv::{self, Conv2dGeometry, ConvI8Para
 use ferrite_runtime::kernels::{arch, KernelTable};
 use ferrite_runtime::{Activation, QParams, Rounding};
 
-/// A layer: name, input `[h, w, c]`, kernel size, stride, output channels, depthwise.
+/// A layer: name, input `[h, w, c]`, kernel size, stride, output channels,
+/// depthwise. Layers that narrow the channels (MobileNetV2's linear
+/// bottleneck projections) have no activation, the others ReLU6.
 type Layer = (&'static str, [usize; 3], usize, usize, usize, bool);
 
 const SHAPES: &[Layer] = &[
     ("mnv2_pw_112x112_16to96", [112, 112, 16], 1, 1, 96, false),
+    ("mnv2_pw_112x112_32to16", [112, 112, 32], 1, 1, 16, false),
     ("mnv2_pw_56x56_144to24", [56, 56, 144], 1, 1, 24, false),
     ("mnv2_pw_28x28_32to192", [28, 28, 32], 1, 1, 192, false),
     ("mnv2_pw_7x7_320to1280", [7, 7, 320], 1, 1, 1280, false),
@@ -64,7 +67,11 @@ fn bench(c: &mut Criterion) {
             q(0.02, -3),
             &vec![0.004; oc],
             q(0.05, 7),
-            Activation::Relu6,
+            if oc < ic && !dw {
+                Activation::None
+            } else {
+                Activation::Relu6
+            },
             oc,
             Rounding::FixedPoint,
         );
