@@ -15,7 +15,10 @@ use ferrite_runtime::{Activation, QParams, Rounding};
 
 /// A layer: name, input `[h, w, c]`, kernel size, stride, output channels,
 /// depthwise. Layers that narrow the channels (MobileNetV2's linear
-/// bottleneck projections) have no activation, the others ReLU6.
+/// bottleneck projections) have no activation, the others ReLU6. Names
+/// ending in `_same` pad the input by `k / 2` on every side (as the models
+/// do; their border pixels take the kernels' slower paths), the others are
+/// unpadded.
 type Layer = (&'static str, [usize; 3], usize, usize, usize, bool);
 
 const SHAPES: &[Layer] = &[
@@ -27,6 +30,7 @@ const SHAPES: &[Layer] = &[
     ("mnv2_conv3x3s2_224_3to32", [225, 225, 3], 3, 2, 32, false),
     ("mnv2_dw3x3_56x56_144", [56, 56, 144], 3, 1, 144, true),
     ("mnv2_dw3x3s2_14x14_576", [15, 15, 576], 3, 2, 576, true),
+    ("mnv2_dw3x3_14x14_576_same", [14, 14, 576], 3, 1, 576, true),
     ("blazeface_dw5x5_32x32_48", [32, 32, 48], 5, 1, 48, true),
     ("blazeface_pw_16x16_48to96", [16, 16, 48], 1, 1, 96, false),
 ];
@@ -47,14 +51,15 @@ fn bench(c: &mut Criterion) {
     let mut tables: Vec<(&str, KernelTable)> = vec![("reference", KernelTable::reference())];
     tables.extend(arch::variants());
     for &(name, [ih, iw, ic], k, s, oc, dw) in SHAPES {
-        let (oh, ow) = ((ih - k) / s + 1, (iw - k) / s + 1);
+        let pad = if name.ends_with("_same") { k / 2 } else { 0 };
+        let (oh, ow) = ((ih + 2 * pad - k) / s + 1, (iw + 2 * pad - k) / s + 1);
         let g = Conv2dGeometry {
             stride_h: s,
             stride_w: s,
             dilation_h: 1,
             dilation_w: 1,
-            pad_top: 0,
-            pad_left: 0,
+            pad_top: pad,
+            pad_left: pad,
         };
         let fs = if dw { [1, k, k, ic] } else { [oc, k, k, ic] };
         let shapes = [[1, ih, iw, ic], fs, [1, oh, ow, oc]];

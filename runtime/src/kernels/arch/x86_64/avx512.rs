@@ -697,6 +697,114 @@ impl DwWindow {
     }
 }
 
+/// Bytes of the stack tile [`DwTile`] copies a strip of input into: fits
+/// in L1 with room for the weights and the output.
+const DW_TILE: usize = 32 * 1024;
+
+/// How an int8 depthwise layer with padding runs through a stack tile: per
+/// channel block of 32 and strip of `strip` output rows, the input rows the
+/// strip reads are copied into a tile `pw` pixels wide with the zero point
+/// around them, 32 bytes per pixel; then every output pixel, border or
+/// not, reads its taps at the same offsets `off` from its window's corner.
+/// No per-pixel border tests, and the block's channels sit in whole cache
+/// lines. (Measured on MobileNetV2's 14x14x576 3x3 layer: the border
+/// pixels had made it 47% slower than the same layer unpadded; through the
+/// tile it runs in 36 instead of 59 us, MobileNetV2 int8 7% faster.)
+struct DwTile {
+    /// Tile width in pixels: what the output row's windows span.
+    pw: usize,
+    /// Input rows one window spans.
+    eh: usize,
+    /// Output rows per strip (at least 1).
+    strip: usize,
+    /// Per tap, its byte offset in the tile from the window's corner
+    /// (`off[taps]` = 0, for the zero-weight partner of an odd last tap).
+    off: [usize; MAX_DW_TAPS + 1],
+}
+
+impl DwTile {
+    /// `None` when the layer has no padding (the direct path has no border
+    /// then) or when one window row's strip doesn't fit [`DW_TILE`].
+    fn new(p: &crate::kernels::pack::ConvShape) -> Option<Self> {
+        let [_, ih, iw, _] = p.shapes[0];
+        let [_, kh, kw, _] = p.shapes[1];
+        let [_, oh, ow, _] = p.shapes[2];
+        let g = &p.g;
+        let eh = (kh - 1) * g.dilation_h + 1;
+        let ew = (kw - 1) * g.dilation_w + 1;
+        let pw = (ow - 1) * g.stride_w + ew;
+        let th = (oh - 1) * g.stride_h + eh;
+        let padded = g.pad_top > 0 || g.pad_left > 0 || th > ih + g.pad_top || pw > iw + g.pad_left;
+        let rows_fit = DW_TILE / (pw * 32);
+        if !padded || rows_fit < eh || kh * kw > MAX_DW_TAPS {
+            return None;
+        }
+        let strip = (rows_fit - eh) / g.stride_h + 1;
+        // Strided layers only when one strip holds the whole image: on
+        // MobileNetV2's 112->56 and 56->28 layers (padded at the bottom and
+        // right only, large inputs) the strips' copies made them 31% and
+        // 12% slower; the 28->14 and 14->7 ones gain.
+        if (g.stride_h > 1 || g.stride_w > 1) && strip < oh {
+            return None;
+        }
+        let mut off = [0usize; MAX_DW_TAPS + 1];
+        for ty in 0..kh {
+            for tx in 0..kw {
+                off[ty * kw + tx] = (ty * g.dilation_h * pw + tx * g.dilation_w) * 32;
+            }
+        }
+        Some(DwTile { pw, eh, strip, off })
+    }
+
+    /// Copies `rows` input rows from row `iy0` of image `b` (rows and
+    /// columns outside the image: the input zero point), channels
+    /// `c0..c0 + 32` (those beyond `m` also the zero point), into `tile`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn fill(
+        &self,
+        p: &QDw,
+        tile: *mut i8,
+        input: *const i8,
+        (b, iy0, rows): (usize, isize, usize),
+        c0: usize,
+        m: u32,
+    ) {
+        unsafe {
+            let [_, ih, iw, c] = p.shape.shapes[0];
+            let zpv = _mm256_set1_epi8(p.pad[0]);
+            let pl = p.shape.g.pad_left;
+            // Tile columns [x0, x1) hold image columns [0, x1 - pl).
+            let x0 = pl.min(self.pw);
+            let x1 = (pl + iw).min(self.pw);
+            for j in 0..rows {
+                let iy = iy0 + j as isize;
+                let dst = tile.add(j * self.pw * 32);
+                let store =
+                    |x: usize, v: __m256i| _mm256_storeu_si256(dst.add(x * 32) as *mut __m256i, v);
+                if !(0..ih as isize).contains(&iy) {
+                    (0..self.pw).for_each(|x| store(x, zpv));
+                    continue;
+                }
+                let src = input.add((b * ih + iy as usize) * iw * c + c0);
+                (0..x0).for_each(|x| store(x, zpv));
+                for x in x0..x1 {
+                    let at = src.add((x - pl) * c);
+                    store(
+                        x,
+                        if m == u32::MAX {
+                            _mm256_loadu_si256(at as *const __m256i)
+                        } else {
+                            _mm256_mask_loadu_epi8(zpv, m, at)
+                        },
+                    );
+                }
+                (x1..self.pw).for_each(|x| store(x, zpv));
+            }
+        }
+    }
+}
+
 /// Stores 32 requantized channels: the two halves [`dw_pair`] leaves them
 /// in (`lo`: channels `8L..8L+4` of each 128-bit lane `L`, `hi`: `8L+4..8L+8`)
 /// pack back into channel order. Saturating to i16, adding the zero point
@@ -796,6 +904,7 @@ macro_rules! qdw_kernel {
                 outp: *mut i8,
                 rows: Range<usize>,
                 win: &DwWindow,
+                tile: Option<&DwTile>,
                 c0: usize,
             ) {
                 unsafe {
@@ -838,8 +947,50 @@ macro_rules! qdw_kernel {
                     let amax = _mm256_set1_epi8(p.act_max as i8);
                     let pad = p.pad.as_ptr();
                     let oh = p.shape.shapes[2][1];
-                    let mut src = [pad; MAX_DW_TAPS + 1];
                     let first = rows.start;
+                    let finish = |lo: __m512i, hi: __m512i, dst: *mut i8| {
+                        let (lo, hi) = if float {
+                            (
+                                requant16_float(lo, _mm512_castsi512_ps(fs_lo)),
+                                requant16_float(hi, _mm512_castsi512_ps(fs_hi)),
+                            )
+                        } else {
+                            (requant16::<MODE>(lo, &rq_lo), requant16::<MODE>(hi, &rq_hi))
+                        };
+                        store32_packed(dst, lo, hi, zp, amin, amax, m32);
+                    };
+                    if let (Some(t), true) = (tile, P != 0) {
+                        let mut buf = core::mem::MaybeUninit::<[i8; DW_TILE]>::uninit();
+                        let buf = buf.as_mut_ptr() as *mut i8;
+                        let mut r = rows.start;
+                        while r < rows.end {
+                            // A strip stays inside one image of the batch.
+                            let (b, oy) = (r / oh, r % oh);
+                            let n = t.strip.min(rows.end - r).min(oh - oy);
+                            let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+                            let th = (n - 1) * g.stride_h + t.eh;
+                            t.fill(p, buf, input, (b, iy0, th), c0, m32);
+                            for i in 0..n {
+                                let out = outp.add((r + i - first) * ow * c + c0);
+                                let row = buf.add(i * g.stride_h * t.pw * 32);
+                                for ox in 0..ow {
+                                    let base = row.add(ox * g.stride_w * 32);
+                                    let (lo, hi) = dw_taps::<true>(
+                                        &wv,
+                                        pairs,
+                                        |k| base.add(t.off[k]),
+                                        0,
+                                        u32::MAX,
+                                        bias,
+                                    );
+                                    finish(lo, hi, out.add(ox * c));
+                                }
+                            }
+                            r += n;
+                        }
+                        return;
+                    }
+                    let mut src = [pad; MAX_DW_TAPS + 1];
                     for r in rows {
                         let (b, oy) = (r / oh, r % oh);
                         let out = outp.add((r - first) * ow * c);
@@ -888,15 +1039,7 @@ macro_rules! qdw_kernel {
                                 }
                                 dw_taps::<FULL>(&wv, pairs, |t| src[t], c0, m32, bias)
                             };
-                            let (lo, hi) = if float {
-                                (
-                                    requant16_float(lo, _mm512_castsi512_ps(fs_lo)),
-                                    requant16_float(hi, _mm512_castsi512_ps(fs_hi)),
-                                )
-                            } else {
-                                (requant16::<MODE>(lo, &rq_lo), requant16::<MODE>(hi, &rq_hi))
-                            };
-                            store32_packed(out.add(ox * c + c0), lo, hi, zp, amin, amax, m32);
+                            finish(lo, hi, out.add(ox * c + c0));
                         }
                     }
                 }
@@ -909,6 +1052,8 @@ macro_rules! qdw_kernel {
                 let pairs = (kh * kw).div_ceil(2);
                 let mode = rq_mode(p.right_shifts_only, p.act_min, p.out_zp);
                 let win = DwWindow::new(&p.shape);
+                let tile = DwTile::new(&p.shape);
+                let tile = tile.as_ref();
                 debug_assert!(p.pad.len() >= c && p.w16.len() >= kh * kw * p.cp);
                 debug_assert_eq!(output.len(), rows.len() * ow * c);
                 let (inp, outp) = (input.as_ptr(), output.as_mut_ptr());
@@ -919,30 +1064,30 @@ macro_rules! qdw_kernel {
                     // requantizations; anything else the general loop.
                     match (pairs, full, mode) {
                         (5, true, RQ_RIGHT_RELU) => {
-                            block::<5, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                            block::<5, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (5, true, RQ_RIGHT) => {
-                            block::<5, true, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                            block::<5, true, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (5, false, RQ_RIGHT_RELU) => {
-                            block::<5, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                            block::<5, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (5, false, RQ_RIGHT) => {
-                            block::<5, false, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                            block::<5, false, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (13, true, RQ_RIGHT_RELU) => {
-                            block::<13, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                            block::<13, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (13, true, RQ_RIGHT) => {
-                            block::<13, true, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                            block::<13, true, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (13, false, RQ_RIGHT_RELU) => {
-                            block::<13, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, c0)
+                            block::<13, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
                         }
                         (13, false, RQ_RIGHT) => {
-                            block::<13, false, RQ_RIGHT>(p, inp, outp, rows, &win, c0)
+                            block::<13, false, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
                         }
-                        _ => block::<0, false, RQ_ANY>(p, inp, outp, rows, &win, c0),
+                        _ => block::<0, false, RQ_ANY>(p, inp, outp, rows, &win, tile, c0),
                     }
                 }
             }
