@@ -14,6 +14,9 @@ pub mod x86_64;
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 
+#[cfg(target_arch = "arm")]
+pub mod arm;
+
 /// Overwrites the slots of `table` that this CPU runs faster than the
 /// reference. Never changes results: every kernel plugged here is
 /// bit-identical (int8) or within tolerance (f32) of the reference.
@@ -22,6 +25,8 @@ pub fn plug(table: &mut KernelTable) {
     x86_64::plug(table);
     #[cfg(target_arch = "aarch64")]
     aarch64::plug(table);
+    #[cfg(target_arch = "arm")]
+    arm::plug(table);
     let _ = table;
 }
 
@@ -36,5 +41,7 @@ pub fn variants() -> alloc::vec::Vec<(&'static str, KernelTable)> {
     v.extend(x86_64::variants());
     #[cfg(target_arch = "aarch64")]
     v.extend(aarch64::variants());
+    #[cfg(target_arch = "arm")]
+    v.extend(arm::variants());
     v
 }

@@ -1,0 +1,388 @@
+//! armv7 NEON int8 GEMM on the `[n/16][k/4][16][4]` packing of
+//! `kernels::pack` (signed activations, `x_bias = 0`), in `asm!`:
+//! `core::arch::arm`'s NEON intrinsics are not stable Rust, and this is the
+//! one loop that decides int8 speed on a 32-bit Raspberry Pi.
+//!
+//! Per row and 16-channel panel, each 4-byte group of activations is loaded
+//! into both halves of a D register and multiplied with 8 weights at a time
+//! (`VMULL.S8`: two channels × four k), the 16-bit products summed pairwise
+//! into 32-bit accumulators (`VPADAL.S16`); no product or pair sum can
+//! overflow (|w x| ≤ 2^14). The requantization is TFLite's in NEON
+//! (`VQRDMULH` is `SaturatingRoundingDoublingHighMul`; `RoundingDivideByPOT`
+//! is `VRSHL` by `-rs` after subtracting one from negative values when
+//! `rs > 0`, as the aarch64 kernels and TFLite's own NEON code do), so the
+//! results equal the reference's to the bit. ONNX's float rounding runs in
+//! scalar code on the NEON sums.
+
+use core::arch::asm;
+use core::ops::Range;
+
+use crate::kernels::pack::{QDw, QGemm, MAX_DW_TAPS};
+use crate::quant::{multiply_by_quantized_multiplier, round_half_even_i32};
+
+/// `asm!` with NEON code: the assembler is told the FPU is NEON (the armv7
+/// target's baseline is VFPv3-D16, and `#[target_feature(enable = "neon")]`
+/// is not stable on arm), and d0-d7 and d16-d31 are declared clobbered.
+/// A build without `d32` has no d16-d31 for the compiler to allocate (they
+/// can't be named as clobbers then, and need not be: the code around never
+/// holds anything there); a build with it (`-C target-feature=+neon`)
+/// declares them.
+macro_rules! neon_asm {
+    ($($body:tt)*) => {
+        #[cfg(target_feature = "d32")]
+        asm!(
+            ".fpu neon",
+            $($body)*,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+            out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            out("d16") _, out("d17") _, out("d18") _, out("d19") _,
+            out("d20") _, out("d21") _, out("d22") _, out("d23") _,
+            out("d24") _, out("d25") _, out("d26") _, out("d27") _,
+            out("d28") _, out("d29") _, out("d30") _, out("d31") _,
+            options(nostack),
+        );
+        #[cfg(not(target_feature = "d32"))]
+        asm!(
+            ".fpu neon",
+            $($body)*,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+            out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            options(nostack),
+        );
+    };
+}
+
+/// The 16 channel sums of `groups` 4-byte groups of the row at `a` against
+/// the panel at `w` (`groups * 64` bytes).
+/// Needs a CPU with NEON.
+#[inline]
+unsafe fn dot16(w: *const i8, a: *const i8, groups: usize, sums: &mut [i32; 16]) {
+    unsafe {
+        neon_asm!(
+            "vmov.i32 q8, #0",
+            "vmov.i32 q9, #0",
+            "vmov.i32 q10, #0",
+            "vmov.i32 q11, #0",
+            "vmov.i32 q12, #0",
+            "vmov.i32 q13, #0",
+            "vmov.i32 q14, #0",
+            "vmov.i32 q15, #0",
+            "cmp {g}, #0",
+            "beq 2f",
+            "1:",
+            // x0..x3 in all four 32-bit lanes... of d0 (both halves).
+            "vld1.32 {{d0[]}}, [{a}]!",
+            "vld1.8 {{d2-d5}}, [{w}]!",
+            "vmull.s8 q3, d2, d0",
+            "vpadal.s16 q8, q3",
+            "vmull.s8 q3, d3, d0",
+            "vpadal.s16 q9, q3",
+            "vmull.s8 q3, d4, d0",
+            "vpadal.s16 q10, q3",
+            "vmull.s8 q3, d5, d0",
+            "vpadal.s16 q11, q3",
+            "vld1.8 {{d2-d5}}, [{w}]!",
+            "vmull.s8 q3, d2, d0",
+            "vpadal.s16 q12, q3",
+            "vmull.s8 q3, d3, d0",
+            "vpadal.s16 q13, q3",
+            "vmull.s8 q3, d4, d0",
+            "vpadal.s16 q14, q3",
+            "vmull.s8 q3, d5, d0",
+            "vpadal.s16 q15, q3",
+            "subs {g}, {g}, #1",
+            "bne 1b",
+            "2:",
+            // Each accumulator holds [ch k01, ch k23, ch' k01, ch' k23]:
+            // pairwise sums give the channels in order.
+            "vpadd.i32 d16, d16, d17",
+            "vpadd.i32 d17, d18, d19",
+            "vpadd.i32 d18, d20, d21",
+            "vpadd.i32 d19, d22, d23",
+            "vpadd.i32 d20, d24, d25",
+            "vpadd.i32 d21, d26, d27",
+            "vpadd.i32 d22, d28, d29",
+            "vpadd.i32 d23, d30, d31",
+            "vst1.32 {{d16-d19}}, [{s}]!",
+            "vst1.32 {{d20-d23}}, [{s}]",
+            a = inout(reg) a => _,
+            w = inout(reg) w => _,
+            g = inout(reg) groups => _,
+            s = inout(reg) sums.as_mut_ptr() => _
+        );
+    }
+}
+
+/// Four channels of the requantization: the sums from `{s}` plus the bias
+/// from `{b}`, TFLite's rounding with `{m}`/`{ls}`/`{rs}`, the zero point and
+/// clamp in q12-q14, narrowed to 16 bits into `$d`.
+macro_rules! rq4 {
+    ($d:literal) => {
+        concat!(
+            "vld1.32 {{d0-d1}}, [{s}]!\n",
+            "vld1.32 {{d2-d3}}, [{b}]!\n",
+            "vadd.i32 q0, q0, q1\n",
+            "vld1.32 {{d2-d3}}, [{ls}]!\n",
+            "vshl.s32 q0, q0, q1\n",
+            "vld1.32 {{d2-d3}}, [{m}]!\n",
+            "vqrdmulh.s32 q0, q0, q1\n",
+            "vld1.32 {{d2-d3}}, [{rs}]!\n",
+            // -1 where the value is negative and rs > 0.
+            "vcgt.s32 q2, q1, #0\n",
+            "vshr.s32 q3, q0, #31\n",
+            "vand q2, q2, q3\n",
+            "vqadd.s32 q0, q0, q2\n",
+            "vneg.s32 q1, q1\n",
+            "vrshl.s32 q0, q0, q1\n",
+            "vadd.i32 q0, q0, q12\n",
+            "vmax.s32 q0, q0, q13\n",
+            "vmin.s32 q0, q0, q14\n",
+            "vmovn.i32 ",
+            $d,
+            ", q0\n"
+        )
+    };
+}
+
+/// Bias, TFLite's requantization, zero point and clamp for the 16 sums of
+/// channels `c..c + 16`, narrowed to int8 into `out`. Needs a CPU with NEON.
+#[inline]
+unsafe fn requant16(p: &QGemm, c: usize, sums: &[i32; 16], out: &mut [i8; 16]) {
+    debug_assert!(c + 16 <= p.bias.len() && c + 16 <= p.mult.len());
+    let consts = [p.out_zp, p.act_min, p.act_max];
+    unsafe {
+        neon_asm!(
+            "vld1.32 {{d24[], d25[]}}, [{k}]!",
+            "vld1.32 {{d26[], d27[]}}, [{k}]!",
+            "vld1.32 {{d28[], d29[]}}, [{k}]",
+            rq4!("d16"),
+            rq4!("d17"),
+            rq4!("d18"),
+            rq4!("d19"),
+            "vmovn.i16 d20, q8",
+            "vmovn.i16 d21, q9",
+            "vst1.8 {{d20-d21}}, [{o}]",
+            k = inout(reg) consts.as_ptr() => _,
+            s = inout(reg) sums.as_ptr() => _,
+            b = inout(reg) p.bias.as_ptr().add(c) => _,
+            ls = inout(reg) p.lshift.as_ptr().add(c) => _,
+            m = inout(reg) p.mult.as_ptr().add(c) => _,
+            rs = inout(reg) p.rshift.as_ptr().add(c) => _,
+            o = in(reg) out.as_mut_ptr()
+        );
+    }
+}
+
+/// Needs a CPU with NEON.
+unsafe fn neon_qgemm(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    // Whole groups straight from the row; a last partial group (k not a
+    // multiple of 4) from a zero-padded copy (the packed weights are zero
+    // beyond k), added to the sums.
+    let (full, rem) = (p.k / 4, p.k % 4);
+    let mut sums = [0i32; 16];
+    let mut tail_sums = [0i32; 16];
+    let mut q = [0i8; 16];
+    for r in 0..m {
+        let row = &a[r * a_stride..r * a_stride + p.k];
+        let mut tail = [0i8; 4];
+        tail[..rem].copy_from_slice(&row[4 * full..]);
+        let dst = &mut out[r * out_stride..r * out_stride + p.n];
+        for panel in 0..p.np / 16 {
+            let c = panel * 16;
+            let w = p.w[panel * p.kp * 16..].as_ptr();
+            // SAFETY: the panel holds `kp / 4 >= full + 1` groups of 64
+            // bytes when `rem > 0`, `full` otherwise; the row `4 * full`
+            // bytes and the tail 4.
+            unsafe {
+                dot16(w, row.as_ptr(), full, &mut sums);
+                if rem > 0 {
+                    dot16(w.add(full * 64), tail.as_ptr(), 1, &mut tail_sums);
+                    for (s, t) in sums.iter_mut().zip(&tail_sums) {
+                        *s = s.wrapping_add(*t);
+                    }
+                }
+            }
+            if p.fscale.is_empty() {
+                // SAFETY: bias and the multipliers hold `np` channels.
+                unsafe { requant16(p, c, &sums, &mut q) };
+            } else {
+                for (j, v) in q.iter_mut().enumerate() {
+                    let acc = sums[j].wrapping_add(p.bias[c + j]);
+                    let y = round_half_even_i32(acc as f32 * p.fscale[c + j]) + p.out_zp;
+                    *v = y.clamp(p.act_min, p.act_max) as i8;
+                }
+            }
+            let n = (p.n - c).min(16);
+            dst[c..c + n].copy_from_slice(&q[..n]);
+        }
+    }
+}
+
+/// `acc[..8 nb] += x[..8 nb] * w[..8 nb]`: one tap of a depthwise window on
+/// `nb >= 1` blocks of 8 channels (int8 activations widened to 16 bits,
+/// times the 16-bit weights, `VMLAL.S16` into 32 bits). Needs NEON.
+#[inline]
+unsafe fn dw_tap(x: *const i8, w: *const i16, acc: *mut i32, nb: usize) {
+    debug_assert!(nb >= 1);
+    unsafe {
+        neon_asm!(
+            "1:",
+            "vld1.8 {{d0}}, [{x}]!",
+            "vmovl.s8 q0, d0",
+            "vld1.16 {{d2-d3}}, [{w}]!",
+            "vld1.32 {{d16-d19}}, [{a}]",
+            "vmlal.s16 q8, d0, d2",
+            "vmlal.s16 q9, d1, d3",
+            "vst1.32 {{d16-d19}}, [{a}]!",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            x = inout(reg) x => _,
+            w = inout(reg) w => _,
+            a = inout(reg) acc => _,
+            n = inout(reg) nb => _
+        );
+    }
+}
+
+/// Requantizes `nb >= 1` blocks of 8 depthwise sums of channels from `c`
+/// (the bias `bias_full` added here) into `out`. Needs NEON.
+#[inline]
+unsafe fn dw_requant(p: &QDw, acc: *const i32, c: usize, out: *mut i8, nb: usize) {
+    debug_assert!(nb >= 1 && c + 8 * nb <= p.bias_full.len());
+    let consts = [p.out_zp, p.act_min, p.act_max];
+    unsafe {
+        neon_asm!(
+            "vld1.32 {{d24[], d25[]}}, [{k}]!",
+            "vld1.32 {{d26[], d27[]}}, [{k}]!",
+            "vld1.32 {{d28[], d29[]}}, [{k}]",
+            "1:",
+            rq4!("d16"),
+            rq4!("d17"),
+            "vmovn.i16 d20, q8",
+            "vst1.8 {{d20}}, [{o}]!",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            k = inout(reg) consts.as_ptr() => _,
+            s = inout(reg) acc => _,
+            b = inout(reg) p.bias_full.as_ptr().add(c) => _,
+            ls = inout(reg) p.lshift.as_ptr().add(c) => _,
+            m = inout(reg) p.mult.as_ptr().add(c) => _,
+            rs = inout(reg) p.rshift.as_ptr().add(c) => _,
+            o = inout(reg) out => _,
+            n = inout(reg) nb => _
+        );
+    }
+}
+
+/// The reference's requantization of one depthwise sum (bias included) of
+/// channel `c`, with the zero point and clamp.
+fn dw_requant_one(p: &QDw, acc: i32, c: usize) -> i8 {
+    let v = if p.fscale.is_empty() {
+        multiply_by_quantized_multiplier(acc, p.mult[c], p.lshift[c] - p.rshift[c])
+    } else {
+        round_half_even_i32(acc as f32 * p.fscale[c])
+    };
+    v.saturating_add(p.out_zp).clamp(p.act_min, p.act_max) as i8
+}
+
+/// Channels one pass of [`neon_qdw`] accumulates on the stack.
+const DW_CHUNK: usize = 512;
+
+/// int8 depthwise over output rows: per output pixel, each tap's input
+/// pixel (or the zero-point row `pad` where the tap is outside the image,
+/// which adds nothing to sums that start from `bias_full`) is multiplied
+/// into the channel sums 8 channels at a time, then the sums requantized.
+/// Channels beyond the last whole 8 run in scalar code. Needs NEON.
+unsafe fn neon_qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+    let [_, ih, iw, c] = p.shape.shapes[0];
+    let [_, kh, kw, _] = p.shape.shapes[1];
+    let [_, oh, ow, _] = p.shape.shapes[2];
+    let g = &p.shape.g;
+    let taps = kh * kw;
+    debug_assert!(taps <= MAX_DW_TAPS);
+    debug_assert_eq!(output.len(), rows.len() * ow * c);
+    let whole = c / 8 * 8;
+    let mut src = [p.pad.as_ptr(); MAX_DW_TAPS];
+    let mut acc = [0i32; DW_CHUNK];
+    let first = rows.start;
+    for row in rows {
+        let (b, oy) = (row / oh, row % oh);
+        for ox in 0..ow {
+            for ty in 0..kh {
+                let iy = (oy * g.stride_h + ty * g.dilation_h) as isize - g.pad_top as isize;
+                for tx in 0..kw {
+                    let ix = (ox * g.stride_w + tx * g.dilation_w) as isize - g.pad_left as isize;
+                    src[ty * kw + tx] =
+                        if (0..ih as isize).contains(&iy) && (0..iw as isize).contains(&ix) {
+                            input[((b * ih + iy as usize) * iw + ix as usize) * c..].as_ptr()
+                        } else {
+                            p.pad.as_ptr()
+                        };
+                }
+            }
+            let out = &mut output[((row - first) * ow + ox) * c..][..c];
+            let mut c0 = 0;
+            while c0 < whole {
+                let n = (whole - c0).min(DW_CHUNK);
+                acc[..n].fill(0);
+                // SAFETY: each tap pointer has `c` readable bytes (an input
+                // pixel, or the pad row of at least `cp >= c` bytes) and
+                // `c0 + n <= c`; the weights hold `cp` channels per tap.
+                unsafe {
+                    for (t, x) in src[..taps].iter().enumerate() {
+                        dw_tap(
+                            x.add(c0),
+                            p.w16.as_ptr().add(t * p.cp + c0),
+                            acc.as_mut_ptr(),
+                            n / 8,
+                        );
+                    }
+                }
+                if p.fscale.is_empty() {
+                    // SAFETY: `n` sums and `n` output bytes from `c0`.
+                    unsafe { dw_requant(p, acc.as_ptr(), c0, out[c0..].as_mut_ptr(), n / 8) };
+                } else {
+                    for (j, v) in out[c0..c0 + n].iter_mut().enumerate() {
+                        *v = dw_requant_one(p, acc[j].wrapping_add(p.bias_full[c0 + j]), c0 + j);
+                    }
+                }
+                c0 += n;
+            }
+            for (ch, y) in out.iter_mut().enumerate().skip(whole) {
+                let mut sum = p.bias_full[ch];
+                for (t, x) in src[..taps].iter().enumerate() {
+                    // SAFETY: as above, `ch < c`.
+                    let v = unsafe { *x.add(ch) } as i32;
+                    sum = sum.wrapping_add(v * p.w16[t * p.cp + ch] as i32);
+                }
+                *y = dw_requant_one(p, sum, ch);
+            }
+        }
+    }
+}
+
+/// Safe entry: only put into a table after NEON was detected.
+pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+    // SAFETY: `plug_with` installs this only when NEON is available.
+    unsafe { neon_qdw(p, input, output, rows) }
+}
+
+/// Safe entry: only put into a table after NEON was detected.
+pub(super) fn neon_qgemm_i8(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    // SAFETY: `plug_with` installs this only when NEON is available.
+    unsafe { neon_qgemm(p, a, a_stride, m, out, out_stride) }
+}
