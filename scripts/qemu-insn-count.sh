@@ -21,7 +21,7 @@ for arch in $arches; do
         aarch64)
             t=aarch64-unknown-linux-gnu
             qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu"
-            paths=("reference:FERRITE_KERNELS=reference:max" "neon:X=1:cortex-a72" "neon+dotprod:X=1:max")
+            paths=("reference:FERRITE_KERNELS=reference:max" "neon:X=1:cortex-a72" "neon+dotprod:X=1:cortex-a76" "neon+i8mm:X=1:max")
             ;;
         armv7)
             t=armv7-unknown-linux-gnueabihf

@@ -1,8 +1,10 @@
 //! aarch64: NEON int8 GEMM (SMULL/SADALP, the Cortex-A72 / Raspberry Pi 4
-//! path) and the dotprod variant (SDOT, Cortex-A76 / Raspberry Pi 5, Orin).
+//! path), the dotprod variant (SDOT, Cortex-A76 / Raspberry Pi 5, Orin) and
+//! the i8mm one (SMMLA: Cortex-A78AE in Jetson Orin, Neoverse V1/N2,
+//! Cortex-A510/A710 and later).
 //!
-//! NEON is part of the aarch64 baseline; dotprod is detected at run time
-//! (`std`) or taken from the build's target features (`no_std`).
+//! NEON is part of the aarch64 baseline; dotprod and i8mm are detected at
+//! run time (`std`) or taken from the build's target features (`no_std`).
 
 pub mod neon;
 
@@ -13,6 +15,7 @@ use crate::kernels::table::{Entry, KernelTable};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Features {
     pub dotprod: bool,
+    pub i8mm: bool,
 }
 
 impl Features {
@@ -22,12 +25,14 @@ impl Features {
         {
             Features {
                 dotprod: std::arch::is_aarch64_feature_detected!("dotprod"),
+                i8mm: std::arch::is_aarch64_feature_detected!("i8mm"),
             }
         }
         #[cfg(not(feature = "std"))]
         {
             Features {
                 dotprod: cfg!(target_feature = "dotprod"),
+                i8mm: cfg!(target_feature = "i8mm"),
             }
         }
     }
@@ -53,6 +58,17 @@ pub const DOT_QGEMM: QGemmIsa = QGemmIsa {
     run: neon::dot_qgemm_i8,
 };
 
+/// The i8mm int8 GEMM (SMMLA: 32 MACs per instruction, 4 rows × 16
+/// channels per tile, weights packed 8 k per channel).
+pub const MMLA_QGEMM: QGemmIsa = QGemmIsa {
+    name: "neon_i8mm_qgemm_i8_4x16",
+    im2col_name: "neon_i8mm_qconv_im2col_i8_4x16",
+    nr: 16,
+    kr: 8,
+    x_bias: 0,
+    run: neon::mmla_qgemm_i8,
+};
+
 /// Plugs what `Features::detect()` allows.
 pub fn plug(table: &mut KernelTable) {
     plug_with(table, Features::detect());
@@ -60,7 +76,13 @@ pub fn plug(table: &mut KernelTable) {
 
 /// Plugs the kernels `f` allows.
 pub fn plug_with(table: &mut KernelTable, f: Features) {
-    table.qgemm = Some(if f.dotprod { DOT_QGEMM } else { NEON_QGEMM });
+    table.qgemm = Some(if f.i8mm {
+        MMLA_QGEMM
+    } else if f.dotprod {
+        DOT_QGEMM
+    } else {
+        NEON_QGEMM
+    });
     table.qdw = Some(Entry {
         f: neon::neon_qdw_i8,
         name: "neon_dwconv_i8_8c",
@@ -71,17 +93,35 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
     });
 }
 
-/// One table per aarch64 path this CPU runs: NEON, and NEON + dotprod.
+/// One table per aarch64 path this CPU runs: NEON, NEON + dotprod, and
+/// NEON + i8mm.
 pub fn variants() -> alloc::vec::Vec<(&'static str, KernelTable)> {
     let mut v = alloc::vec::Vec::new();
     let mut t = KernelTable::reference();
-    plug_with(&mut t, Features { dotprod: false });
+    plug_with(&mut t, Features::default());
     v.push(("neon", t));
     let f = Features::detect();
     if f.dotprod {
         let mut t = KernelTable::reference();
-        plug_with(&mut t, f);
+        plug_with(
+            &mut t,
+            Features {
+                dotprod: true,
+                i8mm: false,
+            },
+        );
         v.push(("neon+dotprod", t));
+    }
+    if f.i8mm {
+        let mut t = KernelTable::reference();
+        plug_with(
+            &mut t,
+            Features {
+                dotprod: f.dotprod,
+                i8mm: true,
+            },
+        );
+        v.push(("neon+i8mm", t));
     }
     v
 }

@@ -301,6 +301,134 @@ unsafe fn dot_qgemm(
     }
 }
 
+/// `acc += smmla(x, w)`: the 2x2 i32 block `[x0·w0, x0·w1, x1·w0, x1·w1]`
+/// of two rows (`x`: row 0's 8 values, then row 1's) against two channels
+/// (`w`: channel 0's 8 weights, then channel 1's).
+#[inline]
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn smmla(acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: SMMLA only reads and writes the named vector registers.
+    unsafe {
+        core::arch::asm!(
+            "smmla {acc:v}.4s, {x:v}.16b, {w:v}.16b",
+            acc = inout(vreg) acc,
+            x = in(vreg) x,
+            w = in(vreg) w,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// The 8 activations of group `g` (k values `8g..8g + 8`) of a row, zero
+/// beyond `k` (the packed weights are zero there too).
+#[inline]
+unsafe fn group8(a: *const i8, g: usize, k: usize) -> int8x8_t {
+    unsafe {
+        if 8 * g + 8 <= k {
+            vld1_s8(a.add(8 * g))
+        } else {
+            let mut b = [0i8; 8];
+            core::ptr::copy_nonoverlapping(a.add(8 * g), b.as_mut_ptr(), k - 8 * g);
+            vld1_s8(b.as_ptr())
+        }
+    }
+}
+
+/// `2 P` rows (`rows` of them real, the others zero) × one 16-channel panel
+/// with SMMLA, on the `kr = 8` packing: each 16-byte weight load is a pair
+/// of channels × 8 k, each activation vector a pair of rows × 8 k, and one
+/// SMMLA does their 32 MACs.
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn mmla_tile<const P: usize>(
+    p: &QGemm,
+    a: *const i8,
+    a_stride: usize,
+    rows: usize,
+    panel: usize,
+    out: *mut i8,
+    out_stride: usize,
+) {
+    unsafe {
+        let groups = p.kp / 8;
+        let w = p.w.as_ptr().add(panel * p.kp * 16);
+        // acc[q][j]: rows 2q, 2q + 1 × channels 2j, 2j + 1.
+        let mut acc = [[vdupq_n_s32(0); 8]; P];
+        let zero = vdup_n_s8(0);
+        for g in 0..groups {
+            let wg = w.add(g * 128);
+            let mut wv = [vdupq_n_s8(0); 8];
+            for (j, v) in wv.iter_mut().enumerate() {
+                *v = vld1q_s8(wg.add(16 * j));
+            }
+            for (q, pair) in acc.iter_mut().enumerate() {
+                let row = |r: usize| {
+                    if r < rows {
+                        group8(a.add(r * a_stride), g, p.k)
+                    } else {
+                        zero
+                    }
+                };
+                let x = vcombine_s8(row(2 * q), row(2 * q + 1));
+                for (j, v) in pair.iter_mut().enumerate() {
+                    *v = smmla(*v, x, wv[j]);
+                }
+            }
+        }
+        let c0 = panel * 16;
+        let n = p.n - c0;
+        for (q, pair) in acc.iter().enumerate() {
+            // Channels 4j..4j + 4 of the pair's first row are the low halves
+            // of blocks 2j and 2j + 1, of its second row the high halves.
+            let mut top = [vdupq_n_s32(0); 4];
+            let mut bottom = [vdupq_n_s32(0); 4];
+            for j in 0..4 {
+                let (l, h) = (
+                    vreinterpretq_s64_s32(pair[2 * j]),
+                    vreinterpretq_s64_s32(pair[2 * j + 1]),
+                );
+                top[j] = requant4(p, vreinterpretq_s32_s64(vzip1q_s64(l, h)), c0 + 4 * j);
+                bottom[j] = requant4(p, vreinterpretq_s32_s64(vzip2q_s64(l, h)), c0 + 4 * j);
+            }
+            if 2 * q < rows {
+                store16(out.add(2 * q * out_stride + c0), top, n);
+            }
+            if 2 * q + 1 < rows {
+                store16(out.add((2 * q + 1) * out_stride + c0), bottom, n);
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn mmla_qgemm(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    unsafe {
+        let (a, o) = (a.as_ptr(), out.as_mut_ptr());
+        let panels = p.np / 16;
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(4);
+            for panel in 0..panels {
+                let (a, o) = (a.add(r * a_stride), o.add(r * out_stride));
+                if rows > 2 {
+                    mmla_tile::<2>(p, a, a_stride, rows, panel, o, out_stride);
+                } else {
+                    mmla_tile::<1>(p, a, a_stride, rows, panel, o, out_stride);
+                }
+            }
+            r += rows;
+        }
+    }
+}
+
 /// Taps `k` of a window at output position `o` that land inside `0..size`.
 #[inline]
 fn valid_taps(
@@ -481,4 +609,19 @@ pub(super) fn dot_qgemm_i8(
     debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
     // SAFETY: `plug_with` installs this only when dotprod is available.
     unsafe { dot_qgemm(p, a, a_stride, m, out, out_stride) }
+}
+
+/// Safe entry: only put into a table after i8mm was detected.
+pub(super) fn mmla_qgemm_i8(
+    p: &QGemm,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    out: &mut [i8],
+    out_stride: usize,
+) {
+    debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + p.k);
+    debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
+    // SAFETY: `plug_with` installs this only when i8mm is available.
+    unsafe { mmla_qgemm(p, a, a_stride, m, out, out_stride) }
 }
