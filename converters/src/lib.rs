@@ -143,7 +143,10 @@ fn convert_in_dir(
             // Exporters put explicit PADs before strided convs (PyTorch's
             // asymmetric padding); the conv's own padding does the same, bit
             // for bit (int8 pads with the zero-point the conv subtracts).
-            if passes::merge_pad(&mut g) > 0 {
+            // A separate RELU after a float conv / ADD (BlazeFace has 16)
+            // becomes the op's fused activation: one pass over the tensor
+            // fewer, the same values.
+            if passes::merge_pad(&mut g) + passes::fuse_activations(&mut g) > 0 {
                 g.remove_dead_nodes();
                 g.remove_unused_tensors();
             }

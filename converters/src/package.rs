@@ -126,41 +126,62 @@ pub fn plan(g: &Graph) -> Result<Planned> {
             }
         }
     }
-    let mut order: Vec<usize> = (0..blocks.len()).collect();
-    order.sort_by(|&a, &b| {
-        blocks[b]
-            .size
-            .cmp(&blocks[a].size)
-            .then(blocks[a].life.first.cmp(&blocks[b].life.first))
-    });
-    let mut placed: Vec<usize> = Vec::new();
-    let mut arena = 0usize;
-    for &b in &order {
-        let (size, l) = (blocks[b].size, blocks[b].life);
-        // Occupied ranges of blocks alive at the same time, by offset.
-        let mut busy: Vec<(usize, usize)> = placed
-            .iter()
-            .map(|&p| &blocks[p])
-            .filter(|p| p.life.first <= l.last && l.first <= p.life.last)
-            .map(|p| (p.offset, p.offset + p.size))
-            .collect();
-        busy.sort_unstable();
-        // Best fit: the smallest gap that holds the block; else after the last.
-        let mut best: Option<(usize, usize)> = None; // (gap size, offset)
-        let mut cursor = 0usize;
-        for &(s, e) in &busy {
-            if s >= cursor && s - cursor >= size {
-                let gap = s - cursor;
-                if best.is_none_or(|(g, _)| gap < g) {
-                    best = Some((gap, cursor));
+    // Best fit in a given order of blocks; returns the offsets and the
+    // arena size.
+    let place = |order: &[usize]| -> (Vec<usize>, usize) {
+        let mut offsets = vec![0usize; blocks.len()];
+        let mut placed: Vec<usize> = Vec::new();
+        let mut arena = 0usize;
+        for &b in order {
+            let (size, l) = (blocks[b].size, blocks[b].life);
+            // Occupied ranges of blocks alive at the same time, by offset.
+            let mut busy: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|&&p| blocks[p].life.first <= l.last && l.first <= blocks[p].life.last)
+                .map(|&p| (offsets[p], offsets[p] + blocks[p].size))
+                .collect();
+            busy.sort_unstable();
+            // The smallest gap that holds the block; else after the last.
+            let mut best: Option<(usize, usize)> = None; // (gap size, offset)
+            let mut cursor = 0usize;
+            for &(s, e) in &busy {
+                if s >= cursor && s - cursor >= size {
+                    let gap = s - cursor;
+                    if best.is_none_or(|(g, _)| gap < g) {
+                        best = Some((gap, cursor));
+                    }
                 }
+                cursor = cursor.max(e);
             }
-            cursor = cursor.max(e);
+            offsets[b] = best.map_or(cursor, |(_, o)| o);
+            arena = arena.max(offsets[b] + size);
+            placed.push(b);
         }
-        let offset = best.map_or(cursor, |(_, o)| o);
-        blocks[b].offset = offset;
-        arena = arena.max(offset + size);
-        placed.push(b);
+        (offsets, arena)
+    };
+    // Greedy placement has no order that is best for every graph: try a few
+    // (largest first, by first use or by last use; longest-lived bytes
+    // first; execution order) and keep the smallest arena. BlazeFace with
+    // its RELUs fused: 1.57 MB largest-first, 1.38 MB (the lower bound)
+    // another way.
+    let by = |key: &dyn Fn(&Block) -> (usize, usize)| {
+        let mut o: Vec<usize> = (0..blocks.len()).collect();
+        o.sort_by(|&a, &b| key(&blocks[b]).cmp(&key(&blocks[a])).then(a.cmp(&b)));
+        o
+    };
+    let orders = [
+        by(&|b| (b.size, usize::MAX - b.life.first)),
+        by(&|b| (b.size, b.life.last)),
+        by(&|b| (b.size * (b.life.last - b.life.first + 1), b.size)),
+        by(&|b| (usize::MAX - b.life.first, b.size)),
+    ];
+    let (offsets, arena) = orders
+        .iter()
+        .map(|o| place(o))
+        .min_by_key(|(_, arena)| *arena)
+        .unwrap_or_default();
+    for (b, off) in blocks.iter_mut().zip(offsets) {
+        b.offset = off;
     }
     for (t, td) in tensors.iter_mut().enumerate() {
         if let Storage::Arena { offset } = &mut td.storage {
