@@ -8,7 +8,7 @@
 
 pub mod neon;
 
-use crate::kernels::pack::QGemmIsa;
+use crate::kernels::pack::{QGemmIsa, SGemmIsa};
 use crate::kernels::table::{Entry, KernelTable};
 
 /// What the running CPU supports beyond baseline NEON.
@@ -69,6 +69,14 @@ pub const MMLA_QGEMM: QGemmIsa = QGemmIsa {
     run: neon::mmla_qgemm_i8,
 };
 
+/// The NEON f32 GEMM (6 rows × 16 channels per tile, `fmla` by element).
+pub const NEON_SGEMM: SGemmIsa = SGemmIsa {
+    name: "neon_sgemm_f32_6x16",
+    im2col_name: "neon_sconv_im2col_f32_6x16",
+    nr: 16,
+    run: neon::neon_sgemm_f32,
+};
+
 /// Plugs what `Features::detect()` allows.
 pub fn plug(table: &mut KernelTable) {
     plug_with(table, Features::detect());
@@ -82,6 +90,11 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
         DOT_QGEMM
     } else {
         NEON_QGEMM
+    });
+    table.sgemm = Some(NEON_SGEMM);
+    table.sdw = Some(Entry {
+        f: neon::neon_sdw_f32,
+        name: "neon_dwconv_f32_16c",
     });
     table.qdw = Some(Entry {
         f: neon::neon_qdw_i8,

@@ -11,7 +11,7 @@ use core::arch::aarch64::*;
 
 use core::ops::Range;
 
-use crate::kernels::pack::{QDw, QGemm};
+use crate::kernels::pack::{QDw, QGemm, SDw, SGemm};
 use crate::kernels::reference::elementwise::FloatAddI8Params;
 
 /// TFLite's `MultiplyByQuantizedMultiplier` on 4 lanes (see the module
@@ -429,6 +429,87 @@ unsafe fn mmla_qgemm(
     }
 }
 
+/// f32 tile: `R` rows × one 16-channel panel (`[np/16][k][16]` packing):
+/// per k, one 64-byte weight load and `R` × 4 `fmla` by a broadcast
+/// activation.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn sgemm_tile<const R: usize>(
+    p: &SGemm,
+    a: *const f32,
+    a_stride: usize,
+    panel: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    unsafe {
+        let w = p.w.as_ptr().add(panel * p.k * 16);
+        let mut acc = [[vdupq_n_f32(0.0); 4]; R];
+        for kk in 0..p.k {
+            let wk = w.add(kk * 16);
+            let wv = [
+                vld1q_f32(wk),
+                vld1q_f32(wk.add(4)),
+                vld1q_f32(wk.add(8)),
+                vld1q_f32(wk.add(12)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = *a.add(r * a_stride + kk);
+                for (v, wj) in row.iter_mut().zip(&wv) {
+                    *v = vfmaq_n_f32(*v, *wj, x);
+                }
+            }
+        }
+        let c0 = panel * 16;
+        let n = (p.n - c0).min(16);
+        let (lo, hi) = (vdupq_n_f32(p.act.0), vdupq_n_f32(p.act.1));
+        for (r, row) in acc.iter().enumerate() {
+            let mut v = [0f32; 16];
+            for (j, a) in row.iter().enumerate() {
+                let b = vld1q_f32(p.bias.as_ptr().add(c0 + 4 * j));
+                vst1q_f32(
+                    v.as_mut_ptr().add(4 * j),
+                    vminq_f32(vmaxq_f32(vaddq_f32(*a, b), lo), hi),
+                );
+            }
+            core::ptr::copy_nonoverlapping(v.as_ptr(), out.add(r * out_stride + c0), n);
+        }
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn sgemm(
+    p: &SGemm,
+    a: &[f32],
+    a_stride: usize,
+    m: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    unsafe {
+        let (a, o) = (a.as_ptr(), out.as_mut_ptr());
+        let panels = p.np / 16;
+        let mut r = 0;
+        while r < m {
+            // 6 rows: 24 accumulators, 4 weight vectors and the broadcast
+            // fill the 32 registers; 12-pixel thread chunks hold two tiles.
+            let rows = (m - r).min(6);
+            let (a, o) = (a.add(r * a_stride), o.add(r * out_stride));
+            for panel in 0..panels {
+                match rows {
+                    6 => sgemm_tile::<6>(p, a, a_stride, panel, o, out_stride),
+                    5 => sgemm_tile::<5>(p, a, a_stride, panel, o, out_stride),
+                    4 => sgemm_tile::<4>(p, a, a_stride, panel, o, out_stride),
+                    3 => sgemm_tile::<3>(p, a, a_stride, panel, o, out_stride),
+                    2 => sgemm_tile::<2>(p, a, a_stride, panel, o, out_stride),
+                    _ => sgemm_tile::<1>(p, a, a_stride, panel, o, out_stride),
+                }
+            }
+            r += rows;
+        }
+    }
+}
+
 /// Taps `k` of a window at output position `o` that land inside `0..size`.
 #[inline]
 fn valid_taps(
@@ -523,6 +604,73 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
             }
         }
     }
+}
+
+/// f32 depthwise over output rows: per output pixel, 16 channels at a time
+/// (4 × `fmla` per valid tap, in the reference's tap order), then the bias
+/// and the clamp; a last partial block goes through a zero-padded copy.
+#[target_feature(enable = "neon")]
+unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+    unsafe {
+        let [_, ih, iw, c] = p.shape.shapes[0];
+        let [_, kh, kw, _] = p.shape.shapes[1];
+        let [_, oh, ow, _] = p.shape.shapes[2];
+        let g = &p.shape.g;
+        let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w.as_ptr());
+        let (lo, hi) = (vdupq_n_f32(p.act.0), vdupq_n_f32(p.act.1));
+        let first = rows.start;
+        debug_assert_eq!(output.len(), rows.len() * ow * c);
+        debug_assert!(p.cp >= c.div_ceil(16) * 16);
+        for row in rows {
+            let (b, oy) = (row / oh, row % oh);
+            let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
+            for ox in 0..ow {
+                let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
+                let out_px = outp.add(((row - first) * ow + ox) * c);
+                let mut c0 = 0;
+                while c0 < c {
+                    let n = (c - c0).min(16);
+                    let mut acc = [vdupq_n_f32(0.0); 4];
+                    for ty in ky.clone() {
+                        let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
+                        for tx in kx.clone() {
+                            let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
+                            let src = inp.add(((b * ih + iy) * iw + ix) * c + c0);
+                            let mut tmp = [0f32; 16];
+                            let x = if n == 16 {
+                                src
+                            } else {
+                                core::ptr::copy_nonoverlapping(src, tmp.as_mut_ptr(), n);
+                                tmp.as_ptr()
+                            };
+                            let wt = w.add((ty * kw + tx) * p.cp + c0);
+                            for (j, a) in acc.iter_mut().enumerate() {
+                                *a = vfmaq_f32(
+                                    *a,
+                                    vld1q_f32(x.add(4 * j)),
+                                    vld1q_f32(wt.add(4 * j)),
+                                );
+                            }
+                        }
+                    }
+                    let mut v = [0f32; 16];
+                    for (j, a) in acc.iter().enumerate() {
+                        let bias = vld1q_f32(p.bias.as_ptr().add(c0 + 4 * j));
+                        let y = vminq_f32(vmaxq_f32(vaddq_f32(*a, bias), lo), hi);
+                        vst1q_f32(v.as_mut_ptr().add(4 * j), y);
+                    }
+                    core::ptr::copy_nonoverlapping(v.as_ptr(), out_px.add(c0), n);
+                    c0 += 16;
+                }
+            }
+        }
+    }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_sdw_f32(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+    // SAFETY: NEON is always present on aarch64; the driver passes rows of this output.
+    unsafe { sdw(p, input, output, rows) }
 }
 
 /// Safe entry: NEON is part of the aarch64 baseline.
@@ -624,4 +772,19 @@ pub(super) fn mmla_qgemm_i8(
     debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
     // SAFETY: `plug_with` installs this only when i8mm is available.
     unsafe { mmla_qgemm(p, a, a_stride, m, out, out_stride) }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_sgemm_f32(
+    p: &SGemm,
+    a: &[f32],
+    a_stride: usize,
+    m: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + p.k);
+    debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
+    // SAFETY: NEON is always present on aarch64; slices checked above (debug) and by the drivers.
+    unsafe { sgemm(p, a, a_stride, m, out, out_stride) }
 }
