@@ -14,7 +14,9 @@ pub mod x86_64;
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 
-#[cfg(target_arch = "arm")]
+// A-profile arm (armv7 Linux), not Cortex-M (`target_os = "none"`), whose
+// FPU has no NEON.
+#[cfg(all(target_arch = "arm", not(target_os = "none")))]
 pub mod arm;
 
 /// Overwrites the slots of `table` that this CPU runs faster than the
@@ -25,7 +27,7 @@ pub fn plug(table: &mut KernelTable) {
     x86_64::plug(table);
     #[cfg(target_arch = "aarch64")]
     aarch64::plug(table);
-    #[cfg(target_arch = "arm")]
+    #[cfg(all(target_arch = "arm", not(target_os = "none")))]
     arm::plug(table);
     let _ = table;
 }
@@ -41,7 +43,7 @@ pub fn variants() -> alloc::vec::Vec<(&'static str, KernelTable)> {
     v.extend(x86_64::variants());
     #[cfg(target_arch = "aarch64")]
     v.extend(aarch64::variants());
-    #[cfg(target_arch = "arm")]
+    #[cfg(all(target_arch = "arm", not(target_os = "none")))]
     v.extend(arm::variants());
     v
 }

@@ -7,7 +7,8 @@
 //! gnueabihf` builds without it), so it is detected at run time: with `std`
 //! from the kernel's auxiliary vector (`AT_HWCAP`'s `HWCAP_NEON` bit;
 //! `std::arch::is_arm_feature_detected!` is not stable), without `std` from
-//! the build's target features.
+//! the build's target features (a `cfg` stable Rust doesn't set for arm
+//! yet, so `no_std` armv7 builds run the reference).
 
 pub mod neon;
 

@@ -22,100 +22,84 @@ use crate::quant::{multiply_by_quantized_multiplier, round_half_even_i32};
 
 /// `asm!` with NEON code: the assembler is told the FPU is NEON (the armv7
 /// target's baseline is VFPv3-D16, and `#[target_feature(enable = "neon")]`
-/// is not stable on arm), and d0-d7 and d16-d31 are declared clobbered.
-/// A build without `d32` has no d16-d31 for the compiler to allocate (they
-/// can't be named as clobbers then, and need not be: the code around never
-/// holds anything there); a build with it (`-C target-feature=+neon`)
-/// declares them.
+/// is not stable on arm). The code uses only q0-q7 (d0-d15), declared
+/// clobbered: they exist in every armv7 FPU configuration, whereas d16-d31
+/// could hold the compiler's values in a build for a NEON CPU
+/// (`-C target-cpu=cortex-a72`) without a stable `cfg` telling the two
+/// apart. (d8-d15 are callee-saved; the compiler saves them around.)
 macro_rules! neon_asm {
     ($($body:tt)*) => {
-        #[cfg(target_feature = "d32")]
         asm!(
             ".fpu neon",
             $($body)*,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _,
             out("d4") _, out("d5") _, out("d6") _, out("d7") _,
-            out("d16") _, out("d17") _, out("d18") _, out("d19") _,
-            out("d20") _, out("d21") _, out("d22") _, out("d23") _,
-            out("d24") _, out("d25") _, out("d26") _, out("d27") _,
-            out("d28") _, out("d29") _, out("d30") _, out("d31") _,
+            out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _, out("d14") _, out("d15") _,
             options(nostack),
-        );
-        #[cfg(not(target_feature = "d32"))]
-        asm!(
-            ".fpu neon",
-            $($body)*,
-            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
-            out("d4") _, out("d5") _, out("d6") _, out("d7") _,
-            options(nostack),
-        );
+        )
     };
 }
 
-/// The 16 channel sums of `groups` 4-byte groups of the row at `a` against
-/// the panel at `w` (`groups * 64` bytes).
+/// The 8 channel sums of `groups` 4-byte groups of the row at `a` against
+/// half a panel: 8 channels × 4 bytes at `w`, the next group 64 bytes on.
 /// Needs a CPU with NEON.
 #[inline]
-unsafe fn dot16(w: *const i8, a: *const i8, groups: usize, sums: &mut [i32; 16]) {
+unsafe fn dot8(w: *const i8, a: *const i8, groups: usize, sums: &mut [i32]) {
+    debug_assert!(sums.len() >= 8);
     unsafe {
         neon_asm!(
-            "vmov.i32 q8, #0",
-            "vmov.i32 q9, #0",
-            "vmov.i32 q10, #0",
-            "vmov.i32 q11, #0",
-            "vmov.i32 q12, #0",
-            "vmov.i32 q13, #0",
-            "vmov.i32 q14, #0",
-            "vmov.i32 q15, #0",
+            "vmov.i32 q4, #0",
+            "vmov.i32 q5, #0",
+            "vmov.i32 q6, #0",
+            "vmov.i32 q7, #0",
             "cmp {g}, #0",
             "beq 2f",
             "1:",
-            // x0..x3 in all four 32-bit lanes... of d0 (both halves).
+            // x0..x3 in both halves of d0.
             "vld1.32 {{d0[]}}, [{a}]!",
-            "vld1.8 {{d2-d5}}, [{w}]!",
+            "vld1.8 {{d2-d5}}, [{w}], {stride}",
             "vmull.s8 q3, d2, d0",
-            "vpadal.s16 q8, q3",
+            "vpadal.s16 q4, q3",
             "vmull.s8 q3, d3, d0",
-            "vpadal.s16 q9, q3",
+            "vpadal.s16 q5, q3",
             "vmull.s8 q3, d4, d0",
-            "vpadal.s16 q10, q3",
+            "vpadal.s16 q6, q3",
             "vmull.s8 q3, d5, d0",
-            "vpadal.s16 q11, q3",
-            "vld1.8 {{d2-d5}}, [{w}]!",
-            "vmull.s8 q3, d2, d0",
-            "vpadal.s16 q12, q3",
-            "vmull.s8 q3, d3, d0",
-            "vpadal.s16 q13, q3",
-            "vmull.s8 q3, d4, d0",
-            "vpadal.s16 q14, q3",
-            "vmull.s8 q3, d5, d0",
-            "vpadal.s16 q15, q3",
+            "vpadal.s16 q7, q3",
             "subs {g}, {g}, #1",
             "bne 1b",
             "2:",
             // Each accumulator holds [ch k01, ch k23, ch' k01, ch' k23]:
             // pairwise sums give the channels in order.
-            "vpadd.i32 d16, d16, d17",
-            "vpadd.i32 d17, d18, d19",
-            "vpadd.i32 d18, d20, d21",
-            "vpadd.i32 d19, d22, d23",
-            "vpadd.i32 d20, d24, d25",
-            "vpadd.i32 d21, d26, d27",
-            "vpadd.i32 d22, d28, d29",
-            "vpadd.i32 d23, d30, d31",
-            "vst1.32 {{d16-d19}}, [{s}]!",
-            "vst1.32 {{d20-d23}}, [{s}]",
+            "vpadd.i32 d8, d8, d9",
+            "vpadd.i32 d9, d10, d11",
+            "vpadd.i32 d10, d12, d13",
+            "vpadd.i32 d11, d14, d15",
+            "vst1.32 {{d8-d11}}, [{s}]",
             a = inout(reg) a => _,
             w = inout(reg) w => _,
             g = inout(reg) groups => _,
-            s = inout(reg) sums.as_mut_ptr() => _
+            stride = in(reg) 64usize,
+            s = in(reg) sums.as_mut_ptr()
         );
+    }
+}
+
+/// The 16 channel sums of `groups` 4-byte groups of the row at `a` against
+/// the panel at `w` (`groups * 64` bytes), as two halves of 8 channels (the
+/// accumulators of all 16 would need q8-q15). Needs a CPU with NEON.
+#[inline]
+unsafe fn dot16(w: *const i8, a: *const i8, groups: usize, sums: &mut [i32; 16]) {
+    unsafe {
+        dot8(w, a, groups, &mut sums[..8]);
+        dot8(w.add(32), a, groups, &mut sums[8..]);
     }
 }
 
 /// Four channels of the requantization: the sums from `{s}` plus the bias
 /// from `{b}`, TFLite's rounding with `{m}`/`{ls}`/`{rs}`, the zero point and
-/// clamp in q12-q14, narrowed to 16 bits into `$d`.
+/// clamp in q5-q7, narrowed to 16 bits into `$d` (d8 or d9).
 macro_rules! rq4 {
     ($d:literal) => {
         concat!(
@@ -134,12 +118,37 @@ macro_rules! rq4 {
             "vqadd.s32 q0, q0, q2\n",
             "vneg.s32 q1, q1\n",
             "vrshl.s32 q0, q0, q1\n",
-            "vadd.i32 q0, q0, q12\n",
-            "vmax.s32 q0, q0, q13\n",
-            "vmin.s32 q0, q0, q14\n",
+            "vadd.i32 q0, q0, q5\n",
+            "vmax.s32 q0, q0, q6\n",
+            "vmin.s32 q0, q0, q7\n",
             "vmovn.i32 ",
             $d,
             ", q0\n"
+        )
+    };
+}
+
+/// Eight channels: two [`rq4!`] blocks narrowed to int8 and stored at `{o}`
+/// (post-incremented).
+macro_rules! rq8 {
+    () => {
+        concat!(
+            rq4!("d8"),
+            rq4!("d9"),
+            "vmovn.i16 d0, q4\n",
+            "vst1.8 {{d0}}, [{o}]!\n"
+        )
+    };
+}
+
+/// Loads the zero point and the clamp's low and high bounds from `{k}`
+/// into q5, q6 and q7.
+macro_rules! rq_consts {
+    () => {
+        concat!(
+            "vld1.32 {{d10[], d11[]}}, [{k}]!\n",
+            "vld1.32 {{d12[], d13[]}}, [{k}]!\n",
+            "vld1.32 {{d14[], d15[]}}, [{k}]\n"
         )
     };
 }
@@ -152,23 +161,16 @@ unsafe fn requant16(p: &QGemm, c: usize, sums: &[i32; 16], out: &mut [i8; 16]) {
     let consts = [p.out_zp, p.act_min, p.act_max];
     unsafe {
         neon_asm!(
-            "vld1.32 {{d24[], d25[]}}, [{k}]!",
-            "vld1.32 {{d26[], d27[]}}, [{k}]!",
-            "vld1.32 {{d28[], d29[]}}, [{k}]",
-            rq4!("d16"),
-            rq4!("d17"),
-            rq4!("d18"),
-            rq4!("d19"),
-            "vmovn.i16 d20, q8",
-            "vmovn.i16 d21, q9",
-            "vst1.8 {{d20-d21}}, [{o}]",
+            rq_consts!(),
+            rq8!(),
+            rq8!(),
             k = inout(reg) consts.as_ptr() => _,
             s = inout(reg) sums.as_ptr() => _,
             b = inout(reg) p.bias.as_ptr().add(c) => _,
             ls = inout(reg) p.lshift.as_ptr().add(c) => _,
             m = inout(reg) p.mult.as_ptr().add(c) => _,
             rs = inout(reg) p.rshift.as_ptr().add(c) => _,
-            o = in(reg) out.as_mut_ptr()
+            o = inout(reg) out.as_mut_ptr() => _
         );
     }
 }
@@ -237,10 +239,10 @@ unsafe fn dw_tap(x: *const i8, w: *const i16, acc: *mut i32, nb: usize) {
             "vld1.8 {{d0}}, [{x}]!",
             "vmovl.s8 q0, d0",
             "vld1.16 {{d2-d3}}, [{w}]!",
-            "vld1.32 {{d16-d19}}, [{a}]",
-            "vmlal.s16 q8, d0, d2",
-            "vmlal.s16 q9, d1, d3",
-            "vst1.32 {{d16-d19}}, [{a}]!",
+            "vld1.32 {{d8-d11}}, [{a}]",
+            "vmlal.s16 q4, d0, d2",
+            "vmlal.s16 q5, d1, d3",
+            "vst1.32 {{d8-d11}}, [{a}]!",
             "subs {n}, {n}, #1",
             "bne 1b",
             x = inout(reg) x => _,
@@ -259,14 +261,9 @@ unsafe fn dw_requant(p: &QDw, acc: *const i32, c: usize, out: *mut i8, nb: usize
     let consts = [p.out_zp, p.act_min, p.act_max];
     unsafe {
         neon_asm!(
-            "vld1.32 {{d24[], d25[]}}, [{k}]!",
-            "vld1.32 {{d26[], d27[]}}, [{k}]!",
-            "vld1.32 {{d28[], d29[]}}, [{k}]",
+            rq_consts!(),
             "1:",
-            rq4!("d16"),
-            rq4!("d17"),
-            "vmovn.i16 d20, q8",
-            "vst1.8 {{d20}}, [{o}]!",
+            rq8!(),
             "subs {n}, {n}, #1",
             "bne 1b",
             k = inout(reg) consts.as_ptr() => _,
@@ -289,7 +286,7 @@ fn dw_requant_one(p: &QDw, acc: i32, c: usize) -> i8 {
     } else {
         round_half_even_i32(acc as f32 * p.fscale[c])
     };
-    v.saturating_add(p.out_zp).clamp(p.act_min, p.act_max) as i8
+    v.wrapping_add(p.out_zp).clamp(p.act_min, p.act_max) as i8
 }
 
 /// Channels one pass of [`neon_qdw`] accumulates on the stack.
