@@ -18,7 +18,7 @@ use core::arch::asm;
 use core::ops::Range;
 
 use crate::kernels::pack::{QDw, QGemm, MAX_DW_TAPS};
-use crate::quant::{multiply_by_quantized_multiplier, round_half_even_i32};
+use crate::quant::Requant;
 
 /// `asm!` with NEON code: the assembler is told the FPU is NEON (the armv7
 /// target's baseline is VFPv3-D16, and `#[target_feature(enable = "neon")]`
@@ -215,10 +215,11 @@ unsafe fn neon_qgemm(
                 // SAFETY: bias and the multipliers hold `np` channels.
                 unsafe { requant16(p, c, &sums, &mut q) };
             } else {
+                let (m, ls, rs, fs) = (&p.mult, &p.lshift, &p.rshift, &p.fscale);
+                let out = (p.out_zp, p.act_min, p.act_max);
                 for (j, v) in q.iter_mut().enumerate() {
                     let acc = sums[j].wrapping_add(p.bias[c + j]);
-                    let y = round_half_even_i32(acc as f32 * p.fscale[c + j]) + p.out_zp;
-                    *v = y.clamp(p.act_min, p.act_max) as i8;
+                    *v = requant_one((m, ls, rs, fs), c + j, acc, out);
                 }
             }
             let n = (p.n - c).min(16);
@@ -278,15 +279,29 @@ unsafe fn dw_requant(p: &QDw, acc: *const i32, c: usize, out: *mut i8, nb: usize
     }
 }
 
-/// The reference's requantization of one depthwise sum (bias included) of
-/// channel `c`, with the zero point and clamp.
-fn dw_requant_one(p: &QDw, acc: i32, c: usize) -> i8 {
-    let v = if p.fscale.is_empty() {
-        multiply_by_quantized_multiplier(acc, p.mult[c], p.lshift[c] - p.rshift[c])
-    } else {
-        round_half_even_i32(acc as f32 * p.fscale[c])
+/// One sum (bias included) of channel `c` requantized as the reference
+/// does ([`Requant::apply`] on the packed per-channel multiplier, shifts
+/// and float scales, the latter empty for fixed-point models), plus the
+/// zero point, clamped: the scalar path for ONNX's float rounding and for
+/// the channels beyond the NEON blocks.
+fn requant_one(
+    (mult, lshift, rshift, fscale): (&[i32], &[i32], &[i32], &[f32]),
+    c: usize,
+    acc: i32,
+    (zp, lo, hi): (i32, i32, i32),
+) -> i8 {
+    let r = Requant {
+        multiplier: mult[c],
+        shift: lshift[c] - rshift[c],
+        float: fscale.get(c).copied(),
     };
-    v.wrapping_add(p.out_zp).clamp(p.act_min, p.act_max) as i8
+    r.apply(acc).wrapping_add(zp).clamp(lo, hi) as i8
+}
+
+/// [`requant_one`] for a depthwise channel.
+fn dw_requant_one(p: &QDw, acc: i32, c: usize) -> i8 {
+    let fields = (&p.mult[..], &p.lshift[..], &p.rshift[..], &p.fscale[..]);
+    requant_one(fields, c, acc, (p.out_zp, p.act_min, p.act_max))
 }
 
 /// Channels one pass of [`neon_qdw`] accumulates on the stack.
