@@ -433,12 +433,18 @@ fn summary(a: &Array, q: &Quant) -> String {
     }
 }
 
+/// Timed runs per session between switches when several thread counts
+/// alternate, and untimed runs that first bring a session's arena and
+/// weights back into the caches.
+const BENCH_ROUND: usize = 10;
+const BENCH_REWARM: usize = 2;
+
 #[allow(clippy::too_many_arguments)]
 pub fn bench(
     path: &Path,
     runs: usize,
     warmup: usize,
-    threads: usize,
+    threads: &[usize],
     args: &[String],
     as_json: bool,
     profile: bool,
@@ -446,15 +452,89 @@ pub fn bench(
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    if threads == 0 {
-        bail!("--threads must be at least 1");
+    if threads.is_empty() || threads.contains(&0) {
+        bail!("--threads must be at least 1 (or a list such as 1,2)");
     }
     let model = load(path)?;
-    let opts = Options {
-        threads,
-        ..Options::default()
+    let mut sessions = Vec::with_capacity(threads.len());
+    for &t in threads {
+        let opts = Options {
+            threads: t,
+            ..Options::default()
+        };
+        let mut session = Session::new(&model, opts)
+            .with_context(|| format!("cannot prepare the model with {t} thread(s)"))?;
+        set_bench_inputs(path, &mut session, args)?;
+        for _ in 0..warmup {
+            session.invoke()?;
+        }
+        sessions.push(session);
+    }
+    // One session: back-to-back runs. Several: rounds of BENCH_ROUND runs
+    // each in turn, so that load from elsewhere falls on all of them alike.
+    let mut times = vec![Vec::with_capacity(runs); sessions.len()];
+    let round = if sessions.len() > 1 {
+        BENCH_ROUND
+    } else {
+        runs
     };
-    let mut session = Session::new(&model, opts).context("cannot prepare the model")?;
+    while times[0].len() < runs {
+        for (s, t) in sessions.iter_mut().zip(&mut times) {
+            if round < runs {
+                for _ in 0..BENCH_REWARM {
+                    s.invoke()?;
+                }
+            }
+            for _ in 0..round.min(runs - t.len()) {
+                let t0 = Instant::now();
+                s.invoke()?;
+                t.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let mut first_median = None;
+    for ((session, mut times), &t) in sessions.iter_mut().zip(times).zip(threads) {
+        let in_order = times.clone();
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        let (min, median, p90) = (times[0], pct(0.5), pct(0.9));
+        let speedup = *first_median.get_or_insert(median) / median;
+        if as_json {
+            // Per-run times (in run order) and the kernel each op got on this CPU.
+            let kernels: Vec<_> = model
+                .def()
+                .ops
+                .iter()
+                .zip(session.kernel_names())
+                .map(|(op, k)| json!({"op": op.code.name(), "kernel": k}))
+                .collect();
+            let mut v = json!({"runs": runs, "threads": t, "min_ms": min, "median_ms": median,
+                               "p90_ms": p90, "times_ms": in_order, "kernels": kernels});
+            if threads.len() > 1 {
+                v["speedup_vs_first"] = json!(speedup);
+            }
+            println!("{v}");
+        } else {
+            let vs = if threads.len() > 1 && t != threads[0] {
+                format!(", {speedup:.2}x the {}-thread median", threads[0])
+            } else {
+                String::new()
+            };
+            println!(
+                "{}: {runs} runs, {t} thread(s): min {min:.3} ms, median {median:.3} ms, p90 {p90:.3} ms{vs}",
+                path.display()
+            );
+        }
+        if profile {
+            print_profile(&model, session, runs)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets every input of `session`: from `args` (as for `run`), or seeded
+/// random values when there are none.
+fn set_bench_inputs(path: &Path, session: &mut Session<'_>, args: &[String]) -> Result<()> {
     let arrays = if args.is_empty() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
@@ -477,7 +557,7 @@ pub fn bench(
             })
             .collect()
     } else {
-        session_inputs(path, &session, args)?
+        session_inputs(path, session, args)?
     };
     for (i, a) in arrays.iter().enumerate() {
         session.set_input(
@@ -488,39 +568,6 @@ pub fn bench(
                 data: &a.data,
             },
         )?;
-    }
-    for _ in 0..warmup {
-        session.invoke()?;
-    }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t0 = Instant::now();
-        session.invoke()?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    let in_order = times.clone();
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    let (min, median, p90) = (times[0], pct(0.5), pct(0.9));
-    if as_json {
-        // Per-run times (in run order) and the kernel each op got on this CPU.
-        let kernels: Vec<_> = model
-            .def()
-            .ops
-            .iter()
-            .zip(session.kernel_names())
-            .map(|(op, k)| json!({"op": op.code.name(), "kernel": k}))
-            .collect();
-        println!(
-            "{}",
-            json!({"runs": runs, "threads": threads, "min_ms": min, "median_ms": median, "p90_ms": p90,
-                   "times_ms": in_order, "kernels": kernels})
-        );
-    } else {
-        println!("{}: {runs} runs, {threads} thread(s): min {min:.3} ms, median {median:.3} ms, p90 {p90:.3} ms", path.display());
-    }
-    if profile {
-        print_profile(&model, &mut session, runs)?;
     }
     Ok(())
 }

@@ -64,8 +64,11 @@ enum Command {
         runs: usize,
         #[arg(long, default_value_t = 10)]
         warmup: usize,
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        /// Threads; a list (`--threads 1,2`) times each count in
+        /// alternating rounds (so a busy machine slows them alike) and
+        /// prints each one's speedup over the first.
+        #[arg(long, default_value = "1", value_delimiter = ',')]
+        threads: Vec<usize>,
         /// Inputs (as for `run`); random data when absent.
         #[arg(short, long = "input")]
         inputs: Vec<String>,
@@ -227,7 +230,7 @@ fn main() -> ExitCode {
             inputs,
             json,
             profile,
-        } => commands::bench(&model, runs, warmup, threads, &inputs, json, profile),
+        } => commands::bench(&model, runs, warmup, &threads, &inputs, json, profile),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@
 //! Paths the CPU lacks are skipped with a printed reason. Under qemu-user
 //! (`cargo test --target aarch64-unknown-linux-gnu`) the ARM paths run.
 
-use ferrite_runtime::kernels::pack::{self, ConvShape};
+use ferrite_runtime::kernels::pack::{self, ConvShape, DwSplit};
 use ferrite_runtime::kernels::reference::conv::{
     self, Conv2dGeometry, ConvI8Params, FullyConnectedI8Params,
 };
@@ -70,7 +70,8 @@ fn random_conv(rng: &mut Rng, depthwise: bool) -> Option<(Conv2dGeometry, [[usiz
     }
     // 260 channels with a 3x3 window make rows longer than the GEMMs' 2048-byte tile.
     let ic = if depthwise {
-        rng.pick(&[1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100])
+        // 150 and 200: channel splits (64 a chunk) with a partial last block.
+        rng.pick(&[1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 150, 200])
     } else {
         rng.pick(&[1, 2, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 260])
     };
@@ -226,12 +227,17 @@ fn depthwise_i8_matches_reference() {
                 "{name} ({}) case {case}: shapes {shapes:?} {g:?}",
                 e.name
             );
-            // Split by rows over threads: each gets only its own rows.
-            if case % 8 == 0 {
+            // Split by rows, then by channels, over threads: each computes
+            // only its own part.
+            if case % 4 == 0 {
                 let pool = ferrite_runtime::threads::Pool::new(3).unwrap();
-                let mut got = vec![0i8; want.len()];
-                ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
-                assert_eq!(got, want, "{name} case {case} with 3 threads");
+                for split in [DwSplit::Rows, DwSplit::Chans] {
+                    let mut got = vec![0i8; want.len()];
+                    ferrite_runtime::threads::scoped(Some(&pool), || {
+                        k.exec_split(&x, &mut got, split)
+                    });
+                    assert_eq!(got, want, "{name} case {case} with 3 threads, {split:?}");
+                }
             }
             ran += 1;
         }
@@ -346,15 +352,23 @@ fn conv_f32_within_tolerance() {
                 let Some(e) = t.sdw else { continue };
                 let k = pack::SDw::new(e.f, shape, act, &w, bias.as_deref());
                 if case % 4 == 0 {
-                    // Split by rows over threads: each gets only its own rows.
+                    // Split by rows or by channels over threads: each
+                    // computes only its own part.
+                    let split = [DwSplit::Rows, DwSplit::Chans][case / 4 % 2];
                     let pool = ferrite_runtime::threads::Pool::new(3).unwrap();
-                    ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
+                    ferrite_runtime::threads::scoped(Some(&pool), || {
+                        k.exec_split(&x, &mut got, split)
+                    });
                 } else {
                     k.exec(&x, &mut got);
                 }
             } else {
                 let Some(isa) = t.sgemm else { continue };
-                let (k, _) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref()).unwrap();
+                // None: a window too large for the im2col tile (the
+                // reference runs such layers).
+                let Some((k, _)) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref()) else {
+                    continue;
+                };
                 k.exec(&x, &mut got);
             }
             assert_close(
@@ -532,7 +546,11 @@ fn float_add_i8_matches_reference() {
 fn mean_hw_matches_reference() {
     use ferrite_runtime::kernels::reference::pool::{self, MeanI8Params, ReduceGeometry};
     let mut rng = Rng(0x3ea4);
+    // Odd cases split the outputs over 3 threads (channel chunks, across
+    // batches too).
+    let pool = ferrite_runtime::threads::Pool::new(3).unwrap();
     for case in 0..60 {
+        let pool = (case % 2 == 1).then_some(&pool);
         let dims = [
             rng.pick(&[1, 2]),
             1 + rng.below(8),
@@ -550,7 +568,7 @@ fn mean_hw_matches_reference() {
         let mut want = vec![0f32; dims[0] * dims[3]];
         pool::mean_f32(&g, &x, &mut want);
         let mut got = vec![0f32; want.len()];
-        hw.exec_f32(&x, &mut got);
+        ferrite_runtime::threads::scoped(pool, || hw.exec_f32(&x, &mut got));
         assert_eq!(got, want, "f32 case {case} {dims:?}");
         let qi = QParams {
             scale: rng.scale() * 0.01,
@@ -566,7 +584,7 @@ fn mean_hw_matches_reference() {
         let mut want = vec![0i8; dims[0] * dims[3]];
         pool::mean_i8(&g, &p, &x, &mut want);
         let mut got = vec![0i8; want.len()];
-        hw.exec_i8(&p, &x, &mut got);
+        ferrite_runtime::threads::scoped(pool, || hw.exec_i8(&p, &x, &mut got));
         assert_eq!(got, want, "i8 case {case} {dims:?}");
     }
 }

@@ -41,12 +41,11 @@ pub const IM2COL_BYTES: usize = 16 * 1024;
 pub type QGemmFn = fn(&QGemm, &[i8], usize, usize, &mut [i8], usize);
 /// An f32 GEMM micro-kernel: like [`QGemmFn`] with bias + clamp.
 pub type SGemmFn = fn(&SGemm, &[f32], usize, usize, &mut [f32], usize);
-/// An int8 depthwise kernel over a range of output rows (`batch * out_h + y`):
-/// the output slice holds exactly those rows (`rows.len() * out_w * c`
-/// values, the first being row `rows.start`).
-pub type QDwFn = fn(&QDw, &[i8], &mut [i8], core::ops::Range<usize>);
-/// An f32 depthwise kernel over a range of output rows (output as for [`QDwFn`]).
-pub type SDwFn = fn(&SDw, &[f32], &mut [f32], core::ops::Range<usize>);
+/// An int8 depthwise kernel over one part of the output ([`DwOut`]: a range
+/// of output rows, a range of channels).
+pub type QDwFn = fn(&QDw, &[i8], DwOut<i8>);
+/// An f32 depthwise kernel over one part of the output ([`DwOut`]).
+pub type SDwFn = fn(&SDw, &[f32], DwOut<f32>);
 /// Raw int8 dot products: `out[o] = sum_k w[o*k + kk] * (x[kk] + x_bias)`
 /// (wrapping) for `o < out.len()`.
 pub type QDotFn = fn(&[i8], usize, &[i8], &mut [i32]);
@@ -340,6 +339,107 @@ fn for_each_row_chunk<T>(
         };
         f(r, chunk)
     });
+}
+
+/// The part of a depthwise output one kernel call computes: output rows
+/// `rows` (`batch * out_h + y`) and, of each of their pixels, channels
+/// `chans` (`chans.start` a multiple of [`DW_CHAN_ALIGN`]; `chans.end` too,
+/// or the channel count).
+///
+/// Calls on disjoint parts of one output run at once on the pool's threads,
+/// and a channel split gives two threads the same rows, so the output is a
+/// pointer, not a `&mut` slice. Only the drivers in this module make one
+/// (the fields are private): the pointer is row `rows.start`'s channel 0,
+/// with `rows.len() * out_w * c` elements behind it that nothing else
+/// touches during the call but other calls' parts, and a kernel writes
+/// its own part only.
+#[derive(Debug)]
+pub struct DwOut<T> {
+    ptr: *mut T,
+    rows: core::ops::Range<usize>,
+    chans: core::ops::Range<usize>,
+}
+
+impl<T> DwOut<T> {
+    /// Row `rows().start`, channel 0 of the output.
+    pub fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+
+    /// The output rows (`batch * out_h + y`) to compute.
+    pub fn rows(&self) -> core::ops::Range<usize> {
+        self.rows.clone()
+    }
+
+    /// The channels to compute in each of those rows' pixels.
+    pub fn chans(&self) -> core::ops::Range<usize> {
+        self.chans.clone()
+    }
+}
+
+/// Channels a depthwise channel split keeps together: a multiple of every
+/// kernel's channel block (32 int8 lanes on x86), and 64 bytes of int8 so two
+/// threads never write one cache line.
+pub const DW_CHAN_ALIGN: usize = 64;
+
+/// How a depthwise layer's output is split over the pool's threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DwSplit {
+    /// Contiguous runs of output rows: each thread reads only its rows'
+    /// windows, and the next op, split by rows too, finds them in its cache.
+    Rows,
+    /// Channel ranges of every row: for small images (MobileNetV2's 7x7 and
+    /// 14x14 layers) a row split would give each thread so few rows that the
+    /// window rows above and below them (read by both neighbours) and the
+    /// per-block weight and constant set-up, done again for every chunk,
+    /// eat the gain; 7x7x960 ran no faster on 2 threads than on 1.
+    Chans,
+}
+
+impl DwSplit {
+    /// The split for an output of `rows` rows of `c` channels on `threads`
+    /// threads: by channels when there are fewer than 8 rows per thread and
+    /// at least two aligned channel blocks per thread.
+    pub fn choose(rows: usize, c: usize, threads: usize) -> Self {
+        if threads > 1 && rows < 8 * threads && c >= 2 * DW_CHAN_ALIGN * threads {
+            DwSplit::Chans
+        } else {
+            DwSplit::Rows
+        }
+    }
+}
+
+/// Runs a depthwise kernel over the whole `output` (`rows` rows of `ow`
+/// pixels of `c` channels), split over the current pool as `split` says.
+fn dw_exec<T>(
+    output: &mut [T],
+    [rows, ow, c]: [usize; 3],
+    split: DwSplit,
+    run: &(dyn Fn(DwOut<T>) + Sync),
+) {
+    assert!(rows * ow * c <= output.len(), "depthwise output size");
+    match split {
+        DwSplit::Rows => for_each_row_chunk(output, rows, ow * c, 1, &|r, out| {
+            run(DwOut {
+                ptr: out.as_mut_ptr(),
+                rows: r,
+                chans: 0..c,
+            })
+        }),
+        DwSplit::Chans => {
+            let out = SharedMut(output.as_mut_ptr());
+            threads::for_each_chunk(c, DW_CHAN_ALIGN, &|chans| {
+                // Each chunk writes channels `chans` of every row: disjoint
+                // parts of `output` (checked above), and `for_each_chunk`
+                // returns only after every chunk is done.
+                run(DwOut {
+                    ptr: out.ptr(),
+                    rows: 0..rows,
+                    chans,
+                })
+            })
+        }
+    }
 }
 
 /// Where a convolution reads its window rows from.
@@ -756,12 +856,25 @@ impl QDw {
         }
     }
 
-    /// Runs the depthwise convolution, split by output rows.
+    /// Runs the depthwise convolution, split over the current pool's threads
+    /// as [`DwSplit::choose`] says.
     pub fn exec(&self, input: &[i8], output: &mut [i8]) {
+        let [n, oh, _, c] = self.shape.shapes[2];
+        let split = DwSplit::choose(n * oh, c, threads::current_threads());
+        self.exec_split(input, output, split)
+    }
+
+    /// Runs the depthwise convolution, split over the current pool's threads
+    /// as `split` says (tests use it to exercise both).
+    pub fn exec_split(&self, input: &[i8], output: &mut [i8], split: DwSplit) {
         let [n, oh, ow, c] = self.shape.shapes[2];
         assert_eq!(output.len(), n * oh * ow * c, "depthwise output size");
-        for_each_row_chunk(output, n * oh, ow * c, 1, &|rows, out| {
-            (self.run)(self, input, out, rows)
+        assert!(
+            input.len() >= self.shape.shapes[0].iter().product(),
+            "depthwise input size"
+        );
+        dw_exec(output, [n * oh, ow, c], split, &|part| {
+            (self.run)(self, input, part)
         });
     }
 }
@@ -806,12 +919,25 @@ impl SDw {
         }
     }
 
-    /// Runs the depthwise convolution, split by output rows.
+    /// Runs the depthwise convolution, split over the current pool's threads
+    /// as [`DwSplit::choose`] says.
     pub fn exec(&self, input: &[f32], output: &mut [f32]) {
+        let [n, oh, _, c] = self.shape.shapes[2];
+        let split = DwSplit::choose(n * oh, c, threads::current_threads());
+        self.exec_split(input, output, split)
+    }
+
+    /// Runs the depthwise convolution, split over the current pool's threads
+    /// as `split` says (tests use it to exercise both).
+    pub fn exec_split(&self, input: &[f32], output: &mut [f32], split: DwSplit) {
         let [n, oh, ow, c] = self.shape.shapes[2];
         assert_eq!(output.len(), n * oh * ow * c, "depthwise output size");
-        for_each_row_chunk(output, n * oh, ow * c, 1, &|rows, out| {
-            (self.run)(self, input, out, rows)
+        assert!(
+            input.len() >= self.shape.shapes[0].iter().product(),
+            "depthwise input size"
+        );
+        dw_exec(output, [n * oh, ow, c], split, &|part| {
+            (self.run)(self, input, part)
         });
     }
 }
@@ -951,27 +1077,58 @@ pub struct MeanHw {
 /// Channels summed per pass of [`MeanHw`].
 const MEAN_CHUNK: usize = 256;
 
+/// Output values (`batch * channels + c`) a thread of [`MeanHw`] takes at a
+/// time: 64 bytes of int8 output, so two threads never write one cache line.
+const MEAN_ALIGN: usize = 64;
+
 impl MeanHw {
+    /// Splits the `batches * channels` outputs over the current pool and
+    /// calls `f(x, c0, out)` for each run of channels `c0..c0 + out.len()`
+    /// (at most [`MEAN_CHUNK`]) of one batch, `x` being that batch's input.
+    /// The 7x7x1280 mean ending MobileNetV2 had been 20% slower on 2 threads
+    /// than on 1 when run whole on one, the other core having written half
+    /// its input.
+    fn split<T: Copy + Sync>(
+        &self,
+        input: &[T],
+        output: &mut [T],
+        f: impl Fn(&[T], usize, &mut [T]) + Sync,
+    ) {
+        let (hw, c) = (self.pixels, self.channels);
+        assert!(
+            input.len() >= self.batches * hw * c && output.len() >= self.batches * c,
+            "mean operand sizes"
+        );
+        for_each_row_chunk(output, self.batches * c, 1, MEAN_ALIGN, &|r, out| {
+            let mut i = r.start;
+            while i < r.end {
+                let (b, c0) = (i / c, i % c);
+                let t = MEAN_CHUNK.min(c - c0).min(r.end - i);
+                f(
+                    &input[b * hw * c..(b + 1) * hw * c],
+                    c0,
+                    &mut out[i - r.start..][..t],
+                );
+                i += t;
+            }
+        });
+    }
+
     /// f32: `out[b][c] = (sum over pixels of x[b][p][c]) / pixels`.
     pub fn exec_f32(&self, input: &[f32], output: &mut [f32]) {
         let (hw, c) = (self.pixels, self.channels);
-        for b in 0..self.batches {
-            let x = &input[b * hw * c..(b + 1) * hw * c];
-            let mut c0 = 0;
-            while c0 < c {
-                let t = MEAN_CHUNK.min(c - c0);
-                let mut acc = [0f32; MEAN_CHUNK];
-                for p in 0..hw {
-                    for (a, v) in acc[..t].iter_mut().zip(&x[p * c + c0..p * c + c0 + t]) {
-                        *a += *v;
-                    }
+        self.split(input, output, |x, c0, out| {
+            let t = out.len();
+            let mut acc = [0f32; MEAN_CHUNK];
+            for p in 0..hw {
+                for (a, v) in acc[..t].iter_mut().zip(&x[p * c + c0..p * c + c0 + t]) {
+                    *a += *v;
                 }
-                for (o, a) in output[b * c + c0..b * c + c0 + t].iter_mut().zip(&acc[..t]) {
-                    *o = if hw == 0 { f32::NAN } else { *a / hw as f32 };
-                }
-                c0 += t;
             }
-        }
+            for (o, a) in out.iter_mut().zip(&acc[..t]) {
+                *o = if hw == 0 { f32::NAN } else { *a / hw as f32 };
+            }
+        });
     }
 
     /// int8, bit-identical to `reference::pool::mean_i8`.
@@ -982,29 +1139,24 @@ impl MeanHw {
         output: &mut [i8],
     ) {
         let (hw, c) = (self.pixels, self.channels);
-        for b in 0..self.batches {
-            let x = &input[b * hw * c..(b + 1) * hw * c];
-            let mut c0 = 0;
-            while c0 < c {
-                let t = MEAN_CHUNK.min(c - c0);
-                let mut acc = [0i32; MEAN_CHUNK];
-                for px in 0..hw {
-                    for (a, v) in acc[..t].iter_mut().zip(&x[px * c + c0..px * c + c0 + t]) {
-                        *a = a.wrapping_add(*v as i32);
-                    }
+        self.split(input, output, |x, c0, out| {
+            let t = out.len();
+            let mut acc = [0i32; MEAN_CHUNK];
+            for px in 0..hw {
+                for (a, v) in acc[..t].iter_mut().zip(&x[px * c + c0..px * c + c0 + t]) {
+                    *a = a.wrapping_add(*v as i32);
                 }
-                for (o, &sum) in output[b * c + c0..b * c + c0 + t].iter_mut().zip(&acc[..t]) {
-                    *o = if p.count == 0 {
-                        0
-                    } else {
-                        let shifted = (sum as i64 - p.input_zero_point as i64 * p.count) as i32;
-                        let v = p.requant.apply(shifted).wrapping_add(p.output_zero_point);
-                        v.clamp(-128, 127) as i8
-                    };
-                }
-                c0 += t;
             }
-        }
+            for (o, &sum) in out.iter_mut().zip(&acc[..t]) {
+                *o = if p.count == 0 {
+                    0
+                } else {
+                    let shifted = (sum as i64 - p.input_zero_point as i64 * p.count) as i32;
+                    let v = p.requant.apply(shifted).wrapping_add(p.output_zero_point);
+                    v.clamp(-128, 127) as i8
+                };
+            }
+        });
     }
 }
 

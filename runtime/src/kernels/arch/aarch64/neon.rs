@@ -11,7 +11,7 @@ use core::arch::aarch64::*;
 
 use core::ops::Range;
 
-use crate::kernels::pack::{QDw, QGemm, SDw, SGemm};
+use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm};
 use crate::kernels::reference::elementwise::FloatAddI8Params;
 
 /// TFLite's `MultiplyByQuantizedMultiplier` on 4 lanes (see the module
@@ -538,25 +538,25 @@ fn valid_taps(
 /// widened into i32 (SMLAL), the input offset added per tap (at most 255 in
 /// magnitude, so `x + offset` fits i16).
 #[target_feature(enable = "neon")]
-unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+unsafe fn qdw(p: &QDw, input: &[i8], out: DwOut<i8>) {
     unsafe {
         let [_, ih, iw, c] = p.shape.shapes[0];
         let [_, kh, kw, _] = p.shape.shapes[1];
         let [_, oh, ow, _] = p.shape.shapes[2];
         let g = &p.shape.g;
         let io = vdupq_n_s16(p.input_offset as i16);
-        let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w16.as_ptr());
+        let (inp, outp, w) = (input.as_ptr(), out.ptr(), p.w16.as_ptr());
+        let (rows, chans) = (out.rows(), out.chans());
         let first = rows.start;
-        debug_assert_eq!(output.len(), rows.len() * ow * c);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
             for ox in 0..ow {
                 let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
                 let out_px = outp.add(((row - first) * ow + ox) * c);
-                let mut c0 = 0;
-                while c0 < c {
-                    let n = (c - c0).min(8);
+                let mut c0 = chans.start;
+                while c0 < chans.end {
+                    let n = (chans.end - c0).min(8);
                     let mut acc0 = vld1q_s32(p.bias.as_ptr().add(c0));
                     let mut acc1 = vld1q_s32(p.bias.as_ptr().add(c0 + 4));
                     for ty in ky.clone() {
@@ -610,16 +610,16 @@ unsafe fn qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
 /// (4 × `fmla` per valid tap, in the reference's tap order), then the bias
 /// and the clamp; a last partial block goes through a zero-padded copy.
 #[target_feature(enable = "neon")]
-unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
     unsafe {
         let [_, ih, iw, c] = p.shape.shapes[0];
         let [_, kh, kw, _] = p.shape.shapes[1];
         let [_, oh, ow, _] = p.shape.shapes[2];
         let g = &p.shape.g;
-        let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w.as_ptr());
+        let (inp, outp, w) = (input.as_ptr(), out.ptr(), p.w.as_ptr());
         let (lo, hi) = (vdupq_n_f32(p.act.0), vdupq_n_f32(p.act.1));
+        let (rows, chans) = (out.rows(), out.chans());
         let first = rows.start;
-        debug_assert_eq!(output.len(), rows.len() * ow * c);
         debug_assert!(p.cp >= c.div_ceil(16) * 16);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
@@ -627,9 +627,9 @@ unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
             for ox in 0..ow {
                 let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
                 let out_px = outp.add(((row - first) * ow + ox) * c);
-                let mut c0 = 0;
-                while c0 < c {
-                    let n = (c - c0).min(16);
+                let mut c0 = chans.start;
+                while c0 < chans.end {
+                    let n = (chans.end - c0).min(16);
                     let mut acc = [vdupq_n_f32(0.0); 4];
                     for ty in ky.clone() {
                         let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
@@ -668,9 +668,10 @@ unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
 }
 
 /// Safe entry: NEON is part of the aarch64 baseline.
-pub(super) fn neon_sdw_f32(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
-    // SAFETY: NEON is always present on aarch64; the driver passes rows of this output.
-    unsafe { sdw(p, input, output, rows) }
+pub(super) fn neon_sdw_f32(p: &SDw, input: &[f32], out: DwOut<f32>) {
+    // SAFETY: NEON is always present on aarch64; `DwOut` points at the
+    // part's rows of an output of `p`'s shape.
+    unsafe { sdw(p, input, out) }
 }
 
 /// Safe entry: NEON is part of the aarch64 baseline.
@@ -724,9 +725,10 @@ pub(super) fn neon_qadd_float_i8(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: 
     unsafe { qadd_float(p, a, b, out) }
 }
 
-pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
-    // SAFETY: NEON is always present on aarch64; the driver passes rows of this output.
-    unsafe { qdw(p, input, output, rows) }
+pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
+    // SAFETY: NEON is always present on aarch64; `DwOut` points at the
+    // part's rows of an output of `p`'s shape.
+    unsafe { qdw(p, input, out) }
 }
 
 /// Safe entry: NEON is part of the aarch64 baseline.

@@ -15,9 +15,8 @@
 //! scalar code on the NEON sums.
 
 use core::arch::asm;
-use core::ops::Range;
 
-use crate::kernels::pack::{QDw, QGemm, MAX_DW_TAPS};
+use crate::kernels::pack::{DwOut, QDw, QGemm, MAX_DW_TAPS};
 use crate::quant::Requant;
 
 /// `asm!` with NEON code: the assembler is told the FPU is NEON (the armv7
@@ -312,15 +311,16 @@ const DW_CHUNK: usize = 512;
 /// which adds nothing to sums that start from `bias_full`) is multiplied
 /// into the channel sums 8 channels at a time, then the sums requantized.
 /// Channels beyond the last whole 8 run in scalar code. Needs NEON.
-unsafe fn neon_qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+unsafe fn neon_qdw(p: &QDw, input: &[i8], part: DwOut<i8>) {
     let [_, ih, iw, c] = p.shape.shapes[0];
     let [_, kh, kw, _] = p.shape.shapes[1];
     let [_, oh, ow, _] = p.shape.shapes[2];
     let g = &p.shape.g;
     let taps = kh * kw;
     debug_assert!(taps <= MAX_DW_TAPS);
-    debug_assert_eq!(output.len(), rows.len() * ow * c);
-    let whole = c / 8 * 8;
+    let (rows, chans) = (part.rows(), part.chans());
+    // Channels `chans.start..whole` in blocks of 8, the rest one by one.
+    let whole = chans.start + chans.len() / 8 * 8;
     let mut src = [p.pad.as_ptr(); MAX_DW_TAPS];
     let mut acc = [0i32; DW_CHUNK];
     let first = rows.start;
@@ -339,8 +339,15 @@ unsafe fn neon_qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>)
                         };
                 }
             }
-            let out = &mut output[((row - first) * ow + ox) * c..][..c];
-            let mut c0 = 0;
+            // SAFETY: `part` points at row `first`'s channel 0 of an output of
+            // `ow * c` channels a row, and this call alone writes `chans`.
+            let out = unsafe {
+                core::slice::from_raw_parts_mut(
+                    part.ptr().add(((row - first) * ow + ox) * c + chans.start),
+                    chans.len(),
+                )
+            };
+            let mut c0 = chans.start;
             while c0 < whole {
                 let n = (whole - c0).min(DW_CHUNK);
                 acc[..n].fill(0);
@@ -357,17 +364,18 @@ unsafe fn neon_qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>)
                         );
                     }
                 }
+                let o = &mut out[c0 - chans.start..][..n];
                 if p.fscale.is_empty() {
                     // SAFETY: `n` sums and `n` output bytes from `c0`.
-                    unsafe { dw_requant(p, acc.as_ptr(), c0, out[c0..].as_mut_ptr(), n / 8) };
+                    unsafe { dw_requant(p, acc.as_ptr(), c0, o.as_mut_ptr(), n / 8) };
                 } else {
-                    for (j, v) in out[c0..c0 + n].iter_mut().enumerate() {
+                    for (j, v) in o.iter_mut().enumerate() {
                         *v = dw_requant_one(p, acc[j].wrapping_add(p.bias_full[c0 + j]), c0 + j);
                     }
                 }
                 c0 += n;
             }
-            for (ch, y) in out.iter_mut().enumerate().skip(whole) {
+            for (ch, y) in (whole..).zip(&mut out[whole - chans.start..]) {
                 let mut sum = p.bias_full[ch];
                 for (t, x) in src[..taps].iter().enumerate() {
                     // SAFETY: as above, `ch < c`.
@@ -381,9 +389,9 @@ unsafe fn neon_qdw(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>)
 }
 
 /// Safe entry: only put into a table after NEON was detected.
-pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], part: DwOut<i8>) {
     // SAFETY: `plug_with` installs this only when NEON is available.
-    unsafe { neon_qdw(p, input, output, rows) }
+    unsafe { neon_qdw(p, input, part) }
 }
 
 /// Safe entry: only put into a table after NEON was detected.

@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use crate::kernels::pack::{QDw, QGemm, SDw, SGemm, MAX_DW_TAPS};
+use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm, MAX_DW_TAPS};
 use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
 
 /// Rows per GEMM tile and 16-channel blocks per tile.
@@ -859,7 +859,7 @@ unsafe fn dw_order<T>(v: *const T, c: usize) -> (__m512i, __m512i) {
 macro_rules! qdw_kernel {
     ($name:ident, $features:literal, |$acc:ident, $x:ident, $w:ident| $madd:expr) => {
         #[target_feature(enable = $features)]
-        unsafe fn $name(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+        unsafe fn $name(p: &QDw, input: &[i8], out: DwOut<i8>) {
             /// The `np` pairs of taps (`src(2q)`, `src(2q + 1)`) of one output
             /// pixel on 32 channels from `c0`, starting from `acc`.
             #[inline]
@@ -1048,18 +1048,18 @@ macro_rules! qdw_kernel {
             unsafe {
                 let [_, _, _, c] = p.shape.shapes[0];
                 let [_, kh, kw, _] = p.shape.shapes[1];
-                let [_, _, ow, _] = p.shape.shapes[2];
                 let pairs = (kh * kw).div_ceil(2);
                 let mode = rq_mode(p.right_shifts_only, p.act_min, p.out_zp);
                 let win = DwWindow::new(&p.shape);
                 let tile = DwTile::new(&p.shape);
                 let tile = tile.as_ref();
                 debug_assert!(p.pad.len() >= c && p.w16.len() >= kh * kw * p.cp);
-                debug_assert_eq!(output.len(), rows.len() * ow * c);
-                let (inp, outp) = (input.as_ptr(), output.as_mut_ptr());
-                for c0 in (0..c).step_by(32) {
-                    let full = c - c0 >= 32;
-                    let rows = rows.clone();
+                let (inp, outp) = (input.as_ptr(), out.ptr());
+                let chans = out.chans();
+                for c0 in chans.clone().step_by(32) {
+                    // A block ends at a multiple of 32 or at `c`, its last one.
+                    let full = chans.end - c0 >= 32;
+                    let rows = out.rows();
                     // 3x3 and 5x5 windows unrolled, for the right-shift-only
                     // requantizations; anything else the general loop.
                     match (pairs, full, mode) {
@@ -1105,7 +1105,7 @@ qdw_kernel!(
 );
 
 #[target_feature(enable = "avx512f")]
-unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
     unsafe {
         let [_, ih, iw, c] = p.shape.shapes[0];
         let [_, kh, kw, _] = p.shape.shapes[1];
@@ -1113,12 +1113,14 @@ unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
         let g = &p.shape.g;
         let taps = kh * kw;
         let win = DwWindow::new(&p.shape);
-        let blocks = p.cp / 16;
         let lo = _mm512_set1_ps(p.act.0);
         let hi = _mm512_set1_ps(p.act.1);
-        let (inp, outp, w) = (input.as_ptr(), output.as_mut_ptr(), p.w.as_ptr());
+        let (inp, outp, w) = (input.as_ptr(), out.ptr(), p.w.as_ptr());
+        let rows = out.rows();
         let first = rows.start;
-        debug_assert_eq!(output.len(), rows.len() * ow * c);
+        // Channel blocks of 16; a part's channels start at a multiple of 16.
+        let chans = out.chans();
+        let blocks = chans.start / 16..chans.end.div_ceil(16);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
@@ -1127,9 +1129,9 @@ unsafe fn sdw(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
                 let out_px = outp.add(((row - first) * ow + ox) * c);
                 let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
                 let full = row_full && win.cols.contains(&ox);
-                for cb in 0..blocks {
+                for cb in blocks.clone() {
                     let c0 = cb * 16;
-                    let n = c - c0;
+                    let n = chans.end - c0;
                     let m16: u16 = if n >= 16 {
                         0xFFFF
                     } else {
@@ -1479,18 +1481,18 @@ pub(super) fn avx512_sgemm_f32(
     // SAFETY: see the note above.
     unsafe { sgemm(p, a, a_stride, m, out, out_stride) }
 }
-pub(super) fn avx512vnni_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
-    // SAFETY: see the note above (VNNI included); `QDw::exec` passes an
-    // output of exactly `rows`.
-    unsafe { qdw_vnni(p, input, output, rows) }
+pub(super) fn avx512vnni_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
+    // SAFETY: see the note above (VNNI included); `DwOut` points at the
+    // part's rows of an output of `p`'s shape.
+    unsafe { qdw_vnni(p, input, out) }
 }
-pub(super) fn avx512_qdw_i8(p: &QDw, input: &[i8], output: &mut [i8], rows: Range<usize>) {
+pub(super) fn avx512_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
     // SAFETY: see the note above.
-    unsafe { qdw(p, input, output, rows) }
+    unsafe { qdw(p, input, out) }
 }
-pub(super) fn avx512_sdw_f32(p: &SDw, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+pub(super) fn avx512_sdw_f32(p: &SDw, input: &[f32], out: DwOut<f32>) {
     // SAFETY: see the note above.
-    unsafe { sdw(p, input, output, rows) }
+    unsafe { sdw(p, input, out) }
 }
 pub(super) fn vnni_qdot_i8(w: &[i8], k: usize, x: &[i8], out: &mut [i32]) {
     // SAFETY: see the note above.
