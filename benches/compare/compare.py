@@ -3,7 +3,7 @@
 
 Usage (normally through benches/compare/run.sh, which makes the venv and the .fer files):
 
-    compare.py --ferrite target/release/ferrite --models DIR --fer DIR [--threads 1]
+    compare.py --ferrite target/release/ferrite --models DIR --fer DIR [--threads 1 | 1,2]
                [--rounds 6] [--runs 10] [--warmup 5] [--out table.md]
 
 Each runtime loads each model once. The runtimes then take turns, round after
@@ -16,6 +16,11 @@ their `invoke`/`run` call in this process. Inputs are random data of the
 model's input type (the same seed for every round). The table gives the
 median over all timed runs (rounds x runs, at least 50) and the ratio
 Ferrite / peer (below 1 means Ferrite is faster).
+
+With a list of thread counts (`--threads 1,2`) every runtime runs at each
+count, all of them taking turns round after round, and the table gives each
+runtime's median at each count and its speedup over the first count: thread
+scaling measured side by side, so load from elsewhere falls on all alike.
 
 Models (missing files are reported and skipped):
   MobileNetV2 int8   mobilenet_v2_torchvision_int8.tflite (Ferrite, LiteRT), *_qdq_int8.onnx (ORT, tract)
@@ -95,6 +100,9 @@ class Ort:
 
 class Tract:
     name = "tract"
+    # The Python binding runs on one thread whatever the count asked for, so
+    # scaling tables leave it out.
+    one_thread_only = True
 
     def __init__(self, path, threads):
         import tract
@@ -148,7 +156,8 @@ def main():
     ap.add_argument("--models", required=True, type=Path, help="folder with the shared .tflite/.onnx models")
     ap.add_argument("--fixtures", type=Path, default=Path(__file__).resolve().parents[2] / "models/fixtures")
     ap.add_argument("--fer", required=True, type=Path, help="folder with the converted .fer files")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=lambda v: [int(t) for t in v.split(",")], default=[1],
+                    help="thread count, or a comma-separated list to measure scaling")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=5)
@@ -192,19 +201,26 @@ def main():
             print(f"skip {title}: {fer_path} not found", file=sys.stderr)
             rows.append((title, None, {}))
             continue
-        runners = [("Ferrite", Ferrite(a.ferrite, fer_path, a.threads))]
-        for cls in peers_order:
-            p = peer_paths.get(cls)
-            if p is None or not p.exists():
-                continue
-            try:
-                runners.append((cls.name, cls(p, a.threads)))
-            except Exception as e:  # a peer that can't load the model is reported, not fatal
-                print(f"{title}: {cls.name} failed to load {p}: {e}", file=sys.stderr)
+        # (runtime, threads) -> runner; keys are "name" with one thread
+        # count, "name@threads" with several.
+        key = (lambda n, t: n) if len(a.threads) == 1 else (lambda n, t: f"{n}@{t}")
+        runners = []
+        for t in a.threads:
+            runners.append((key("Ferrite", t), Ferrite(a.ferrite, fer_path, t)))
+            for cls in peers_order:
+                p = peer_paths.get(cls)
+                if p is None or not p.exists():
+                    continue
+                if len(a.threads) > 1 and getattr(cls, "one_thread_only", False):
+                    continue
+                try:
+                    runners.append((key(cls.name, t), cls(p, t)))
+                except Exception as e:  # a peer that can't load the model is reported, not fatal
+                    print(f"{title}: {cls.name} failed to load {p}: {e}", file=sys.stderr)
         times = {name: [] for name, _ in runners}
         for r in range(a.rounds):
             for name, rt in runners:
-                if name == "Ferrite":
+                if isinstance(rt, Ferrite):
                     times[name] += rt.round(a.runs, a.warmup)
                 else:
                     times[name] += time_peer(rt, a.runs, a.warmup)
@@ -214,16 +230,19 @@ def main():
         print(f"{title}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in med.items()), file=sys.stderr)
 
     names = ["Ferrite"] + [c.name for c in peers_order]
+    threads = ",".join(map(str, a.threads))
     lines = [
         f"Median latency in ms over {a.rounds} alternating rounds of {a.runs} runs "
-        f"({a.rounds * a.runs} timed runs per runtime), {a.threads} thread(s).",
+        f"({a.rounds * a.runs} timed runs per runtime), {threads} thread(s).",
         f"CPU: {cpu_name()}; {datetime.date.today().isoformat()}; "
         f"Python {platform.python_version()}.",
         "",
         "| model | " + " | ".join(names) + " | " + " | ".join(f"Ferrite / {n}" for n in names[1:]) + " |",
         "|---" * (2 * len(names)) + "|",
     ]
-    for title, med, _ in rows:
+    if len(a.threads) > 1:
+        lines[3:] = scaling_table(rows, names, a.threads)
+    for title, med, _ in rows if len(a.threads) == 1 else []:
         if med is None:
             lines.append(f"| {title} | " + " | ".join(["skipped"] * (2 * len(names) - 1)) + " |")
             continue
@@ -235,6 +254,26 @@ def main():
     print(text)
     if a.out:
         a.out.write_text(text)
+
+
+def scaling_table(rows, names, threads):
+    """Markdown lines: per model and runtime, the median at each thread count
+    and the speedup of each later count over the first."""
+    t0 = threads[0]
+    head = ["model", "runtime"] + [f"{t} thread(s)" for t in threads] + [f"{t} vs {t0}" for t in threads[1:]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for title, med, _ in rows:
+        if med is None:
+            lines.append(f"| {title} | skipped |" + " |" * (len(head) - 2))
+            continue
+        for n in names:
+            if f"{n}@{t0}" not in med:
+                continue
+            ms = [med.get(f"{n}@{t}") for t in threads]
+            cells = [f"{v:.3f}" if v else "n/a" for v in ms]
+            cells += [f"{ms[0] / v:.2f}x" if v else "n/a" for v in ms[1:]]
+            lines.append(f"| {title} | {n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":

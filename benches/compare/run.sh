@@ -3,7 +3,7 @@
 # makes its own Python venv with the pinned peers (requirements.txt), and runs
 # compare.py, which writes a markdown table.
 #
-# Usage: benches/compare/run.sh [--threads N] [other compare.py flags]
+# Usage: benches/compare/run.sh [--threads N | --threads 1,2] [other compare.py flags]
 # Env:   FERRITE_SHARED_MODELS (default ../shared/models), VENV (default benches/compare/.venv),
 #        OUT (default benches/compare/results-<threads>t.md), CARGO_TARGET_DIR.
 set -euo pipefail
@@ -16,7 +16,12 @@ threads=1
 for ((i = 1; i <= $#; i++)); do
     if [[ "${!i}" == "--threads" ]]; then j=$((i + 1)); threads="${!j}"; fi
 done
-out="${OUT:-$here/results-${threads}t.md}"
+# A list of counts (--threads 1,2) measures thread scaling.
+if [[ "$threads" == *,* ]]; then
+    out="${OUT:-$here/results-scaling.md}"
+else
+    out="${OUT:-$here/results-${threads}t.md}"
+fi
 
 if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"

@@ -593,7 +593,10 @@ fn mean_hw_matches_reference() {
 fn max_pool_matches_reference() {
     use ferrite_runtime::kernels::reference::pool::{self, PoolGeometry};
     let mut rng = Rng(0x9001);
+    // Odd cases split the output rows over 3 threads.
+    let threads = ferrite_runtime::threads::Pool::new(3).unwrap();
     for case in 0..200 {
+        let threads = (case % 2 == 1).then_some(&threads);
         let (fh, fw) = (1 + rng.below(3), 1 + rng.below(3));
         let (sh, sw) = (1 + rng.below(2), 1 + rng.below(2));
         let (pt, pl) = (rng.below(fh), rng.below(fw));
@@ -630,7 +633,7 @@ fn max_pool_matches_reference() {
         let mut want = vec![0f32; ys.iter().product()];
         pool::max_pool_f32(&g, act, &x, dims, &mut want, ys);
         let mut got = vec![0f32; want.len()];
-        k.exec_f32(act, &x, &mut got);
+        ferrite_runtime::threads::scoped(threads, || k.exec_f32(act, &x, &mut got));
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&got), bits(&want), "f32 case {case}");
         let xi = rng.i8s(n, if case % 7 == 0 { 2 } else { 0 });
@@ -638,7 +641,39 @@ fn max_pool_matches_reference() {
         let mut want = vec![0i8; ys.iter().product()];
         pool::max_pool_i8(&g, acti.0, acti.1, &xi, dims, &mut want, ys);
         let mut got = vec![0i8; want.len()];
-        k.exec_i8(acti, &xi, &mut got);
+        ferrite_runtime::threads::scoped(threads, || k.exec_i8(acti, &xi, &mut got));
         assert_eq!(got, want, "i8 case {case}");
+    }
+}
+
+#[test]
+fn pad_last_axis_matches_reference() {
+    use ferrite_runtime::kernels::reference::movement;
+    let mut rng = Rng(0x9ad1);
+    let pool = ferrite_runtime::threads::Pool::new(3).unwrap();
+    for case in 0..60 {
+        let dims = [
+            1 + rng.below(3),
+            1 + rng.below(40),
+            1 + rng.below(40),
+            rng.pick(&[1, 3, 24, 100]),
+        ];
+        let (before, after) = (rng.below(5), rng.below(40));
+        let mut out_dims = dims;
+        out_dims[3] += before + after;
+        let x = rng.i8s(dims.iter().product(), 0);
+        let value = rng.i8s(1, 0)[0];
+        let mut want = vec![0i8; out_dims.iter().product()];
+        movement::pad(&x, &dims, &[0, 0, 0, before], &mut want, &out_dims, value);
+        let k = pack::PadLast {
+            pixels: dims[0] * dims[1] * dims[2],
+            c_in: dims[3],
+            before,
+            c_out: out_dims[3],
+        };
+        let mut got = vec![1i8; want.len()];
+        let threads = (case % 2 == 1).then_some(&pool);
+        ferrite_runtime::threads::scoped(threads, || k.exec(&x, &mut got, value));
+        assert_eq!(got, want, "case {case}: {dims:?} padded {before}+{after}");
     }
 }

@@ -1168,6 +1168,47 @@ impl MeanHw {
     }
 }
 
+/// PAD of the last axis only (BlazeFace's residual channel padding): each of
+/// `pixels` input rows of `c_in` values becomes an output row of `c_out`,
+/// `before` pad values, the row, then pad values again. Split by pixels over
+/// the current pool; the same bytes as `reference::movement::pad`.
+#[derive(Debug, Clone, Copy)]
+pub struct PadLast {
+    pub pixels: usize,
+    pub c_in: usize,
+    pub before: usize,
+    pub c_out: usize,
+}
+
+impl PadLast {
+    pub fn exec<T: Copy + Sync>(&self, input: &[T], output: &mut [T], value: T) {
+        let PadLast {
+            pixels,
+            c_in,
+            before,
+            c_out,
+        } = *self;
+        assert!(
+            before + c_in <= c_out
+                && input.len() >= pixels * c_in
+                && output.len() >= pixels * c_out,
+            "pad operand sizes"
+        );
+        // Rows of at least 4 KiB a chunk, so small pads stay on one thread.
+        let align = (4096 / (c_out * core::mem::size_of::<T>()).max(1)).max(1);
+        for_each_row_chunk(output, pixels, c_out, align, &|r, out| {
+            for (x, y) in input[r.start * c_in..r.end * c_in]
+                .chunks_exact(c_in.max(1))
+                .zip(out.chunks_exact_mut(c_out))
+            {
+                y[..before].fill(value);
+                y[before..before + c_in].copy_from_slice(&x[..c_in]);
+                y[before + c_in..].fill(value);
+            }
+        });
+    }
+}
+
 /// MAX_POOL_2D walking channels contiguously: for each output pixel, the
 /// window's input pixels are folded into a stack buffer of channel maxima,
 /// in the reference's window order with its comparison (`v > max`), so the
@@ -1195,23 +1236,29 @@ impl MaxPool {
         lo.min(hi)..hi
     }
 
-    fn run<T: Copy>(
+    /// Split over the current pool by output rows (`batch * out_h + y`).
+    fn run<T: Copy + Sync>(
         &self,
         input: &[T],
         output: &mut [T],
         init: T,
-        fold: impl Fn(T, T) -> T,
-        finish: impl Fn(T) -> T,
+        fold: impl Fn(T, T) -> T + Sync,
+        finish: impl Fn(T) -> T + Sync,
     ) {
         let [n, ih, iw, c] = self.shapes[0];
         let [_, oh, ow, _] = self.shapes[1];
         let g = &self.g;
-        for b in 0..n {
-            for oy in 0..oh {
+        assert!(
+            input.len() >= n * ih * iw * c && output.len() >= n * oh * ow * c,
+            "max pool operand sizes"
+        );
+        for_each_row_chunk(output, n * oh, ow * c, 1, &|r, output| {
+            for (row, out_row) in r.clone().zip(output.chunks_exact_mut(ow * c)) {
+                let (b, oy) = (row / oh, row % oh);
                 let rows = Self::span(oy, g.stride_h, g.pad_top, g.filter_h, ih);
                 for ox in 0..ow {
                     let cols = Self::span(ox, g.stride_w, g.pad_left, g.filter_w, iw);
-                    let out = &mut output[((b * oh + oy) * ow + ox) * c..][..c];
+                    let out = &mut out_row[ox * c..][..c];
                     let mut c0 = 0;
                     while c0 < c {
                         let t = MEAN_CHUNK.min(c - c0);
@@ -1231,7 +1278,7 @@ impl MaxPool {
                     }
                 }
             }
-        }
+        });
     }
 
     /// f32, bit-identical to `reference::pool::max_pool_f32`.

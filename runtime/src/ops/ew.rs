@@ -163,6 +163,17 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
     cx.expect_shape(y, out.dims())?;
     let shapes = [a.shape, b.shape, y.shape];
     let (kernel, name) = match (a.dtype, b.dtype, y.dtype) {
+        (DType::F32, DType::F32, DType::F32) if a.shape == b.shape => {
+            steps.push(cx.step(
+                Kernel::SBinary {
+                    op,
+                    act: activation,
+                },
+                [cx.operand(0), cx.operand(1), Operand::None],
+                cx.out_range(0)?,
+            ));
+            return Ok("binary_f32_split");
+        }
         (DType::F32, DType::F32, DType::F32) => (
             Binary::F32 {
                 op,

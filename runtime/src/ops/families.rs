@@ -663,19 +663,32 @@ fn prep_pad(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
             _ => 0,
         },
     };
-    let kernel = Kernel::Pad {
-        elem,
-        value,
-        in_shape: x.shape,
-        before,
-        out_shape: y.shape,
+    // Only the last axis padded (channel padding): whole rows, split over threads.
+    let last_only = r > 0 && (0..r - 1).all(|d| x.shape.dim(d) == out[d]);
+    let (kernel, name) = if last_only {
+        let pad = pack::PadLast {
+            pixels: x.shape.dims()[..r - 1].iter().product(),
+            c_in: x.shape.dim(r - 1),
+            before: before[r - 1],
+            c_out: out[r - 1],
+        };
+        (Kernel::PadLast { elem, value, pad }, "pad_last_axis")
+    } else {
+        let kernel = Kernel::Pad {
+            elem,
+            value,
+            in_shape: x.shape,
+            before,
+            out_shape: y.shape,
+        };
+        (kernel, "ref_pad")
     };
     steps.push(cx.step(
         kernel,
         [cx.operand(0), Operand::None, Operand::None],
         cx.out_range(0)?,
     ));
-    Ok("ref_pad")
+    Ok(name)
 }
 
 fn prep_concat(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {

@@ -122,6 +122,12 @@ pub(crate) enum Kernel {
         g: pack::MeanHw,
         p: pool::MeanI8Params,
     },
+    /// Same-shape f32 ADD/SUB/MUL/MAXIMUM/MINIMUM (the reference's
+    /// arithmetic, split over the pool's threads).
+    SBinary {
+        op: crate::kernels::reference::elementwise::BinaryOp,
+        act: crate::Activation,
+    },
     /// Same-shape int8 ADD/SUB.
     QAdd {
         p: crate::kernels::reference::elementwise::AddI8Params,
@@ -165,6 +171,12 @@ pub(crate) enum Kernel {
         in_shape: Shape,
         before: [usize; MAX_RANK],
         out_shape: Shape,
+    },
+    /// PAD of the last axis only.
+    PadLast {
+        elem: Elem,
+        value: u64,
+        pad: pack::PadLast,
     },
     ConcatPart {
         elem: Elem,
@@ -339,6 +351,17 @@ impl Kernel {
             }
             Kernel::MeanHwF32(g) => g.exec_f32(cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::MeanHwI8 { g, p } => g.exec_i8(p, cast_slice(ins[0]), cast_slice_mut(out)),
+            Kernel::SBinary { op, act } => pack::elementwise(
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
+                cast_slice_mut(out),
+                |a, b, o| {
+                    let n = [o.len()];
+                    crate::kernels::reference::elementwise::binary_f32(
+                        *op, *act, a, &n, b, &n, o, &n,
+                    )
+                },
+            ),
             Kernel::QAdd { p, f } => pack::elementwise(
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),
@@ -403,6 +426,9 @@ impl Kernel {
                     out_shape.dims(),
                     *value as _
                 ))
+            }
+            Kernel::PadLast { elem, value, pad } => {
+                by_elem!(elem, ins[0], out, |T, i, o| pad.exec(i, o, *value as _))
             }
             Kernel::ConcatPart { elem, at } => {
                 by_elem!(elem, ins[0], out, |T, i, o| movement::concat_part(
