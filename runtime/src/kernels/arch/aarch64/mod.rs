@@ -100,6 +100,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
         f: neon::neon_qdw_i8,
         name: "neon_dwconv_i8_8c",
     });
+    table.qadd = Some(Entry {
+        f: neon::neon_qadd_i8,
+        name: "neon_add_i8_16",
+    });
     table.qadd_float = Some(Entry {
         f: neon::neon_qadd_float_i8,
         name: "neon_add_i8_f32fma_8",

@@ -12,7 +12,7 @@ use core::arch::aarch64::*;
 use core::ops::Range;
 
 use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm};
-use crate::kernels::reference::elementwise::FloatAddI8Params;
+use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
 
 /// TFLite's `MultiplyByQuantizedMultiplier` on 4 lanes (see the module
 /// note), or with `fs` non-null ONNX Runtime's float requantization
@@ -718,6 +718,100 @@ unsafe fn qadd_float(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
             i += 8;
         }
     }
+}
+
+/// gemmlowp's `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m), e)`
+/// on 4 lanes: `vqrdmulh` is the high multiply to the bit; `vrshl` by `-e`
+/// rounds half up, so negative lanes are first moved down by one where
+/// `e > 0`, which makes it round half away from zero as the reference does.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn mul_rdbpot(x: int32x4_t, m: int32x4_t, neg_e: int32x4_t, e_pos: int32x4_t) -> int32x4_t {
+    let h = vqrdmulhq_s32(x, m);
+    let fixup = vandq_s32(vshrq_n_s32::<31>(h), e_pos);
+    vrshlq_s32(vqaddq_s32(h, fixup), neg_e)
+}
+
+/// Same-shape int8 ADD/SUB, 16 lanes at a time: `AddI8Params::apply`
+/// (TFLite's `AddFunc`: both inputs offset and shifted left by 20, each
+/// rescaled, summed, the sum rescaled) in 32-bit lanes; the tail through
+/// `apply` itself.
+#[target_feature(enable = "neon")]
+unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    unsafe {
+        debug_assert!(a.len() == out.len() && b.len() == out.len());
+        let n = out.len().min(a.len()).min(b.len());
+        // Per requantization: multiplier, -exponent, and an all-ones mask where
+        // the exponent is positive (for the rounding fixup).
+        let rq = |m: i32, shift: i32| {
+            let e = -shift;
+            (
+                vdupq_n_s32(m),
+                vdupq_n_s32(-e),
+                vdupq_n_s32(if e > 0 { -1 } else { 0 }),
+            )
+        };
+        let (m1, n1, p1) = rq(p.input1_multiplier, p.input1_shift);
+        let (m2, n2, p2) = rq(p.input2_multiplier, p.input2_shift);
+        let (mo, no, po) = rq(p.output_multiplier, p.output_shift);
+        let (off1, off2) = (
+            vdupq_n_s16(p.input1_offset as i16),
+            vdupq_n_s16(p.input2_offset as i16),
+        );
+        let ls = vdupq_n_s32(p.left_shift);
+        let zp = vdupq_n_s32(p.output_offset);
+        let (lo, hi) = (vdupq_n_s32(p.act_min), vdupq_n_s32(p.act_max));
+        // 4 lanes of `x + offset` (i16, |v| <= 255) widened and shifted left.
+        let lanes = |v: int16x8_t, high: bool| {
+            let w = if high {
+                vmovl_high_s16(v)
+            } else {
+                vmovl_s16(vget_low_s16(v))
+            };
+            vshlq_s32(w, ls)
+        };
+        let quarter = |x: int16x8_t, y: int16x8_t, high: bool| {
+            let s1 = mul_rdbpot(lanes(x, high), m1, n1, p1);
+            let s2 = mul_rdbpot(lanes(y, high), m2, n2, p2);
+            let sum = if p.subtract {
+                vsubq_s32(s1, s2)
+            } else {
+                vaddq_s32(s1, s2)
+            };
+            let r = vaddq_s32(mul_rdbpot(sum, mo, no, po), zp);
+            vminq_s32(vmaxq_s32(r, lo), hi)
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let (va, vb) = (vld1q_s8(a.as_ptr().add(i)), vld1q_s8(b.as_ptr().add(i)));
+            let half = |xa: int8x8_t, xb: int8x8_t| {
+                let x = vaddq_s16(vmovl_s8(xa), off1);
+                let y = vaddq_s16(vmovl_s8(xb), off2);
+                // In the activation range, so the narrowing never saturates.
+                vcombine_s16(
+                    vmovn_s32(quarter(x, y, false)),
+                    vmovn_s32(quarter(x, y, true)),
+                )
+            };
+            let lo8 = half(vget_low_s8(va), vget_low_s8(vb));
+            let hi8 = half(vget_high_s8(va), vget_high_s8(vb));
+            vst1q_s8(
+                out.as_mut_ptr().add(i),
+                vcombine_s8(vmovn_s16(lo8), vmovn_s16(hi8)),
+            );
+            i += 16;
+        }
+        for j in i..n {
+            out[j] = p.apply(a[j], b[j]);
+        }
+    }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_qadd_i8(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // SAFETY: NEON is part of the aarch64 baseline; the loop reads and
+    // writes below the shortest slice's length.
+    unsafe { qadd(p, a, b, out) }
 }
 
 pub(super) fn neon_qadd_float_i8(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
