@@ -69,6 +69,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
             f: neon::neon_qdw_i8,
             name: "armv7_neon_dwconv_i8_8c",
         });
+        table.qadd = Some(Entry {
+            f: neon::neon_qadd_i8,
+            name: "armv7_neon_add_i8_8",
+        });
     }
 }
 

@@ -17,6 +17,7 @@
 use core::arch::asm;
 
 use crate::kernels::pack::{DwOut, QDw, QGemm, MAX_DW_TAPS};
+use crate::kernels::reference::elementwise::AddI8Params;
 use crate::quant::Requant;
 
 /// `asm!` with NEON code: the assembler is told the FPU is NEON (the armv7
@@ -405,4 +406,153 @@ pub(super) fn neon_qgemm_i8(
 ) {
     // SAFETY: `plug_with` installs this only when NEON is available.
     unsafe { neon_qgemm(p, a, a_stride, m, out, out_stride) }
+}
+
+/// One rescaling of 4 lanes in q0 (`RoundingDivideByPOT(
+/// SaturatingRoundingDoublingHighMul(q0, m), e)`, TFLite's
+/// `MultiplyByQuantizedMultiplierSmallerThanOneExp`): the multiplier and
+/// `-e` come next from `{k}`; q4-q6 are scratch. `vrshl` by `-e` rounds half
+/// up, so negative lanes are first moved down by one where `e > 0`.
+macro_rules! add_rescale {
+    ($q:literal) => {
+        concat!(
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vqrdmulh.s32 ",
+            $q,
+            ", ",
+            $q,
+            ", q4\n",
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vclt.s32 q5, q4, #0\n",
+            "vshr.s32 q6, ",
+            $q,
+            ", #31\n",
+            "vand q5, q5, q6\n",
+            "vqadd.s32 ",
+            $q,
+            ", ",
+            $q,
+            ", q5\n",
+            "vrshl.s32 ",
+            $q,
+            ", ",
+            $q,
+            ", q4\n"
+        )
+    };
+}
+
+/// Four elements of an int8 ADD/SUB (`AddI8Params::apply`): the inputs as
+/// i16 in `$a`/`$b` (d registers), the result narrowed to i16 into `$d`.
+/// Walks the 12 constants at `{k}` and rewinds; `$op` is `vadd.i32` or
+/// `vsub.i32`. Uses q0, q3 and q4-q6.
+macro_rules! add_half {
+    ($a:literal, $b:literal, $d:literal, $op:literal) => {
+        concat!(
+            "vmovl.s16 q0, ",
+            $a,
+            "\n",
+            "vmovl.s16 q3, ",
+            $b,
+            "\n",
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vadd.i32 q0, q0, q4\n",
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vadd.i32 q3, q3, q4\n",
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vshl.s32 q0, q0, q4\n",
+            "vshl.s32 q3, q3, q4\n",
+            add_rescale!("q0"),
+            add_rescale!("q3"),
+            $op,
+            " q0, q0, q3\n",
+            add_rescale!("q0"),
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vadd.i32 q0, q0, q4\n",
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vmax.s32 q0, q0, q4\n",
+            "vld1.32 {{d8[], d9[]}}, [{k}]!\n",
+            "vmin.s32 q0, q0, q4\n",
+            "vmovn.i32 ",
+            $d,
+            ", q0\n",
+            "sub {k}, {k}, #48\n"
+        )
+    };
+}
+
+/// `nb >= 1` blocks of 8 elements of a same-shape int8 ADD/SUB, `$op`
+/// `vadd.i32` or `vsub.i32`; `$k` the constants of [`add_consts`].
+macro_rules! add_blocks {
+    ($op:literal, $k:expr, $a:expr, $b:expr, $o:expr, $nb:expr) => {
+        neon_asm!(
+            "1:",
+            "vld1.8 {{d0}}, [{a}]!",
+            "vld1.8 {{d1}}, [{b}]!",
+            "vmovl.s8 q1, d0",
+            "vmovl.s8 q2, d1",
+            add_half!("d2", "d4", "d14", $op),
+            add_half!("d3", "d5", "d15", $op),
+            // In the activation range: the narrowing never saturates.
+            "vmovn.i16 d0, q7",
+            "vst1.8 {{d0}}, [{o}]!",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            k = inout(reg) $k => _,
+            a = inout(reg) $a => _,
+            b = inout(reg) $b => _,
+            o = inout(reg) $o => _,
+            n = inout(reg) $nb => _
+        )
+    };
+}
+
+/// The constants [`add_half!`] reads in order: both input offsets, the left
+/// shift, per rescaling (input 1, input 2, output) the multiplier and the
+/// shift (`-e`, the exponent `RoundingDivideByPOT` divides by negated),
+/// then the zero point and the clamp.
+fn add_consts(p: &AddI8Params) -> [i32; 12] {
+    [
+        p.input1_offset,
+        p.input2_offset,
+        p.left_shift,
+        p.input1_multiplier,
+        p.input1_shift,
+        p.input2_multiplier,
+        p.input2_shift,
+        p.output_multiplier,
+        p.output_shift,
+        p.output_offset,
+        p.act_min,
+        p.act_max,
+    ]
+}
+
+/// Same-shape int8 ADD/SUB, 8 elements a step in NEON, the tail through
+/// `AddI8Params::apply`. Needs NEON.
+unsafe fn neon_qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    let n = out.len().min(a.len()).min(b.len());
+    let nb = n / 8;
+    if nb > 0 {
+        let k = add_consts(p);
+        let (kp, ap, bp, op) = (k.as_ptr(), a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+        // SAFETY: `nb * 8 <= n` bytes are read from `a` and `b` and written
+        // to `out`; the constants are 12 values, rewound every half.
+        unsafe {
+            if p.subtract {
+                add_blocks!("vsub.i32", kp, ap, bp, op, nb);
+            } else {
+                add_blocks!("vadd.i32", kp, ap, bp, op, nb);
+            }
+        }
+    }
+    for j in nb * 8..n {
+        out[j] = p.apply(a[j], b[j]);
+    }
+}
+
+/// Safe entry: only put into a table after NEON was detected.
+pub(super) fn neon_qadd_i8(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
+    // SAFETY: `plug_with` installs this only when NEON is available.
+    unsafe { neon_qadd(p, a, b, out) }
 }
