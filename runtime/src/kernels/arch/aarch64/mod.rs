@@ -8,7 +8,7 @@
 
 pub mod neon;
 
-use crate::kernels::pack::{QGemmIsa, SGemmIsa};
+use crate::kernels::pack::{QDotIsa, QGemmIsa, SGemmIsa};
 use crate::kernels::table::{Entry, KernelTable};
 
 /// What the running CPU supports beyond baseline NEON.
@@ -99,6 +99,15 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
     table.qdw = Some(Entry {
         f: neon::neon_qdw_i8,
         name: "neon_dwconv_i8_8c",
+    });
+    table.qdot = Some(QDotIsa {
+        name: "neon_fc_i8_dot16",
+        x_bias: 0,
+        run: neon::neon_qdot_i8,
+    });
+    table.sdot = Some(Entry {
+        f: neon::neon_sdot_f32,
+        name: "neon_fc_f32_dot16",
     });
     table.qadd = Some(Entry {
         f: neon::neon_qadd_i8,

@@ -807,6 +807,83 @@ unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     }
 }
 
+/// Raw int8 dot products for FULLY_CONNECTED (`x_bias` 0): per output, 16
+/// bytes a step multiplied into i16 (`smull`/`smull2`; |w x| <= 2^14) and
+/// summed pairwise into four i32 lanes (`sadalp`), wrapping like the
+/// reference; the tail in scalar code.
+#[target_feature(enable = "neon")]
+unsafe fn fc_dot_i8(w: &[i8], k: usize, x: &[i8], out: &mut [i32]) {
+    debug_assert!(w.len() >= out.len() * k && x.len() >= k);
+    let whole = k / 16 * 16;
+    for (o, dst) in out.iter_mut().enumerate() {
+        let row = &w[o * k..(o + 1) * k];
+        let mut acc = vdupq_n_s32(0);
+        for i in (0..whole).step_by(16) {
+            // SAFETY: `i + 16 <= k` bytes of the row and of `x`.
+            let (wv, xv) = unsafe { (vld1q_s8(row.as_ptr().add(i)), vld1q_s8(x.as_ptr().add(i))) };
+            acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(wv), vget_low_s8(xv)));
+            acc = vpadalq_s16(acc, vmull_high_s8(wv, xv));
+        }
+        let tail = row[whole..]
+            .iter()
+            .zip(&x[whole..k])
+            .fold(0i32, |s, (&a, &b)| s.wrapping_add(a as i32 * b as i32));
+        *dst = vaddvq_s32(acc).wrapping_add(tail);
+    }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_qdot_i8(w: &[i8], k: usize, x: &[i8], out: &mut [i32]) {
+    assert!(
+        w.len() >= out.len() * k && x.len() >= k,
+        "dot operand sizes"
+    );
+    // SAFETY: NEON is part of the aarch64 baseline; sizes checked above.
+    unsafe { fc_dot_i8(w, k, x, out) }
+}
+
+/// f32 dot products for FULLY_CONNECTED: per output, 16 floats a step into
+/// four `fmla` accumulators, summed at the end (a reordered sum: within the
+/// f32 tolerance of the reference, not bit-identical).
+#[target_feature(enable = "neon")]
+unsafe fn fc_dot_f32(w: &[f32], k: usize, x: &[f32], out: &mut [f32]) {
+    debug_assert!(w.len() >= out.len() * k && x.len() >= k);
+    let whole = k / 16 * 16;
+    for (o, dst) in out.iter_mut().enumerate() {
+        let row = &w[o * k..(o + 1) * k];
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        for i in (0..whole).step_by(16) {
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `i + 16 <= k` values of the row and of `x`.
+                let (wv, xv) = unsafe {
+                    (
+                        vld1q_f32(row.as_ptr().add(i + 4 * j)),
+                        vld1q_f32(x.as_ptr().add(i + 4 * j)),
+                    )
+                };
+                *a = vfmaq_f32(*a, wv, xv);
+            }
+        }
+        let sum = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
+        let tail: f32 = row[whole..]
+            .iter()
+            .zip(&x[whole..k])
+            .map(|(a, b)| a * b)
+            .sum();
+        *dst = vaddvq_f32(sum) + tail;
+    }
+}
+
+/// Safe entry: NEON is part of the aarch64 baseline.
+pub(super) fn neon_sdot_f32(w: &[f32], k: usize, x: &[f32], out: &mut [f32]) {
+    assert!(
+        w.len() >= out.len() * k && x.len() >= k,
+        "dot operand sizes"
+    );
+    // SAFETY: NEON is part of the aarch64 baseline; sizes checked above.
+    unsafe { fc_dot_f32(w, k, x, out) }
+}
+
 /// Safe entry: NEON is part of the aarch64 baseline.
 pub(super) fn neon_qadd_i8(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     // SAFETY: NEON is part of the aarch64 baseline; the loop reads and
