@@ -12,7 +12,7 @@
 
 pub mod neon;
 
-use crate::kernels::pack::QGemmIsa;
+use crate::kernels::pack::{QGemmIsa, SGemmIsa};
 use crate::kernels::table::{Entry, KernelTable};
 
 /// What the running CPU supports.
@@ -56,6 +56,14 @@ pub const NEON_QGEMM: QGemmIsa = QGemmIsa {
     run: neon::neon_qgemm_i8,
 };
 
+/// The NEON f32 GEMM: two rows × 8 channels per step.
+pub const NEON_SGEMM: SGemmIsa = SGemmIsa {
+    name: "armv7_neon_sgemm_f32_2x8",
+    im2col_name: "armv7_neon_sconv_im2col_f32_2x8",
+    nr: neon::SGEMM_NR,
+    run: neon::neon_sgemm_f32,
+};
+
 /// Plugs what `Features::detect()` allows.
 pub fn plug(table: &mut KernelTable) {
     plug_with(table, Features::detect());
@@ -72,6 +80,11 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
         table.qadd = Some(Entry {
             f: neon::neon_qadd_i8,
             name: "armv7_neon_add_i8_8",
+        });
+        table.sgemm = Some(NEON_SGEMM);
+        table.sdw = Some(Entry {
+            f: neon::neon_sdw_f32,
+            name: "armv7_neon_dwconv_f32_8c",
         });
     }
 }

@@ -16,7 +16,7 @@
 
 use core::arch::asm;
 
-use crate::kernels::pack::{DwOut, QDw, QGemm, MAX_DW_TAPS};
+use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm, MAX_DW_TAPS};
 use crate::kernels::reference::elementwise::AddI8Params;
 use crate::quant::Requant;
 
@@ -555,4 +555,257 @@ unsafe fn neon_qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
 pub(super) fn neon_qadd_i8(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     // SAFETY: `plug_with` installs this only when NEON is available.
     unsafe { neon_qadd(p, a, b, out) }
+}
+
+/// Output channels per f32 GEMM panel on armv7: 2 rows × 8 channels keep
+/// their 4 accumulators, the 8 weights and the 2 activations in q0-q7.
+pub const SGEMM_NR: usize = 8;
+
+/// One 2-row × 8-channel f32 tile: `k` steps of 8 packed weights at `w`
+/// times one value of each row (`a0`, `a1`), summed from 0 in `k` order with
+/// `vmla.f32` (a multiply, then an add, each rounded, as the reference's
+/// `total += x * w`); then the 8 biases added, the clamp `act` applied and
+/// the 16 results stored in `out` (row 0, then row 1). Needs NEON.
+#[inline]
+unsafe fn sgemm_tile(
+    w: *const f32,
+    (a0, a1): (*const f32, *const f32),
+    k: usize,
+    bias: *const f32,
+    act: &[f32; 2],
+    out: &mut [f32; 16],
+) {
+    unsafe {
+        neon_asm!(
+            "vmov.i32 q4, #0",
+            "vmov.i32 q5, #0",
+            "vmov.i32 q6, #0",
+            "vmov.i32 q7, #0",
+            "cmp {k}, #0",
+            "beq 2f",
+            "1:",
+            "vld1.32 {{d0-d3}}, [{w}]!",
+            "vld1.32 {{d4[0]}}, [{a0}]!",
+            "vld1.32 {{d4[1]}}, [{a1}]!",
+            "vmla.f32 q4, q0, d4[0]",
+            "vmla.f32 q5, q1, d4[0]",
+            "vmla.f32 q6, q0, d4[1]",
+            "vmla.f32 q7, q1, d4[1]",
+            "subs {k}, {k}, #1",
+            "bne 1b",
+            "2:",
+            "vld1.32 {{d0-d3}}, [{b}]",
+            "vadd.f32 q4, q4, q0",
+            "vadd.f32 q5, q5, q1",
+            "vadd.f32 q6, q6, q0",
+            "vadd.f32 q7, q7, q1",
+            "vld1.32 {{d4[], d5[]}}, [{act}]!",
+            "vld1.32 {{d6[], d7[]}}, [{act}]",
+            "vmax.f32 q4, q4, q2",
+            "vmax.f32 q5, q5, q2",
+            "vmax.f32 q6, q6, q2",
+            "vmax.f32 q7, q7, q2",
+            "vmin.f32 q4, q4, q3",
+            "vmin.f32 q5, q5, q3",
+            "vmin.f32 q6, q6, q3",
+            "vmin.f32 q7, q7, q3",
+            "vst1.32 {{d8-d11}}, [{o}]!",
+            "vst1.32 {{d12-d15}}, [{o}]",
+            w = inout(reg) w => _,
+            a0 = inout(reg) a0 => _,
+            a1 = inout(reg) a1 => _,
+            k = inout(reg) k => _,
+            b = in(reg) bias,
+            act = inout(reg) act.as_ptr() => _,
+            o = inout(reg) out.as_mut_ptr() => _
+        );
+    }
+}
+
+/// f32 GEMM over `m` rows, two at a time (an odd last row is computed
+/// twice from the same values and written once). Needs NEON.
+unsafe fn neon_sgemm(
+    p: &SGemm,
+    a: &[f32],
+    a_stride: usize,
+    m: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let act = [p.act.0, p.act.1];
+    let panels = p.np / SGEMM_NR;
+    debug_assert!(p.w.len() >= panels * p.k * SGEMM_NR && p.bias.len() >= p.np);
+    let mut tile = [0f32; 16];
+    for r in (0..m).step_by(2) {
+        let r1 = (r + 1).min(m - 1);
+        let (a0, a1) = (a[r * a_stride..].as_ptr(), a[r1 * a_stride..].as_ptr());
+        for panel in 0..panels {
+            let c0 = panel * SGEMM_NR;
+            let n = (p.n - c0).min(SGEMM_NR);
+            // SAFETY: the panel holds `k * 8` weights and the bias `np`
+            // values; rows `r` and `r1 < m` have `k` values each (checked
+            // by the caller).
+            unsafe {
+                let w = p.w.as_ptr().add(panel * p.k * SGEMM_NR);
+                sgemm_tile(w, (a0, a1), p.k, p.bias.as_ptr().add(c0), &act, &mut tile);
+            }
+            out[r * out_stride + c0..][..n].copy_from_slice(&tile[..n]);
+            if r1 != r {
+                out[r1 * out_stride + c0..][..n].copy_from_slice(&tile[8..8 + n]);
+            }
+        }
+    }
+}
+
+/// Safe entry: only put into a table after NEON was detected.
+pub(super) fn neon_sgemm_f32(
+    p: &SGemm,
+    a: &[f32],
+    a_stride: usize,
+    m: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(
+        m == 0 || a.len() >= (m - 1) * a_stride + p.k,
+        "gemm input size"
+    );
+    // SAFETY: `plug_with` installs this only when NEON is available; the
+    // rows were checked above.
+    unsafe { neon_sgemm(p, a, a_stride, m, out, out_stride) }
+}
+
+/// f32 depthwise on 8 channels: `nt` taps, the input pointer of tap `i`
+/// being `xs[i]` and its weights `ws[i]` (both already at the block's first
+/// channel), summed from 0 in tap order with `vmla.f32`; then the biases,
+/// the clamp, and 8 results stored at `out`. Needs NEON.
+#[inline]
+unsafe fn sdw_block(
+    (xs, ws, nt): (*const *const f32, *const *const f32, usize),
+    c0: usize,
+    bias: *const f32,
+    act: &[f32; 2],
+    out: *mut f32,
+) {
+    unsafe {
+        neon_asm!(
+            "vmov.i32 q4, #0",
+            "vmov.i32 q5, #0",
+            "cmp {n}, #0",
+            "beq 2f",
+            "1:",
+            "ldr {t}, [{xs}], #4",
+            "add {t}, {t}, {off}",
+            "vld1.32 {{d0-d3}}, [{t}]",
+            "ldr {t}, [{ws}], #4",
+            "add {t}, {t}, {off}",
+            "vld1.32 {{d4-d7}}, [{t}]",
+            "vmla.f32 q4, q0, q2",
+            "vmla.f32 q5, q1, q3",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            "2:",
+            "vld1.32 {{d0-d3}}, [{b}]",
+            "vadd.f32 q4, q4, q0",
+            "vadd.f32 q5, q5, q1",
+            "vld1.32 {{d4[], d5[]}}, [{act}]!",
+            "vld1.32 {{d6[], d7[]}}, [{act}]",
+            "vmax.f32 q4, q4, q2",
+            "vmax.f32 q5, q5, q2",
+            "vmin.f32 q4, q4, q3",
+            "vmin.f32 q5, q5, q3",
+            "vst1.32 {{d8-d11}}, [{o}]",
+            xs = inout(reg) xs => _,
+            ws = inout(reg) ws => _,
+            n = inout(reg) nt => _,
+            t = out(reg) _,
+            off = in(reg) c0 * 4,
+            b = in(reg) bias,
+            act = inout(reg) act.as_ptr() => _,
+            o = in(reg) out
+        );
+    }
+}
+
+/// f32 depthwise over a part of the output: per output pixel, the valid
+/// taps' input and weight pointers, then 8 channels a step in NEON (a last
+/// partial block through a stack copy of its inputs and outputs). The
+/// weights and biases are padded to `cp` (a multiple of 16) channels.
+/// Needs NEON.
+unsafe fn neon_sdw(p: &SDw, input: &[f32], part: DwOut<f32>) {
+    let [_, ih, iw, c] = p.shape.shapes[0];
+    let [_, kh, kw, _] = p.shape.shapes[1];
+    let [_, oh, ow, _] = p.shape.shapes[2];
+    let g = &p.shape.g;
+    debug_assert!(kh * kw <= MAX_DW_TAPS && p.cp >= c.div_ceil(8) * 8);
+    let act = [p.act.0, p.act.1];
+    let (rows, chans) = (part.rows(), part.chans());
+    let whole = chans.start + chans.len() / 8 * 8;
+    let mut xs = [core::ptr::null::<f32>(); MAX_DW_TAPS];
+    let mut ws = [core::ptr::null::<f32>(); MAX_DW_TAPS];
+    let first = rows.start;
+    for row in rows {
+        let (b, oy) = (row / oh, row % oh);
+        for ox in 0..ow {
+            let mut nt = 0;
+            for ty in 0..kh {
+                let iy = (oy * g.stride_h + ty * g.dilation_h) as isize - g.pad_top as isize;
+                for tx in 0..kw {
+                    let ix = (ox * g.stride_w + tx * g.dilation_w) as isize - g.pad_left as isize;
+                    if (0..ih as isize).contains(&iy) && (0..iw as isize).contains(&ix) {
+                        xs[nt] = input[((b * ih + iy as usize) * iw + ix as usize) * c..].as_ptr();
+                        ws[nt] = p.w[(ty * kw + tx) * p.cp..].as_ptr();
+                        nt += 1;
+                    }
+                }
+            }
+            let taps = (xs.as_ptr(), ws.as_ptr(), nt);
+            // SAFETY: `part` points at row `first`'s channel 0 of an output
+            // of `ow * c` channels a row, and this call alone writes `chans`.
+            let px = unsafe { part.ptr().add(((row - first) * ow + ox) * c) };
+            for c0 in (chans.start..whole).step_by(8) {
+                // SAFETY: each tap pointer has `c >= c0 + 8` values, the
+                // weights and biases `cp`; the 8 outputs are in this part.
+                unsafe { sdw_block(taps, c0, p.bias.as_ptr().add(c0), &act, px.add(c0)) };
+            }
+            if whole < chans.end {
+                // The last channels (fewer than 8): through stack copies.
+                let n = chans.end - whole;
+                let mut xt = [[0f32; 8]; MAX_DW_TAPS];
+                let mut xp = [core::ptr::null::<f32>(); MAX_DW_TAPS];
+                for i in 0..nt {
+                    // SAFETY: `xs[i]` has `c = whole + n` values.
+                    let src = unsafe { core::slice::from_raw_parts(xs[i].add(whole), n) };
+                    xt[i][..n].copy_from_slice(src);
+                    xp[i] = xt[i].as_ptr();
+                }
+                let mut o = [0f32; 8];
+                // SAFETY: the copies have 8 values; the weights and biases
+                // are padded to `cp >= whole + 8` channels, read at offset
+                // `whole` (the copies at offset 0: the weight pointers are
+                // shifted by `whole` instead).
+                unsafe {
+                    let mut wp = [core::ptr::null::<f32>(); MAX_DW_TAPS];
+                    for i in 0..nt {
+                        wp[i] = ws[i].add(whole);
+                    }
+                    sdw_block(
+                        (xp.as_ptr(), wp.as_ptr(), nt),
+                        0,
+                        p.bias.as_ptr().add(whole),
+                        &act,
+                        o.as_mut_ptr(),
+                    );
+                    core::ptr::copy_nonoverlapping(o.as_ptr(), px.add(whole), n);
+                }
+            }
+        }
+    }
+}
+
+/// Safe entry: only put into a table after NEON was detected.
+pub(super) fn neon_sdw_f32(p: &SDw, input: &[f32], part: DwOut<f32>) {
+    // SAFETY: `plug_with` installs this only when NEON is available;
+    // `DwOut` points at the part's rows of an output of `p`'s shape.
+    unsafe { neon_sdw(p, input, part) }
 }
