@@ -473,14 +473,11 @@ pub fn bench(
     // One session: back-to-back runs. Several: rounds of BENCH_ROUND runs
     // each in turn, so that load from elsewhere falls on all of them alike.
     let mut times = vec![Vec::with_capacity(runs); sessions.len()];
-    let round = if sessions.len() > 1 {
-        BENCH_ROUND
-    } else {
-        runs
-    };
+    let alternate = sessions.len() > 1;
+    let round = if alternate { BENCH_ROUND } else { runs };
     while times[0].len() < runs {
         for (s, t) in sessions.iter_mut().zip(&mut times) {
-            if round < runs {
+            if alternate {
                 for _ in 0..BENCH_REWARM {
                     s.invoke()?;
                 }
@@ -526,7 +523,7 @@ pub fn bench(
             );
         }
         if profile {
-            print_profile(&model, session, runs)?;
+            print_profile(&model, session, runs, t)?;
         }
     }
     Ok(())
@@ -575,7 +572,12 @@ fn set_bench_inputs(path: &Path, session: &mut Session<'_>, args: &[String]) -> 
 /// Per-op times: `runs` more inferences through `invoke_observed`, timing
 /// the gap between consecutive ops' callbacks; prints each op's median, its
 /// share of the total, and its kernel, slowest first.
-fn print_profile(model: &Model<'_>, session: &mut Session<'_>, runs: usize) -> Result<()> {
+fn print_profile(
+    model: &Model<'_>,
+    session: &mut Session<'_>,
+    runs: usize,
+    threads: usize,
+) -> Result<()> {
     let ops = model.def().ops.len();
     let mut samples = vec![Vec::with_capacity(runs); ops];
     for _ in 0..runs {
@@ -597,7 +599,9 @@ fn print_profile(model: &Model<'_>, session: &mut Session<'_>, runs: usize) -> R
     let total: f64 = rows.iter().map(|r| r.1).sum();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));
     let kernels = session.kernel_names();
-    println!("per-op medians over {runs} runs (sum {total:.3} ms), slowest first:");
+    println!(
+        "per-op medians over {runs} runs, {threads} thread(s) (sum {total:.3} ms), slowest first:"
+    );
     for (i, t) in rows {
         println!(
             "  {i:>4} {:<22} {t:>8.3} ms {:>5.1}%  {}",

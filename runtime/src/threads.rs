@@ -74,6 +74,8 @@ mod imp {
         shutdown: AtomicBool,
         /// Workers parked on `wake`.
         sleepers: AtomicUsize,
+        /// Workers that have started running.
+        started: AtomicUsize,
         lock: Mutex<()>,
         wake: Condvar,
     }
@@ -128,6 +130,9 @@ mod imp {
     }
 
     fn worker(shared: Arc<Shared>, me: usize) {
+        // The thread's start-up (std's per-thread set-up, which allocates)
+        // is over: `Pool::new` may return.
+        shared.started.fetch_add(1, Ordering::Release);
         let mut seen = 0u32;
         loop {
             let mut waited = 0usize;
@@ -166,7 +171,8 @@ mod imp {
     }
 
     impl Pool {
-        /// Starts `threads - 1` workers (none for `threads <= 1`).
+        /// Starts `threads - 1` workers (none for `threads <= 1`) and returns
+        /// once they all run.
         ///
         /// Errors: the OS refused to start a thread.
         pub fn new(threads: usize) -> std::io::Result<Self> {
@@ -177,6 +183,7 @@ mod imp {
                 done: AtomicUsize::new(0),
                 shutdown: AtomicBool::new(false),
                 sleepers: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
                 lock: Mutex::new(()),
                 wake: Condvar::new(),
             });
@@ -191,6 +198,12 @@ mod imp {
                     .name(format!("ferrite-worker-{i}"))
                     .spawn(move || worker(s, i))?;
                 pool.workers.push(h);
+            }
+            // Wait until every worker runs, so that a thread starting late
+            // (a busy machine) cannot allocate during the first inferences:
+            // `invoke` allocates nothing on any thread.
+            while pool.shared.started.load(Ordering::Acquire) < pool.workers.len() {
+                std::thread::yield_now();
             }
             Ok(pool)
         }

@@ -323,6 +323,7 @@ fn assert_close(got: &[f32], want: &[f32], abs_out: &[f32], what: &str) {
 fn conv_f32_within_tolerance() {
     let tables = variants();
     let mut rng = Rng(0x7777_1111_2222_3333);
+    let (mut ran, mut declined) = (0, 0);
     for case in 0..300 {
         let depthwise = case % 2 == 1;
         let Some((g, shapes)) = random_conv(&mut rng, depthwise) else {
@@ -367,6 +368,7 @@ fn conv_f32_within_tolerance() {
                 // None: a window too large for the im2col tile (the
                 // reference runs such layers).
                 let Some((k, _)) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref()) else {
+                    declined += 1;
                     continue;
                 };
                 k.exec(&x, &mut got);
@@ -377,8 +379,16 @@ fn conv_f32_within_tolerance() {
                 &mag,
                 &format!("{name} case {case} dw={depthwise} {shapes:?} {g:?}"),
             );
+            ran += 1;
         }
     }
+    println!(
+        "conv f32: {ran} optimized runs within tolerance, {declined} windows too large for im2col"
+    );
+    assert!(
+        declined * 10 < ran,
+        "most shapes must run the optimized path"
+    );
 }
 
 #[test]

@@ -358,17 +358,38 @@ fn for_each_row_chunk<T>(
 /// and a channel split gives two threads the same rows, so the output is a
 /// pointer, not a `&mut` slice. Only the drivers in this module make one
 /// (the fields are private): the pointer is row `rows.start`'s channel 0,
-/// with `rows.len() * out_w * c` elements behind it that nothing else
-/// touches during the call but other calls' parts, and a kernel writes
-/// its own part only.
+/// with `len` elements behind it that nothing else touches during the call
+/// but other calls' parts, and a kernel writes its own part only. A kernel
+/// calls [`DwOut::check`] against its own parameters before it writes
+/// through the pointer, so a `DwOut` handed to the wrong layer is caught.
 #[derive(Debug)]
 pub struct DwOut<T> {
     ptr: *mut T,
+    len: usize,
     rows: core::ops::Range<usize>,
     chans: core::ops::Range<usize>,
 }
 
 impl<T> DwOut<T> {
+    /// Panics unless this part fits a layer of `shape` (its rows, its
+    /// channels, the elements behind the pointer) and `input` holds the
+    /// layer's whole input: what the kernels rely on when they index with
+    /// raw pointers.
+    pub fn check<I>(&self, shape: &ConvShape, input: &[I]) {
+        let [n, oh, ow, c] = shape.shapes[2];
+        assert!(
+            self.rows.end <= n * oh
+                && self.chans.end <= c
+                && self.chans.start.is_multiple_of(DW_CHAN_ALIGN)
+                && self.rows.len() * ow * c <= self.len
+                && input.len() >= shape.shapes[0].iter().product(),
+            "depthwise part {:?} x {:?} does not fit the layer {:?}",
+            self.rows,
+            self.chans,
+            shape.shapes
+        );
+    }
+
     /// Row `rows().start`, channel 0 of the output.
     pub fn ptr(&self) -> *mut T {
         self.ptr
@@ -386,8 +407,9 @@ impl<T> DwOut<T> {
 }
 
 /// Channels a depthwise channel split keeps together: a multiple of every
-/// kernel's channel block (32 int8 lanes on x86), and 64 bytes of int8 so two
-/// threads never write one cache line.
+/// kernel's channel block (32 int8 lanes on x86), and of 64 bytes of int8,
+/// so two threads share a cache line only at a part's edge when the
+/// channel count is not a multiple of 64.
 pub const DW_CHAN_ALIGN: usize = 64;
 
 /// How a depthwise layer's output is split over the pool's threads.
@@ -430,6 +452,7 @@ fn dw_exec<T>(
         DwSplit::Rows => for_each_row_chunk(output, rows, ow * c, 1, &|r, out| {
             run(DwOut {
                 ptr: out.as_mut_ptr(),
+                len: out.len(),
                 rows: r,
                 chans: 0..c,
             })
@@ -442,6 +465,7 @@ fn dw_exec<T>(
                 // returns only after every chunk is done.
                 run(DwOut {
                     ptr: out.ptr(),
+                    len: rows * ow * c,
                     rows: 0..rows,
                     chans,
                 })
@@ -1194,6 +1218,12 @@ impl PadLast {
                 && output.len() >= pixels * c_out,
             "pad operand sizes"
         );
+        if c_out == 0 {
+            return;
+        }
+        if c_in == 0 {
+            return output[..pixels * c_out].fill(value);
+        }
         // Rows of at least 4 KiB a chunk, so small pads stay on one thread.
         let align = (4096 / (c_out * core::mem::size_of::<T>()).max(1)).max(1);
         for_each_row_chunk(output, pixels, c_out, align, &|r, out| {
@@ -1252,6 +1282,9 @@ impl MaxPool {
             input.len() >= n * ih * iw * c && output.len() >= n * oh * ow * c,
             "max pool operand sizes"
         );
+        if ow * c == 0 {
+            return;
+        }
         for_each_row_chunk(output, n * oh, ow * c, 1, &|r, output| {
             for (row, out_row) in r.clone().zip(output.chunks_exact_mut(ow * c)) {
                 let (b, oy) = (row / oh, row % oh);

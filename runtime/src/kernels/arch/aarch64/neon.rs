@@ -34,11 +34,8 @@ unsafe fn requant_lanes(
     unsafe {
         let r = if fs.is_null() {
             let (mult, ls, rs) = (vld1q_s32(mult), vld1q_s32(ls), vld1q_s32(rs));
-            let x = vshlq_s32(acc, ls);
-            let h = vqrdmulhq_s32(x, mult);
-            let nonzero = vreinterpretq_s32_u32(vcgtq_s32(rs, vdupq_n_s32(0)));
-            let fixup = vandq_s32(vshrq_n_s32::<31>(h), nonzero);
-            vrshlq_s32(vqaddq_s32(h, fixup), vnegq_s32(rs))
+            let positive = vreinterpretq_s32_u32(vcgtq_s32(rs, vdupq_n_s32(0)));
+            mul_rdbpot(vshlq_s32(acc, ls), mult, vnegq_s32(rs), positive)
         } else {
             let lim = vdupq_n_f32((1 << 22) as f32);
             let v = vmulq_f32(vcvtq_f32_s32(acc), vld1q_f32(fs));
@@ -669,6 +666,7 @@ unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
 
 /// Safe entry: NEON is part of the aarch64 baseline.
 pub(super) fn neon_sdw_f32(p: &SDw, input: &[f32], out: DwOut<f32>) {
+    out.check(&p.shape, input);
     // SAFETY: NEON is always present on aarch64; `DwOut` points at the
     // part's rows of an output of `p`'s shape.
     unsafe { sdw(p, input, out) }
@@ -741,6 +739,12 @@ unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     unsafe {
         debug_assert!(a.len() == out.len() && b.len() == out.len());
         let n = out.len().min(a.len()).min(b.len());
+        if !add_fits_lanes(p) {
+            for j in 0..n {
+                out[j] = p.apply(a[j], b[j]);
+            }
+            return;
+        }
         // Per requantization: multiplier, -exponent, and an all-ones mask where
         // the exponent is positive (for the rounding fixup).
         let rq = |m: i32, shift: i32| {
@@ -884,6 +888,15 @@ pub(super) fn neon_sdot_f32(w: &[f32], k: usize, x: &[f32], out: &mut [f32]) {
     unsafe { fc_dot_f32(w, k, x, out) }
 }
 
+/// Whether the lanes of [`qadd`] hold `AddI8Params::apply`'s values: the
+/// offsets (`-zero_point`, what `AddI8Params::new` makes) keep `x + offset`
+/// in i16, and `(x + offset) << left_shift` stays in i32. Hand-built
+/// parameters beyond that run through `apply`.
+fn add_fits_lanes(p: &AddI8Params) -> bool {
+    let offset_ok = |o: i32| (-256..=256).contains(&o);
+    offset_ok(p.input1_offset) && offset_ok(p.input2_offset) && (0..=22).contains(&p.left_shift)
+}
+
 /// Safe entry: NEON is part of the aarch64 baseline.
 pub(super) fn neon_qadd_i8(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     // SAFETY: NEON is part of the aarch64 baseline; the loop reads and
@@ -897,6 +910,7 @@ pub(super) fn neon_qadd_float_i8(p: &FloatAddI8Params, a: &[i8], b: &[i8], out: 
 }
 
 pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
+    out.check(&p.shape, input);
     // SAFETY: NEON is always present on aarch64; `DwOut` points at the
     // part's rows of an output of `p`'s shape.
     unsafe { qdw(p, input, out) }

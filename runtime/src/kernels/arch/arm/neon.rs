@@ -391,6 +391,7 @@ unsafe fn neon_qdw(p: &QDw, input: &[i8], part: DwOut<i8>) {
 
 /// Safe entry: only put into a table after NEON was detected.
 pub(super) fn neon_qdw_i8(p: &QDw, input: &[i8], part: DwOut<i8>) {
+    part.check(&p.shape, input);
     // SAFETY: `plug_with` installs this only when NEON is available.
     unsafe { neon_qdw(p, input, part) }
 }
@@ -532,7 +533,13 @@ fn add_consts(p: &AddI8Params) -> [i32; 12] {
 /// `AddI8Params::apply`. Needs NEON.
 unsafe fn neon_qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     let n = out.len().min(a.len()).min(b.len());
-    let nb = n / 8;
+    // `(x + offset) << left_shift` must stay in i32 as `apply` computes it;
+    // hand-built parameters beyond what `AddI8Params::new` makes run through
+    // `apply`.
+    let fits = (-256..=256).contains(&p.input1_offset)
+        && (-256..=256).contains(&p.input2_offset)
+        && (0..=22).contains(&p.left_shift);
+    let nb = if fits { n / 8 } else { 0 };
     if nb > 0 {
         let k = add_consts(p);
         let (kp, ap, bp, op) = (k.as_ptr(), a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
@@ -805,6 +812,7 @@ unsafe fn neon_sdw(p: &SDw, input: &[f32], part: DwOut<f32>) {
 
 /// Safe entry: only put into a table after NEON was detected.
 pub(super) fn neon_sdw_f32(p: &SDw, input: &[f32], part: DwOut<f32>) {
+    part.check(&p.shape, input);
     // SAFETY: `plug_with` installs this only when NEON is available;
     // `DwOut` points at the part's rows of an output of `p`'s shape.
     unsafe { neon_sdw(p, input, part) }

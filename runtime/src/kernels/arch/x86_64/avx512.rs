@@ -905,7 +905,7 @@ macro_rules! qdw_kernel {
                 rows: Range<usize>,
                 win: &DwWindow,
                 tile: Option<&DwTile>,
-                c0: usize,
+                (c0, end): (usize, usize),
             ) {
                 unsafe {
                     let [_, ih, iw, c] = p.shape.shapes[0];
@@ -915,7 +915,8 @@ macro_rules! qdw_kernel {
                     let taps = kh * kw;
                     let pairs = if P == 0 { taps.div_ceil(2) } else { P };
                     debug_assert_eq!(pairs, taps.div_ceil(2));
-                    let n = (c - c0).min(32);
+                    // Channels `c0..end` of the part, 32 at most.
+                    let n = (end - c0).min(32);
                     let m32 = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
                     // Weights of taps t and t + 1 interleaved per channel (a
                     // missing last tap has zero weights).
@@ -1063,31 +1064,87 @@ macro_rules! qdw_kernel {
                     // 3x3 and 5x5 windows unrolled, for the right-shift-only
                     // requantizations; anything else the general loop.
                     match (pairs, full, mode) {
-                        (5, true, RQ_RIGHT_RELU) => {
-                            block::<5, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (5, true, RQ_RIGHT) => {
-                            block::<5, true, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (5, false, RQ_RIGHT_RELU) => {
-                            block::<5, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (5, false, RQ_RIGHT) => {
-                            block::<5, false, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (13, true, RQ_RIGHT_RELU) => {
-                            block::<13, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (13, true, RQ_RIGHT) => {
-                            block::<13, true, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (13, false, RQ_RIGHT_RELU) => {
-                            block::<13, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        (13, false, RQ_RIGHT) => {
-                            block::<13, false, RQ_RIGHT>(p, inp, outp, rows, &win, tile, c0)
-                        }
-                        _ => block::<0, false, RQ_ANY>(p, inp, outp, rows, &win, tile, c0),
+                        (5, true, RQ_RIGHT_RELU) => block::<5, true, RQ_RIGHT_RELU>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (5, true, RQ_RIGHT) => block::<5, true, RQ_RIGHT>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (5, false, RQ_RIGHT_RELU) => block::<5, false, RQ_RIGHT_RELU>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (5, false, RQ_RIGHT) => block::<5, false, RQ_RIGHT>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (13, true, RQ_RIGHT_RELU) => block::<13, true, RQ_RIGHT_RELU>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (13, true, RQ_RIGHT) => block::<13, true, RQ_RIGHT>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (13, false, RQ_RIGHT_RELU) => block::<13, false, RQ_RIGHT_RELU>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        (13, false, RQ_RIGHT) => block::<13, false, RQ_RIGHT>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
+                        _ => block::<0, false, RQ_ANY>(
+                            p,
+                            inp,
+                            outp,
+                            rows,
+                            &win,
+                            tile,
+                            (c0, chans.end),
+                        ),
                     }
                 }
             }
@@ -1482,15 +1539,18 @@ pub(super) fn avx512_sgemm_f32(
     unsafe { sgemm(p, a, a_stride, m, out, out_stride) }
 }
 pub(super) fn avx512vnni_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
+    out.check(&p.shape, input);
     // SAFETY: see the note above (VNNI included); `DwOut` points at the
     // part's rows of an output of `p`'s shape.
     unsafe { qdw_vnni(p, input, out) }
 }
 pub(super) fn avx512_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
+    out.check(&p.shape, input);
     // SAFETY: see the note above.
     unsafe { qdw(p, input, out) }
 }
 pub(super) fn avx512_sdw_f32(p: &SDw, input: &[f32], out: DwOut<f32>) {
+    out.check(&p.shape, input);
     // SAFETY: see the note above.
     unsafe { sdw(p, input, out) }
 }
