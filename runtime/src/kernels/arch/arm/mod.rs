@@ -1,7 +1,8 @@
 //! armv7 (32-bit Raspberry Pi OS): the NEON int8 GEMM (VMULL.S8 + VPADAL.S16,
 //! 4 MACs per instruction) behind 1x1 convolutions and k×k convolutions
-//! through im2col, and the int8 depthwise convolution (VMLAL.S16, 8
-//! channels per step).
+//! through im2col, the int8 depthwise convolution (VMLAL.S16, 8 channels
+//! per step), the int8 ADD/SUB, and the f32 GEMM (2 rows × 8 channels,
+//! VMLA.F32 by scalar) and depthwise convolution (8 channels per step).
 //!
 //! NEON is optional in the armv7 target's baseline (`armv7-unknown-linux-
 //! gnueabihf` builds without it), so it is detected at run time: with `std`

@@ -13,6 +13,10 @@
 //! `rs > 0`, as the aarch64 kernels and TFLite's own NEON code do), so the
 //! results equal the reference's to the bit. ONNX's float rounding runs in
 //! scalar code on the NEON sums.
+//!
+//! Also here: the int8 depthwise convolution and ADD/SUB with the same
+//! requantization, and the f32 GEMM (its own `[n/8][k][8]` packing,
+//! `SGEMM_NR`) and depthwise convolution.
 
 use core::arch::asm;
 
