@@ -98,7 +98,7 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
     });
     table.qdw = Some(Entry {
         f: neon::neon_qdw_i8,
-        name: "neon_dwconv_i8_8c",
+        name: "neon_dwconv_i8_16c",
     });
     table.qdot = Some(QDotIsa {
         name: "neon_fc_i8_dot16",

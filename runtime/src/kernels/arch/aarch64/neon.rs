@@ -531,9 +531,13 @@ fn valid_taps(
     lo.min(k)..hi.min(k).max(lo.min(k))
 }
 
-/// int8 depthwise over output rows: 8 channels at a time, i16 products
-/// widened into i32 (SMLAL), the input offset added per tap (at most 255 in
-/// magnitude, so `x + offset` fits i16).
+/// int8 depthwise over a part of the output: per output pixel, each tap's
+/// input pixel, or the zero-point row `pad` where the tap is outside the
+/// image (which adds nothing to sums that start from `bias_full`, where the
+/// input offset is folded in), so every tap takes one path; then 16
+/// channels a step: one load, two `sxtl`, two weight loads and four
+/// `smlal`/`smlal2` per tap; then 8 a step, and fewer than 8 through
+/// stack copies of the inputs.
 #[target_feature(enable = "neon")]
 unsafe fn qdw(p: &QDw, input: &[i8], out: DwOut<i8>) {
     unsafe {
@@ -541,54 +545,88 @@ unsafe fn qdw(p: &QDw, input: &[i8], out: DwOut<i8>) {
         let [_, kh, kw, _] = p.shape.shapes[1];
         let [_, oh, ow, _] = p.shape.shapes[2];
         let g = &p.shape.g;
-        let io = vdupq_n_s16(p.input_offset as i16);
+        let taps = kh * kw;
+        debug_assert!(taps <= crate::kernels::pack::MAX_DW_TAPS && p.pad.len() >= c);
         let (inp, outp, w) = (input.as_ptr(), out.ptr(), p.w16.as_ptr());
         let (rows, chans) = (out.rows(), out.chans());
         let first = rows.start;
+        let mut src = [p.pad.as_ptr(); crate::kernels::pack::MAX_DW_TAPS];
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
-            let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
             for ox in 0..ow {
-                let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
+                for ty in 0..kh {
+                    let iy = (oy * g.stride_h + ty * g.dilation_h) as isize - g.pad_top as isize;
+                    for tx in 0..kw {
+                        let ix =
+                            (ox * g.stride_w + tx * g.dilation_w) as isize - g.pad_left as isize;
+                        src[ty * kw + tx] =
+                            if (0..ih as isize).contains(&iy) && (0..iw as isize).contains(&ix) {
+                                inp.add(((b * ih + iy as usize) * iw + ix as usize) * c)
+                            } else {
+                                p.pad.as_ptr()
+                            };
+                    }
+                }
                 let out_px = outp.add(((row - first) * ow + ox) * c);
+                let r = |acc, c| {
+                    requant_lanes(
+                        acc,
+                        p.mult.as_ptr().add(c),
+                        p.lshift.as_ptr().add(c),
+                        p.rshift.as_ptr().add(c),
+                        float_scales_at(&p.fscale, c),
+                        p.out_zp,
+                        p.act_min,
+                        p.act_max,
+                    )
+                };
                 let mut c0 = chans.start;
+                // 16 channels a step.
+                while chans.end - c0 >= 16 {
+                    let bias = p.bias_full.as_ptr().add(c0);
+                    let mut acc = [
+                        vld1q_s32(bias),
+                        vld1q_s32(bias.add(4)),
+                        vld1q_s32(bias.add(8)),
+                        vld1q_s32(bias.add(12)),
+                    ];
+                    for (t, &x) in src[..taps].iter().enumerate() {
+                        let xv = vld1q_s8(x.add(c0));
+                        let (xl, xh) = (vmovl_s8(vget_low_s8(xv)), vmovl_high_s8(xv));
+                        let wt = w.add(t * p.cp + c0);
+                        let (w0, w1) = (vld1q_s16(wt), vld1q_s16(wt.add(8)));
+                        acc[0] = vmlal_s16(acc[0], vget_low_s16(xl), vget_low_s16(w0));
+                        acc[1] = vmlal_high_s16(acc[1], xl, w0);
+                        acc[2] = vmlal_s16(acc[2], vget_low_s16(xh), vget_low_s16(w1));
+                        acc[3] = vmlal_high_s16(acc[3], xh, w1);
+                    }
+                    let lo = vcombine_s16(vmovn_s32(r(acc[0], c0)), vmovn_s32(r(acc[1], c0 + 4)));
+                    let hi =
+                        vcombine_s16(vmovn_s32(r(acc[2], c0 + 8)), vmovn_s32(r(acc[3], c0 + 12)));
+                    vst1q_s8(out_px.add(c0), vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));
+                    c0 += 16;
+                }
+                // Then 8 (BlazeFace's 24, 40, 56... channels); fewer than 8
+                // through stack copies.
                 while c0 < chans.end {
                     let n = (chans.end - c0).min(8);
-                    let mut acc0 = vld1q_s32(p.bias.as_ptr().add(c0));
-                    let mut acc1 = vld1q_s32(p.bias.as_ptr().add(c0 + 4));
-                    for ty in ky.clone() {
-                        let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
-                        let src_row = inp.add((b * ih + iy) * iw * c + c0);
-                        for tx in kx.clone() {
-                            let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
-                            let src = src_row.add(ix * c);
-                            let x8 = if n == 8 {
-                                vld1_s8(src)
-                            } else {
-                                let mut t = [0i8; 8];
-                                core::ptr::copy_nonoverlapping(src, t.as_mut_ptr(), n);
-                                vld1_s8(t.as_ptr())
-                            };
-                            let x = vaddq_s16(vmovl_s8(x8), io);
-                            let wv = vld1q_s16(w.add((ty * kw + tx) * p.cp + c0));
-                            acc0 = vmlal_s16(acc0, vget_low_s16(x), vget_low_s16(wv));
-                            acc1 = vmlal_high_s16(acc1, x, wv);
-                        }
+                    let bias = p.bias_full.as_ptr().add(c0);
+                    let mut acc = [vld1q_s32(bias), vld1q_s32(bias.add(4))];
+                    for (t, &x) in src[..taps].iter().enumerate() {
+                        let xv = if n == 8 {
+                            vld1_s8(x.add(c0))
+                        } else {
+                            let mut tmp = [0i8; 8];
+                            core::ptr::copy_nonoverlapping(x.add(c0), tmp.as_mut_ptr(), n);
+                            vld1_s8(tmp.as_ptr())
+                        };
+                        let xl = vmovl_s8(xv);
+                        let w0 = vld1q_s16(w.add(t * p.cp + c0));
+                        acc[0] = vmlal_s16(acc[0], vget_low_s16(xl), vget_low_s16(w0));
+                        acc[1] = vmlal_high_s16(acc[1], xl, w0);
                     }
-                    let r = |acc, c| {
-                        requant_lanes(
-                            acc,
-                            p.mult.as_ptr().add(c),
-                            p.lshift.as_ptr().add(c),
-                            p.rshift.as_ptr().add(c),
-                            float_scales_at(&p.fscale, c),
-                            p.out_zp,
-                            p.act_min,
-                            p.act_max,
-                        )
-                    };
-                    let (r0, r1) = (r(acc0, c0), r(acc1, c0 + 4));
-                    let v = vmovn_s16(vcombine_s16(vmovn_s32(r0), vmovn_s32(r1)));
+                    let v = vcombine_s16(vmovn_s32(r(acc[0], c0)), vmovn_s32(r(acc[1], c0 + 4)));
+                    let v = vmovn_s16(v);
                     if n == 8 {
                         vst1_s8(out_px.add(c0), v);
                     } else {
