@@ -258,6 +258,51 @@ unsafe fn dw_tap(x: *const i8, w: *const i16, acc: *mut i32, nb: usize) {
     }
 }
 
+/// The sums of 16 channels over a whole depthwise window, stored at `out`:
+/// tap `t` reads 16 int8 inputs at `xs[t] + c0` and 16 weights at
+/// `w + t * cp` (`VMLAL.S16` into four accumulators that stay in
+/// registers across the taps). `taps >= 1`. Needs NEON.
+#[inline]
+unsafe fn dw_taps16(
+    xs: *const *const i8,
+    taps: usize,
+    c0: usize,
+    (w, cp): (*const i16, usize),
+    out: *mut i32,
+) {
+    debug_assert!(taps >= 1);
+    unsafe {
+        neon_asm!(
+            "vmov.i32 q4, #0",
+            "vmov.i32 q5, #0",
+            "vmov.i32 q6, #0",
+            "vmov.i32 q7, #0",
+            "1:",
+            "ldr {t}, [{xs}], #4",
+            "add {t}, {t}, {c0}",
+            "vld1.8 {{d0-d1}}, [{t}]",
+            "vmovl.s8 q1, d1",
+            "vmovl.s8 q0, d0",
+            "vld1.16 {{d4-d7}}, [{w}], {ws}",
+            "vmlal.s16 q4, d0, d4",
+            "vmlal.s16 q5, d1, d5",
+            "vmlal.s16 q6, d2, d6",
+            "vmlal.s16 q7, d3, d7",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            "vst1.32 {{d8-d11}}, [{o}]!",
+            "vst1.32 {{d12-d15}}, [{o}]",
+            xs = inout(reg) xs => _,
+            n = inout(reg) taps => _,
+            t = out(reg) _,
+            c0 = in(reg) c0,
+            w = inout(reg) w => _,
+            ws = in(reg) cp * 2,
+            o = inout(reg) out => _
+        );
+    }
+}
+
 /// Requantizes `nb >= 1` blocks of 8 depthwise sums of channels from `c`
 /// (the bias `bias_full` added here) into `out`. Needs NEON.
 #[inline]
@@ -355,18 +400,34 @@ unsafe fn neon_qdw(p: &QDw, input: &[i8], part: DwOut<i8>) {
             let mut c0 = chans.start;
             while c0 < whole {
                 let n = (whole - c0).min(DW_CHUNK);
-                acc[..n].fill(0);
+                // 16 channels a step with the sums in registers, a last 8
+                // tap by tap through the sums in memory.
+                let n16 = n / 16 * 16;
                 // SAFETY: each tap pointer has `c` readable bytes (an input
                 // pixel, or the pad row of at least `cp >= c` bytes) and
-                // `c0 + n <= c`; the weights hold `cp` channels per tap.
+                // `c0 + n <= c`; the weights hold `cp` channels per tap;
+                // `acc` holds `DW_CHUNK >= n` sums.
                 unsafe {
-                    for (t, x) in src[..taps].iter().enumerate() {
-                        dw_tap(
-                            x.add(c0),
-                            p.w16.as_ptr().add(t * p.cp + c0),
-                            acc.as_mut_ptr(),
-                            n / 8,
+                    for b in (0..n16).step_by(16) {
+                        let w = p.w16.as_ptr().add(c0 + b);
+                        dw_taps16(
+                            src.as_ptr(),
+                            taps,
+                            c0 + b,
+                            (w, p.cp),
+                            acc.as_mut_ptr().add(b),
                         );
+                    }
+                    if n16 < n {
+                        acc[n16..n].fill(0);
+                        for (t, x) in src[..taps].iter().enumerate() {
+                            dw_tap(
+                                x.add(c0 + n16),
+                                p.w16.as_ptr().add(t * p.cp + c0 + n16),
+                                acc.as_mut_ptr().add(n16),
+                                (n - n16) / 8,
+                            );
+                        }
                     }
                 }
                 let o = &mut out[c0 - chans.start..][..n];
