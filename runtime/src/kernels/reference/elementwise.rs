@@ -288,6 +288,18 @@ impl AddI8Params {
         })
     }
 
+    /// Whether 32-bit lanes compute [`AddI8Params::apply`] as written: the
+    /// offsets (`-zero_point`, as [`AddI8Params::new`] makes them) keep
+    /// `x + offset` within i16, and `(x + offset) << left_shift` stays in
+    /// i32. The ARM kernels run hand-built parameters beyond that through
+    /// `apply`.
+    pub fn fits_i32_lanes(&self) -> bool {
+        let offset_ok = |o: i32| (-256..=256).contains(&o);
+        offset_ok(self.input1_offset)
+            && offset_ok(self.input2_offset)
+            && (0..=22).contains(&self.left_shift)
+    }
+
     /// One output element (TFLite's `AddFunc`, or the body of `SubElementwise`).
     #[inline]
     pub fn apply(&self, x: i8, y: i8) -> i8 {

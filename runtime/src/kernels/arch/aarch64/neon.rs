@@ -777,7 +777,7 @@ unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     unsafe {
         debug_assert!(a.len() == out.len() && b.len() == out.len());
         let n = out.len().min(a.len()).min(b.len());
-        if !add_fits_lanes(p) {
+        if !p.fits_i32_lanes() {
             for j in 0..n {
                 out[j] = p.apply(a[j], b[j]);
             }
@@ -924,15 +924,6 @@ pub(super) fn neon_sdot_f32(w: &[f32], k: usize, x: &[f32], out: &mut [f32]) {
     );
     // SAFETY: NEON is part of the aarch64 baseline; sizes checked above.
     unsafe { fc_dot_f32(w, k, x, out) }
-}
-
-/// Whether the lanes of [`qadd`] hold `AddI8Params::apply`'s values: the
-/// offsets (`-zero_point`, what `AddI8Params::new` makes) keep `x + offset`
-/// in i16, and `(x + offset) << left_shift` stays in i32. Hand-built
-/// parameters beyond that run through `apply`.
-fn add_fits_lanes(p: &AddI8Params) -> bool {
-    let offset_ok = |o: i32| (-256..=256).contains(&o);
-    offset_ok(p.input1_offset) && offset_ok(p.input2_offset) && (0..=22).contains(&p.left_shift)
 }
 
 /// Safe entry: NEON is part of the aarch64 baseline.

@@ -598,13 +598,7 @@ fn add_consts(p: &AddI8Params) -> [i32; 12] {
 /// `AddI8Params::apply`. Needs NEON.
 unsafe fn neon_qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     let n = out.len().min(a.len()).min(b.len());
-    // `(x + offset) << left_shift` must stay in i32 as `apply` computes it;
-    // hand-built parameters beyond what `AddI8Params::new` makes run through
-    // `apply`.
-    let fits = (-256..=256).contains(&p.input1_offset)
-        && (-256..=256).contains(&p.input2_offset)
-        && (0..=22).contains(&p.left_shift);
-    let nb = if fits { n / 8 } else { 0 };
+    let nb = if p.fits_i32_lanes() { n / 8 } else { 0 };
     if nb > 0 {
         let k = add_consts(p);
         let (kp, ap, bp, op) = (k.as_ptr(), a.as_ptr(), b.as_ptr(), out.as_mut_ptr());

@@ -1061,90 +1061,35 @@ macro_rules! qdw_kernel {
                     // A block ends at a multiple of 32 or at `c`, its last one.
                     let full = chans.end - c0 >= 32;
                     let rows = out.rows();
+                    let part = (c0, chans.end);
                     // 3x3 and 5x5 windows unrolled, for the right-shift-only
                     // requantizations; anything else the general loop.
                     match (pairs, full, mode) {
-                        (5, true, RQ_RIGHT_RELU) => block::<5, true, RQ_RIGHT_RELU>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (5, true, RQ_RIGHT) => block::<5, true, RQ_RIGHT>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (5, false, RQ_RIGHT_RELU) => block::<5, false, RQ_RIGHT_RELU>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (5, false, RQ_RIGHT) => block::<5, false, RQ_RIGHT>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (13, true, RQ_RIGHT_RELU) => block::<13, true, RQ_RIGHT_RELU>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (13, true, RQ_RIGHT) => block::<13, true, RQ_RIGHT>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (13, false, RQ_RIGHT_RELU) => block::<13, false, RQ_RIGHT_RELU>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        (13, false, RQ_RIGHT) => block::<13, false, RQ_RIGHT>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
-                        _ => block::<0, false, RQ_ANY>(
-                            p,
-                            inp,
-                            outp,
-                            rows,
-                            &win,
-                            tile,
-                            (c0, chans.end),
-                        ),
+                        (5, true, RQ_RIGHT_RELU) => {
+                            block::<5, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (5, true, RQ_RIGHT) => {
+                            block::<5, true, RQ_RIGHT>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (5, false, RQ_RIGHT_RELU) => {
+                            block::<5, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (5, false, RQ_RIGHT) => {
+                            block::<5, false, RQ_RIGHT>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (13, true, RQ_RIGHT_RELU) => {
+                            block::<13, true, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (13, true, RQ_RIGHT) => {
+                            block::<13, true, RQ_RIGHT>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (13, false, RQ_RIGHT_RELU) => {
+                            block::<13, false, RQ_RIGHT_RELU>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        (13, false, RQ_RIGHT) => {
+                            block::<13, false, RQ_RIGHT>(p, inp, outp, rows, &win, tile, part)
+                        }
+                        _ => block::<0, false, RQ_ANY>(p, inp, outp, rows, &win, tile, part),
                     }
                 }
             }
