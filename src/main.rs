@@ -119,6 +119,10 @@ struct ConvertArgs {
     /// (the float model is unchanged; per-tensor int8 activations gain).
     #[arg(long)]
     equalize: bool,
+    /// How int8 weights round: `gptq` (each layer's outputs kept closest to
+    /// float on the calibration samples) or `nearest`.
+    #[arg(long, default_value = "gptq")]
+    weight_rounding: String,
     /// Input/output type of a quantized model: float or int8.
     #[arg(long, default_value = "float")]
     io: String,
@@ -181,6 +185,11 @@ impl ConvertArgs {
                 report: self.report,
                 bias_correction: !self.no_bias_correction,
                 equalize: self.equalize,
+                gptq: match self.weight_rounding.as_str() {
+                    "gptq" => true,
+                    "nearest" => false,
+                    other => bail!("--weight-rounding {other}: expected 'gptq' or 'nearest'"),
+                },
                 logit_outputs: Vec::new(),
             }),
             Some(other) => bail!("--quantize {other}: only 'int8' is supported"),

@@ -322,6 +322,7 @@ fn int8_blazeface() -> Model<'static> {
         method: "mse".into(),
         samples: Some(calibration),
         equalize: true,
+        gptq: true,
         ..Default::default()
     };
     let model = convert(Some(q));

@@ -100,6 +100,7 @@ fn options(dir: &Path) -> QuantizeOptions {
         method: "percentile".into(),
         samples: Some(32),
         bias_correction: true,
+        gptq: true,
         ..Default::default()
     }
 }

@@ -91,6 +91,9 @@ pub struct QuantizeOptions {
     /// tensor between a conv and the conv that alone reads it, measured on
     /// the calibration samples (see `quantize::equalize`).
     pub equalize: bool,
+    /// GPTQ weight rounding (see `quantize::gptq`): the CLI sets it unless
+    /// `--weight-rounding nearest`.
+    pub gptq: bool,
 }
 
 /// Everything `ferrite convert` can be asked to do beyond the defaults.

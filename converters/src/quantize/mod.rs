@@ -16,6 +16,9 @@
 //! 4. int8 and float are compared op by op on held-out samples; with
 //!    `--min-sqnr`, the first int8 op below the threshold is kept float and
 //!    the model is rebuilt, until every int8 op meets it;
+//!    Before the first build, unless `--weight-rounding nearest`, the
+//!    weights of every conv / fully-connected layer are rounded by GPTQ
+//!    ([`gptq`]) on the calibration samples;
 //! 5. unless `--no-bias-correction`, each int8 conv's mean output error is
 //!    subtracted from its bias (kept only when the outputs improve);
 //! 6. a summary paragraph, and with `--report` an HTML page and `quant.json`.
@@ -31,6 +34,7 @@
 
 pub mod calib;
 pub mod equalize;
+pub mod gptq;
 pub mod observe;
 pub mod plan;
 pub mod report;
@@ -615,6 +619,16 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         }
     }
 
+    // GPTQ rounding of the weights (unless `--weight-rounding nearest`): it
+    // depends only on each layer's float weights and inputs, so it is done
+    // once for every layer that may run int8.
+    let mut adjust = plan::Adjust::default();
+    if opts.gptq {
+        let nodes: Vec<usize> = (0..g.nodes.len()).filter(|&n| int8[n]).collect();
+        adjust.rounded =
+            gptq::round_weights(g, &fmodel, &cal, &nodes).context("GPTQ weight rounding failed")?;
+    }
+
     // Build, prepare, measure; repeat while the runtime rejects an op or an
     // op misses --min-sqnr.
     let mut iterations = 0usize;
@@ -622,7 +636,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         iterations += 1;
         let mut trial = int8.clone();
         let a = plan::assign(g, &mut trial, &observed, opts.int8_io, &logit_outputs);
-        let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &HashMap::new());
+        let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &adjust);
         let bytes = match try_prepare(&rw.graph)? {
             Ok(b) => b,
             Err((op, msg)) => match rw.origin_of.get(op).copied().flatten() {
@@ -670,9 +684,13 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
     } else {
         let probe = &cal[..cal.len().min(BIAS_SAMPLES)];
         let shifts = bias_shifts(g, &fmodel, &qbytes, &rewritten.origin_of, &int8, probe)?;
-        let rw2 = plan::rewrite(g, &int8, &assignment, opts.int8_io, &shifts);
+        let corrected = plan::Adjust {
+            bias_shift: shifts,
+            ..adjust.clone()
+        };
+        let rw2 = plan::rewrite(g, &int8, &assignment, opts.int8_io, &corrected);
         match try_prepare(&rw2.graph)? {
-            Ok(b2) if !shifts.is_empty() => {
+            Ok(b2) if !corrected.bias_shift.is_empty() => {
                 let before = evaluate(g, &fmodel, &qbytes, &rewritten.origin_of, probe, &logits)?;
                 let after = evaluate(g, &fmodel, &b2, &rw2.origin_of, probe, &logits)?;
                 if output_noise(&after) < output_noise(&before) {
@@ -708,6 +726,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         iterations,
         int8_io: opts.int8_io,
         bias_corrected,
+        gptq_layers: adjust.rounded.len(),
         equalized: &pairs.iter().map(|p| p.tensor).collect::<Vec<_>>(),
         logit_outputs: &logit_outputs,
     });

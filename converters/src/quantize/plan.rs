@@ -543,6 +543,17 @@ pub struct WeightStats {
 }
 
 /// The rewritten graph and the map from its ops back to the source nodes.
+/// Departures from plain quantization of the weighted nodes, keyed by node.
+#[derive(Debug, Clone, Default)]
+pub struct Adjust {
+    /// Subtracted from the node's float bias before it is quantized (bias
+    /// correction).
+    pub bias_shift: HashMap<usize, Vec<f32>>,
+    /// The node's int8 weights (same layout and scales as
+    /// [`quantize_weights`]), rounded otherwise than to nearest (GPTQ).
+    pub rounded: HashMap<usize, Vec<i8>>,
+}
+
 pub struct Rewritten {
     pub graph: Graph,
     /// For every op of `graph`: the source node it implements, or `None` for
@@ -662,14 +673,13 @@ fn sqnr_db(reference: &[f32], approx: &[f32]) -> f64 {
 /// float versions (DEQUANTIZE inserted), and graph inputs/outputs are float
 /// unless `int8_io`.
 ///
-/// `bias_shift[n]`, when present, is subtracted from node `n`'s float bias
-/// before it is quantized (bias correction).
+/// `adjust` changes how the weighted nodes' constants are quantized.
 pub fn rewrite(
     g: &Graph,
     int8: &[bool],
     a: &Assignment,
     int8_io: bool,
-    bias_shift: &HashMap<usize, Vec<f32>>,
+    adjust: &Adjust,
 ) -> Rewritten {
     let mut out = g.clone();
     out.nodes.clear();
@@ -711,7 +721,12 @@ pub fn rewrite(
             }
             match (weight_axis(node.code), k) {
                 (Some(axis), 1) => {
-                    let (qt, scales) = quantize_weights(&g.tensors[t], axis);
+                    let (mut qt, scales) = quantize_weights(&g.tensors[t], axis);
+                    if let Some(q) = adjust.rounded.get(&n) {
+                        if Some(q.len()) == qt.data.as_ref().map(Vec::len) {
+                            qt.data = Some(q.iter().map(|&v| v as u8).collect());
+                        }
+                    }
                     let deq: Vec<f32> = {
                         let d = qt.data.as_ref().unwrap();
                         let inner: usize = qt.shape.iter().skip(axis + 1).product();
@@ -734,7 +749,7 @@ pub fn rewrite(
                 }
                 (Some(_), 2) => {
                     let mut bias = g.tensors[t].clone();
-                    if let (Some(shift), Some(b)) = (bias_shift.get(&n), bias.f32_data()) {
+                    if let (Some(shift), Some(b)) = (adjust.bias_shift.get(&n), bias.f32_data()) {
                         if shift.len() == b.len() {
                             let data = b.iter().zip(shift).flat_map(|(v, d)| (v - d).to_le_bytes());
                             bias.data = Some(data.collect());

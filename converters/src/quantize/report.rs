@@ -32,6 +32,8 @@ pub struct Inputs<'a> {
     pub bias_corrected: bool,
     /// Tensors between conv pairs equalized by `--equalize`.
     pub equalized: &'a [usize],
+    /// Layers whose int8 weights GPTQ rounded.
+    pub gptq_layers: usize,
     /// Graph outputs read through a sigmoid (their SQNR is measured after it).
     pub logit_outputs: &'a [usize],
 }
@@ -78,6 +80,7 @@ pub struct Report {
     pub conversions: usize,
     pub iterations: usize,
     pub bias_corrected: bool,
+    pub gptq_layers: usize,
     /// Names of the tensors equalized by `--equalize`.
     pub equalized: Vec<String>,
     /// Names of the outputs measured after a sigmoid.
@@ -165,6 +168,7 @@ impl Report {
             conversions: i.conversions,
             iterations: i.iterations,
             bias_corrected: i.bias_corrected,
+            gptq_layers: i.gptq_layers,
             equalized: i
                 .equalized
                 .iter()
@@ -209,6 +213,7 @@ impl Report {
             "float_ops": f,
             "inserted_conversions": self.conversions,
             "bias_correction": self.bias_corrected,
+            "gptq_layers": self.gptq_layers,
             "equalized_tensors": self.equalized,
             "sigmoid_outputs": self.logit_outputs,
             "build_iterations": self.iterations,
@@ -240,6 +245,9 @@ impl Report {
     pub fn summary(&self, report: Option<&Path>) -> String {
         let (q, f) = self.counts();
         let mut extras = String::new();
+        if self.gptq_layers > 0 {
+            let _ = write!(extras, ", GPTQ weights in {} layers", self.gptq_layers);
+        }
         if self.bias_corrected {
             extras.push_str(", bias-corrected");
         }
@@ -333,12 +341,14 @@ impl Report {
             writeln!(
             h,
             "<p>{q} ops in int8, {f} kept float, {} QUANTIZE/DEQUANTIZE inserted. Calibration: \
-             <b>{}</b> on {} samples; {} conv pairs equalized; bias correction {}. Measured on {} \
+             <b>{}</b> on {} samples; {} conv pairs equalized; weights of {} layers rounded by GPTQ; \
+             bias correction {}. Measured on {} \
              {} samples. I/O: {}.</p>",
             self.conversions,
             esc(&self.method),
             self.calibration_samples,
             self.equalized.len(),
+            self.gptq_layers,
             if self.bias_corrected { "applied" } else { "not applied (not asked for, or no gain)" },
             self.eval_samples,
             if self.eval_on_calibration {
