@@ -323,6 +323,7 @@ fn int8_blazeface() -> Model<'static> {
         samples: Some(calibration),
         equalize: true,
         gptq: true,
+        bias_correction: true,
         ..Default::default()
     };
     let model = convert(Some(q));

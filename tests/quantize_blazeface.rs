@@ -249,6 +249,11 @@ fn int8_blazeface_finds_the_same_faces_as_float() {
             .unwrap();
     let ops = json["ops"].as_array().unwrap();
     assert!(ops.len() > 50, "{} ops", ops.len());
+    // GPTQ rounded every conv and depthwise layer (37 in BlazeFace, less
+    // any --min-sqnr kept float).
+    let gptq = json["gptq_layers"].as_u64().unwrap();
+    assert!(gptq >= 30, "GPTQ rounded {gptq} layers");
+    eprintln!("bias correction applied: {}", json["bias_correction"]);
     // The score concat joins heads of very different ranges: kept float.
     let concat = ops
         .iter()

@@ -20,7 +20,8 @@
 //!    weights of every conv / fully-connected layer are rounded by GPTQ
 //!    ([`gptq`]) on the calibration samples;
 //! 5. unless `--no-bias-correction`, each int8 conv's mean output error is
-//!    subtracted from its bias (kept only when the outputs improve);
+//!    subtracted from its bias, layer after layer (kept only when the
+//!    outputs improve);
 //! 6. a summary paragraph, and with `--report` an HTML page and `quant.json`.
 //!
 //! Graph outputs declared as sigmoid logits (`QuantizeOptions::logit_outputs`,
@@ -383,68 +384,90 @@ fn output_noise(ev: &Evaluation) -> f64 {
     e / f64::max(s, 1.0)
 }
 
-/// Mean int8 − float error per output channel (last axis) of every int8
-/// conv / depthwise / fully-connected node with a bias, over `samples`.
+/// Bias correction shifts: the mean int8 − float error per output channel
+/// (last axis) of every int8 conv / depthwise / fully-connected node with a
+/// bias, over `samples`.
+///
+/// The nodes are corrected one at a time in execution order, each measured
+/// with the corrections before it already applied: a node's error includes
+/// what it inherits from the nodes before it, and correcting every node for
+/// its whole measured error at once would correct the inherited part many
+/// times over. The float reference is clamped to the int8 output's range:
+/// an output whose range was narrowed on purpose (a score head's [−8, 8])
+/// must not be "corrected" for the clipping.
+#[allow(clippy::too_many_arguments)]
 fn bias_shifts(
     g: &Graph,
     float_model: &Model<'_>,
-    qbytes: &[u8],
-    origin_of: &[Option<usize>],
     int8: &[bool],
+    assignment: &plan::Assignment,
+    int8_io: bool,
+    base: &plan::Adjust,
     samples: &[Sample],
 ) -> Result<HashMap<usize, Vec<f32>>> {
-    let qmodel = load_model(qbytes)?;
-    let qdef = qmodel.def();
-    let mut fs = Session::new(float_model, Options::default())?;
-    let mut qs = Session::new(&qmodel, Options::default())?;
-    let wanted: Vec<bool> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(n, node)| {
+    let wanted: Vec<usize> = (0..g.nodes.len())
+        .filter(|&n| {
+            let node = &g.nodes[n];
             int8[n]
                 && plan::weight_axis(node.code).is_some()
                 && node.inputs.get(2).copied().flatten().is_some()
         })
         .collect();
-    let mut sums: HashMap<usize, (Vec<f64>, u64)> = HashMap::new();
-    let mut float_out: Vec<Vec<f32>> = vec![Vec::new(); g.nodes.len()];
-    for s in samples {
-        fs.set_input_f32(0, &s.data)?;
-        fs.invoke_observed(|i, outs| {
-            if wanted[i] {
-                float_out[i] = outs.first().map(|v| f32s(v.data)).unwrap_or_default();
-            }
-        })?;
-        set_input(&mut qs, &qmodel, &s.data)?;
-        qs.invoke_observed(|m, outs| {
-            let Some(Some(n)) = origin_of.get(m) else {
-                return;
-            };
-            if !wanted[*n] {
-                return;
-            }
-            let Some(v) = outs.first() else { return };
-            let t = qdef.ops[m].outputs[0] as usize;
-            let Some(q) = real_values(v, &qdef.tensors[t].quant) else {
-                return;
-            };
-            let f = &float_out[*n];
-            let c = v.shape.last().copied().unwrap_or(1).max(1);
-            if f.len() != q.len() || q.len() % c != 0 {
-                return;
-            }
-            let e = sums.entry(*n).or_insert_with(|| (vec![0.0; c], 0));
-            for (i, (a, b)) in q.iter().zip(f).enumerate() {
-                e.0[i % c] += (a - b) as f64;
-            }
-            e.1 += (q.len() / c) as u64;
-        })?;
+    let mut adjust = base.clone();
+    let mut fs = Session::new(float_model, Options::default())?;
+    let mut float_out: Vec<Vec<f32>> = vec![Vec::new(); samples.len()];
+    for &n in &wanted {
+        let rw = plan::rewrite(g, int8, assignment, int8_io, &adjust);
+        let Ok(qbytes) = try_prepare(&rw.graph)? else {
+            continue;
+        };
+        let qmodel = load_model(&qbytes)?;
+        let qdef = qmodel.def();
+        let Some(m) = rw.origin_of.iter().position(|&o| o == Some(n)) else {
+            continue;
+        };
+        let t = qdef.ops[m].outputs[0] as usize;
+        let Quant::PerTensor(q) = qdef.tensors[t].quant else {
+            continue;
+        };
+        let lo = (-128 - q.zero_point) as f32 * q.scale;
+        let hi = (127 - q.zero_point) as f32 * q.scale;
+        let mut qs = Session::new(&qmodel, Options::default())?;
+        let mut sum: Vec<f64> = Vec::new();
+        let mut count = 0u64;
+        for (s, f) in samples.iter().zip(float_out.iter_mut()) {
+            fs.set_input_f32(0, &s.data)?;
+            fs.invoke_observed(|i, outs| {
+                if i == n {
+                    *f = outs.first().map(|v| f32s(v.data)).unwrap_or_default();
+                }
+            })?;
+            set_input(&mut qs, &qmodel, &s.data)?;
+            qs.invoke_observed(|i, outs| {
+                if i != m {
+                    return;
+                }
+                let Some(v) = outs.first() else { return };
+                let Some(qv) = real_values(v, &qdef.tensors[t].quant) else {
+                    return;
+                };
+                let c = v.shape.last().copied().unwrap_or(1).max(1);
+                if f.len() != qv.len() || !qv.len().is_multiple_of(c) {
+                    return;
+                }
+                sum.resize(c, 0.0);
+                for (i, (a, b)) in qv.iter().zip(f.iter()).enumerate() {
+                    sum[i % c] += (a - b.clamp(lo, hi)) as f64;
+                }
+                count += (qv.len() / c) as u64;
+            })?;
+        }
+        if count > 0 {
+            let shift = sum.iter().map(|v| (v / count as f64) as f32).collect();
+            adjust.bias_shift.insert(n, shift);
+        }
     }
-    Ok(sums
-        .into_iter()
-        .map(|(n, (s, k))| (n, s.iter().map(|v| (v / k.max(1) as f64) as f32).collect()))
-        .collect())
+    Ok(adjust.bias_shift)
 }
 
 /// Whether `entry` (a `--keep-float` item) names node `n`: its index in the
@@ -683,7 +706,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         (rewritten, qbytes, false)
     } else {
         let probe = &cal[..cal.len().min(BIAS_SAMPLES)];
-        let shifts = bias_shifts(g, &fmodel, &qbytes, &rewritten.origin_of, &int8, probe)?;
+        let shifts = bias_shifts(g, &fmodel, &int8, &assignment, opts.int8_io, &adjust, probe)?;
         let corrected = plan::Adjust {
             bias_shift: shifts,
             ..adjust.clone()
