@@ -400,19 +400,60 @@ fn gptq(h: &DMatrix<f64>, mut rows: Vec<Vec<f64>>, scales: &[f32]) -> Option<Vec
     Some(out)
 }
 
+/// Layers whose weight rows read more inputs than this keep nearest
+/// rounding: inverting `H` costs O(k³) with nalgebra's unblocked Cholesky
+/// and inverse (measured here: 0.7 s at k = 1152, 19 s at 2304, 108 s at
+/// 4608), and `H` takes k² × 8 bytes. MobileNetV2's widest is 1280.
+pub const MAX_INPUTS: usize = 1536;
+/// Memory for the `H` matrices gathered in one pass over the samples; a
+/// model whose layers need more is measured in several passes.
+const PASS_BYTES: usize = 256 << 20;
+
+/// What [`round_weights`] did.
+#[derive(Debug, Default)]
+pub struct Rounded {
+    /// GPTQ-rounded int8 weights, keyed by node.
+    pub weights: HashMap<usize, Vec<i8>>,
+    /// Layers left to nearest rounding for having more than [`MAX_INPUTS`]
+    /// inputs per output.
+    pub too_wide: usize,
+}
+
 /// GPTQ-rounded weights for every node in `nodes` that reads its input in
 /// a way GPTQ covers, measured by running the float `model` (whose op `i`
-/// is node `i` of `g`) on `samples`. Keyed by node; layers left out keep
-/// round-to-nearest.
+/// is node `i` of `g`) on `samples`. Layers left out keep round-to-nearest.
 pub fn round_weights(
     g: &Graph,
     model: &Model<'_>,
     samples: &[Sample],
     nodes: &[usize],
-) -> Result<HashMap<usize, Vec<i8>>> {
-    let mut layers: Vec<Layer> = nodes.iter().filter_map(|&n| layer(g, n)).collect();
+) -> Result<Rounded> {
+    round_weights_within(g, model, samples, nodes, PASS_BYTES)
+}
+
+fn round_weights_within(
+    g: &Graph,
+    model: &Model<'_>,
+    samples: &[Sample],
+    nodes: &[usize],
+    pass_bytes: usize,
+) -> Result<Rounded> {
+    let mut out = Rounded::default();
+    let mut layers: Vec<Layer> = Vec::new();
+    for l in nodes.iter().filter_map(|&n| layer(g, n)) {
+        let k = match l.reads {
+            Reads::Conv(w) => w.kh * w.kw * w.cin,
+            Reads::Depthwise { win, .. } => win.kh * win.kw,
+            Reads::Dense { k } => k,
+        };
+        if k > MAX_INPUTS {
+            out.too_wide += 1;
+        } else {
+            layers.push(l);
+        }
+    }
     if layers.is_empty() || samples.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(out);
     }
     // Who produces each layer's input: the graph input or (op, output slot).
     let mut producer: HashMap<usize, (usize, usize)> = HashMap::new();
@@ -422,44 +463,60 @@ pub fn round_weights(
         }
     }
     let input = g.inputs[0];
-    let source = |l: &Layer| g.nodes[l.node].inputs[0].map(|t| producer.get(&t).copied());
-    let sources: Vec<Option<Option<(usize, usize)>>> = layers.iter().map(source).collect();
-    let mut session = Session::new(model, Options::default())?;
     let in_shape = g.tensors[input].shape.clone();
-    let pb = super::progress(samples.len(), "GPTQ");
-    for s in samples {
-        for (l, src) in layers.iter_mut().zip(&sources) {
-            if *src == Some(None) && g.nodes[l.node].inputs[0] == Some(input) {
-                l.add(&s.data, &in_shape);
-            }
+    let mut session = Session::new(model, Options::default())?;
+    // Passes over the samples, each gathering the layers that fit pass_bytes.
+    let mut passes: Vec<Vec<Layer>> = vec![Vec::new()];
+    let mut bytes = 0usize;
+    for l in layers {
+        let size = l.sums.len() * std::mem::size_of::<f64>();
+        if bytes + size > pass_bytes && !passes[passes.len() - 1].is_empty() {
+            passes.push(Vec::new());
+            bytes = 0;
         }
-        session.set_input_f32(0, &s.data)?;
-        session.invoke_observed(|i, outs| {
-            for (l, src) in layers.iter_mut().zip(&sources) {
-                if let Some(Some((op, k))) = *src {
-                    if op == i {
-                        if let Some(v) = outs.get(k).filter(|v| v.dtype == DType::F32) {
-                            l.add(&f32s(v.data), v.shape);
+        bytes += size;
+        passes.last_mut().expect("one pass at least").push(l);
+    }
+    let pb = super::progress(samples.len() * passes.len(), "GPTQ");
+    for mut pass in passes {
+        // Where each layer's input comes from: the graph input, or an op's
+        // output slot.
+        let sources: Vec<Option<(usize, usize)>> = pass
+            .iter()
+            .map(|l| g.nodes[l.node].inputs[0].and_then(|t| producer.get(&t).copied()))
+            .collect();
+        for s in samples {
+            for (l, src) in pass.iter_mut().zip(&sources) {
+                if src.is_none() && g.nodes[l.node].inputs[0] == Some(input) {
+                    l.add(&s.data, &in_shape);
+                }
+            }
+            session.set_input_f32(0, &s.data)?;
+            session.invoke_observed(|i, outs| {
+                for (l, src) in pass.iter_mut().zip(&sources) {
+                    if let Some((op, k)) = *src {
+                        if op == i {
+                            if let Some(v) = outs.get(k).filter(|v| v.dtype == DType::F32) {
+                                l.add(&f32s(v.data), v.shape);
+                            }
                         }
                     }
                 }
+            })?;
+            pb.inc(1);
+        }
+        for l in &pass {
+            let node = &g.nodes[l.node];
+            let (Some(axis), Some(wt)) = (plan::weight_axis(node.code), node.inputs[1]) else {
+                continue;
+            };
+            let (_, scales) = plan::quantize_weights(&g.tensors[wt], axis);
+            if let Some(q) = l.round(g, &scales) {
+                out.weights.insert(l.node, q);
             }
-        })?;
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let mut out = HashMap::new();
-    for l in &layers {
-        let node = &g.nodes[l.node];
-        let Some(axis) = plan::weight_axis(node.code) else {
-            continue;
-        };
-        let Some(wt) = node.inputs[1] else { continue };
-        let (_, scales) = plan::quantize_weights(&g.tensors[wt], axis);
-        if let Some(q) = l.round(g, &scales) {
-            out.insert(l.node, q);
         }
     }
+    pb.finish_and_clear();
     Ok(out)
 }
 
@@ -646,6 +703,102 @@ mod tests {
                 "channel {c}: {direct} vs {via_h}"
             );
         }
+    }
+
+    /// x [1,6,6,3] → CONV_2D 3x3 (3→8, pad 1, RELU) → t → DEPTHWISE 3x3
+    /// (pad 1) → y: the depthwise layer's `H` comes from the conv's output.
+    fn two_layer_graph() -> Graph {
+        use crate::ir::{Node, Tensor};
+        use ferrite_runtime::Quant;
+        let t = |name: &str, shape: &[usize], data: Option<Vec<f64>>| Tensor {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            quant: Quant::None,
+            data: data.map(|v| v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()),
+        };
+        let tensors = vec![
+            t("x", &[1, 6, 6, 3], None),
+            t("cw", &[8, 3, 3, 3], Some(noise(1, 216))),
+            t("cb", &[8], Some(noise(2, 8))),
+            t("t", &[1, 6, 6, 8], None),
+            t("dw", &[1, 3, 3, 8], Some(noise(3, 72))),
+            t("db", &[8], Some(noise(4, 8))),
+            t("y", &[1, 6, 6, 8], None),
+        ];
+        let pad1 = |act| vec![1, 1, 1, 1, 1, 1, 1, 1, act, 1];
+        let nodes = vec![
+            Node {
+                code: OpCode::Conv2d,
+                attrs: pad1(1),
+                inputs: vec![Some(0), Some(1), Some(2)],
+                outputs: vec![3],
+                origin: "conv".into(),
+            },
+            Node {
+                code: OpCode::DepthwiseConv2d,
+                attrs: pad1(0),
+                inputs: vec![Some(3), Some(4), Some(5)],
+                outputs: vec![6],
+                origin: "dw".into(),
+            },
+        ];
+        Graph {
+            tensors,
+            nodes,
+            inputs: vec![0],
+            outputs: vec![6],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn layers_measured_in_several_passes_round_as_in_one() {
+        let g = two_layer_graph();
+        let c = crate::package_graph(&g).unwrap();
+        let model = Model::from_vec(&c.bytes).unwrap();
+        let samples: Vec<Sample> = (0..6)
+            .map(|k| Sample {
+                name: format!("s{k}"),
+                data: noise(10 + k, 108).iter().map(|&v| v as f32).collect(),
+            })
+            .collect();
+        let one = round_weights_within(&g, &model, &samples, &[0, 1], usize::MAX).unwrap();
+        let two = round_weights_within(&g, &model, &samples, &[0, 1], 1).unwrap();
+        assert_eq!(one.weights.len(), 2);
+        assert_eq!(one.weights, two.weights);
+        assert_eq!(one.too_wide, 0);
+        // GPTQ moved some weights off their nearest value.
+        let w: Vec<f64> = g.tensors[1]
+            .f32_data()
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let (_, scales) = plan::quantize_weights(&g.tensors[1], 0);
+        let moved = w
+            .chunks(27)
+            .zip(&scales)
+            .flat_map(|(row, &s)| nearest(row, s as f64))
+            .zip(&one.weights[&0])
+            .filter(|(a, b)| a != *b)
+            .count();
+        assert!(moved > 0, "GPTQ rounded every conv weight to nearest");
+        // And the depthwise layer, which reads the conv's output.
+        let dw: Vec<f64> = g.tensors[4]
+            .f32_data()
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let (_, scales) = plan::quantize_weights(&g.tensors[4], 3);
+        let moved = (0..dw.len())
+            .filter(|&i| {
+                let s = scales[i % 8] as f64;
+                nearest(&dw[i..i + 1], s)[0] != one.weights[&1][i]
+            })
+            .count();
+        assert!(moved > 0, "GPTQ rounded every depthwise weight to nearest");
     }
 
     #[test]

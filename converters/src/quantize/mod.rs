@@ -646,10 +646,13 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
     // depends only on each layer's float weights and inputs, so it is done
     // once for every layer that may run int8.
     let mut adjust = plan::Adjust::default();
+    let mut gptq_too_wide = 0;
     if opts.gptq {
         let nodes: Vec<usize> = (0..g.nodes.len()).filter(|&n| int8[n]).collect();
-        adjust.rounded =
+        let r =
             gptq::round_weights(g, &fmodel, &cal, &nodes).context("GPTQ weight rounding failed")?;
+        adjust.rounded = r.weights;
+        gptq_too_wide = r.too_wide;
     }
 
     // Build, prepare, measure; repeat while the runtime rejects an op or an
@@ -750,6 +753,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         int8_io: opts.int8_io,
         bias_corrected,
         gptq_layers: adjust.rounded.len(),
+        gptq_too_wide,
         equalized: &pairs.iter().map(|p| p.tensor).collect::<Vec<_>>(),
         logit_outputs: &logit_outputs,
     });

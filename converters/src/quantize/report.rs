@@ -34,6 +34,8 @@ pub struct Inputs<'a> {
     pub equalized: &'a [usize],
     /// Layers whose int8 weights GPTQ rounded.
     pub gptq_layers: usize,
+    /// Layers too wide for GPTQ (more than `gptq::MAX_INPUTS` inputs).
+    pub gptq_too_wide: usize,
     /// Graph outputs read through a sigmoid (their SQNR is measured after it).
     pub logit_outputs: &'a [usize],
 }
@@ -81,6 +83,7 @@ pub struct Report {
     pub iterations: usize,
     pub bias_corrected: bool,
     pub gptq_layers: usize,
+    pub gptq_too_wide: usize,
     /// Names of the tensors equalized by `--equalize`.
     pub equalized: Vec<String>,
     /// Names of the outputs measured after a sigmoid.
@@ -169,6 +172,7 @@ impl Report {
             iterations: i.iterations,
             bias_corrected: i.bias_corrected,
             gptq_layers: i.gptq_layers,
+            gptq_too_wide: i.gptq_too_wide,
             equalized: i
                 .equalized
                 .iter()
@@ -214,6 +218,7 @@ impl Report {
             "inserted_conversions": self.conversions,
             "bias_correction": self.bias_corrected,
             "gptq_layers": self.gptq_layers,
+            "gptq_too_wide_layers": self.gptq_too_wide,
             "equalized_tensors": self.equalized,
             "sigmoid_outputs": self.logit_outputs,
             "build_iterations": self.iterations,
@@ -247,6 +252,14 @@ impl Report {
         let mut extras = String::new();
         if self.gptq_layers > 0 {
             let _ = write!(extras, ", GPTQ weights in {} layers", self.gptq_layers);
+        }
+        if self.gptq_too_wide > 0 {
+            let _ = write!(
+                extras,
+                ", {} layers too wide for GPTQ (over {} inputs) rounded to nearest",
+                self.gptq_too_wide,
+                super::gptq::MAX_INPUTS
+            );
         }
         if self.bias_corrected {
             extras.push_str(", bias-corrected");
