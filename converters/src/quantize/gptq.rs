@@ -22,7 +22,7 @@
 //! twin with the float activations, before this module was written).
 //!
 //! `H` is measured on the float model's activations (one extra float pass
-//! over the calibration samples). Layers covered: CONV_2D with one group,
+//! over the calibration samples for every 256 MB of `H` matrices). Layers covered: CONV_2D with one group,
 //! DEPTHWISE_CONV_2D (one `H` per input channel) and FULLY_CONNECTED.
 //! Anything else, or a layer whose `H` is degenerate, keeps round-to-nearest.
 
@@ -76,18 +76,39 @@ struct Layer {
 }
 
 impl Layer {
+    /// The layer, its sums not yet allocated ([`Layer::start`]).
     fn new(node: usize, reads: Reads) -> Layer {
-        let len = match reads {
-            Reads::Conv(w) => (w.kh * w.kw * w.cin).pow(2),
-            Reads::Depthwise { win, .. } => (win.kh * win.kw).pow(2) * win.cin,
-            Reads::Dense { k } => k * k,
-        };
         Layer {
             node,
             reads,
-            sums: vec![0.0; len],
+            sums: Vec::new(),
             buf: Vec::new(),
         }
+    }
+
+    /// How many values `sums` holds.
+    fn sums_len(&self) -> usize {
+        match self.reads {
+            Reads::Conv(w) => (w.kh * w.kw * w.cin).pow(2),
+            Reads::Depthwise { win, .. } => (win.kh * win.kw).pow(2) * win.cin,
+            Reads::Dense { k } => k * k,
+        }
+    }
+
+    /// Bytes the layer holds while it is measured: `sums` and, for conv and
+    /// dense layers, one chunk of patch rows.
+    fn pass_bytes(&self) -> usize {
+        let rows = match self.reads {
+            Reads::Conv(w) => CHUNK_ROWS * w.kh * w.kw * w.cin,
+            Reads::Dense { k } => CHUNK_ROWS * k,
+            Reads::Depthwise { win, .. } => win.kh * win.kw * win.cin,
+        };
+        (self.sums_len() + rows) * std::mem::size_of::<f64>()
+    }
+
+    /// Allocates the sums when the layer's pass begins.
+    fn start(&mut self) {
+        self.sums = vec![0.0; self.sums_len()];
     }
 
     /// `H` of a conv or dense layer.
@@ -144,11 +165,11 @@ fn layer(g: &Graph, n: usize) -> Option<Layer> {
         ],
     };
     let reads = match (node.code, w.shape.as_slice(), x.shape.as_slice()) {
-        (OpCode::Conv2d, &[_, kh, kw, ci], &[_, _, _, cin]) if ci == cin => {
+        (OpCode::Conv2d, &[_, kh, kw, ci], &[_, _, _, cin]) if ci == cin && kh * kw * ci > 0 => {
             Reads::Conv(window(kh, kw, cin))
         }
         (OpCode::DepthwiseConv2d, &[1, kh, kw, co], &[_, _, _, cin])
-            if cin > 0 && co % cin == 0 =>
+            if cin > 0 && kh * kw > 0 && co % cin == 0 =>
         {
             Reads::Depthwise {
                 win: window(kh, kw, cin),
@@ -158,6 +179,15 @@ fn layer(g: &Graph, n: usize) -> Option<Layer> {
         (OpCode::FullyConnected, &[_, k], _) if k > 0 => Reads::Dense { k },
         _ => return None,
     };
+    // The windows must be the ones the runtime evaluates: an output size
+    // that disagrees with the padding attributes leaves the layer alone.
+    if let Reads::Conv(win) | Reads::Depthwise { win, .. } = reads {
+        let y = &g.tensors[*node.outputs.first()?];
+        let geo = Geometry::of(&win, &x.shape, x.shape.iter().product())?;
+        if y.shape.get(1..3) != Some(&[geo.oh, geo.ow][..]) {
+            return None;
+        }
+    }
     Some(Layer::new(n, reads))
 }
 
@@ -469,7 +499,7 @@ fn round_weights_within(
     let mut passes: Vec<Vec<Layer>> = vec![Vec::new()];
     let mut bytes = 0usize;
     for l in layers {
-        let size = l.sums.len() * std::mem::size_of::<f64>();
+        let size = l.pass_bytes();
         if bytes + size > pass_bytes && !passes[passes.len() - 1].is_empty() {
             passes.push(Vec::new());
             bytes = 0;
@@ -479,6 +509,7 @@ fn round_weights_within(
     }
     let pb = super::progress(samples.len() * passes.len(), "GPTQ");
     for mut pass in passes {
+        pass.iter_mut().for_each(Layer::start);
         // Where each layer's input comes from: the graph input, or an op's
         // output slot.
         let sources: Vec<Option<(usize, usize)>> = pass
@@ -658,6 +689,7 @@ mod tests {
         let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let k = win.kh * win.kw * win.cin;
         let mut l = Layer::new(0, Reads::Conv(win));
+        l.start();
         l.add(&x32, &shape);
         for seed in 0..3 {
             let e = noise(100 + seed, k);
@@ -685,6 +717,7 @@ mod tests {
         let x = noise(3, shape.iter().product());
         let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let mut l = Layer::new(0, Reads::Depthwise { win, mult: 2 });
+        l.start();
         l.add(&x32, &shape);
         let one = Window { cin: 1, ..win };
         for c in 0..2 {

@@ -415,8 +415,10 @@ fn bias_shifts(
         .collect();
     let mut adjust = base.clone();
     let mut fs = Session::new(float_model, Options::default())?;
+    let pb = progress(wanted.len(), "bias");
     let mut float_out: Vec<Vec<f32>> = vec![Vec::new(); samples.len()];
     for &n in &wanted {
+        pb.inc(1);
         let rw = plan::rewrite(g, int8, assignment, int8_io, &adjust);
         let Ok(qbytes) = try_prepare(&rw.graph)? else {
             continue;
@@ -467,6 +469,7 @@ fn bias_shifts(
             adjust.bias_shift.insert(n, shift);
         }
     }
+    pb.finish_and_clear();
     Ok(adjust.bias_shift)
 }
 
@@ -752,7 +755,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
         iterations,
         int8_io: opts.int8_io,
         bias_corrected,
-        gptq_layers: adjust.rounded.len(),
+        gptq_layers: adjust.rounded.keys().filter(|&&n| int8[n]).count(),
         gptq_too_wide,
         equalized: &pairs.iter().map(|p| p.tensor).collect::<Vec<_>>(),
         logit_outputs: &logit_outputs,
