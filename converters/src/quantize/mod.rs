@@ -413,12 +413,41 @@ fn bias_shifts(
                 && node.inputs.get(2).copied().flatten().is_some()
         })
         .collect();
-    let mut adjust = base.clone();
+    // Each node's int8 output range is fixed by the assignment (a bias shift
+    // does not move it), so the float side is one pass: per-channel sums of
+    // the float outputs clamped to that range.
+    let range = |n: usize| {
+        let q = assignment.qp[*g.nodes[n].outputs.first()?]?;
+        Some((
+            (-128 - q.zero_point) as f32 * q.scale,
+            (127 - q.zero_point) as f32 * q.scale,
+        ))
+    };
+    let mut float_sums: HashMap<usize, (Vec<f64>, u64)> = HashMap::new();
     let mut fs = Session::new(float_model, Options::default())?;
+    for s in samples {
+        fs.set_input_f32(0, &s.data)?;
+        fs.invoke_observed(|i, outs| {
+            let (Some((lo, hi)), Some(v)) = (
+                wanted.contains(&i).then(|| range(i)).flatten(),
+                outs.first(),
+            ) else {
+                return;
+            };
+            let c = v.shape.last().copied().unwrap_or(1);
+            let values = f32s(v.data);
+            channel_sums(float_sums.entry(i).or_default(), &values, c, |x| {
+                x.clamp(lo, hi)
+            });
+        })?;
+    }
+    let mut adjust = base.clone();
     let pb = progress(wanted.len(), "bias");
-    let mut float_out: Vec<Vec<f32>> = vec![Vec::new(); samples.len()];
     for &n in &wanted {
         pb.inc(1);
+        let Some((fsum, fcount)) = float_sums.get(&n) else {
+            continue;
+        };
         let rw = plan::rewrite(g, int8, assignment, int8_io, &adjust);
         let Ok(qbytes) = try_prepare(&rw.graph)? else {
             continue;
@@ -429,48 +458,47 @@ fn bias_shifts(
             continue;
         };
         let t = qdef.ops[m].outputs[0] as usize;
-        let Quant::PerTensor(q) = qdef.tensors[t].quant else {
-            continue;
-        };
-        let lo = (-128 - q.zero_point) as f32 * q.scale;
-        let hi = (127 - q.zero_point) as f32 * q.scale;
         let mut qs = Session::new(&qmodel, Options::default())?;
-        let mut sum: Vec<f64> = Vec::new();
-        let mut count = 0u64;
-        for (s, f) in samples.iter().zip(float_out.iter_mut()) {
-            fs.set_input_f32(0, &s.data)?;
-            fs.invoke_observed(|i, outs| {
-                if i == n {
-                    *f = outs.first().map(|v| f32s(v.data)).unwrap_or_default();
-                }
-            })?;
+        let mut qsums: (Vec<f64>, u64) = Default::default();
+        for s in samples {
             set_input(&mut qs, &qmodel, &s.data)?;
             qs.invoke_observed(|i, outs| {
                 if i != m {
                     return;
                 }
                 let Some(v) = outs.first() else { return };
-                let Some(qv) = real_values(v, &qdef.tensors[t].quant) else {
-                    return;
-                };
-                let c = v.shape.last().copied().unwrap_or(1).max(1);
-                if f.len() != qv.len() || !qv.len().is_multiple_of(c) {
-                    return;
+                if let Some(real) = real_values(v, &qdef.tensors[t].quant) {
+                    let c = v.shape.last().copied().unwrap_or(1);
+                    channel_sums(&mut qsums, &real, c, |x| x);
                 }
-                sum.resize(c, 0.0);
-                for (i, (a, b)) in qv.iter().zip(f.iter()).enumerate() {
-                    sum[i % c] += (a - b.clamp(lo, hi)) as f64;
-                }
-                count += (qv.len() / c) as u64;
             })?;
         }
-        if count > 0 {
-            let shift = sum.iter().map(|v| (v / count as f64) as f32).collect();
+        if qsums.1 > 0 && qsums.1 == *fcount && qsums.0.len() == fsum.len() {
+            let k = qsums.1 as f64;
+            let shift = qsums
+                .0
+                .iter()
+                .zip(fsum)
+                .map(|(q, f)| ((q - f) / k) as f32)
+                .collect();
             adjust.bias_shift.insert(n, shift);
         }
     }
     pb.finish_and_clear();
     Ok(adjust.bias_shift)
+}
+
+/// Adds `values` (channels on the last axis, `c` of them), mapped by `f`,
+/// to per-channel sums, and counts the pixels.
+fn channel_sums(acc: &mut (Vec<f64>, u64), values: &[f32], c: usize, f: impl Fn(f32) -> f32) {
+    if c == 0 || !values.len().is_multiple_of(c) {
+        return;
+    }
+    acc.0.resize(c, 0.0);
+    for (i, &v) in values.iter().enumerate() {
+        acc.0[i % c] += f(v) as f64;
+    }
+    acc.1 += (values.len() / c) as u64;
 }
 
 /// Whether `entry` (a `--keep-float` item) names node `n`: its index in the
