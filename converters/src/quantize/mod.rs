@@ -8,7 +8,10 @@
 //!    is unchanged); the float graph is packaged and run on the calibration
 //!    samples ([`calib`]) through [`Session::invoke_observed`], recording
 //!    every tensor's range ([`observe`]);
-//! 2. [`plan::assign`] picks every tensor's int8 parameters (shared ranges,
+//! 2. unless `--weight-rounding nearest`, GPTQ ([`gptq`]) chooses how every
+//!    conv / depthwise / fully-connected layer's int8 weights round, from
+//!    its inputs on the calibration samples (one more float pass);
+//!    [`plan::assign`] picks every tensor's int8 parameters (shared ranges,
 //!    fixed output ranges, the concat trap), [`plan::rewrite`] builds the
 //!    int8 graph with QUANTIZE/DEQUANTIZE at float boundaries;
 //! 3. the result is prepared by the runtime; an op the runtime rejects in
@@ -16,9 +19,6 @@
 //! 4. int8 and float are compared op by op on held-out samples; with
 //!    `--min-sqnr`, the first int8 op below the threshold is kept float and
 //!    the model is rebuilt, until every int8 op meets it;
-//!    Before the first build, unless `--weight-rounding nearest`, the
-//!    weights of every conv / fully-connected layer are rounded by GPTQ
-//!    ([`gptq`]) on the calibration samples;
 //! 5. unless `--no-bias-correction`, each int8 conv's mean output error is
 //!    subtracted from its bias, layer after layer (kept only when the
 //!    outputs improve);

@@ -542,7 +542,6 @@ pub struct WeightStats {
     pub sqnr_db: f64,
 }
 
-/// The rewritten graph and the map from its ops back to the source nodes.
 /// Departures from plain quantization of the weighted nodes, keyed by node.
 #[derive(Debug, Clone, Default)]
 pub struct Adjust {
@@ -554,6 +553,7 @@ pub struct Adjust {
     pub rounded: HashMap<usize, Vec<i8>>,
 }
 
+/// The rewritten graph and the map from its ops back to the source nodes.
 pub struct Rewritten {
     pub graph: Graph,
     /// For every op of `graph`: the source node it implements, or `None` for
