@@ -91,24 +91,32 @@ impl Layer {
         }
     }
 
-    /// How many values `sums` holds.
-    fn sums_len(&self) -> usize {
+    /// How many inputs one weight row reads (`H` is this square).
+    fn row_len(&self) -> usize {
         match self.reads {
-            Reads::Conv(w) => (w.kh * w.kw * w.cin).pow(2),
-            Reads::Depthwise { win, .. } => (win.kh * win.kw).pow(2) * win.cin,
-            Reads::Dense { k } => k * k,
+            Reads::Conv(w) => w.kh * w.kw * w.cin,
+            Reads::Depthwise { win, .. } => win.kh * win.kw,
+            Reads::Dense { k } => k,
         }
     }
 
-    /// Bytes the layer holds while it is measured: `sums` and, for conv and
-    /// dense layers, one chunk of patch rows.
-    fn pass_bytes(&self) -> usize {
-        let rows = match self.reads {
-            Reads::Conv(w) => CHUNK_ROWS * w.kh * w.kw * w.cin,
-            Reads::Dense { k } => CHUNK_ROWS * k,
-            Reads::Depthwise { win, .. } => win.kh * win.kw * win.cin,
+    /// How many values `sums` holds: one `H`, or one per depthwise channel.
+    fn sums_len(&self) -> usize {
+        let channels = match self.reads {
+            Reads::Depthwise { win, .. } => win.cin,
+            _ => 1,
         };
-        (self.sums_len() + rows) * std::mem::size_of::<f64>()
+        self.row_len().pow(2) * channels
+    }
+
+    /// Bytes the layer holds while it is measured: `sums` and its scratch
+    /// (a chunk of patch rows, or one position's taps of every channel).
+    fn pass_bytes(&self) -> usize {
+        let scratch = match self.reads {
+            Reads::Depthwise { win, .. } => self.row_len() * win.cin,
+            _ => CHUNK_ROWS * self.row_len(),
+        };
+        (self.sums_len() + scratch) * std::mem::size_of::<f64>()
     }
 
     /// Allocates the sums when the layer's pass begins.
@@ -118,7 +126,7 @@ impl Layer {
 
     /// `H` of a conv or dense layer.
     fn matrix(&self) -> DMatrix<f64> {
-        let k = (self.sums.len() as f64).sqrt().round() as usize;
+        let k = self.row_len();
         DMatrix::from_column_slice(k, k, &self.sums)
     }
 
@@ -295,14 +303,21 @@ impl Layer {
                 for c in 0..win.cin {
                     let mut h = self.channel_matrix(c, taps, win.cin);
                     h.fill_lower_triangle_with_upper_triangle();
-                    for o in c * mult..(c + 1) * mult {
-                        let row: Vec<f64> = (0..taps).map(|t| w[t * cout + o] as f64).collect();
-                        let s = scales[o] as f64;
-                        // A channel that never fired keeps nearest rounding.
-                        let q = gptq(&h, vec![row.clone()], &scales[o..o + 1])
-                            .map(|mut q| q.remove(0))
-                            .unwrap_or_else(|| nearest(&row, s));
-                        for (t, &v) in q.iter().enumerate() {
+                    // The channel's `mult` outputs share its `H`: one call.
+                    let outs = c * mult..(c + 1) * mult;
+                    let rows: Vec<Vec<f64>> = outs
+                        .clone()
+                        .map(|o| (0..taps).map(|t| w[t * cout + o] as f64).collect())
+                        .collect();
+                    // A channel that never fired keeps nearest rounding.
+                    let q = gptq(&h, rows.clone(), &scales[outs.clone()]).unwrap_or_else(|| {
+                        rows.iter()
+                            .zip(&scales[outs.clone()])
+                            .map(|(r, &s)| nearest(r, s as f64))
+                            .collect()
+                    });
+                    for (o, qo) in outs.zip(q) {
+                        for (t, &v) in qo.iter().enumerate() {
                             out[t * cout + o] = v;
                         }
                     }
@@ -476,12 +491,7 @@ fn round_weights_within(
     let mut out = Rounded::default();
     let mut layers: Vec<Layer> = Vec::new();
     for l in nodes.iter().filter_map(|&n| layer(g, n)) {
-        let k = match l.reads {
-            Reads::Conv(w) => w.kh * w.kw * w.cin,
-            Reads::Depthwise { win, .. } => win.kh * win.kw,
-            Reads::Dense { k } => k,
-        };
-        if k > MAX_INPUTS {
+        if l.row_len() > MAX_INPUTS {
             out.too_wide += 1;
         } else {
             layers.push(l);

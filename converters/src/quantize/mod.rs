@@ -416,22 +416,20 @@ fn bias_shifts(
     // Each node's int8 output range is fixed by the assignment (a bias shift
     // does not move it), so the float side is one pass: per-channel sums of
     // the float outputs clamped to that range.
-    let range = |n: usize| {
-        let q = assignment.qp[*g.nodes[n].outputs.first()?]?;
-        Some((
-            (-128 - q.zero_point) as f32 * q.scale,
-            (127 - q.zero_point) as f32 * q.scale,
-        ))
-    };
+    let ranges: HashMap<usize, (f32, f32)> = wanted
+        .iter()
+        .filter_map(|&n| {
+            let q = assignment.qp[*g.nodes[n].outputs.first()?]?;
+            let lo = (-128 - q.zero_point) as f32 * q.scale;
+            Some((n, (lo, (127 - q.zero_point) as f32 * q.scale)))
+        })
+        .collect();
     let mut float_sums: HashMap<usize, (Vec<f64>, u64)> = HashMap::new();
     let mut fs = Session::new(float_model, Options::default())?;
     for s in samples {
         fs.set_input_f32(0, &s.data)?;
         fs.invoke_observed(|i, outs| {
-            let (Some((lo, hi)), Some(v)) = (
-                wanted.contains(&i).then(|| range(i)).flatten(),
-                outs.first(),
-            ) else {
+            let (Some(&(lo, hi)), Some(v)) = (ranges.get(&i), outs.first()) else {
                 return;
             };
             let c = v.shape.last().copied().unwrap_or(1);
