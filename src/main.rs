@@ -123,6 +123,10 @@ struct ConvertArgs {
     /// float on the calibration samples) or `nearest`.
     #[arg(long, default_value = "gptq")]
     weight_rounding: String,
+    /// Quantize a detector's box and score heads too (by default, with
+    /// `--detector` or `--detector-spec`, they stay float).
+    #[arg(long)]
+    int8_heads: bool,
     /// Input/output type of a quantized model: float or int8.
     #[arg(long, default_value = "float")]
     io: String,
@@ -167,6 +171,9 @@ impl ConvertArgs {
                 if self.calib.is_some() {
                     bail!("--calib needs --quantize int8");
                 }
+                if self.int8_heads {
+                    bail!("--int8-heads needs --quantize int8");
+                }
                 None
             }
             Some("int8") => Some(ferrite_convert::QuantizeOptions {
@@ -191,6 +198,8 @@ impl ConvertArgs {
                     other => bail!("--weight-rounding {other}: expected 'gptq' or 'nearest'"),
                 },
                 logit_outputs: Vec::new(),
+                float_heads: Vec::new(),
+                int8_heads: self.int8_heads,
             }),
             Some(other) => bail!("--quantize {other}: only 'int8' is supported"),
         };

@@ -149,6 +149,12 @@ fn bad_options_are_named() {
     assert!(err.contains("--calib-method l2"), "{err}");
     let err = convert_fails(&calib, &out, &["--preprocess", "resize=128x128,gamma=2"]);
     assert!(err.contains("gamma"), "{err}");
+    // Without a detector there are no heads to quantize.
+    let err = convert_fails(&calib, &out, &["--int8-heads"]);
+    assert!(
+        err.contains("--int8-heads") && err.contains("detector"),
+        "{err}"
+    );
     assert_untouched(&out);
 }
 

@@ -94,6 +94,14 @@ pub struct QuantizeOptions {
     /// GPTQ weight rounding (see `quantize::gptq`): the CLI sets it unless
     /// `--weight-rounding nearest`.
     pub gptq: bool,
+    /// Indices of graph outputs whose heads stay float: the weighted ops
+    /// (conv, fully-connected) that produce them, reached back through data
+    /// movement only, with the data movement after them. `convert_with`
+    /// fills it with a detector's box and score outputs unless
+    /// `int8_heads`.
+    pub float_heads: Vec<usize>,
+    /// Quantize a detector's heads too (`--int8-heads`).
+    pub int8_heads: bool,
 }
 
 /// Everything `ferrite convert` can be asked to do beyond the defaults.
@@ -162,12 +170,26 @@ fn convert_in_dir(
         Some(q) => {
             // A detector's score logits are read through a sigmoid: the
             // quantizer narrows their range as it does a LOGISTIC input's.
+            // Its heads (the small convs that make the box and score
+            // outputs) stay float unless asked: their int8 rounding moves
+            // borderline scores across the threshold and box edges by a
+            // pixel, for a few percent of the model's work (BlazeFace: 4
+            // convs, about 1.4 M of its multiply-adds; docs/quantization.md).
             let mut q = q.clone();
             if let Some(spec) = pipeline_meta::detector_spec(options)? {
-                let scores = spec.decode.scores_output;
-                if spec.decode.sigmoid_score && !q.logit_outputs.contains(&scores) {
-                    q.logit_outputs.push(scores);
+                let d = &spec.decode;
+                if d.sigmoid_score && !q.logit_outputs.contains(&d.scores_output) {
+                    q.logit_outputs.push(d.scores_output);
                 }
+                if !q.int8_heads {
+                    for o in [d.boxes_output, d.scores_output] {
+                        if !q.float_heads.contains(&o) {
+                            q.float_heads.push(o);
+                        }
+                    }
+                }
+            } else if q.int8_heads {
+                bail!("--int8-heads: no detector is given (--detector or --detector-spec), so there are no heads to keep float");
             }
             let r = quantize::quantize(&graph, &q, options.preprocess.as_deref())?;
             (r.graph, Some(r.summary))

@@ -637,6 +637,16 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
 
     let logits = plan::logit_only(g, &logit_outputs);
 
+    for &i in &opts.float_heads {
+        if i >= g.outputs.len() {
+            bail!(
+                "output {i} is declared a head to keep float, but the model has {} outputs",
+                g.outputs.len()
+            );
+        }
+    }
+    let heads = plan::heads(g, &opts.float_heads);
+
     // Which nodes can run int8.
     let mut int8 = vec![false; g.nodes.len()];
     let mut float_ops: Vec<FloatOp> = Vec::new();
@@ -654,6 +664,8 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
                 && (g.tensors[t].dtype != DType::F32 || observed[t].is_none())
         }) {
             Some("an input is not a calibrated float tensor".to_string())
+        } else if heads.contains(&n) {
+            Some("a detector head (box or score output): float unless --int8-heads".to_string())
         } else {
             opts.keep_float
                 .iter()
@@ -721,7 +733,7 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
                 continue;
             }
         }
-        for (n, why) in &a.concat_float {
+        for (n, why) in &a.made_float {
             float_ops.push(FloatOp {
                 node: *n,
                 reason: why.clone(),

@@ -178,8 +178,9 @@ pub struct Assignment {
     pub qp: Vec<Option<QParams>>,
     /// The range each tensor's parameters cover (after sharing and narrowing).
     pub range: Vec<Option<(f32, f32)>>,
-    /// Nodes turned float by the concat trap, with the reason.
-    pub concat_float: Vec<(usize, String)>,
+    /// Nodes turned float here (the concat trap, data movement between
+    /// float ops), with the reason.
+    pub made_float: Vec<(usize, String)>,
     /// Concat nodes that requantize a narrow input (node, input tensor, ratio).
     pub requantized: Vec<(usize, usize, f32)>,
 }
@@ -222,6 +223,38 @@ fn moves_values(code: OpCode) -> bool {
             | SpaceToDepth
             | Concatenation
     )
+}
+
+/// The heads of graph outputs `outputs` (indices into `g.outputs`): the
+/// weighted ops (conv, fully-connected) that produce them, reached back
+/// from each output through data movement only.
+pub fn heads(g: &Graph, outputs: &[usize]) -> Vec<usize> {
+    let mut producer = vec![None; g.tensors.len()];
+    for (n, node) in g.nodes.iter().enumerate() {
+        for &o in &node.outputs {
+            producer[o] = Some(n);
+        }
+    }
+    let mut found = Vec::new();
+    let mut seen = vec![false; g.nodes.len()];
+    let mut stack: Vec<usize> = outputs
+        .iter()
+        .filter_map(|&i| g.outputs.get(i).copied())
+        .collect();
+    while let Some(t) = stack.pop() {
+        let Some(n) = producer[t] else { continue };
+        if std::mem::replace(&mut seen[n], true) {
+            continue;
+        }
+        let node = &g.nodes[n];
+        if moves_values(node.code) {
+            stack.extend(node.inputs.iter().flatten().filter(|&&t| !is_const(g, t)));
+        } else if weight_axis(node.code).is_some() {
+            found.push(n);
+        }
+    }
+    found.sort_unstable();
+    found
 }
 
 /// Which tensors are read only as logits: tensors whose every use is a
@@ -290,6 +323,35 @@ pub fn assign(
             }
         }
     }
+    let mut out = Assignment::default();
+    // Data movement whose every activation input comes from a float op
+    // stays float: run in int8 it would only add a rounding step between
+    // float producers and (usually) float readers. BlazeFace with its heads
+    // kept float: the RESHAPEs and CONCATENATIONs after them.
+    let mut producer = vec![None; nt];
+    for (n, node) in g.nodes.iter().enumerate() {
+        for &o in &node.outputs {
+            producer[o] = Some(n);
+        }
+    }
+    for (n, node) in g.nodes.iter().enumerate() {
+        if !int8[n] || !moves_values(node.code) {
+            continue;
+        }
+        let mut inputs = node.inputs.iter().flatten().filter(|&&t| !is_const(g, t));
+        let mut any = false;
+        let all_float = inputs.all(|&t| {
+            any = true;
+            producer[t].is_some_and(|p| !int8[p])
+        });
+        if any && all_float {
+            int8[n] = false;
+            out.made_float.push((
+                n,
+                "its inputs come from float ops, so moving them stays float".to_string(),
+            ));
+        }
+    }
     let mut uf = UnionFind((0..nt).collect());
     for (n, node) in g.nodes.iter().enumerate() {
         if !int8[n] || !shares_range(node.code) || node.code == OpCode::Concatenation {
@@ -315,7 +377,6 @@ pub fn assign(
         }
         r
     };
-    let mut out = Assignment::default();
     // The concat trap.
     let ranges = group_range(&mut uf, &own);
     for (n, node) in g.nodes.iter().enumerate() {
@@ -349,7 +410,7 @@ pub fn assign(
             let ratio = narrow.iter().map(|w| w.1).fold(0f32, f32::max);
             if read_in_float {
                 int8[n] = false;
-                out.concat_float.push((
+                out.made_float.push((
                     n,
                     format!(
                         "concat trap: input ranges differ {ratio:.1}x and the result is read in \
@@ -875,6 +936,65 @@ mod tests {
         // Without the declaration nothing is narrowed.
         let a = assign(&g, &mut int8, &observed, false, &[]);
         assert!(a.range[3].unwrap().0 <= -600.0);
+    }
+
+    /// x → FC → a → RESHAPE → y (output 0); x → FC → c (output 1).
+    fn fc_heads() -> Graph {
+        let weight = Tensor {
+            data: Some(vec![0; 64]),
+            shape: vec![4, 4],
+            ..activation("w")
+        };
+        let node = |code, inputs: Vec<usize>, o| Node {
+            code,
+            attrs: vec![],
+            inputs: inputs.into_iter().map(Some).collect(),
+            outputs: vec![o],
+            origin: String::new(),
+        };
+        Graph {
+            tensors: vec![
+                activation("x"),
+                weight,
+                activation("a"),
+                activation("y"),
+                activation("c"),
+            ],
+            nodes: vec![
+                node(OpCode::FullyConnected, vec![0, 1], 2),
+                node(OpCode::Reshape, vec![2], 3),
+                node(OpCode::FullyConnected, vec![0, 1], 4),
+            ],
+            inputs: vec![0],
+            outputs: vec![3, 4],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn heads_are_found_back_through_data_movement() {
+        let g = fc_heads();
+        assert_eq!(heads(&g, &[0]), vec![0]);
+        assert_eq!(heads(&g, &[1]), vec![2]);
+        assert_eq!(heads(&g, &[0, 1]), vec![0, 2]);
+        assert!(heads(&g, &[]).is_empty());
+    }
+
+    #[test]
+    fn data_movement_after_a_float_op_stays_float() {
+        let g = fc_heads();
+        let observed = vec![Some((-1.0, 1.0)); 5];
+        // The first head float: its RESHAPE follows it.
+        let mut int8 = vec![false, true, true];
+        let a = assign(&g, &mut int8, &observed, false, &[]);
+        assert_eq!(int8, vec![false, false, true]);
+        assert_eq!(a.made_float.len(), 1);
+        assert_eq!(a.made_float[0].0, 1);
+        // After an int8 op the RESHAPE stays int8.
+        let mut int8 = vec![true; 3];
+        let a = assign(&g, &mut int8, &observed, false, &[]);
+        assert_eq!(int8, vec![true; 3]);
+        assert!(a.made_float.is_empty());
     }
 
     #[test]
