@@ -108,17 +108,26 @@ fn compare_with_mediapipe(model: &Model<'_>, min_iou: f64, score_tol: f64) -> Ag
         );
         let theirs = r["detections"].as_array().unwrap();
         if ours.len() != theirs.len() {
+            // Each of our faces with its best IoU against MediaPipe's.
+            let matched: Vec<(f32, f64)> = ours
+                .iter()
+                .map(|d| {
+                    let best = theirs
+                        .iter()
+                        .map(|t| iou(d.bbox.map(f64::from), reference_box(t)))
+                        .fold(0.0, f64::max);
+                    (d.score, (best * 1000.0).round() / 1000.0)
+                })
+                .collect();
             a.problems.push(format!(
-                "{name}: {} faces, MediaPipe found {} (ours: {:?}, MediaPipe's: {:?})",
+                "{name}: {} faces, MediaPipe found {} (ours, score and best IoU: {matched:?}; MediaPipe's: {:?})",
                 ours.len(),
                 theirs.len(),
-                ours.iter().map(|d| d.score).collect::<Vec<_>>(),
                 theirs
                     .iter()
                     .map(|t| t["score"].as_f64().unwrap())
                     .collect::<Vec<_>>()
             ));
-            continue;
         }
         let size = w.max(h) as f64;
         for t in theirs {
@@ -130,11 +139,15 @@ fn compare_with_mediapipe(model: &Model<'_>, min_iou: f64, score_tol: f64) -> Ag
                 .collect();
             let tb = [tb[0], tb[1], tb[2], tb[3]];
             // Match by best IoU (faces do not overlap in these images).
-            let (best, o) = ours
+            let Some((best, o)) = ours
                 .iter()
                 .map(|d| (iou(d.bbox.map(f64::from), tb), d))
                 .max_by(|a, b| a.0.total_cmp(&b.0))
-                .unwrap();
+            else {
+                a.problems
+                    .push(format!("{name}: no face for MediaPipe's {tb:?}"));
+                continue;
+            };
             a.worst_iou = a.worst_iou.min(best);
             a.faces += 1;
             if best < min_iou {
@@ -342,9 +355,9 @@ fn reference_box(t: &serde_json::Value) -> [f64; 4] {
 }
 
 /// Faces scoring at least this (MediaPipe's or int8's) are clear faces: the
-/// int8 model's logit noise (about 0.23 rms near the threshold on these
-/// photos) cannot carry them across the 0.5 threshold, whose logit is 0.62
-/// away.
+/// int8 model's logit noise (0.11 rms near the threshold on these images,
+/// 0.21 at most on one of their faces) cannot carry them across the 0.5
+/// threshold, whose logit is 0.62 away.
 const CLEAR: f64 = 0.65;
 
 /// int8 BlazeFace agrees with MediaPipe on every clear face: each MediaPipe
@@ -415,18 +428,92 @@ fn int8_blazeface_matches_mediapipe_on_clear_faces() {
     assert!(faces >= 7, "only {faces} clear faces in the reference");
 }
 
+/// The scikit-image photos of `models/detect/images`.
+const PHOTOS: [&str; 6] = [
+    "astronaut",
+    "camera",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "motorcycle_left",
+];
+
+/// RGB8 rows mirrored left to right.
+fn mirror(rgb: &[u8], w: usize) -> Vec<u8> {
+    rgb.chunks_exact(w * 3)
+        .flat_map(|row| row.chunks_exact(3).rev().flatten().copied())
+        .collect()
+}
+
+/// On the photos and their mirror images, through the detector as `ferrite
+/// detect` runs it (letterbox, MediaPipe's weighted NMS), int8 BlazeFace
+/// finds the faces the float model finds (score > 0.5) and no others, each
+/// with box IoU ≥ 0.9 (issue 4).
+#[test]
+fn int8_blazeface_finds_the_float_faces_on_the_photos() {
+    let (float, int8) = (blazeface(), int8_blazeface());
+    let mut df = Detector::new(&float, Options::default()).unwrap();
+    let mut dq = Detector::new(&int8, Options::default()).unwrap();
+    let (mut faces, mut worst) = (0, 1.0f64);
+    let mut problems = Vec::new();
+    for name in PHOTOS {
+        let img = image_io::load(&image_path(name)).unwrap();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        for mirrored in [false, true] {
+            let rgb = if mirrored {
+                mirror(img.as_raw(), w)
+            } else {
+                img.as_raw().clone()
+            };
+            let frame = Frame::packed(PixelFormat::Rgb8, w, h, &rgb).unwrap();
+            let f = df.detect(&frame).unwrap().to_vec();
+            let q = dq.detect(&frame).unwrap().to_vec();
+            let label = format!("{name}{}", if mirrored { " (mirrored)" } else { "" });
+            let scores = |d: &[Detection]| d.iter().map(|d| d.score).collect::<Vec<_>>();
+            eprintln!("{label}: float {:?}, int8 {:?}", scores(&f), scores(&q));
+            if f.len() != q.len() {
+                problems.push(format!(
+                    "{label}: float finds {:?}, int8 {:?}",
+                    scores(&f),
+                    scores(&q)
+                ));
+            }
+            for d in &f {
+                let best = q
+                    .iter()
+                    .map(|e| iou(d.bbox.map(f64::from), e.bbox.map(f64::from)))
+                    .fold(0.0, f64::max);
+                faces += 1;
+                worst = worst.min(best);
+                if best < 0.9 {
+                    problems.push(format!(
+                        "{label}: float face {:?} best int8 IoU {best:.3}",
+                        d.bbox
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("photos and mirrors: {faces} float faces, worst int8 box IoU {worst:.4}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(faces >= 4, "only {faces} faces on the photos");
+}
+
 /// int8 BlazeFace (calibrated on crops of the photos) finds the same faces
 /// as MediaPipe: same count per image, box IoU ≥ 0.9, keypoints within 2%
 /// of the image size, no faces on the cat, coffee, rocket and motorcycle;
 /// and the same faces as the float model (score > 0.5) with IoU ≥ 0.9.
 ///
-/// Not met yet: boxes and keypoints are (worst IoU 0.96, keypoints within
-/// 0.5%), but faces scoring near the 0.5 threshold flip: faces_grid's 0.51
-/// and 0.54 faces (logits 0.05 and 0.15) and chelsea's best non-face (logit
-/// -0.18), against int8 logit noise of about 0.23 rms there. Run with
-/// `--ignored`; it prints the measured numbers.
+/// Not met on `faces_grid`, where MediaPipe finds 4 of the 9 pasted faces
+/// (0.795 to 0.512) and scores four more at 0.43 to 0.48: int8 misses its
+/// 0.538 face, finds two of the others (0.522, 0.503), and boxes its 0.638
+/// face with IoU 0.74. Faces that near the threshold flip under any small
+/// change of the input: MediaPipe itself finds 5 faces there once the image
+/// moves by one pixel left, and 7 once it moves up
+/// (`models/detect/stability.sh`). Run with `--ignored`; it prints the
+/// measured numbers.
 #[test]
-#[ignore = "int8 score noise still flips faces near the 0.5 threshold (see the doc comment)"]
+#[ignore = "faces_grid: int8 flips faces near the threshold (see the doc comment)"]
 fn int8_blazeface_matches_mediapipe() {
     let int8 = int8_blazeface();
     let a = compare_with_mediapipe(&int8, 0.9, 0.1);

@@ -34,6 +34,13 @@ def sqnr(ref, q):
     return float("inf") if e == 0 else float(10 * np.log10((ref ** 2).sum() / e))
 
 
+def sigmoid_sqnr(ref_logits, q_logits):
+    """SQNR of the scores a detector reads (after the sigmoid, MediaPipe's
+    clipping at +-100)."""
+    sig = lambda x: 1 / (1 + np.exp(-np.clip(np.asarray(x, np.float64), -100, 100)))
+    return sqnr(sig(ref_logits), sig(q_logits))
+
+
 # --- runners -----------------------------------------------------------------
 
 def run_tflite(path, xs):
@@ -167,7 +174,10 @@ ANCHORS = anchors_short_range()
 
 
 def faces(scores, boxes, thr=0.5):
-    """Faces (score > thr) after greedy NMS: [(score, x0, y0, x1, y1)]."""
+    """Faces (score > thr) after MediaPipe's weighted NMS, as the BlazeFace
+    preset runs it: [(score, x0, y0, x1, y1)]. Each face is the best
+    remaining candidate's score with the score-weighted mean box of the
+    candidates overlapping it by IoU > 0.3."""
     s = 1 / (1 + np.exp(-np.clip(scores.ravel().astype(np.float64), -100, 100)))
     b = boxes.reshape(-1, 16)
     cx = b[:, 0] / 128 + ANCHORS[:, 0]
@@ -177,9 +187,13 @@ def faces(scores, boxes, thr=0.5):
     cand = [(s[i], cx[i] - w[i] / 2, cy[i] - h[i] / 2, cx[i] + w[i] / 2, cy[i] + h[i] / 2)
             for i in np.argsort(-s) if s[i] > thr]
     keep = []
-    for c in cand:
-        if all(iou(c, k) < 0.3 for k in keep):
-            keep.append(c)
+    while cand:
+        top = cand[0]
+        group = [c for c in cand if iou(top, c) > 0.3]
+        cand = [c for c in cand if iou(top, c) <= 0.3]
+        total = sum(c[0] for c in group)
+        keep.append((top[0],) + tuple(sum(c[0] * c[j] for c in group) / total
+                                      for j in range(1, 5)))
     return keep
 
 
@@ -285,7 +299,8 @@ def main():
     fcal = np.load(os.path.join(data, "face/calib_nhwc.npy"))
     fev = np.load(os.path.join(data, "face/eval_nhwc.npy"))
     fref = run_tflite(face_tfl, fev)  # sorted by name: classificators, regressors
-    # The photos themselves (and mirrored), 128x128: the faces a user would see.
+    # The photos themselves (and mirrored), letterboxed to 128x128 on black
+    # as MediaPipe and the BlazeFace preset do: the faces a user would see.
     from PIL import Image
     sys.path.insert(0, here)
     import make_data
@@ -295,18 +310,29 @@ def main():
         im = Image.open(make_data.find_photo(p)).convert("RGB")
         for flip in (False, True):
             j = im.transpose(Image.FLIP_LEFT_RIGHT) if flip else im
-            photos.append(np.asarray(j.resize((128, 128), Image.BILINEAR), np.float32) / 127.5 - 1)
+            k = 128 / max(j.size)
+            w, h = max(1, round(j.width * k)), max(1, round(j.height * k))
+            boxed = Image.new("RGB", (128, 128))
+            boxed.paste(j.resize((w, h), Image.BILINEAR), ((128 - w) // 2, (128 - h) // 2))
+            photos.append(np.asarray(boxed, np.float32) / 127.5 - 1)
     photos = np.stack(photos)
     pref = run_tflite(face_tfl, photos)
     face_rows = []
+    # With the detector preset, as a user converts BlazeFace: the score
+    # logits' range is narrowed towards the threshold and the heads stay
+    # float (unless --int8-heads).
+    preset = ["--detector", "blazeface-short-range"]
     for label, extra in [("percentile", ["--calib-method", "percentile",
                                          "--report", os.path.join(work, "face_report.html")]),
                          ("avgminmax", ["--calib-method", "avgminmax"]),
                          ("mse, --equalize", ["--calib-method", "mse", "--equalize"]),
+                         ("mse, --equalize, --int8-heads",
+                          ["--calib-method", "mse", "--equalize", "--int8-heads"]),
                          ("percentile, --min-sqnr 15: mixed precision",
                           ["--calib-method", "percentile", "--min-sqnr", "15"])]:
         face_fer = os.path.join(work, f"face_int8_{len(face_rows)}.fer")
-        err = ferrite_convert(ferrite, face_tfl, face_fer, os.path.join(data, "face/calib"), extra)
+        err = ferrite_convert(ferrite, face_tfl, face_fer, os.path.join(data, "face/calib"),
+                              preset + extra)
         if err:
             sys.exit(f"ferrite convert (BlazeFace) failed: {err}")
         fq = run_ferrite(ferrite, face_fer, fev, work)  # model order: regressors, scores
@@ -314,7 +340,7 @@ def main():
         same, nf, mi = face_agreement(fref[0], fref[1], fq[1], fq[0])
         psame, pnf, pmi = face_agreement(pref[0], pref[1], pq[1], pq[0])
         face_rows.append((f"Ferrite int8 (short-range .tflite, {label})", sqnr(fref[0], fq[1]),
-                          sqnr(fref[1], fq[0]), same, len(fev), nf, mi, psame, len(photos), pnf,
+                          sigmoid_sqnr(fref[0], fq[1]), sqnr(fref[1], fq[0]), same, len(fev), nf, mi, psame, len(photos), pnf,
                           pmi))
     if face_onnx and os.path.exists(face_onnx):
         oref = run_onnx(face_onnx, fev)
@@ -331,7 +357,7 @@ def main():
         psame, pnf, pmi = face_agreement(cat(po, 0, 1), cat(po, 2, 3), cat(pq, 0, 1),
                                          cat(pq, 2, 3))
         face_rows.append(("onnxruntime quantize_static (front 128 ONNX, QDQ per-channel)",
-                          sqnr(r_s, q_s), sqnr(r_b, q_b), same, len(fev), nf, mi, psame,
+                          sqnr(r_s, q_s), sigmoid_sqnr(r_s, q_s), sqnr(r_b, q_b), same, len(fev), nf, mi, psame,
                           len(photos), pnf, pmi))
     for r in face_rows:
         print(r, flush=True)
@@ -347,10 +373,10 @@ def main():
         else:
             lines.append(f"| {name} | {t1}/{total} ({100 * t1 / total:.1f}%) | {s:.2f} | {note} |")
     lines += ["", f"BlazeFace, {len(fev)} evaluation crops, 64 calibration samples:", "",
-              "| quantizer | score SQNR (dB) | box SQNR (dB) | crops with the same faces (IoU ≥ 0.9) | float faces in crops | worst IoU | photos with the same faces | float faces in photos | worst IoU (photos) |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for name, ss, bs, same, tot, nf, mi, ps, pt, pnf, pmi in face_rows:
-        lines.append(f"| {name} | {ss:.2f} | {bs:.2f} | {same}/{tot} | {nf} | {mi:.3f} | "
+              "| quantizer | score SQNR, logits (dB) | score SQNR, after the sigmoid (dB) | box SQNR (dB) | crops with the same faces (IoU ≥ 0.9) | float faces in crops | worst IoU | photos with the same faces | float faces in photos | worst IoU (photos) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, ss, sg, bs, same, tot, nf, mi, ps, pt, pnf, pmi in face_rows:
+        lines.append(f"| {name} | {ss:.2f} | {sg:.2f} | {bs:.2f} | {same}/{tot} | {nf} | {mi:.3f} | "
                      f"{ps}/{pt} | {pnf} | {pmi:.3f} |")
     lines.append("<!-- quant-compare:end -->")
     text = open(doc).read() if os.path.exists(doc) else ""
