@@ -26,7 +26,10 @@
 //!
 //! Graph outputs declared as sigmoid logits (`QuantizeOptions::logit_outputs`,
 //! a detector's scores) get the range a LOGISTIC input gets, and their
-//! agreement with float is measured after the sigmoid.
+//! agreement with float is measured after the sigmoid. The weighted ops
+//! that make the outputs in `QuantizeOptions::float_heads` (a detector's
+//! heads, see [`plan::heads`]) stay float, and so does data movement whose
+//! inputs all come from float ops.
 //!
 //! Held-out samples: with `--calib-samples N`, the first N samples of the
 //! folder calibrate and the following ones (up to 64) are held out for the

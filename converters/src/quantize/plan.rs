@@ -225,16 +225,22 @@ fn moves_values(code: OpCode) -> bool {
     )
 }
 
+/// The node writing each tensor (`None` for inputs and constants).
+fn producers(g: &Graph) -> Vec<Option<usize>> {
+    let mut p = vec![None; g.tensors.len()];
+    for (n, node) in g.nodes.iter().enumerate() {
+        for &o in &node.outputs {
+            p[o] = Some(n);
+        }
+    }
+    p
+}
+
 /// The heads of graph outputs `outputs` (indices into `g.outputs`): the
 /// weighted ops (conv, fully-connected) that produce them, reached back
 /// from each output through data movement only.
 pub fn heads(g: &Graph, outputs: &[usize]) -> Vec<usize> {
-    let mut producer = vec![None; g.tensors.len()];
-    for (n, node) in g.nodes.iter().enumerate() {
-        for &o in &node.outputs {
-            producer[o] = Some(n);
-        }
-    }
+    let producer = producers(g);
     let mut found = Vec::new();
     let mut seen = vec![false; g.nodes.len()];
     let mut stack: Vec<usize> = outputs
@@ -328,12 +334,7 @@ pub fn assign(
     // stays float: run in int8 it would only add a rounding step between
     // float producers and (usually) float readers. BlazeFace with its heads
     // kept float: the RESHAPEs and CONCATENATIONs after them.
-    let mut producer = vec![None; nt];
-    for (n, node) in g.nodes.iter().enumerate() {
-        for &o in &node.outputs {
-            producer[o] = Some(n);
-        }
-    }
+    let producer = producers(g);
     for (n, node) in g.nodes.iter().enumerate() {
         if !int8[n] || !moves_values(node.code) {
             continue;
