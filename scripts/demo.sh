@@ -11,11 +11,12 @@ cargo build --release --quiet
 ferrite=target/release/ferrite
 out=${TMPDIR:-/tmp}/ferrite-demo
 mkdir -p "$out"
-# int8, calibrated on the bundled photos (models/detect/images, stretched to
-# the model's 128x128 input by the --preprocess spec).
+# int8, calibrated on the bundled photos (models/detect/images), each
+# letterboxed to the model's 128x128 input exactly as the detector will
+# pre-process camera frames (the preset's pre-processing).
 $ferrite convert models/fixtures/face_detection_short_range.tflite -o "$out/face-int8.fer" \
     --detector blazeface-short-range --quantize int8 --calib models/detect/images \
-    --preprocess "resize=128x128,scale=1/127.5,offset=-1" --calib-method mse --equalize
+    --calib-method mse --equalize
 # One JSON line per image: boxes and keypoints in the photo's pixels.
 $ferrite detect "$out/face-int8.fer" --image models/fixtures/astronaut_256.jpg \
     --out "$out/astronaut_annotated.jpg"

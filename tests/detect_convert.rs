@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrite_convert::{convert_with, ConvertOptions};
-use ferrite_pipelines::spec::{DetectorSpec, META_DETECTOR};
+use ferrite_pipelines::spec::{DetectorSpec, PreprocessSpec, META_DETECTOR, META_PREPROCESS};
 use ferrite_runtime::Model;
 
 fn root() -> &'static Path {
@@ -204,4 +204,35 @@ fn labels_file_and_preprocess_override_the_preset() {
         ferrite_pipelines::spec::ResizeMode::Stretch
     );
     assert_eq!(s.preprocess.width, 128);
+}
+
+/// `--preprocess` without `resize=` takes the model's input size (the
+/// issue's own example: `"scale=1/127.5,offset=-1"`).
+#[test]
+fn preprocess_without_resize_takes_the_input_size() {
+    let out = convert_with(
+        &blazeface_src(),
+        &ConvertOptions {
+            preprocess: Some("scale=1/127.5,offset=-1".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let m = Model::from_vec(&out.bytes).unwrap();
+    let p: PreprocessSpec =
+        serde_json::from_slice(&m.metadata(META_PREPROCESS).expect("stored").value).unwrap();
+    assert_eq!((p.width, p.height), (128, 128));
+    assert_eq!(p.input_shape(), [1, 128, 128, 3]);
+    assert!((p.scale[0] - 1.0 / 127.5).abs() < 1e-7 && p.offset == [-1.0; 3]);
+    // A size that is not the model's is still caught.
+    let e = convert_with(
+        &blazeface_src(),
+        &ConvertOptions {
+            preprocess: Some("resize=96x96".into()),
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("a wrong size fails");
+    assert!(format!("{e:#}").contains("[1, 96, 96, 3]"), "{e:#}");
 }

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use ferrite::npy::{self, Array};
-use ferrite_convert::quantize::calib::{self, Preprocess};
+use ferrite_convert::quantize::calib;
 use ferrite_convert::{ConvertOptions, QuantizeOptions};
+use ferrite_pipelines::spec::PreprocessSpec;
 use ferrite_runtime::{DType, Model, Options, Session};
 
 const FACE: &str = "models/fixtures/face_detection_short_range.tflite";
@@ -23,8 +24,8 @@ fn root() -> PathBuf {
 
 /// The photo at 256x256 in [-1, 1], NHWC.
 fn photo() -> Vec<f32> {
-    let pre = Preprocess::parse("scale=1/127.5,offset=-1").unwrap();
-    calib::read_image(&root().join(PHOTO), &[1, 256, 256, 3], &pre)
+    let pre = PreprocessSpec::parse_flag("resize=256x256,scale=1/127.5,offset=-1", None).unwrap();
+    calib::read_image(&root().join(PHOTO), &[1, 256, 256, 3], Some(&pre))
         .unwrap()
         .data
 }

@@ -166,21 +166,56 @@ fn images_calibrate_with_a_preprocess_spec() {
         calib.join("a.jpg"),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .arg("convert")
-        .arg(root().join(FACE))
-        .arg("-o")
-        .arg(&out)
-        .args(["--quantize", "int8", "--calib"])
-        .arg(&calib)
-        .args(["--preprocess", "resize=128x128,scale=1/127.5,offset=-1"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Without resize= (the model's input size), or with a detector's own
+    // pre-processing (letterbox) and nothing else.
+    for extra in [
+        &["--preprocess", "scale=1/127.5,offset=-1"][..],
+        &[
+            "--preprocess",
+            "resize=128x128,scale=1/127.5,offset=-1,fit=letterbox,pad=114",
+        ],
+        &["--detector", "blazeface-short-range"],
+    ] {
+        std::fs::write(&out, b"previous contents").unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .arg("convert")
+            .arg(root().join(FACE))
+            .arg("-o")
+            .arg(&out)
+            .args(["--quantize", "int8", "--calib"])
+            .arg(&calib)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            stdout.contains("Quantized") && stdout.contains("none held out"),
+            "{stdout}"
+        );
+        assert_ne!(std::fs::read(&out).unwrap(), b"previous contents");
+    }
+}
+
+#[test]
+fn images_without_a_preprocess_spec_are_refused() {
+    let (calib, out) = setup("images-nospec");
+    std::fs::copy(
+        root().join("models/fixtures/astronaut_256.jpg"),
+        calib.join("a.jpg"),
+    )
+    .unwrap();
+    let err = convert_fails(&calib, &out, &[]);
     assert!(
-        stdout.contains("Quantized") && stdout.contains("none held out"),
-        "{stdout}"
+        err.contains("a.jpg") && err.contains("--preprocess"),
+        "{err}"
     );
-    assert_ne!(std::fs::read(&out).unwrap(), b"previous contents");
+    // A spec for another input size.
+    let err = convert_fails(&calib, &out, &["--preprocess", "resize=96x96"]);
+    assert!(err.contains("[1, 96, 96, 3]"), "{err}");
+    assert_untouched(&out);
 }

@@ -37,8 +37,9 @@ conv "$models/mobilenet_v2_torchvision_int8.tflite" "$fer/mobilenet_v2_int8.fer"
 conv "$models/mobilenet_v2_torchvision_qdq_int8.onnx" "$fer/mobilenet_v2_qdq.fer"
 conv "$models/mobilenet_v2_torchvision_f32.tflite" "$fer/mobilenet_v2_f32.fer"
 conv "$root/models/fixtures/face_detection_short_range.tflite" "$fer/blazeface_f32.fer"
-# BlazeFace int8 from Ferrite's own quantizer (as scripts/demo.sh makes it); no
-# peer has this int8 model, so its row compares with the f32 row above.
+# BlazeFace int8 from Ferrite's own quantizer (scripts/demo.sh's settings, but
+# without the detector preset, so every op is int8, heads included); no peer
+# has this int8 model, so its row compares with the f32 row above.
 "$exe" convert "$root/models/fixtures/face_detection_short_range.tflite" -o "$fer/blazeface_int8.fer" \
     --quantize int8 --calib "$root/models/detect/images" --calib-method mse --equalize \
     --preprocess "resize=128x128,scale=1/127.5,offset=-1" >/dev/null

@@ -191,7 +191,12 @@ fn convert_in_dir(
             } else if q.int8_heads {
                 bail!("--int8-heads: no detector is given (--detector or --detector-spec), so there are no heads to keep float");
             }
-            let r = quantize::quantize(&graph, &q, options.preprocess.as_deref())?;
+            let input = match graph.inputs.as_slice() {
+                [i] => graph.tensors[*i].shape.clone(),
+                _ => Vec::new(),
+            };
+            let pre = pipeline_meta::preprocess_spec(options, &input)?;
+            let r = quantize::quantize(&graph, &q, pre.as_ref())?;
             (r.graph, Some(r.summary))
         }
         None => (graph, None),

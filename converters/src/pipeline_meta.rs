@@ -47,6 +47,27 @@ pub fn detector_spec(options: &ConvertOptions) -> Result<Option<DetectorSpec>> {
     Ok(Some(spec))
 }
 
+/// The pre-processing `options` declare for a model whose input has shape
+/// `input`: the detector's (with `--preprocess` overriding its parts), or
+/// `--preprocess` over the defaults for that input (so an image model's
+/// `resize=` may be left out); `None` when neither is given. The package
+/// stores it, and the quantizer calibrates from images with it.
+pub fn preprocess_spec(
+    options: &ConvertOptions,
+    input: &[usize],
+) -> Result<Option<PreprocessSpec>> {
+    if let Some(spec) = detector_spec(options)? {
+        return Ok(Some(spec.preprocess));
+    }
+    let Some(p) = &options.preprocess else {
+        return Ok(None);
+    };
+    let base = PreprocessSpec::for_input(input);
+    PreprocessSpec::parse_flag(p, base.as_ref())
+        .map(Some)
+        .map_err(anyhow::Error::msg)
+}
+
 /// Reads a labels file: one label per line, blank lines at the end ignored.
 pub fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
@@ -101,12 +122,9 @@ pub fn apply(graph: &mut Graph, options: &ConvertOptions) -> Result<()> {
             meta_kind::JSON,
             serde_json::to_vec(&spec.preprocess)?,
         );
-    } else if let Some(p) = &options.preprocess {
-        let pre = PreprocessSpec::parse_flag(p, None).map_err(anyhow::Error::msg)?;
-        let want = match pre.layout {
-            ferrite_pipelines::spec::Layout::Nhwc => vec![1, pre.height, pre.width, 3],
-            ferrite_pipelines::spec::Layout::Nchw => vec![1, 3, pre.height, pre.width],
-        };
+    } else if let Some(pre) = preprocess_spec(options, &shapes.input)? {
+        let p = options.preprocess.as_deref().unwrap_or_default();
+        let want = pre.input_shape();
         if shapes.input != want {
             bail!(
                 "--preprocess {p}: the model's input is {:?}, not {want:?}",

@@ -201,16 +201,52 @@ impl PreprocessSpec {
         Ok(())
     }
 
-    /// Parses `ferrite convert --preprocess`, in the grammar the quantizer's
-    /// calibration reads too: comma-separated `resize=HxW`, `mean=a:b:c`,
-    /// `std=a:b:c`, `scale=S` (a number or `1/N`), `offset=O`, `rgb`/`bgr`
-    /// (or `order=`), `nhwc`/`nchw` (or `layout=`), plus `fit=letterbox|stretch`
-    /// and `pad=a:b:c` (0..=255). A pixel `p` becomes
-    /// `((p * scale + offset) - mean[c]) / std[c]`.
+    /// The defaults for a `width`x`height` input in `layout`: stretch,
+    /// half-pixel sampling, RGB, `p / 255`, black padding.
+    pub fn new(width: usize, height: usize, layout: Layout) -> Self {
+        PreprocessSpec {
+            width,
+            height,
+            resize: ResizeMode::Stretch,
+            coordinates: Coordinates::HalfPixel,
+            pad: [0.0; 3],
+            color: ColorOrder::Rgb,
+            layout,
+            scale: default_scale(),
+            offset: [0.0; 3],
+        }
+    }
+
+    /// The model input shape this spec writes: `[1, H, W, 3]` or `[1, 3, H, W]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        match self.layout {
+            Layout::Nhwc => [1, self.height, self.width, 3],
+            Layout::Nchw => [1, 3, self.height, self.width],
+        }
+    }
+
+    /// The defaults for a model input of `shape` when it is an image
+    /// (`[1, H, W, 3]` or `[1, 3, H, W]`), so that `--preprocess` may leave
+    /// out `resize=`; `None` otherwise.
+    pub fn for_input(shape: &[usize]) -> Option<Self> {
+        match *shape {
+            [1, h, w, 3] => Some(Self::new(w, h, Layout::Nhwc)),
+            [1, 3, h, w] => Some(Self::new(w, h, Layout::Nchw)),
+            _ => None,
+        }
+    }
+
+    /// Parses `ferrite convert --preprocess` (the one parser of it: the
+    /// package metadata and the quantizer's image calibration both come
+    /// from here): comma-separated `resize=HxW`, `mean=a:b:c`, `std=a:b:c`,
+    /// `scale=S` (a number or `1/N`), `offset=O`, `rgb`/`bgr` (or `order=`),
+    /// `nhwc`/`nchw` (or `layout=`), `fit=letterbox|stretch`, `pad=a:b:c`
+    /// (0..=255) and `coordinates=half_pixel|asymmetric|opencv_warp`. A pixel
+    /// `p` becomes `((p * scale + offset) - mean[c]) / std[c]`.
     ///
-    /// Items not given keep `base`'s values (a preset's, or the defaults:
-    /// stretch, RGB, NHWC, `p / 255`); `resize` is required when `base` is
-    /// `None`.
+    /// Items not given keep `base`'s values (a preset's, [`Self::for_input`]'s,
+    /// or the defaults of [`Self::new`]); `resize` is required when `base`
+    /// is `None`.
     pub fn parse_flag(s: &str, base: Option<&PreprocessSpec>) -> Result<Self, Error> {
         let bad = |msg: String| Error::Spec(format!("--preprocess {s}: {msg}"));
         let num = |v: &str| -> Result<f32, Error> {
@@ -238,17 +274,9 @@ impl PreprocessSpec {
                 ))),
             }
         };
-        let mut spec = base.cloned().unwrap_or(PreprocessSpec {
-            width: 0,
-            height: 0,
-            resize: ResizeMode::Stretch,
-            coordinates: Coordinates::HalfPixel,
-            pad: [0.0; 3],
-            color: ColorOrder::Rgb,
-            layout: Layout::Nhwc,
-            scale: default_scale(),
-            offset: [0.0; 3],
-        });
+        let mut spec = base
+            .cloned()
+            .unwrap_or_else(|| Self::new(0, 0, Layout::Nhwc));
         let (mut scale, mut offset, mut mean, mut std) = (None, None, None, None);
         for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
             let (k, v) = match item.split_once('=') {
@@ -703,10 +731,7 @@ impl DetectorSpec {
     /// `[1, num_boxes, num_classes]` (a leading 1 may be absent).
     pub fn check_model(&self, shapes: &ModelShapes) -> Result<(), Error> {
         let p = &self.preprocess;
-        let want_in: [usize; 4] = match p.layout {
-            Layout::Nhwc => [1, p.height, p.width, 3],
-            Layout::Nchw => [1, 3, p.height, p.width],
-        };
+        let want_in = p.input_shape();
         if shapes.input != want_in {
             return Err(Error::Spec(format!(
                 "preprocess: the spec wants input shape {want_in:?} ({:?}, {}x{}) but the model's input is {:?}",

@@ -1,6 +1,8 @@
 //! Calibration samples: a folder of `.npy` files (one sample each, or a
 //! batch per file) or a folder of images decoded with the `image` crate and
-//! turned into the model's input by a [`Preprocess`] spec.
+//! turned into the model's input by the package's pre-processing spec (a
+//! detector's, or `--preprocess`), through the same fused pass
+//! ([`Resampler`]) the device runs on camera frames.
 //!
 //! Every sample is checked before it is used: its shape must match the
 //! model's input, and every value must be finite. Errors name the file.
@@ -8,6 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use ferrite_pipelines::preprocess::{Frame, InputTensor, PixelFormat, Resampler};
+use ferrite_pipelines::spec::PreprocessSpec;
 
 /// One calibration or evaluation sample: the input tensor's f32 values in
 /// the model's layout, and where they came from (for messages).
@@ -16,222 +20,6 @@ pub struct Sample {
     /// File name, with `[k]` appended for the k-th sample of a batch file.
     pub name: String,
     pub data: Vec<f32>,
-}
-
-/// Channel layout of an image input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    Nhwc,
-    Nchw,
-}
-
-/// How an image becomes a model input (`--preprocess`).
-///
-/// Grammar: comma-separated items, any of `resize=HxW`, `mean=a:b:c`,
-/// `std=a:b:c`, `scale=S` (a number or `1/N`), `offset=O`, `rgb` / `bgr`,
-/// `nhwc` / `nchw`. A pixel value `p` in 0..=255 becomes
-/// `((p * scale + offset) - mean[c]) / std[c]`, with `scale` defaulting to
-/// `1/255`, `offset` to 0, `mean` to 0 and `std` to 1. Without `resize` the
-/// image is resized to the model's input size; without a layout it is
-/// inferred from which input dimension is 3.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Preprocess {
-    pub resize: Option<(usize, usize)>,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-    pub scale: f32,
-    pub offset: f32,
-    pub bgr: bool,
-    pub layout: Option<Layout>,
-}
-
-impl Default for Preprocess {
-    fn default() -> Self {
-        Preprocess {
-            resize: None,
-            mean: [0.0; 3],
-            std: [1.0; 3],
-            scale: 1.0 / 255.0,
-            offset: 0.0,
-            bgr: false,
-            layout: None,
-        }
-    }
-}
-
-fn parse_num(s: &str, what: &str) -> Result<f32> {
-    let v = match s.split_once('/') {
-        Some((a, b)) => {
-            let a: f64 = a
-                .trim()
-                .parse()
-                .ok()
-                .context(format!("{what}: bad number '{s}'"))?;
-            let b: f64 = b
-                .trim()
-                .parse()
-                .ok()
-                .context(format!("{what}: bad number '{s}'"))?;
-            if b == 0.0 {
-                bail!("{what}: division by zero in '{s}'");
-            }
-            a / b
-        }
-        None => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .context(format!("{what}: bad number '{s}'"))?,
-    };
-    if !v.is_finite() {
-        bail!("{what}: '{s}' is not finite");
-    }
-    Ok(v as f32)
-}
-
-fn parse_triple(s: &str, what: &str) -> Result<[f32; 3]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    match parts.len() {
-        1 => Ok([parse_num(parts[0], what)?; 3]),
-        3 => Ok([
-            parse_num(parts[0], what)?,
-            parse_num(parts[1], what)?,
-            parse_num(parts[2], what)?,
-        ]),
-        _ => bail!("{what}: expected one value or three separated by ':' (got '{s}')"),
-    }
-}
-
-impl Preprocess {
-    /// Parses a `--preprocess` spec (see the type's docs for the grammar).
-    /// Errors name the item that is wrong.
-    pub fn parse(spec: &str) -> Result<Self> {
-        let mut p = Preprocess::default();
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (key, value) = match item.split_once('=') {
-                Some((k, v)) => (k.trim(), Some(v.trim())),
-                None => (item, None),
-            };
-            fn need<'a>(v: Option<&'a str>, key: &str) -> Result<&'a str> {
-                v.with_context(|| format!("--preprocess: '{key}' needs a value"))
-            }
-            match key {
-                "resize" => {
-                    let v = need(value, key)?;
-                    let (h, w) = v
-                        .split_once('x')
-                        .context(format!("--preprocess: resize={v}: expected HxW"))?;
-                    let (h, w): (usize, usize) = match (h.parse(), w.parse()) {
-                        (Ok(h), Ok(w)) if h > 0 && w > 0 => (h, w),
-                        _ => bail!("--preprocess: resize={v}: expected positive HxW"),
-                    };
-                    p.resize = Some((h, w));
-                }
-                "mean" => p.mean = parse_triple(need(value, key)?, "--preprocess mean")?,
-                "std" => {
-                    p.std = parse_triple(need(value, key)?, "--preprocess std")?;
-                    if p.std.contains(&0.0) {
-                        bail!("--preprocess: std must not be 0");
-                    }
-                }
-                "scale" => p.scale = parse_num(need(value, key)?, "--preprocess scale")?,
-                "offset" => p.offset = parse_num(need(value, key)?, "--preprocess offset")?,
-                "rgb" | "bgr" if value.is_none() => p.bgr = key == "bgr",
-                "order" => match need(value, key)? {
-                    "rgb" => p.bgr = false,
-                    "bgr" => p.bgr = true,
-                    v => bail!("--preprocess: order={v}: expected rgb or bgr"),
-                },
-                "nhwc" | "nchw" if value.is_none() => {
-                    p.layout = Some(if key == "nhwc" {
-                        Layout::Nhwc
-                    } else {
-                        Layout::Nchw
-                    })
-                }
-                "fit" => match need(value, key)? {
-                    "stretch" => {}
-                    v => bail!(
-                        "--preprocess: fit={v}: calibration from images supports fit=stretch; \
-                         use a folder of .npy files for other fits"
-                    ),
-                },
-                "pad" => {}
-                "layout" => {
-                    p.layout = Some(match need(value, key)? {
-                        "nhwc" | "NHWC" => Layout::Nhwc,
-                        "nchw" | "NCHW" => Layout::Nchw,
-                        v => bail!("--preprocess: layout={v}: expected nhwc or nchw"),
-                    })
-                }
-                _ => bail!(
-                    "--preprocess: unknown item '{item}' (expected resize=HxW, mean=, std=, \
-                     scale=, offset=, rgb|bgr, nhwc|nchw)"
-                ),
-            }
-        }
-        Ok(p)
-    }
-
-    /// The layout and (height, width) of an image input of `shape`.
-    fn geometry(&self, shape: &[usize]) -> Result<(Layout, usize, usize)> {
-        if shape.len() != 4 || shape[0] != 1 {
-            bail!(
-                "image calibration needs a [1,H,W,3] or [1,3,H,W] model input (the input is {shape:?}); \
-                 use a folder of .npy files instead"
-            );
-        }
-        let layout = match self.layout {
-            Some(l) => l,
-            None if shape[3] == 3 => Layout::Nhwc,
-            None if shape[1] == 3 => Layout::Nchw,
-            None => bail!("image calibration needs 3 channels; the model input is {shape:?}"),
-        };
-        let (c, h, w) = match layout {
-            Layout::Nhwc => (shape[3], shape[1], shape[2]),
-            Layout::Nchw => (shape[1], shape[2], shape[3]),
-        };
-        if c != 3 {
-            bail!("image calibration needs 3 channels; the model input is {shape:?}");
-        }
-        if let Some((rh, rw)) = self.resize {
-            if (rh, rw) != (h, w) {
-                bail!("--preprocess resize={rh}x{rw} does not match the model input {shape:?}");
-            }
-        }
-        Ok((layout, h, w))
-    }
-
-    /// Turns a decoded RGB image into input values of `shape`.
-    pub fn apply(&self, img: &image::RgbImage, shape: &[usize]) -> Result<Vec<f32>> {
-        let (layout, h, w) = self.geometry(shape)?;
-        let resized;
-        let img = if img.dimensions() == (w as u32, h as u32) {
-            img
-        } else {
-            resized = image::imageops::resize(
-                img,
-                w as u32,
-                h as u32,
-                image::imageops::FilterType::Triangle,
-            );
-            &resized
-        };
-        let mut out = vec![0f32; 3 * h * w];
-        for (x, y, px) in img.enumerate_pixels() {
-            let (x, y) = (x as usize, y as usize);
-            for c in 0..3 {
-                let src = if self.bgr { 2 - c } else { c };
-                let v = (px.0[src] as f32 * self.scale + self.offset - self.mean[c]) / self.std[c];
-                let i = match layout {
-                    Layout::Nhwc => (y * w + x) * 3 + c,
-                    Layout::Nchw => (c * h + y) * w + x,
-                };
-                out[i] = v;
-            }
-        }
-        Ok(out)
-    }
 }
 
 const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg", "bmp"];
@@ -356,9 +144,27 @@ pub fn read_npy(path: &Path, input_shape: &[usize]) -> Result<Vec<Sample>> {
         .collect()
 }
 
-/// Decodes one image and preprocesses it into an input of `input_shape`.
-pub fn read_image(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Result<Sample> {
+/// Decodes one image and pre-processes it with `pre` into an input of
+/// `input_shape`, as the device would a camera frame.
+pub fn read_image(
+    path: &Path,
+    input_shape: &[usize],
+    pre: Option<&PreprocessSpec>,
+) -> Result<Sample> {
     let name = path.display().to_string();
+    let Some(pre) = pre else {
+        bail!(
+            "{name} is an image: calibrating from images needs --preprocess (how pixels become \
+             the model's input, e.g. \"scale=1/127.5,offset=-1\") or a detector (--detector, \
+             --detector-spec)"
+        );
+    };
+    if input_shape != pre.input_shape() {
+        bail!(
+            "the pre-processing makes {:?} inputs from images, but the model's input is {input_shape:?}",
+            pre.input_shape()
+        );
+    }
     let img = image::ImageReader::open(path)
         .map_err(|e| anyhow!("cannot open {name}: {e:#}"))?
         .with_guessed_format()
@@ -366,12 +172,13 @@ pub fn read_image(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Resul
         .decode()
         .map_err(|e| anyhow!("cannot decode the image {name}: {e:#}"))?
         .to_rgb8();
-    if img.width() == 0 || img.height() == 0 {
-        bail!("the image {name} is empty");
-    }
-    let data = pre
-        .apply(&img, input_shape)
-        .map_err(|e| anyhow!("image {name}: {e:#}"))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut data = vec![0f32; input_shape.iter().product()];
+    Frame::packed(PixelFormat::Rgb8, w, h, img.as_raw())
+        .and_then(|frame| {
+            Resampler::new(pre, w, h)?.run(pre, &frame, &mut InputTensor::F32(&mut data))
+        })
+        .map_err(|e| anyhow!("image {name}: {e}"))?;
     check_finite(&name, &data)?;
     Ok(Sample { name, data })
 }
@@ -382,7 +189,7 @@ pub fn read_image(path: &Path, input_shape: &[usize], pre: &Preprocess) -> Resul
 pub fn load(
     dir: &Path,
     input_shape: &[usize],
-    pre: &Preprocess,
+    pre: Option<&PreprocessSpec>,
     limit: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Sample>> {

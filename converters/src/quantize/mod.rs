@@ -53,7 +53,8 @@ use ferrite_runtime::{
 
 use crate::ir::Graph;
 use crate::QuantizeOptions;
-use calib::{Preprocess, Sample};
+use calib::Sample;
+use ferrite_pipelines::spec::PreprocessSpec;
 use observe::{Method, Observer};
 
 /// Most held-out samples used for the measurements.
@@ -529,10 +530,15 @@ fn try_prepare(g: &Graph) -> Result<std::result::Result<Vec<u8>, (usize, String)
     }
 }
 
-/// Quantizes `g` to int8 as `opts` asks. `preprocess` is the
-/// `--preprocess` spec (needed for image folders).
+/// Quantizes `g` to int8 as `opts` asks. `preprocess` turns images into
+/// inputs (needed for image folders): the package's pre-processing, see
+/// [`crate::pipeline_meta::preprocess_spec`].
 /// Errors name the calibration file or the option that is wrong.
-pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> Result<Quantized> {
+pub fn quantize(
+    g: &Graph,
+    opts: &QuantizeOptions,
+    preprocess: Option<&PreprocessSpec>,
+) -> Result<Quantized> {
     let method = Method::parse(&opts.method)?;
     // A RELU after a conv / fully-connected / ADD becomes that op's fused
     // activation, so the int8 output covers only [0, max] instead of
@@ -562,17 +568,13 @@ pub fn quantize(g: &Graph, opts: &QuantizeOptions, preprocess: Option<&str>) -> 
             input.dtype.name()
         );
     }
-    let pre = match preprocess {
-        Some(s) => Preprocess::parse(s)?,
-        None => Preprocess::default(),
-    };
     if opts.samples == Some(0) {
         bail!("--calib-samples must be at least 1");
     }
     let n_cal = opts.samples.unwrap_or(usize::MAX);
     let limit = n_cal.saturating_add(MAX_EVAL_SAMPLES);
     let pb = progress(0, "loading");
-    let mut samples = calib::load(&opts.calib, &input.shape, &pre, limit, |k| {
+    let mut samples = calib::load(&opts.calib, &input.shape, preprocess, limit, |k| {
         pb.set_length(k as u64);
         pb.set_position(k as u64);
     })?;
