@@ -89,17 +89,22 @@ struct ConvertArgs {
     /// Layout of image inputs/outputs: `model` (as the source) or `nhwc`.
     #[arg(long, default_value = "model")]
     io_layout: String,
-    /// Pre-processing stored in the package, e.g. "resize=224x224,mean=0.485:0.456:0.406,std=0.229:0.224:0.225".
+    /// Pre-processing stored in the package and used to calibrate from
+    /// images, e.g. "mean=0.485:0.456:0.406,std=0.229:0.224:0.225" or
+    /// "scale=1/127.5,offset=-1" (resize= defaults to the model's input;
+    /// with a detector, overrides parts of its pre-processing).
     #[arg(long)]
     preprocess: Option<String>,
     /// Quantize weights and activations: `int8`.
     #[arg(long)]
     quantize: Option<String>,
-    /// Calibration data: a folder of .npy files or images.
+    /// Calibration data: a folder of .npy files, or of images (which need
+    /// --preprocess or a detector to become inputs).
     #[arg(long)]
     calib: Option<PathBuf>,
-    /// Calibration method: minmax, percentile[=99.99] or entropy.
-    #[arg(long, default_value = "minmax")]
+    /// Calibration method: percentile[=P] (the 100-P and P percentiles,
+    /// P = 99.99 by default), minmax, avgminmax, entropy or mse.
+    #[arg(long, default_value = "percentile")]
     calib_method: String,
     /// Use at most this many calibration samples.
     #[arg(long)]

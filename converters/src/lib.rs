@@ -67,7 +67,8 @@ pub enum IoLayout {
 pub struct QuantizeOptions {
     /// Folder of calibration samples (`.npy` files or images).
     pub calib: std::path::PathBuf,
-    /// `minmax`, `percentile[=P]` or `entropy`.
+    /// `percentile[=P]` (the default, also for an empty string), `minmax`,
+    /// `avgminmax`, `entropy` or `mse`.
     pub method: String,
     /// How many calibration samples to use (`None`: all).
     pub samples: Option<usize>,

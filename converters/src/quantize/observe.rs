@@ -35,15 +35,17 @@ pub enum Method {
 }
 
 impl Method {
-    /// Parses `minmax`, `percentile`, `percentile=P` (50 < P ≤ 100) or `entropy`.
+    /// Parses `percentile` (also the empty string: the default),
+    /// `percentile=P` (50 < P ≤ 100), `minmax`, `avgminmax`, `entropy` or
+    /// `mse`.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         Ok(match s {
-            "" | "minmax" | "min-max" => Method::MinMax,
+            "minmax" | "min-max" => Method::MinMax,
             "entropy" | "kl" => Method::Entropy,
             "mse" => Method::Mse,
             "avgminmax" | "avg-minmax" => Method::AvgMinMax,
-            "percentile" => Method::Percentile(99.99),
+            "" | "percentile" => Method::Percentile(99.99),
             _ => match s.strip_prefix("percentile=") {
                 Some(p) => match p.parse::<f64>() {
                     Ok(p) if p > 50.0 && p <= 100.0 => Method::Percentile(p),
@@ -498,6 +500,8 @@ mod tests {
         );
         assert_eq!(Method::parse("entropy").unwrap(), Method::Entropy);
         assert_eq!(Method::parse("mse").unwrap(), Method::Mse);
+        assert_eq!(Method::parse("avgminmax").unwrap(), Method::AvgMinMax);
+        assert_eq!(Method::parse("").unwrap(), Method::Percentile(99.99));
         assert!(Method::parse("percentile=20").is_err());
         assert!(Method::parse("l2").is_err());
     }
