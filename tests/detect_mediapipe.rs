@@ -47,6 +47,14 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     iw * ih / (area(a) + area(b) - iw * ih)
 }
 
+/// The best IoU of `d`'s box with any of `boxes` (0 when there are none).
+fn best_iou(d: &Detection, boxes: impl IntoIterator<Item = [f64; 4]>) -> f64 {
+    boxes
+        .into_iter()
+        .map(|b| iou(d.bbox.map(f64::from), b))
+        .fold(0.0, f64::max)
+}
+
 fn reference() -> serde_json::Value {
     serde_json::from_str(
         &std::fs::read_to_string(root().join("models/detect/reference.json")).unwrap(),
@@ -112,10 +120,7 @@ fn compare_with_mediapipe(model: &Model<'_>, min_iou: f64, score_tol: f64) -> Ag
             let matched: Vec<(f32, f64)> = ours
                 .iter()
                 .map(|d| {
-                    let best = theirs
-                        .iter()
-                        .map(|t| iou(d.bbox.map(f64::from), reference_box(t)))
-                        .fold(0.0, f64::max);
+                    let best = best_iou(d, theirs.iter().map(reference_box));
                     (d.score, (best * 1000.0).round() / 1000.0)
                 })
                 .collect();
@@ -402,10 +407,7 @@ fn int8_blazeface_matches_mediapipe_on_clear_faces() {
             }
         }
         for o in ours.iter().filter(|o| o.score as f64 >= CLEAR) {
-            let best = theirs
-                .iter()
-                .map(|t| iou(o.bbox.map(f64::from), reference_box(t)))
-                .fold(0.0, f64::max);
+            let best = best_iou(o, theirs.iter().map(reference_box));
             if best < 0.9 {
                 problems.push(format!(
                     "{name}: int8 face {:?} (score {}) is not one of MediaPipe's (best IoU {best:.3})",
@@ -479,10 +481,7 @@ fn int8_blazeface_finds_the_float_faces_on_the_photos() {
                 ));
             }
             for d in &f {
-                let best = q
-                    .iter()
-                    .map(|e| iou(d.bbox.map(f64::from), e.bbox.map(f64::from)))
-                    .fold(0.0, f64::max);
+                let best = best_iou(d, q.iter().map(|e| e.bbox.map(f64::from)));
                 faces += 1;
                 worst = worst.min(best);
                 if best < 0.9 {
@@ -532,10 +531,7 @@ fn int8_blazeface_matches_mediapipe() {
             ));
         }
         for d in f {
-            let best = q
-                .iter()
-                .map(|e| iou(d.bbox.map(f64::from), e.bbox.map(f64::from)))
-                .fold(0.0, f64::max);
+            let best = best_iou(d, q.iter().map(|e| e.bbox.map(f64::from)));
             worst = worst.min(best);
         }
     }

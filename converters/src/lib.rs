@@ -177,7 +177,8 @@ fn convert_in_dir(
             // pixel, for a few percent of the model's work (BlazeFace: 4
             // convs, about 1.4 M of its multiply-adds; docs/quantization.md).
             let mut q = q.clone();
-            if let Some(spec) = pipeline_meta::detector_spec(options)? {
+            let detector = pipeline_meta::detector_spec(options)?;
+            if let Some(spec) = &detector {
                 let d = &spec.decode;
                 if d.sigmoid_score && !q.logit_outputs.contains(&d.scores_output) {
                     q.logit_outputs.push(d.scores_output);
@@ -192,11 +193,7 @@ fn convert_in_dir(
             } else if q.int8_heads {
                 bail!("--int8-heads: no detector is given (--detector or --detector-spec), so there are no heads to keep float");
             }
-            let input = match graph.inputs.as_slice() {
-                [i] => graph.tensors[*i].shape.clone(),
-                _ => Vec::new(),
-            };
-            let pre = pipeline_meta::preprocess_spec(options, &input)?;
+            let pre = pipeline_meta::preprocess_spec(options, detector.as_ref(), &graph)?;
             let r = quantize::quantize(&graph, &q, pre.as_ref())?;
             (r.graph, Some(r.summary))
         }

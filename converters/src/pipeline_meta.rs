@@ -47,22 +47,26 @@ pub fn detector_spec(options: &ConvertOptions) -> Result<Option<DetectorSpec>> {
     Ok(Some(spec))
 }
 
-/// The pre-processing `options` declare for a model whose input has shape
-/// `input`: the detector's (with `--preprocess` overriding its parts), or
-/// `--preprocess` over the defaults for that input (so an image model's
-/// `resize=` may be left out); `None` when neither is given. The package
-/// stores it, and the quantizer calibrates from images with it.
+/// The pre-processing `options` declare for `graph`: `detector`'s (the
+/// spec [`detector_spec`] made, with `--preprocess` already applied), or
+/// `--preprocess` over the defaults for the graph's input (so an image
+/// model's `resize=` may be left out); `None` when neither is given. The
+/// package stores it, and the quantizer calibrates from images with it.
 pub fn preprocess_spec(
     options: &ConvertOptions,
-    input: &[usize],
+    detector: Option<&DetectorSpec>,
+    graph: &Graph,
 ) -> Result<Option<PreprocessSpec>> {
-    if let Some(spec) = detector_spec(options)? {
-        return Ok(Some(spec.preprocess));
+    if let Some(spec) = detector {
+        return Ok(Some(spec.preprocess.clone()));
     }
     let Some(p) = &options.preprocess else {
         return Ok(None);
     };
-    let base = PreprocessSpec::for_input(input);
+    let base = match graph.inputs.as_slice() {
+        [i] => PreprocessSpec::for_input(&graph.tensors[*i].shape),
+        _ => None,
+    };
     PreprocessSpec::parse_flag(p, base.as_ref())
         .map(Some)
         .map_err(anyhow::Error::msg)
@@ -122,7 +126,7 @@ pub fn apply(graph: &mut Graph, options: &ConvertOptions) -> Result<()> {
             meta_kind::JSON,
             serde_json::to_vec(&spec.preprocess)?,
         );
-    } else if let Some(pre) = preprocess_spec(options, &shapes.input)? {
+    } else if let Some(pre) = preprocess_spec(options, None, graph)? {
         let p = options.preprocess.as_deref().unwrap_or_default();
         let want = pre.input_shape();
         if shapes.input != want {

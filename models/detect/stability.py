@@ -27,18 +27,25 @@ from PIL import Image, ImageEnhance, ImageOps
 here = Path(__file__).resolve().parent
 
 
+KINDS = ["original", "mirror", "shift-left-1px", "shift-up-1px", "jpeg-q95", "brightness+2%"]
+
+
 def versions(im):
-    w, h = im.size
+    """The image and its five changed versions, as uint8 arrays, by KINDS."""
+    a = np.asarray(im)
+    # A 1-px shift repeats the last column/row.
+    left = np.concatenate([a[:, 1:], a[:, -1:]], axis=1)
+    up = np.concatenate([a[1:], a[-1:]], axis=0)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=95)
-    return {
-        "original": im,
-        "mirror": ImageOps.mirror(im),
-        "shift-left-1px": im.crop((1, 0, w + 1, h)),
-        "shift-up-1px": im.crop((0, 1, w, h + 1)),
-        "jpeg-q95": Image.open(io.BytesIO(buf.getvalue())).convert("RGB"),
-        "brightness+2%": ImageEnhance.Brightness(im).enhance(1.02),
-    }
+    return dict(zip(KINDS, [
+        a,
+        np.asarray(ImageOps.mirror(im)),
+        left,
+        up,
+        np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")),
+        np.asarray(ImageEnhance.Brightness(im).enhance(1.02)),
+    ]))
 
 
 def iou(a, b):
@@ -60,13 +67,7 @@ def main():
                                                    min_detection_confidence=0.5) as fd:
         for path in sorted((here / "images").glob("*.png")):
             im = Image.open(path).convert("RGB")
-            for kind, v in versions(im).items():
-                a = np.asarray(v).copy()
-                # A shift repeats the last column/row instead of PIL's black.
-                if kind == "shift-left-1px":
-                    a[:, -1] = a[:, -2]
-                elif kind == "shift-up-1px":
-                    a[-1] = a[-2]
+            for kind, a in versions(im).items():
                 key = f"{path.stem}@{kind}"
                 Image.fromarray(a).save(tmp / f"{key}.png")
                 h, w = a.shape[:2]
@@ -88,16 +89,15 @@ def main():
             ferrite.setdefault(model, {})[key] = d["detections"]
 
     names = sorted({k.split("@")[0] for k in mediapipe})
-    kinds = list(versions(Image.new("RGB", (2, 2))).keys())
     changed = 0
-    print("MediaPipe's face scores per version (" + ", ".join(kinds) + ")")
+    print("MediaPipe's face scores per version (" + ", ".join(KINDS) + ")")
     for n in names:
-        counts = [len(mediapipe[f"{n}@{k}"]) for k in kinds]
+        counts = [len(mediapipe[f"{n}@{k}"]) for k in KINDS]
         moved = sum(c != counts[0] for c in counts[1:])
         changed += moved
         print(f"{n:16s}", " | ".join(str([d["score"] for d in mediapipe[f"{n}@{k}"]])
-                                      for k in kinds))
-    total = len(names) * (len(kinds) - 1)
+                                      for k in KINDS))
+    total = len(names) * (len(KINDS) - 1)
     print(f"MediaPipe's face count changes on {changed} of {total} changed versions")
     summary = {"mediapipe_count_changes": changed, "changed_versions": total, "packages": {}}
     for model, dets in ferrite.items():

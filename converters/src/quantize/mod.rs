@@ -629,28 +629,22 @@ pub fn quantize(
         }
     }
 
-    let mut logit_outputs = Vec::new();
-    for &i in &opts.logit_outputs {
-        match g.outputs.get(i) {
-            Some(&t) => logit_outputs.push(t),
-            None => bail!(
-                "output {i} is declared as sigmoid logits, but the model has {} outputs",
-                g.outputs.len()
-            ),
-        }
-    }
-
+    // Graph output indices to tensors, checked.
+    let outputs = |indices: &[usize], what: &str| -> Result<Vec<usize>> {
+        indices
+            .iter()
+            .map(|&i| match g.outputs.get(i) {
+                Some(&t) => Ok(t),
+                None => bail!(
+                    "output {i} is declared {what}, but the model has {} outputs",
+                    g.outputs.len()
+                ),
+            })
+            .collect()
+    };
+    let logit_outputs = outputs(&opts.logit_outputs, "as sigmoid logits")?;
     let logits = plan::logit_only(g, &logit_outputs);
-
-    for &i in &opts.float_heads {
-        if i >= g.outputs.len() {
-            bail!(
-                "output {i} is declared a head to keep float, but the model has {} outputs",
-                g.outputs.len()
-            );
-        }
-    }
-    let heads = plan::heads(g, &opts.float_heads);
+    let heads = plan::heads(g, &outputs(&opts.float_heads, "a head to keep float")?);
 
     // Which nodes can run int8.
     let mut int8 = vec![false; g.nodes.len()];

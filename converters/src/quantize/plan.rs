@@ -236,17 +236,14 @@ fn producers(g: &Graph) -> Vec<Option<usize>> {
     p
 }
 
-/// The heads of graph outputs `outputs` (indices into `g.outputs`): the
-/// weighted ops (conv, fully-connected) that produce them, reached back
-/// from each output through data movement only.
+/// The heads of tensors `outputs` (graph outputs): the weighted ops (conv,
+/// fully-connected) that produce them, reached back from each output
+/// through data movement only.
 pub fn heads(g: &Graph, outputs: &[usize]) -> Vec<usize> {
     let producer = producers(g);
     let mut found = Vec::new();
     let mut seen = vec![false; g.nodes.len()];
-    let mut stack: Vec<usize> = outputs
-        .iter()
-        .filter_map(|&i| g.outputs.get(i).copied())
-        .collect();
+    let mut stack = outputs.to_vec();
     while let Some(t) = stack.pop() {
         let Some(n) = producer[t] else { continue };
         if std::mem::replace(&mut seen[n], true) {
@@ -339,13 +336,18 @@ pub fn assign(
         if !int8[n] || !moves_values(node.code) {
             continue;
         }
-        let mut inputs = node.inputs.iter().flatten().filter(|&&t| !is_const(g, t));
-        let mut any = false;
-        let all_float = inputs.all(|&t| {
-            any = true;
-            producer[t].is_some_and(|p| !int8[p])
-        });
-        if any && all_float {
+        let inputs: Vec<usize> = node
+            .inputs
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&t| !is_const(g, t))
+            .collect();
+        if !inputs.is_empty()
+            && inputs
+                .iter()
+                .all(|&t| producer[t].is_some_and(|p| !int8[p]))
+        {
             int8[n] = false;
             out.made_float.push((
                 n,
@@ -975,9 +977,10 @@ mod tests {
     #[test]
     fn heads_are_found_back_through_data_movement() {
         let g = fc_heads();
-        assert_eq!(heads(&g, &[0]), vec![0]);
-        assert_eq!(heads(&g, &[1]), vec![2]);
-        assert_eq!(heads(&g, &[0, 1]), vec![0, 2]);
+        // Outputs y (tensor 3) and c (tensor 4).
+        assert_eq!(heads(&g, &[3]), vec![0]);
+        assert_eq!(heads(&g, &[4]), vec![2]);
+        assert_eq!(heads(&g, &[3, 4]), vec![0, 2]);
         assert!(heads(&g, &[]).is_empty());
     }
 
