@@ -16,7 +16,7 @@ mkdir -p "$out"
 # pre-process camera frames (the preset's pre-processing).
 $ferrite convert models/fixtures/face_detection_short_range.tflite -o "$out/face-int8.fer" \
     --detector blazeface-short-range --quantize int8 --calib models/detect/images \
-    --calib-method mse --equalize
+    --calib-method mse
 # One JSON line per image: boxes and keypoints in the photo's pixels.
 $ferrite detect "$out/face-int8.fer" --image models/fixtures/astronaut_256.jpg \
     --out "$out/astronaut_annotated.jpg"

@@ -102,9 +102,10 @@ struct ConvertArgs {
     /// --preprocess or a detector to become inputs).
     #[arg(long)]
     calib: Option<PathBuf>,
-    /// Calibration method: percentile[=P] (the 100-P and P percentiles,
-    /// P = 99.99 by default), minmax, avgminmax, entropy or mse.
-    #[arg(long, default_value = "percentile")]
+    /// Calibration method: auto (try each of the others, keep the one whose
+    /// int8 outputs are closest to float), percentile[=P] (the 100-P and P
+    /// percentiles, P = 99.99 by default), minmax, avgminmax, entropy or mse.
+    #[arg(long, default_value = "auto")]
     calib_method: String,
     /// Use at most this many calibration samples.
     #[arg(long)]
@@ -120,10 +121,11 @@ struct ConvertArgs {
     /// when it lowers the end-to-end error).
     #[arg(long)]
     no_bias_correction: bool,
-    /// Equalize the channels between consecutive convs before calibrating
-    /// (the float model is unchanged; per-tensor int8 activations gain).
+    /// Don't equalize the channels between consecutive convs before
+    /// calibrating (by default they are: the float function is unchanged,
+    /// and per-tensor int8 activations lose less to a few wide channels).
     #[arg(long)]
-    equalize: bool,
+    no_equalize: bool,
     /// How int8 weights round: `gptq` (each layer's outputs kept closest to
     /// float on the calibration samples) or `nearest`.
     #[arg(long, default_value = "gptq")]
@@ -196,7 +198,7 @@ impl ConvertArgs {
                 },
                 report: self.report,
                 bias_correction: !self.no_bias_correction,
-                equalize: self.equalize,
+                equalize: !self.no_equalize,
                 gptq: match self.weight_rounding.as_str() {
                     "gptq" => true,
                     "nearest" => false,

@@ -331,3 +331,48 @@ fn keep_float_naming_nothing_is_an_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--calib-method auto` (the default) tries every method, keeps the one
+/// whose outputs are closest to float, reports the trials, and builds the
+/// same package as naming that method outright.
+#[test]
+fn auto_keeps_the_method_closest_to_float() {
+    let dir = calib_dir("auto");
+    let report = dir.join("r.html");
+    let mut q = options(&dir);
+    q.method = "auto".into();
+    q.report = Some(report.clone());
+    let auto = quantize(q);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("quant.json")).unwrap()).unwrap();
+    let trials = json["method_trials"].as_array().unwrap();
+    let names: Vec<&str> = trials
+        .iter()
+        .map(|t| t["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["percentile=99.99", "avgminmax", "mse", "entropy", "minmax"]
+    );
+    let best = trials
+        .iter()
+        .max_by(|a, b| {
+            let db = |t: &serde_json::Value| t["sqnr_db"].as_f64().unwrap();
+            db(a).total_cmp(&db(b))
+        })
+        .unwrap();
+    let chosen = json["method"].as_str().unwrap();
+    assert_eq!(chosen, best["method"].as_str().unwrap());
+    let summary = auto.summary.unwrap();
+    assert!(summary.contains("auto's choice"), "{summary}");
+    // Naming the chosen method builds the same package.
+    let mut q = options(&dir);
+    q.method = chosen.into();
+    let fixed = quantize(q);
+    assert!(
+        fixed.bytes == auto.bytes,
+        "auto ({chosen}) differs from --calib-method {chosen}"
+    );
+    assert!(!fixed.summary.unwrap().contains("auto's choice"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,7 +41,7 @@ conv "$root/models/fixtures/face_detection_short_range.tflite" "$fer/blazeface_f
 # without the detector preset, so every op is int8, heads included); no peer
 # has this int8 model, so its row compares with the f32 row above.
 "$exe" convert "$root/models/fixtures/face_detection_short_range.tflite" -o "$fer/blazeface_int8.fer" \
-    --quantize int8 --calib "$root/models/detect/images" --calib-method mse --equalize \
+    --quantize int8 --calib "$root/models/detect/images" --calib-method mse \
     --preprocess "resize=128x128,scale=1/127.5,offset=-1" >/dev/null
 
 "$venv/bin/python" "$here/compare.py" --ferrite "$exe" --models "$models" --fer "$fer" --out "$out" "$@"

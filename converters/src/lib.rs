@@ -62,13 +62,15 @@ pub enum IoLayout {
     Nhwc,
 }
 
-/// Post-training quantization settings (`--quantize int8`).
-#[derive(Debug, Clone, Default)]
+/// Post-training quantization settings (`--quantize int8`); [`Default`]
+/// gives the CLI's defaults (`calib`, empty there, must be filled in).
+#[derive(Debug, Clone)]
 pub struct QuantizeOptions {
     /// Folder of calibration samples (`.npy` files or images).
     pub calib: std::path::PathBuf,
-    /// `percentile[=P]` (the default, also for an empty string), `minmax`,
-    /// `avgminmax`, `entropy` or `mse`.
+    /// `auto` (the default, also for an empty string: every method tried,
+    /// the best kept), `percentile[=P]`, `minmax`, `avgminmax`, `entropy` or
+    /// `mse`.
     pub method: String,
     /// How many calibration samples to use (`None`: all).
     pub samples: Option<usize>,
@@ -86,13 +88,13 @@ pub struct QuantizeOptions {
     pub logit_outputs: Vec<usize>,
     /// Bias correction: subtract each int8 conv / fully-connected op's mean
     /// output error from its bias, kept only when it lowers the end-to-end
-    /// output error. The CLI sets it unless `--no-bias-correction`.
+    /// output error. On unless `--no-bias-correction`.
     pub bias_correction: bool,
-    /// Activation equalization (`--equalize`): balance the channels of the
-    /// tensor between a conv and the conv that alone reads it, measured on
-    /// the calibration samples (see `quantize::equalize`).
+    /// Activation equalization (on unless `--no-equalize`): balance the
+    /// channels of the tensor between a conv and the conv that alone reads
+    /// it, measured on the calibration samples (see `quantize::equalize`).
     pub equalize: bool,
-    /// GPTQ weight rounding (see `quantize::gptq`): the CLI sets it unless
+    /// GPTQ weight rounding (see `quantize::gptq`): on unless
     /// `--weight-rounding nearest`.
     pub gptq: bool,
     /// Indices of graph outputs whose heads stay float: the weighted ops
@@ -103,6 +105,26 @@ pub struct QuantizeOptions {
     pub float_heads: Vec<usize>,
     /// Quantize a detector's heads too (`--int8-heads`).
     pub int8_heads: bool,
+}
+
+impl Default for QuantizeOptions {
+    fn default() -> Self {
+        QuantizeOptions {
+            calib: std::path::PathBuf::new(),
+            method: "auto".into(),
+            samples: None,
+            keep_float: Vec::new(),
+            min_sqnr: None,
+            int8_io: false,
+            report: None,
+            logit_outputs: Vec::new(),
+            bias_correction: true,
+            equalize: true,
+            gptq: true,
+            float_heads: Vec::new(),
+            int8_heads: false,
+        }
+    }
 }
 
 /// Everything `ferrite convert` can be asked to do beyond the defaults.

@@ -250,15 +250,16 @@ def main():
         print(rows[-1], flush=True)
 
     pre = "resize=224x224,mean=0.485:0.456:0.406,std=0.229:0.224:0.225"
-    variants = [("percentile", ["--calib-method", "percentile",
-                                "--report", os.path.join(work, "mnv2_report.html")]),
+    # Rows name their options beyond the defaults (--calib-method auto,
+    # equalization, GPTQ, bias correction).
+    variants = [("defaults: auto", ["--report", os.path.join(work, "mnv2_report.html")]),
+                ("percentile", ["--calib-method", "percentile"]),
                 ("minmax", ["--calib-method", "minmax"]),
                 ("entropy", ["--calib-method", "entropy"]),
                 ("mse", ["--calib-method", "mse"]),
                 ("avgminmax", ["--calib-method", "avgminmax"]),
-                ("percentile, --equalize", ["--calib-method", "percentile", "--equalize"]),
-                ("percentile, --min-sqnr 12: mixed precision",
-                 ["--calib-method", "percentile", "--min-sqnr", "12"])]
+                ("avgminmax, --no-equalize", ["--calib-method", "avgminmax", "--no-equalize"]),
+                ("auto, --min-sqnr 12: mixed precision", ["--min-sqnr", "12"])]
     for label, extra in variants:
         p = os.path.join(work, f"mnv2_tflite_int8_{len(rows)}.fer")
         err = ferrite_convert(ferrite, f32_tfl, p, os.path.join(data, "mnv2/calib"),
@@ -272,7 +273,7 @@ def main():
     os.makedirs(cal_dir, exist_ok=True)
     for i, x in enumerate(cal_nchw):
         np.save(os.path.join(cal_dir, f"c{i:03d}.npy"), x[None])
-    for method in ["percentile", "minmax", "avgminmax"]:
+    for method in ["auto", "percentile", "avgminmax"]:
         fer_onnx = os.path.join(work, f"mnv2_onnx_int8_{method}.fer")
         err = ferrite_convert(ferrite, f32_onnx, fer_onnx, cal_dir, ["--calib-method", method])
         if err is None:
@@ -322,14 +323,13 @@ def main():
     # logits' range is narrowed towards the threshold and the heads stay
     # float (unless --int8-heads).
     preset = ["--detector", "blazeface-short-range"]
-    for label, extra in [("percentile", ["--calib-method", "percentile",
-                                         "--report", os.path.join(work, "face_report.html")]),
+    for label, extra in [("defaults: auto", ["--report", os.path.join(work, "face_report.html")]),
+                         ("percentile", ["--calib-method", "percentile"]),
                          ("avgminmax", ["--calib-method", "avgminmax"]),
-                         ("mse, --equalize", ["--calib-method", "mse", "--equalize"]),
-                         ("mse, --equalize, --int8-heads",
-                          ["--calib-method", "mse", "--equalize", "--int8-heads"]),
-                         ("percentile, --min-sqnr 15: mixed precision",
-                          ["--calib-method", "percentile", "--min-sqnr", "15"])]:
+                         ("mse", ["--calib-method", "mse"]),
+                         ("mse, --no-equalize", ["--calib-method", "mse", "--no-equalize"]),
+                         ("mse, --int8-heads", ["--calib-method", "mse", "--int8-heads"]),
+                         ("auto, --min-sqnr 15: mixed precision", ["--min-sqnr", "15"])]:
         face_fer = os.path.join(work, f"face_int8_{len(face_rows)}.fer")
         err = ferrite_convert(ferrite, face_tfl, face_fer, os.path.join(data, "face/calib"),
                               preset + extra)

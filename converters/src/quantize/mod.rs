@@ -13,7 +13,10 @@
 //!    its inputs on the calibration samples (one more float pass);
 //!    [`plan::assign`] picks every tensor's int8 parameters (shared ranges,
 //!    fixed output ranges, the concat trap), [`plan::rewrite`] builds the
-//!    int8 graph with QUANTIZE/DEQUANTIZE at float boundaries;
+//!    int8 graph with QUANTIZE/DEQUANTIZE at float boundaries; with
+//!    `--calib-method auto` (the default) this is done once per calibration
+//!    method, and the method whose int8 outputs are closest to float on the
+//!    first [`CHOICE_SAMPLES`] measurement samples is kept;
 //! 3. the result is prepared by the runtime; an op the runtime rejects in
 //!    int8 stays float (and the report says why);
 //! 4. int8 and float are compared op by op on held-out samples; with
@@ -55,12 +58,14 @@ use crate::ir::Graph;
 use crate::QuantizeOptions;
 use calib::Sample;
 use ferrite_pipelines::spec::PreprocessSpec;
-use observe::{Method, Observer};
+use observe::{Choice, Method, Observer};
 
 /// Most held-out samples used for the measurements.
 pub const MAX_EVAL_SAMPLES: usize = 64;
 /// Held-out samples used per `--min-sqnr` iteration.
 const SEARCH_SAMPLES: usize = 8;
+/// Measurement samples on which `--calib-method auto` compares the methods.
+pub const CHOICE_SAMPLES: usize = 16;
 
 /// The quantized graph and what was learned making it.
 pub struct Quantized {
@@ -198,16 +203,16 @@ fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
 }
 
 /// Runs the float model over `samples`, recording every f32 activation's
-/// min/max, then (when `method` needs it) a histogram.
+/// min/max, then (with `histogram`) a histogram.
 fn calibrate(
     g: &Graph,
     model: &Model<'_>,
     samples: &[Sample],
-    method: Method,
+    histogram: bool,
 ) -> Result<Vec<Observer>> {
     let mut obs = vec![Observer::default(); g.tensors.len()];
     let mut session = Session::new(model, Options::default())?;
-    let passes = if method.needs_histogram() { 2 } else { 1 };
+    let passes = if histogram { 2 } else { 1 };
     let pb = progress(samples.len() * passes, "calibrating");
     for pass in 0..passes {
         for s in samples {
@@ -377,7 +382,8 @@ pub fn evaluate(
 /// Calibration samples used to measure (and judge) bias correction.
 const BIAS_SAMPLES: usize = 16;
 
-/// Relative noise energy of all outputs together (lower is better).
+/// Relative noise energy of all outputs together (lower is better): the
+/// mean over outputs of error energy / signal energy.
 fn output_noise(ev: &Evaluation) -> f64 {
     let (e, s) = ev.outputs.iter().fold((0.0, 0.0), |(e, s), o| {
         (
@@ -539,7 +545,7 @@ pub fn quantize(
     opts: &QuantizeOptions,
     preprocess: Option<&PreprocessSpec>,
 ) -> Result<Quantized> {
-    let method = Method::parse(&opts.method)?;
+    let choice = Choice::parse(&opts.method)?;
     // A RELU after a conv / fully-connected / ADD becomes that op's fused
     // activation, so the int8 output covers only [0, max] instead of
     // spending half its levels on values the RELU discards. (A no-op when
@@ -614,20 +620,31 @@ pub fn quantize(
 
     let (fbytes, _) = crate::package::write(g)?;
     let fmodel = load_model(&fbytes)?;
-    let obs = calibrate(g, &fmodel, &cal, method).context("calibration failed")?;
-    let mut observed: Vec<Option<(f32, f32)>> = obs
-        .iter()
-        .map(|o| o.seen().then(|| method.select(o)))
-        .collect();
-    // A graph output's extremes are the answer (a classifier's top logit is
-    // by definition its largest value): whatever the method, outputs keep
-    // their whole observed range. On MobileNetV2 with `avgminmax` this is
-    // worth 0.34 dB of end-to-end SQNR and 57 more top-1 agreements of 240.
-    for &t in &g.outputs {
-        if let Some(r) = observed.get_mut(t).and_then(|r| r.as_mut()) {
-            *r = Method::MinMax.select(&obs[t]);
+    let obs =
+        calibrate(g, &fmodel, &cal, choice.needs_histogram()).context("calibration failed")?;
+    // Every tensor's int8 range by `method`.
+    let ranges = |method: Method| -> Vec<Option<(f32, f32)>> {
+        let mut r: Vec<Option<(f32, f32)>> = obs
+            .iter()
+            .map(|o| o.seen().then(|| method.select(o)))
+            .collect();
+        // A graph output's extremes are the answer (a classifier's top logit
+        // is by definition its largest value): whatever the method, outputs
+        // keep their whole observed range. On MobileNetV2 with `avgminmax`
+        // this is worth 0.34 dB of end-to-end SQNR and 57 more top-1
+        // agreements of 240.
+        for &t in &g.outputs {
+            if let Some(r) = r.get_mut(t).and_then(|r| r.as_mut()) {
+                *r = Method::MinMax.select(&obs[t]);
+            }
         }
-    }
+        r
+    };
+    let mut method = match choice {
+        Choice::Fixed(m) => m,
+        Choice::Auto => Method::CANDIDATES[0],
+    };
+    let mut observed = ranges(method);
 
     // Graph output indices to tensors, checked.
     let outputs = |indices: &[usize], what: &str| -> Result<Vec<usize>> {
@@ -693,6 +710,33 @@ pub fn quantize(
             gptq::round_weights(g, &fmodel, &cal, &nodes).context("GPTQ weight rounding failed")?;
         adjust.rounded = r.weights;
         gptq_too_wide = r.too_wide;
+    }
+
+    // `--calib-method auto`: one int8 build per method, compared end to end
+    // (before bias correction and --min-sqnr, which only refine the choice).
+    // A build the runtime rejects is left out; the loop below deals with
+    // the rejection once a method is chosen.
+    let mut trials: Vec<(Method, f64)> = Vec::new();
+    if choice == Choice::Auto {
+        let probe = &eval_set[..eval_set.len().min(CHOICE_SAMPLES)];
+        let pb = progress(Method::CANDIDATES.len(), "methods");
+        for m in Method::CANDIDATES {
+            pb.inc(1);
+            let r = ranges(m);
+            let mut trial = int8.clone();
+            let a = plan::assign(g, &mut trial, &r, opts.int8_io, &logit_outputs);
+            let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &adjust);
+            let Ok(bytes) = try_prepare(&rw.graph)? else {
+                continue;
+            };
+            let ev = evaluate(g, &fmodel, &bytes, &rw.origin_of, probe, &logits)?;
+            trials.push((m, output_noise(&ev)));
+        }
+        pb.finish_and_clear();
+        if let Some(&(m, _)) = trials.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            method = m;
+            observed = ranges(m);
+        }
     }
 
     // Build, prepare, measure; repeat while the runtime rejects an op or an
@@ -786,6 +830,8 @@ pub fn quantize(
         weights: &rewritten.weights,
         eval: &ev,
         method,
+        method_trials: &trials,
+        choice_samples: eval_set.len().min(CHOICE_SAMPLES),
         calibration_samples: cal.len(),
         eval_on_calibration,
         conversions: rewritten.conversions,
