@@ -39,6 +39,23 @@ pub fn convert(
             output.display()
         );
     }
+    // Files are written after the conversion (calibration can take a
+    // while): a folder that isn't there is reported before it starts.
+    let report = options.quantize.as_ref().and_then(|q| q.report.as_deref());
+    for (what, path) in [("output", Some(output)), ("--report", report)] {
+        let Some(path) = path else { continue };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!(
+                "{what} {}: the folder {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
     // Reading by path lets ONNX models find their external data files.
     let c = ferrite_convert::convert_file(input, options)
         .with_context(|| format!("cannot convert {}", input.display()))?;

@@ -263,14 +263,10 @@ fn main() -> ExitCode {
             if cli.verbose {
                 eprintln!("error: {e:?}");
             } else {
-                // One line: the outermost context and the root cause.
-                let root = e.root_cause().to_string();
-                let top = e.to_string();
-                if top == root {
-                    eprintln!("error: {top}");
-                } else {
-                    eprintln!("error: {top}: {root}");
-                }
+                // One line: every context, outermost first, then the cause
+                // ("cannot convert m.tflite: cannot write out/q.html: No
+                // such file or directory").
+                eprintln!("error: {e:#}");
             }
             ExitCode::FAILURE
         }

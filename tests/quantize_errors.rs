@@ -219,3 +219,25 @@ fn images_without_a_preprocess_spec_are_refused() {
     assert!(err.contains("[1, 96, 96, 3]"), "{err}");
     assert_untouched(&out);
 }
+
+/// A folder missing for the package or the report is named before any
+/// calibration runs; nothing is written.
+#[test]
+fn missing_output_folders_are_named_up_front() {
+    let (calib, out) = setup("folders");
+    npy(&calib.join("a.npy"), &[1, 128, 128, 3], |_| 0.1);
+    let report = out.parent().unwrap().join("no-such-dir").join("q.html");
+    let err = convert_fails(&calib, &out, &["--report", report.to_str().unwrap()]);
+    assert!(
+        err.contains("--report") && err.contains("no-such-dir") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_untouched(&out);
+    let elsewhere = out.parent().unwrap().join("missing").join("face.fer");
+    let err = convert_fails(&calib, &elsewhere, &[]);
+    assert!(
+        err.contains("output") && err.contains("missing") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_untouched(&out);
+}
