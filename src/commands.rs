@@ -39,23 +39,10 @@ pub fn convert(
             output.display()
         );
     }
-    // Files are written after the conversion (calibration can take a
-    // while): a folder that isn't there is reported before it starts.
-    let report = options.quantize.as_ref().and_then(|q| q.report.as_deref());
-    for (what, path) in [("output", Some(output)), ("--report", report)] {
-        let Some(path) = path else { continue };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            bail!(
-                "{what} {}: the folder {} does not exist",
-                path.display(),
-                dir.display()
-            );
-        }
-    }
+    // The package is written after the conversion (calibration can take a
+    // while): a missing folder is reported before it starts (the quantizer
+    // checks --report's).
+    ferrite_convert::check_parent_folder("output", output)?;
     // Reading by path lets ONNX models find their external data files.
     let c = ferrite_convert::convert_file(input, options)
         .with_context(|| format!("cannot convert {}", input.display()))?;
@@ -88,10 +75,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Writes `bytes` to a temporary file next to `path`, then renames it into
 /// place, so `path` is never left half-written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = ferrite_convert::parent_folder(path);
     let name = path.file_name().context("output path has no file name")?;
     let tmp = dir.join(format!(
         ".{}.tmp{}",

@@ -104,9 +104,10 @@ struct ConvertArgs {
     calib: Option<PathBuf>,
     /// Calibration method: auto (try each of the others, keep the one whose
     /// int8 outputs are closest to float), percentile[=P] (the 100-P and P
-    /// percentiles, P = 99.99 by default), minmax, avgminmax, entropy or mse.
-    #[arg(long, default_value = "auto")]
-    calib_method: String,
+    /// percentiles, P = 99.99 by default), minmax, avgminmax, entropy or mse
+    /// [default: auto].
+    #[arg(long)]
+    calib_method: Option<String>,
     /// Use at most this many calibration samples.
     #[arg(long)]
     calib_samples: Option<usize>,
@@ -126,6 +127,9 @@ struct ConvertArgs {
     /// and per-tensor int8 activations lose less to a few wide channels).
     #[arg(long)]
     no_equalize: bool,
+    /// Equalization is the default now; the flag is accepted as before.
+    #[arg(long, hide = true, conflicts_with = "no_equalize")]
+    equalize: bool,
     /// How int8 weights round: `gptq` (each layer's outputs kept closest to
     /// float on the calibration samples) or `nearest`.
     #[arg(long, default_value = "gptq")]
@@ -175,11 +179,23 @@ impl ConvertArgs {
         };
         let quantize = match self.quantize.as_deref() {
             None => {
-                if self.calib.is_some() {
-                    bail!("--calib needs --quantize int8");
-                }
-                if self.int8_heads {
-                    bail!("--int8-heads needs --quantize int8");
+                // Quantization flags without --quantize would be ignored.
+                let given = [
+                    ("--calib", self.calib.is_some()),
+                    ("--calib-method", self.calib_method.is_some()),
+                    ("--calib-samples", self.calib_samples.is_some()),
+                    ("--keep-float", !self.keep_float.is_empty()),
+                    ("--min-sqnr", self.min_sqnr.is_some()),
+                    ("--no-bias-correction", self.no_bias_correction),
+                    ("--no-equalize", self.no_equalize),
+                    ("--equalize", self.equalize),
+                    ("--weight-rounding", self.weight_rounding != "gptq"),
+                    ("--int8-heads", self.int8_heads),
+                    ("--io", self.io != "float"),
+                    ("--report", self.report.is_some()),
+                ];
+                if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+                    bail!("{flag} needs --quantize int8");
                 }
                 None
             }
@@ -187,7 +203,7 @@ impl ConvertArgs {
                 calib: self
                     .calib
                     .context("--quantize int8 needs --calib DIR (calibration samples)")?,
-                method: self.calib_method,
+                method: self.calib_method.unwrap_or_else(|| "auto".into()),
                 samples: self.calib_samples,
                 keep_float: self.keep_float,
                 min_sqnr: self.min_sqnr,
@@ -264,8 +280,7 @@ fn main() -> ExitCode {
                 eprintln!("error: {e:?}");
             } else {
                 // One line: every context, outermost first, then the cause
-                // ("cannot convert m.tflite: cannot write out/q.html: No
-                // such file or directory").
+                // ("cannot convert m.tflite: calibration failed: ...").
                 eprintln!("error: {e:#}");
             }
             ExitCode::FAILURE

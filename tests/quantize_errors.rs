@@ -239,5 +239,34 @@ fn missing_output_folders_are_named_up_front() {
         err.contains("output") && err.contains("missing") && err.contains("does not exist"),
         "{err}"
     );
+    assert!(!elsewhere.parent().unwrap().exists());
     assert_untouched(&out);
+}
+
+/// Quantization flags without `--quantize int8` are refused, not ignored.
+#[test]
+fn quantization_flags_need_quantize() {
+    let d = tmp("noquant");
+    for flags in [
+        &["--report", "q.html"][..],
+        &["--calib-method", "mse"],
+        &["--no-equalize"],
+        &["--min-sqnr", "12"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .arg("convert")
+            .arg(root().join(FACE))
+            .arg("-o")
+            .arg(d.join("f.fer"))
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{flags:?} accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("{} needs --quantize int8", flags[0])),
+            "{err}"
+        );
+        assert!(!d.join("f.fer").exists());
+    }
 }

@@ -21,6 +21,28 @@ use ferrite_runtime::{Error as RtError, Model, Options, Session};
 
 pub use ir::Graph;
 
+/// The folder a file `path` goes in (`.` for a bare file name).
+pub fn parent_folder(path: &std::path::Path) -> &std::path::Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
+/// Fails, naming `what` (a flag), when the folder `path` would be written in
+/// is not there: checked before work that takes a while, not after it.
+pub fn check_parent_folder(what: &str, path: &std::path::Path) -> Result<()> {
+    let dir = parent_folder(path);
+    if !dir.is_dir() {
+        let why = if dir.exists() {
+            "is not a folder"
+        } else {
+            "does not exist"
+        };
+        bail!("{what} {}: {} {why}", path.display(), dir.display());
+    }
+    Ok(())
+}
+
 /// A converted package and figures about it.
 pub struct Converted {
     /// The `.fer` file.

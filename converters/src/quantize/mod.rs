@@ -3,7 +3,7 @@
 //! [`quantize`] takes a float IR [`Graph`] (from any importer) and returns a
 //! mixed-precision one:
 //!
-//! 1. with `--equalize`, the channels between consecutive convs are
+//! 1. unless `--no-equalize`, the channels between consecutive convs are
 //!    balanced on the calibration samples ([`equalize`]; the float function
 //!    is unchanged); the float graph is packaged and run on the calibration
 //!    samples ([`calib`]) through [`Session::invoke_observed`], recording
@@ -16,7 +16,7 @@
 //!    int8 graph with QUANTIZE/DEQUANTIZE at float boundaries; with
 //!    `--calib-method auto` (the default) this is done once per calibration
 //!    method, and the method whose int8 outputs are closest to float on the
-//!    first [`CHOICE_SAMPLES`] measurement samples is kept;
+//!    first [`CHOICE_SAMPLES`] held-out samples is kept;
 //! 3. the result is prepared by the runtime; an op the runtime rejects in
 //!    int8 stays float (and the report says why);
 //! 4. int8 and float are compared op by op on held-out samples; with
@@ -64,7 +64,10 @@ use observe::{Choice, Method, Observer};
 pub const MAX_EVAL_SAMPLES: usize = 64;
 /// Held-out samples used per `--min-sqnr` iteration.
 const SEARCH_SAMPLES: usize = 8;
-/// Measurement samples on which `--calib-method auto` compares the methods.
+/// Samples on which `--calib-method auto` compares the methods: held-out
+/// ones (calibration samples favour the ranges fitted to them: on the
+/// demo's ten images, with none held out, `minmax` wins), the
+/// calibration samples only when none are held out.
 pub const CHOICE_SAMPLES: usize = 16;
 
 /// The quantized graph and what was learned making it.
@@ -107,15 +110,21 @@ impl Agreement {
         self.count += reference.len() as u64;
     }
 
+    /// Error energy / signal energy (0 for an exact match, 1 when the
+    /// reference is all zeros and the approximation isn't).
+    pub fn relative_noise(&self) -> f64 {
+        if self.sum_err2 == 0.0 {
+            0.0
+        } else if self.sum_ref2 == 0.0 {
+            1.0
+        } else {
+            self.sum_err2 / self.sum_ref2
+        }
+    }
+
     /// Signal-to-quantization-noise ratio in dB (capped at 150 for exact matches).
     pub fn sqnr_db(&self) -> f64 {
-        if self.sum_err2 == 0.0 {
-            return 150.0;
-        }
-        if self.sum_ref2 == 0.0 {
-            return 0.0;
-        }
-        (10.0 * (self.sum_ref2 / self.sum_err2).log10()).min(150.0)
+        noise_db(self.relative_noise())
     }
 
     /// Cosine similarity (1 when both are zero).
@@ -130,6 +139,15 @@ impl Agreement {
         } else {
             self.dot / d
         }
+    }
+}
+
+/// A relative noise energy in dB of SQNR (capped at 150 for exact matches).
+pub fn noise_db(relative_noise: f64) -> f64 {
+    if relative_noise == 0.0 {
+        150.0
+    } else {
+        (-10.0 * relative_noise.log10()).min(150.0)
     }
 }
 
@@ -382,16 +400,16 @@ pub fn evaluate(
 /// Calibration samples used to measure (and judge) bias correction.
 const BIAS_SAMPLES: usize = 16;
 
-/// Relative noise energy of all outputs together (lower is better): the
-/// mean over outputs of error energy / signal energy.
+/// The outputs' mean relative noise energy (lower is better): each output's
+/// error energy / signal energy, averaged over the outputs, so each output
+/// counts alike whatever its scale.
 fn output_noise(ev: &Evaluation) -> f64 {
-    let (e, s) = ev.outputs.iter().fold((0.0, 0.0), |(e, s), o| {
-        (
-            e + o.agreement.sum_err2 / o.agreement.sum_ref2.max(1e-30),
-            s + 1.0,
-        )
-    });
-    e / f64::max(s, 1.0)
+    let n = ev.outputs.len().max(1) as f64;
+    ev.outputs
+        .iter()
+        .map(|o| o.agreement.relative_noise())
+        .sum::<f64>()
+        / n
 }
 
 /// Bias correction shifts: the mean int8 − float error per output channel
@@ -536,6 +554,61 @@ fn try_prepare(g: &Graph) -> Result<std::result::Result<Vec<u8>, (usize, String)
     }
 }
 
+/// One int8 build of the graph: the parameters, the rewritten graph and
+/// its prepared package.
+struct Build {
+    /// The int8 mask after [`plan::assign`] (which may make more ops float).
+    int8: Vec<bool>,
+    assignment: plan::Assignment,
+    rewritten: plan::Rewritten,
+    bytes: Vec<u8>,
+    /// Builds it took (one more per op the runtime rejected).
+    attempts: usize,
+}
+
+/// Assigns int8 parameters with `ranges`, rewrites and prepares; an op the
+/// runtime rejects in int8 is made float in `int8` (the reason recorded in
+/// `float_ops`) and the build repeated.
+#[allow(clippy::too_many_arguments)]
+fn build(
+    g: &Graph,
+    int8: &mut [bool],
+    float_ops: &mut Vec<FloatOp>,
+    ranges: &[Option<(f32, f32)>],
+    int8_io: bool,
+    logit_outputs: &[usize],
+    adjust: &plan::Adjust,
+) -> Result<Build> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut trial = int8.to_vec();
+        let assignment = plan::assign(g, &mut trial, ranges, int8_io, logit_outputs);
+        let rewritten = plan::rewrite(g, &trial, &assignment, int8_io, adjust);
+        match try_prepare(&rewritten.graph)? {
+            Ok(bytes) => {
+                return Ok(Build {
+                    int8: trial,
+                    assignment,
+                    rewritten,
+                    bytes,
+                    attempts,
+                })
+            }
+            Err((op, msg)) => match rewritten.origin_of.get(op).copied().flatten() {
+                Some(n) if int8[n] => {
+                    int8[n] = false;
+                    float_ops.push(FloatOp {
+                        node: n,
+                        reason: format!("the runtime rejects it in int8: {msg}"),
+                    });
+                }
+                _ => bail!("internal error: the quantized model cannot run: {msg}"),
+            },
+        }
+    }
+}
+
 /// Quantizes `g` to int8 as `opts` asks. `preprocess` turns images into
 /// inputs (needed for image folders): the package's pre-processing, see
 /// [`crate::pipeline_meta::preprocess_spec`].
@@ -546,6 +619,9 @@ pub fn quantize(
     preprocess: Option<&PreprocessSpec>,
 ) -> Result<Quantized> {
     let choice = Choice::parse(&opts.method)?;
+    if let Some(report) = &opts.report {
+        crate::check_parent_folder("--report", report)?;
+    }
     // A RELU after a conv / fully-connected / ADD becomes that op's fused
     // activation, so the int8 output covers only [0, max] instead of
     // spending half its levels on values the RELU discards. (A no-op when
@@ -598,7 +674,7 @@ pub fn quantize(
         &eval
     };
 
-    // Activation equalization (`--equalize`, see [`equalize`]), measured on the
+    // Activation equalization (unless `--no-equalize`, see [`equalize`]), measured on the
     // calibration samples; the equalized float graph computes the same
     // function and is the one quantized and compared against.
     let pairs = if opts.equalize {
@@ -712,60 +788,69 @@ pub fn quantize(
         gptq_too_wide = r.too_wide;
     }
 
-    // `--calib-method auto`: one int8 build per method, compared end to end
-    // (before bias correction and --min-sqnr, which only refine the choice).
-    // A build the runtime rejects is left out; the loop below deals with
-    // the rejection once a method is chosen.
+    // `--calib-method auto`: one int8 build per method (ops the runtime
+    // rejects in int8 made float, as below), compared on the outputs; the
+    // chosen method's build decisions are kept. Bias correction and
+    // --min-sqnr then refine it.
+    let mut iterations = 0usize;
     let mut trials: Vec<(Method, f64)> = Vec::new();
     if choice == Choice::Auto {
         let probe = &eval_set[..eval_set.len().min(CHOICE_SAMPLES)];
         let pb = progress(Method::CANDIDATES.len(), "methods");
+        let mut best: Option<(f64, Vec<bool>, Vec<FloatOp>)> = None;
         for m in Method::CANDIDATES {
             pb.inc(1);
             let r = ranges(m);
-            let mut trial = int8.clone();
-            let a = plan::assign(g, &mut trial, &r, opts.int8_io, &logit_outputs);
-            let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &adjust);
-            let Ok(bytes) = try_prepare(&rw.graph)? else {
-                continue;
-            };
-            let ev = evaluate(g, &fmodel, &bytes, &rw.origin_of, probe, &logits)?;
-            trials.push((m, output_noise(&ev)));
+            let (mut i8, mut fo) = (int8.clone(), float_ops.clone());
+            let b = build(
+                g,
+                &mut i8,
+                &mut fo,
+                &r,
+                opts.int8_io,
+                &logit_outputs,
+                &adjust,
+            )?;
+            let ev = evaluate(g, &fmodel, &b.bytes, &b.rewritten.origin_of, probe, &logits)?;
+            let noise = output_noise(&ev);
+            trials.push((m, noise));
+            // A non-finite noise (an output overflowing) never wins.
+            if noise.is_finite() && best.as_ref().is_none_or(|b| noise < b.0) {
+                method = m;
+                best = Some((noise, i8, fo));
+            }
         }
         pb.finish_and_clear();
-        if let Some(&(m, _)) = trials.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            method = m;
-            observed = ranges(m);
+        if let Some((_, i8, fo)) = best {
+            observed = ranges(method);
+            (int8, float_ops) = (i8, fo);
         }
     }
 
-    // Build, prepare, measure; repeat while the runtime rejects an op or an
-    // op misses --min-sqnr.
-    let mut iterations = 0usize;
+    // Build, prepare, measure; repeat while an op misses --min-sqnr.
     let (rewritten, assignment, qbytes) = loop {
-        iterations += 1;
-        let mut trial = int8.clone();
-        let a = plan::assign(g, &mut trial, &observed, opts.int8_io, &logit_outputs);
-        let rw = plan::rewrite(g, &trial, &a, opts.int8_io, &adjust);
-        let bytes = match try_prepare(&rw.graph)? {
-            Ok(b) => b,
-            Err((op, msg)) => match rw.origin_of.get(op).copied().flatten() {
-                Some(n) if int8[n] => {
-                    int8[n] = false;
-                    float_ops.push(FloatOp {
-                        node: n,
-                        reason: format!("the runtime rejects it in int8: {msg}"),
-                    });
-                    continue;
-                }
-                _ => bail!("internal error: the quantized model cannot run: {msg}"),
-            },
-        };
+        let b = build(
+            g,
+            &mut int8,
+            &mut float_ops,
+            &observed,
+            opts.int8_io,
+            &logit_outputs,
+            &adjust,
+        )?;
+        iterations += b.attempts;
         if let Some(min) = opts.min_sqnr {
             let subset = &eval_set[..eval_set.len().min(SEARCH_SAMPLES)];
-            let ev = evaluate(g, &fmodel, &bytes, &rw.origin_of, subset, &logits)?;
+            let ev = evaluate(
+                g,
+                &fmodel,
+                &b.bytes,
+                &b.rewritten.origin_of,
+                subset,
+                &logits,
+            )?;
             let worst = (0..g.nodes.len())
-                .find(|&n| trial[n] && ev.per_node[n].is_some_and(|a| a.sqnr_db() < min));
+                .find(|&n| b.int8[n] && ev.per_node[n].is_some_and(|a| a.sqnr_db() < min));
             if let Some(n) = worst {
                 let s = ev.per_node[n].map(|a| a.sqnr_db()).unwrap_or(0.0);
                 int8[n] = false;
@@ -776,14 +861,14 @@ pub fn quantize(
                 continue;
             }
         }
-        for (n, why) in &a.made_float {
+        for (n, why) in &b.assignment.made_float {
             float_ops.push(FloatOp {
                 node: *n,
                 reason: why.clone(),
             });
         }
-        int8 = trial;
-        break (rw, a, bytes);
+        int8 = b.int8;
+        break (b.rewritten, b.assignment, b.bytes);
     };
     // Bias correction (off with `--no-bias-correction`): subtract each int8 conv /
     // fully-connected op's mean output error per channel (measured on
@@ -831,7 +916,11 @@ pub fn quantize(
         eval: &ev,
         method,
         method_trials: &trials,
-        choice_samples: eval_set.len().min(CHOICE_SAMPLES),
+        choice_samples: if trials.is_empty() {
+            0
+        } else {
+            eval_set.len().min(CHOICE_SAMPLES)
+        },
         calibration_samples: cal.len(),
         eval_on_calibration,
         conversions: rewritten.conversions,

@@ -35,7 +35,7 @@ pub struct Inputs<'a> {
     pub int8_io: bool,
     /// Whether bias correction was applied (it is kept only when it helps).
     pub bias_corrected: bool,
-    /// Tensors between conv pairs equalized by `--equalize`.
+    /// Tensors between conv pairs equalized (unless `--no-equalize`).
     pub equalized: &'a [usize],
     /// Layers whose int8 weights GPTQ rounded.
     pub gptq_layers: usize,
@@ -76,9 +76,10 @@ pub struct OutputRow {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub method: String,
-    /// `--calib-method auto`: each method tried and its end-to-end SQNR (dB,
-    /// the outputs' mean relative noise energy as a ratio).
-    pub method_trials: Vec<(String, f64)>,
+    /// `--calib-method auto`: each method tried and its combined output SQNR
+    /// (dB of the outputs' mean relative noise energy; `None` when not
+    /// finite).
+    pub method_trials: Vec<(String, Option<f64>)>,
     pub choice_samples: usize,
     pub calibration_samples: usize,
     pub eval_samples: usize,
@@ -93,7 +94,7 @@ pub struct Report {
     pub bias_corrected: bool,
     pub gptq_layers: usize,
     pub gptq_too_wide: usize,
-    /// Names of the tensors equalized by `--equalize`.
+    /// Names of the tensors equalized (unless `--no-equalize`).
     pub equalized: Vec<String>,
     /// Names of the outputs measured after a sigmoid.
     pub logit_outputs: Vec<String>,
@@ -163,7 +164,7 @@ impl Report {
             method_trials: i
                 .method_trials
                 .iter()
-                .map(|(m, noise)| (m.name(), -10.0 * noise.max(1e-15).log10()))
+                .map(|(m, noise)| (m.name(), noise.is_finite().then(|| super::noise_db(*noise))))
                 .collect(),
             choice_samples: i.choice_samples,
             calibration_samples: i.calibration_samples,
@@ -202,8 +203,9 @@ impl Report {
     }
 
     /// How `--calib-method auto` chose (empty for a method given by name):
-    /// " Methods tried by auto, end-to-end SQNR on 16 held-out samples before
-    /// bias correction: percentile=99.99 19.0 dB, avgminmax 20.5 dB, ...".
+    /// " Methods tried by auto, combined output SQNR (...) on 16 of the
+    /// held-out samples: percentile=99.99 19.0 dB, avgminmax 20.5 dB (kept),
+    /// ..."
     pub fn choice_text(&self) -> String {
         if self.method_trials.is_empty() {
             return String::new();
@@ -211,15 +213,21 @@ impl Report {
         let trials: Vec<String> = self
             .method_trials
             .iter()
-            .map(|(m, db)| format!("{m} {db:.1} dB"))
+            .map(|(m, db)| {
+                let kept = if *m == self.method { " (kept)" } else { "" };
+                match db {
+                    Some(db) => format!("{m} {db:.1} dB{kept}"),
+                    None => format!("{m} not finite{kept}"),
+                }
+            })
             .collect();
         format!(
-            " Methods tried by auto, end-to-end SQNR on {} {} samples before bias correction: {}.",
+            " Methods tried by auto, combined output SQNR (mean relative noise of the outputs) on {} {}: {}.",
             self.choice_samples,
             if self.eval_on_calibration {
-                "calibration"
+                "calibration samples (none held out)"
             } else {
-                "held-out"
+                "of the held-out samples"
             },
             trials.join(", ")
         )
@@ -249,9 +257,10 @@ impl Report {
         json!({
             "method": self.method,
             "method_trials": self.method_trials.iter().map(|(m, db)| json!({
-                "method": m, "sqnr_db": finite(*db),
+                "method": m, "sqnr_db": db.and_then(|d| d.is_finite().then_some(d)),
+                "kept": *m == self.method,
             })).collect::<Vec<_>>(),
-            "method_choice_samples": self.choice_samples,
+            "method_choice_samples": (!self.method_trials.is_empty()).then_some(self.choice_samples),
             "calibration_samples": self.calibration_samples,
             "eval_samples": self.eval_samples,
             "eval_on_calibration_samples": self.eval_on_calibration,
@@ -684,10 +693,7 @@ fn axis_y(
 
 /// Writes `bytes` through a temporary file next to `path`, renamed into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::parent_folder(path);
     let name = path
         .file_name()
         .with_context(|| format!("report path {} has no file name", path.display()))?;
