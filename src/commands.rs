@@ -1,6 +1,5 @@
 //! The subcommands.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,7 +47,7 @@ pub fn convert(
         .with_context(|| format!("cannot convert {}", input.display()))?;
     // Prove the package loads before writing it anywhere.
     Model::from_vec(&c.bytes).context("internal error: the converted package does not load")?;
-    write_atomic(output, &c.bytes)?;
+    ferrite_convert::write_atomic(output, &c.bytes)?;
     println!(
         "{} -> {}: {} ops, {} tensors, {} bytes; arena {} bytes (lower bound {})",
         input.display(),
@@ -70,29 +69,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it into
-/// place, so `path` is never left half-written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = ferrite_convert::parent_folder(path);
-    let name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn quant_json(q: &Quant) -> serde_json::Value {

@@ -38,18 +38,29 @@ fn npy(path: &Path, shape: &[usize], f: impl Fn(usize) -> f32) {
     std::fs::write(path, b).unwrap();
 }
 
-/// Runs `ferrite convert` with calibration folder `calib`; returns stderr.
-fn convert_fails(calib: &Path, out: &Path, extra: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+/// Runs `ferrite convert` of BlazeFace to `out` with `args`.
+fn convert(out: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrite"))
         .arg("convert")
         .arg(root().join(FACE))
         .arg("-o")
         .arg(out)
-        .args(["--quantize", "int8", "--calib"])
-        .arg(calib)
-        .args(extra)
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`convert`] quantizing with calibration folder `calib` and `extra`.
+fn quantize(calib: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--quantize".as_ref(), "int8".as_ref()];
+    args.extend(["--calib".as_ref(), calib.as_os_str()]);
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    convert(out, &args)
+}
+
+/// Runs [`quantize`], which must fail; returns stderr.
+fn convert_fails(calib: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = quantize(calib, out, extra);
     assert!(!o.status.success(), "conversion unexpectedly succeeded");
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
@@ -177,16 +188,7 @@ fn images_calibrate_with_a_preprocess_spec() {
         &["--detector", "blazeface-short-range"],
     ] {
         std::fs::write(&out, b"previous contents").unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-            .arg("convert")
-            .arg(root().join(FACE))
-            .arg("-o")
-            .arg(&out)
-            .args(["--quantize", "int8", "--calib"])
-            .arg(&calib)
-            .args(extra)
-            .output()
-            .unwrap();
+        let o = quantize(&calib, &out, extra);
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(
             o.status.success(),
@@ -253,14 +255,8 @@ fn quantization_flags_need_quantize() {
         &["--no-equalize"],
         &["--min-sqnr", "12"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-            .arg("convert")
-            .arg(root().join(FACE))
-            .arg("-o")
-            .arg(d.join("f.fer"))
-            .args(flags)
-            .output()
-            .unwrap();
+        let args: Vec<&std::ffi::OsStr> = flags.iter().map(std::ffi::OsStr::new).collect();
+        let o = convert(&d.join("f.fer"), &args);
         assert!(!o.status.success(), "{flags:?} accepted");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(

@@ -28,6 +28,32 @@ pub fn parent_folder(path: &std::path::Path) -> &std::path::Path {
         .unwrap_or(std::path::Path::new("."))
 }
 
+/// Writes `bytes` to a temporary file next to `path`, synced, then renames
+/// it into place, so `path` is never left half-written.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = parent_folder(path).join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Fails, naming `what` (a flag), when the folder `path` would be written in
 /// is not there: checked before work that takes a while, not after it.
 pub fn check_parent_folder(what: &str, path: &std::path::Path) -> Result<()> {

@@ -790,14 +790,15 @@ pub fn quantize(
 
     // `--calib-method auto`: one int8 build per method (ops the runtime
     // rejects in int8 made float, as below), compared on the outputs; the
-    // chosen method's build decisions are kept. Bias correction and
-    // --min-sqnr then refine it.
+    // chosen method's build is the first one of the loop below, where
+    // --min-sqnr refines it (and bias correction after that).
     let mut iterations = 0usize;
     let mut trials: Vec<(Method, f64)> = Vec::new();
+    let mut chosen: Option<Build> = None;
     if choice == Choice::Auto {
         let probe = &eval_set[..eval_set.len().min(CHOICE_SAMPLES)];
         let pb = progress(Method::CANDIDATES.len(), "methods");
-        let mut best: Option<(f64, Vec<bool>, Vec<FloatOp>)> = None;
+        let mut best: Option<(f64, Vec<bool>, Vec<FloatOp>, Build)> = None;
         for m in Method::CANDIDATES {
             pb.inc(1);
             let r = ranges(m);
@@ -817,27 +818,29 @@ pub fn quantize(
             // A non-finite noise (an output overflowing) never wins.
             if noise.is_finite() && best.as_ref().is_none_or(|b| noise < b.0) {
                 method = m;
-                best = Some((noise, i8, fo));
+                best = Some((noise, i8, fo, b));
             }
         }
         pb.finish_and_clear();
-        if let Some((_, i8, fo)) = best {
-            observed = ranges(method);
-            (int8, float_ops) = (i8, fo);
+        if let Some((_, i8, fo, b)) = best {
+            (observed, int8, float_ops, chosen) = (ranges(method), i8, fo, Some(b));
         }
     }
 
     // Build, prepare, measure; repeat while an op misses --min-sqnr.
     let (rewritten, assignment, qbytes) = loop {
-        let b = build(
-            g,
-            &mut int8,
-            &mut float_ops,
-            &observed,
-            opts.int8_io,
-            &logit_outputs,
-            &adjust,
-        )?;
+        let b = match chosen.take() {
+            Some(b) => b,
+            None => build(
+                g,
+                &mut int8,
+                &mut float_ops,
+                &observed,
+                opts.int8_io,
+                &logit_outputs,
+                &adjust,
+            )?,
+        };
         iterations += b.attempts;
         if let Some(min) = opts.min_sqnr {
             let subset = &eval_set[..eval_set.len().min(SEARCH_SAMPLES)];

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::observe::{Method, Observer};
@@ -257,7 +257,7 @@ impl Report {
         json!({
             "method": self.method,
             "method_trials": self.method_trials.iter().map(|(m, db)| json!({
-                "method": m, "sqnr_db": db.and_then(|d| d.is_finite().then_some(d)),
+                "method": m, "sqnr_db": db,
                 "kept": *m == self.method,
             })).collect::<Vec<_>>(),
             "method_choice_samples": (!self.method_trials.is_empty()).then_some(self.choice_samples),
@@ -388,9 +388,9 @@ impl Report {
     /// Writes the HTML page to `html` and `quant.json` beside it, each
     /// through a temporary file renamed into place.
     pub fn write(&self, html: &Path) -> Result<()> {
-        write_atomic(html, self.to_html().as_bytes())?;
+        crate::write_atomic(html, self.to_html().as_bytes())?;
         let json = serde_json::to_vec_pretty(&self.to_json())?;
-        write_atomic(&super::json_path(html), &json)
+        crate::write_atomic(&super::json_path(html), &json)
     }
 
     /// The self-contained HTML page.
@@ -689,24 +689,4 @@ fn axis_y(
             y + 3.0
         );
     }
-}
-
-/// Writes `bytes` through a temporary file next to `path`, renamed into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = crate::parent_folder(path);
-    let name = path
-        .file_name()
-        .with_context(|| format!("report path {} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let r = std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
 }
