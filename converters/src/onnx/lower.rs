@@ -3219,6 +3219,36 @@ impl<'m> Lower<'m> {
         Ok(())
     }
 
+    /// A mean over H and W of an image held as NHWC (global average pooling
+    /// written as `x.mean((2, 3))`) is MEAN over NHWC's axes 1 and 2: no
+    /// transpose back to NCHW, and MEAN has an int8 kernel. False (nothing
+    /// emitted) for any other reduction.
+    fn global_mean(&mut self, out: &str, x: &Val, axes: &[i64], keep: bool) -> Result<bool> {
+        let Val::T(tv) = x else { return Ok(false) };
+        let d = self.shape_of(x);
+        if tv.layout != Layout::Nhwc || d.len() != 4 || self.g.tensors[tv.id].dtype != DType::F32 {
+            return Ok(false);
+        }
+        let mut ax = axes
+            .iter()
+            .map(|&v| axis_of(v, 4))
+            .collect::<Result<Vec<_>>>()?;
+        ax.sort_unstable();
+        ax.dedup();
+        if ax != [2, 3] {
+            return Ok(false);
+        }
+        let (ys, layout) = if keep {
+            (vec![d[0], 1, 1, d[1]], Layout::Nhwc)
+        } else {
+            (vec![d[0], d[1]], Layout::Plain)
+        };
+        let y = self.new_tensor(out, DType::F32, ys, Quant::None);
+        self.emit(OpCode::Mean, vec![keep as i32, 1, 2], &[tv.id], y);
+        self.set(out, Val::T(TVal { id: y, layout }));
+        Ok(true)
+    }
+
     fn reduce(
         &mut self,
         out: &str,
@@ -3228,6 +3258,9 @@ impl<'m> Lower<'m> {
         keep: bool,
         noop: bool,
     ) -> Result<()> {
+        if f == 1 && self.global_mean(out, x, &axes, keep)? {
+            return Ok(());
+        }
         let xi = self.plain(x)?;
         let d = self.g.tensors[xi].shape.clone();
         if axes.is_empty() && noop {

@@ -524,3 +524,161 @@ fn qdq_conv_relu_becomes_one_int8_conv() {
         }
     }
 }
+
+fn float_attr(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::FLOAT,
+        f: v,
+        ..Default::default()
+    }
+}
+
+/// Conv 1x1 (4 → 4) → hard swish as MobileNetV3 exports it
+/// (`a · HardSigmoid(a)`) → SiLU (`b · Sigmoid(b)`) → Elu.
+fn gated_activations() -> Vec<u8> {
+    let w: Vec<f32> = (0..16).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+    model(
+        vec![
+            node("Conv", "conv", &["x", "w", "b"], &["a"], vec![]),
+            node(
+                "HardSigmoid",
+                "hsig",
+                &["a"],
+                &["h"],
+                vec![float_attr("alpha", 1.0 / 6.0), float_attr("beta", 0.5)],
+            ),
+            node("Mul", "hswish", &["a", "h"], &["hs"], vec![]),
+            node("Sigmoid", "sig", &["hs"], &["s"], vec![]),
+            node("Mul", "silu", &["s", "hs"], &["si"], vec![]),
+            node("Elu", "elu", &["si"], &["y"], vec![]),
+        ],
+        vec![
+            float_init("w", &[4, 4, 1, 1], &w),
+            float_init("b", &[4], &[0.5, -1.0, 0.0, 2.0]),
+        ],
+        vec![value("x", &[Some(1), Some(4), Some(5), Some(5)])],
+        vec![value("y", &[Some(1), Some(4), Some(5), Some(5)])],
+    )
+}
+
+fn sample(seed: usize) -> Vec<f32> {
+    (0..100)
+        .map(|i| (((i * 31 + seed * 17) % 43) as f32 - 21.0) / 5.0)
+        .collect()
+}
+
+#[test]
+fn gated_and_real_activations_fuse_and_quantize_to_int8() {
+    let float = convert_with(&gated_activations(), &ConvertOptions::default()).unwrap();
+    let m = Model::from_vec(&float.bytes).unwrap();
+    let codes: Vec<_> = m.def().ops.iter().map(|o| o.code).collect();
+    assert!(
+        codes.contains(&ferrite_runtime::OpCode::HardSwish),
+        "{codes:?}"
+    );
+    assert!(!codes.contains(&ferrite_runtime::OpCode::Mul), "{codes:?}");
+
+    let dir = std::env::temp_dir().join(format!("ferrite-gated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for k in 0..12 {
+        use npyz::WriterBuilder;
+        let mut buf = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[1, 4, 5, 5])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend(sample(k)).unwrap();
+        w.finish().unwrap();
+        std::fs::write(dir.join(format!("s{k:02}.npy")), buf).unwrap();
+    }
+    let opts = ConvertOptions {
+        quantize: Some(crate::QuantizeOptions {
+            calib: dir.clone(),
+            method: "minmax".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let q = convert_with(&gated_activations(), &opts);
+    let _ = std::fs::remove_dir_all(&dir);
+    let q = q.unwrap();
+    let qm = Model::from_vec(&q.bytes).unwrap();
+    let meta = qm.metadata("quantization").expect("quantization metadata");
+    let j: serde_json::Value = serde_json::from_slice(&meta.value).unwrap();
+    assert_eq!(j["float_ops"], serde_json::json!([]), "{j}");
+    let s = Session::new(&qm, Options::default()).unwrap();
+    let kernels = s.kernel_names().join(" ");
+    assert!(kernels.contains("ref_unary_lut_i8"), "{kernels}");
+
+    // int8 stays within a few output steps of float on a calibration sample.
+    let x = sample(3);
+    let (_, want) = run(&float.bytes, &x);
+    let (_, got) = run(&q.bytes, &x);
+    let range = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 0.04 * range, "{g} vs {w} (range {range})");
+    }
+}
+
+#[test]
+fn reduce_mean_over_h_and_w_is_a_mean_of_the_nhwc_image() {
+    for keep in [0, 1] {
+        let mut nodes = vec![node(
+            "Conv",
+            "conv",
+            &["x", "w", "b"],
+            &["c"],
+            vec![ints("kernel_shape", &[1, 1])],
+        )];
+        nodes.push(node(
+            "ReduceMean",
+            "gap",
+            &["c"],
+            &["y"],
+            vec![
+                ints("axes", &[-1, 2]),
+                AttributeProto {
+                    name: "keepdims".into(),
+                    r#type: attr_type::INT,
+                    i: keep,
+                    ..Default::default()
+                },
+            ],
+        ));
+        let out: &[Option<i64>] = if keep == 1 {
+            &[Some(1), Some(2), Some(1), Some(1)]
+        } else {
+            &[Some(1), Some(2)]
+        };
+        let bytes = model(
+            nodes,
+            vec![
+                float_init("w", &[2, 2, 1, 1], &[1.0, 2.0, 3.0, 4.0]),
+                float_init("b", &[2], &[0.5, -100.0]),
+            ],
+            vec![value("x", &[Some(1), Some(2), Some(2), Some(3)])],
+            vec![value("y", out)],
+        );
+        let c = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+        let m = Model::from_vec(&c.bytes).unwrap();
+        let codes: Vec<_> = m.def().ops.iter().map(|o| o.code).collect();
+        // The input's NCHW → NHWC transpose, and none back before the mean;
+        // a kept [N, 1, 1, C] is handed out as [N, C, 1, 1] by a reshape.
+        use ferrite_runtime::OpCode::{Conv2d, Mean, Reshape, Transpose};
+        if keep == 1 {
+            assert_eq!(codes, [Transpose, Conv2d, Mean, Reshape]);
+        } else {
+            assert_eq!(codes, [Transpose, Conv2d, Mean]);
+        }
+        let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let (shape, y) = run(&c.bytes, &x);
+        let want_shape: Vec<usize> = out.iter().map(|d| d.unwrap() as usize).collect();
+        // Channel k of the conv is w[k][0]·x0 + w[k][1]·x1 + b[k]; x0 averages
+        // 2.5 and x1 8.5 over the 6 pixels.
+        assert_eq!(shape, want_shape);
+        assert_eq!(y, [2.5 + 2.0 * 8.5 + 0.5, 3.0 * 2.5 + 4.0 * 8.5 - 100.0]);
+    }
+}

@@ -253,3 +253,67 @@ fn noop_reshape_is_removed_but_output_reshapes_stay() {
         &input.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(),
     );
 }
+
+/// x [1,3,3,4] → gate → s; MUL(x, s) → y (gate's inputs: x).
+fn gated_graph(gate: OpCode, attrs: Vec<i32>) -> Graph {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 3, 3, 4]);
+    let s = act(&mut g, "s", &[1, 3, 3, 4]);
+    let y = act(&mut g, "y", &[1, 3, 3, 4]);
+    node(&mut g, gate, attrs, &[x], s);
+    node(&mut g, OpCode::Mul, vec![0], &[s, x], y);
+    g.inputs.push(x);
+    g.outputs.push(y);
+    g
+}
+
+fn hard_sigmoid(alpha: f32) -> Vec<i32> {
+    let bits = |v: f32| v.to_bits() as i32;
+    vec![UnaryFn::HardSigmoid as i32, bits(alpha), bits(0.5)]
+}
+
+#[test]
+fn x_times_sigmoid_x_becomes_one_swish_with_the_same_bits() {
+    let g = gated_graph(OpCode::Logistic, vec![]);
+    let x: Vec<f32> = ramp(36).iter().map(|v| v * 7.0).collect();
+    let before = run(&g, &x);
+    let mut fused = g.clone();
+    run_all(&mut fused).unwrap();
+    assert_eq!(fused.nodes.len(), 1);
+    assert_eq!(fused.nodes[0].code, OpCode::Unary);
+    assert_eq!(fused.nodes[0].attrs[0], UnaryFn::Swish as i32);
+    assert_eq!(run(&fused, &x), before);
+}
+
+#[test]
+fn x_times_hard_sigmoid_x_becomes_hard_swish() {
+    let g = gated_graph(OpCode::Unary, hard_sigmoid(1.0 / 6.0));
+    let x: Vec<f32> = ramp(36).iter().map(|v| v * 3.0).collect();
+    let before = run(&g, &x);
+    let mut fused = g.clone();
+    run_all(&mut fused).unwrap();
+    assert_eq!(fused.nodes.len(), 1);
+    assert_eq!(fused.nodes[0].code, OpCode::HardSwish);
+    close(&run(&fused, &x), &before);
+}
+
+#[test]
+fn other_gates_and_shared_gates_are_not_fused() {
+    // ONNX's default hard sigmoid (alpha 0.2) is not MobileNetV3's.
+    let mut g = gated_graph(OpCode::Unary, hard_sigmoid(0.2));
+    assert_eq!(fuse_gated_activations(&mut g), 0);
+    // The sigmoid is also an output: it must stay.
+    let mut g = gated_graph(OpCode::Logistic, vec![]);
+    g.outputs.push(1);
+    assert_eq!(fuse_gated_activations(&mut g), 0);
+    // x · sigmoid(z) (a squeeze-excite gate) is a real multiply.
+    let mut g = gated_graph(OpCode::Logistic, vec![]);
+    let z = act(&mut g, "z", &[1, 3, 3, 4]);
+    g.inputs.push(z);
+    g.nodes[0].inputs = vec![Some(z)];
+    assert_eq!(fuse_gated_activations(&mut g), 0);
+    // A MUL with a fused RELU is not a gate.
+    let mut g = gated_graph(OpCode::Logistic, vec![]);
+    g.nodes[1].attrs = vec![1];
+    assert_eq!(fuse_gated_activations(&mut g), 0);
+}

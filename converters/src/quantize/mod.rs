@@ -743,7 +743,7 @@ pub fn quantize(
     let mut int8 = vec![false; g.nodes.len()];
     let mut float_ops: Vec<FloatOp> = Vec::new();
     for (n, node) in g.nodes.iter().enumerate() {
-        let reason = if !plan::has_int8_kernel(node.code) {
+        let reason = if !plan::has_int8_kernel(node) {
             Some(format!("{} has no int8 kernel", node.code.name()))
         } else if node
             .outputs

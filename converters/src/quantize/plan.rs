@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 
+use ferrite_runtime::kernels::reference::math::UnaryFn;
 use ferrite_runtime::{DType, OpCode, QParams, Quant};
 
 use crate::ir::{Graph, Node, Tensor};
@@ -39,11 +40,19 @@ pub const CONCAT_TRAP_RATIO: f32 = 4.0;
 /// scale) the better choice: it costs nothing in precision.
 pub const FLOAT_CONCAT_RATIO: f32 = 1.25;
 
-/// Ops with an int8 kernel in the runtime.
-pub fn has_int8_kernel(code: OpCode) -> bool {
+/// Whether the runtime has an int8 kernel for `node`: by op code, and for
+/// UNARY by function (any real function is a 256-entry table in int8).
+pub fn has_int8_kernel(node: &Node) -> bool {
     use OpCode::*;
+    if node.code == Unary {
+        return node
+            .attrs
+            .first()
+            .and_then(|&f| UnaryFn::from_i32(f))
+            .is_some_and(UnaryFn::is_real);
+    }
     matches!(
-        code,
+        node.code,
         Conv2d
             | DepthwiseConv2d
             | FullyConnected

@@ -11,9 +11,10 @@ use alloc::vec::Vec;
 use bytemuck::{cast_slice, cast_slice_mut};
 
 use super::kernel::Kernel;
-use super::prepare::Ctx;
+use super::prepare::{is_q8, Ctx};
 use super::{OpCode, Operand, Step};
 use crate::error::Result;
+use crate::kernels::reference::activation::{self as act, LutI8};
 use crate::kernels::reference::elementwise::broadcast_shape;
 use crate::kernels::reference::math::{self as m, BinaryFn, ReduceFn, ReducePlan, UnaryFn};
 use crate::types::{DType, Quant, Shape, TensorDef, MAX_RANK};
@@ -26,6 +27,9 @@ pub(crate) enum Extra {
         alpha: f32,
         beta: f32,
     },
+    SwishF32,
+    /// An int8 UNARY: its function tabulated on the 256 input values.
+    LutI8(LutI8),
     NotBool,
     IsNanF32,
     Binary {
@@ -181,6 +185,8 @@ impl Extra {
             Extra::UnaryF32 { f, alpha, beta } => {
                 m::unary_f32(*f, *alpha, *beta, cast_slice(ins[0]), cast_slice_mut(out))
             }
+            Extra::SwishF32 => act::swish_f32(cast_slice(ins[0]), cast_slice_mut(out)),
+            Extra::LutI8(lut) => act::lut_i8(lut, cast_slice(ins[0]), cast_slice_mut(out)),
             Extra::NotBool => m::not_bool(ins[0], out),
             Extra::IsNanF32 => m::isnan_f32(cast_slice(ins[0]), out),
             Extra::Binary { f, dtype, shapes } => by_num!(dtype, |T| m::binary::<T>(
@@ -400,6 +406,12 @@ fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
     cx.expect_shape(y, x.shape.dims())?;
     let f = UnaryFn::from_i32(cx.attr(0)?).ok_or(cx.bad("unknown unary function"))?;
     let (alpha, beta) = (cx.attr_f32(1)?, cx.attr_f32(2)?);
+    if is_q8(x) && is_q8(y) && f.is_real() {
+        // TFLite's way for any int8 element-wise function: 256 values in,
+        // so 256 entries, each the float function rounded once.
+        let lut = LutI8::from_fn(cx.qparams(x)?, cx.qparams(y)?, |v| f.apply(v, alpha, beta));
+        return Ok((Extra::LutI8(lut), "ref_unary_lut_i8"));
+    }
     if !plain(x) || !plain(y) {
         return Err(cx.bad("quantized tensors are not supported"));
     }
@@ -413,6 +425,11 @@ fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             cx.expect_dtype(x, &[DType::F32])?;
             cx.expect_dtype(y, &[DType::Bool])?;
             Ok((Extra::IsNanF32, "ref_isnan_f32"))
+        }
+        UnaryFn::Swish => {
+            cx.expect_dtype(x, &[DType::F32])?;
+            cx.expect_dtype(y, &[DType::F32])?;
+            Ok((Extra::SwishF32, "ref_swish_f32"))
         }
         _ => {
             cx.expect_dtype(x, &[DType::F32])?;

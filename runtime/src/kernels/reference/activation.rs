@@ -406,6 +406,15 @@ pub fn logistic_f32(input: &[f32], output: &mut [f32]) {
     }
 }
 
+/// SiLU / swish in f32: `x * logistic(x)` with the LOGISTIC kernel's
+/// sigmoid, so a fused `MUL(x, LOGISTIC(x))` gives the unfused pair's bits.
+pub fn swish_f32(input: &[f32], output: &mut [f32]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = x * logistic_scalar(x);
+    }
+}
+
 /// TANH in f32. `input` and `output` have the same length.
 pub fn tanh_f32(input: &[f32], output: &mut [f32]) {
     debug_assert_eq!(input.len(), output.len());
@@ -464,7 +473,7 @@ impl LutI8 {
     }
 }
 
-/// Maps every input through the table (int8 LOGISTIC, TANH). `input` and
+/// Maps every input through the table (int8 LOGISTIC, TANH, UNARY). `input` and
 /// `output` have the same length.
 pub fn lut_i8(lut: &LutI8, input: &[i8], output: &mut [i8]) {
     debug_assert_eq!(input.len(), output.len());

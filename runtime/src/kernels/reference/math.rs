@@ -58,13 +58,21 @@ pub enum UnaryFn {
     Not = 32,
     /// `1.0` where NaN (bool output).
     IsNan = 33,
+    /// SiLU / swish: `x * sigmoid(x)` (the graph passes fuse `MUL(x, LOGISTIC(x))`).
+    Swish = 34,
 }
 
 impl UnaryFn {
+    /// Whether the function maps reals to reals (everything but NOT and
+    /// ISNAN), so that an int8 version is a 256-entry table of it.
+    pub fn is_real(self) -> bool {
+        !matches!(self, UnaryFn::Not | UnaryFn::IsNan)
+    }
+
     /// Decodes the stored function id.
     pub fn from_i32(v: i32) -> Option<Self> {
         use UnaryFn::*;
-        const ALL: [UnaryFn; 34] = [
+        const ALL: [UnaryFn; 35] = [
             Abs,
             Neg,
             Sqrt,
@@ -99,6 +107,7 @@ impl UnaryFn {
             HardSigmoid,
             Not,
             IsNan,
+            Swish,
         ];
         ALL.get(usize::try_from(v).ok()?).copied()
     }
@@ -172,6 +181,7 @@ impl UnaryFn {
             HardSigmoid => (a * d + b).clamp(0.0, 1.0),
             Not => (x == 0.0) as i32 as f64,
             IsNan => x.is_nan() as i32 as f64,
+            Swish => d / (1.0 + libm::exp(-d)),
         };
         r as f32
     }
@@ -891,7 +901,9 @@ mod tests {
         assert_eq!(f(UnaryFn::ThresholdedRelu, 1.0), 0.0);
         assert!((UnaryFn::HardSigmoid.apply(1.0, 0.2, 0.5) - 0.7).abs() < 1e-7);
         assert_eq!(UnaryFn::from_i32(33), Some(UnaryFn::IsNan));
-        assert_eq!(UnaryFn::from_i32(34), None);
+        assert_eq!(UnaryFn::from_i32(34), Some(UnaryFn::Swish));
+        assert!((f(UnaryFn::Swish, 2.0) - 2.0 / (1.0 + libm::expf(-2.0))).abs() < 1e-6);
+        assert_eq!(UnaryFn::from_i32(35), None);
         assert_eq!(BinaryFn::from_i32(17), Some(BinaryFn::Left));
         assert_eq!(ReduceFn::from_i32(10), None);
     }
