@@ -55,11 +55,14 @@ fn best_iou(d: &Detection, boxes: impl IntoIterator<Item = [f64; 4]>) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// MediaPipe's short-range detections (model_selection=0).
 fn reference() -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("models/detect/reference.json")).unwrap(),
-    )
-    .unwrap()
+    reference_file("reference.json")
+}
+
+fn reference_file(name: &str) -> serde_json::Value {
+    let path = root().join("models/detect").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The evaluated images, by reference name.
@@ -98,8 +101,12 @@ struct Agreement {
 /// Compares `model`'s detections with MediaPipe's: the same count per
 /// image, box IoU ≥ `min_iou`, keypoints within 2% of the image size and
 /// scores within `score_tol`.
-fn compare_with_mediapipe(model: &Model<'_>, min_iou: f64, score_tol: f64) -> Agreement {
-    let reference = reference();
+fn compare_with_mediapipe(
+    model: &Model<'_>,
+    reference: &serde_json::Value,
+    min_iou: f64,
+    score_tol: f64,
+) -> Agreement {
     let mut a = Agreement {
         faces: 0,
         worst_iou: 1.0,
@@ -198,12 +205,42 @@ fn report(what: &str, a: &Agreement) {
 
 #[test]
 fn blazeface_matches_mediapipe() {
-    let a = compare_with_mediapipe(&blazeface(), 0.95, 0.05);
+    let a = compare_with_mediapipe(&blazeface(), &reference(), 0.95, 0.05);
     report("float", &a);
     assert!(a.problems.is_empty(), "{}", a.problems.join("\n"));
     assert!(
         a.faces >= 10,
         "the reference should hold at least 10 faces, found {}",
+        a.faces
+    );
+}
+
+/// Another detector of the family, from nothing but a written spec: BlazeFace
+/// full-range (one 48x48 anchor layer on 192x192 instead of short-range's
+/// four on 128x128; sparse fp16 weights) with
+/// `models/detect/blazeface_full_range.toml`, against MediaPipe's
+/// model_selection=1 (`reference_full_range.json`).
+#[test]
+fn blazeface_full_range_from_a_written_spec_matches_mediapipe() {
+    let src = std::fs::read(root().join("models/fixtures/face_detection_full_range_sparse.tflite"))
+        .expect("bundled BlazeFace full-range");
+    let opts = ferrite_convert::ConvertOptions {
+        detector_spec: Some(root().join("models/detect/blazeface_full_range.toml")),
+        ..Default::default()
+    };
+    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let model = Model::from_vec(&c.bytes).unwrap();
+    let a = compare_with_mediapipe(
+        &model,
+        &reference_file("reference_full_range.json"),
+        0.95,
+        0.05,
+    );
+    report("full-range float", &a);
+    assert!(a.problems.is_empty(), "{}", a.problems.join("\n"));
+    assert!(
+        a.faces >= 6,
+        "the reference holds 6 faces, matched {}",
         a.faces
     );
 }
@@ -516,7 +553,7 @@ fn int8_blazeface_finds_the_float_faces_on_the_photos() {
 #[ignore = "faces_grid: int8 flips faces near the threshold (see the doc comment)"]
 fn int8_blazeface_matches_mediapipe() {
     let int8 = int8_blazeface();
-    let a = compare_with_mediapipe(&int8, 0.9, 0.1);
+    let a = compare_with_mediapipe(&int8, &reference(), 0.9, 0.1);
     report("int8", &a);
     // The same faces as the float model (issue 4): every float face with
     // score > 0.5 is found by int8 with IoU ≥ 0.9, and no other.

@@ -128,6 +128,24 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         ));
     }
 
+    // fp16 weights may also be stored sparse: a sparse fp16 constant →
+    // DENSIFY → DEQUANTIZE (MediaPipe's *_sparse models). The DENSIFY
+    // output is an fp16 tensor without a buffer, filled when DENSIFY is read.
+    let densified_fp16: std::collections::HashSet<usize> = sg
+        .operators
+        .iter()
+        .filter(|op| {
+            let code = m.operator_codes.get(op.opcode_index as usize);
+            code.map(|c| c.builtin_code) == Some(b::DENSIFY)
+                && op
+                    .inputs
+                    .first()
+                    .and_then(|&t| sg.tensors.get(usize::try_from(t).ok()?))
+                    .is_some_and(|t| t.dtype == tt::FLOAT16 && t.sparsity.is_some())
+        })
+        .filter_map(|op| usize::try_from(*op.outputs.first()?).ok())
+        .collect();
+
     // Tensors. Constants get their data now; fp16/int8 tensors that only feed a
     // DEQUANTIZE are kept raw and folded below.
     let mut g = Graph::default();
@@ -173,7 +191,7 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         let dtype = match (dtype_of(t.dtype), t.dtype) {
             (Some(d), _) => d,
             // fp16 constants are folded through their DEQUANTIZE below.
-            (None, tt::FLOAT16) if data.is_some() => DType::F32,
+            (None, tt::FLOAT16) if data.is_some() || densified_fp16.contains(&i) => DType::F32,
             (None, other) => {
                 probs.other.push(format!(
                     "tensor {i} '{}' has unsupported type {}",
@@ -255,13 +273,25 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             _ => tflite::builtin_name(code).to_string(),
         };
         let origin = format!("op {k} ({name})");
-        match lower(&mut g, &raw, code, &op.options, &ins, &outs, &origin) {
+        match lower(&mut g, &mut raw, code, &op.options, &ins, &outs, &origin) {
             Ok(Some(node)) => g.nodes.push(node),
             Ok(None) => {}
             Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
                 probs.ops.entry(name).or_default().push(k)
             }
             Err(e) => probs.other.push(format!("{origin}: {e}")),
+        }
+    }
+    // fp16 tensors are weights folded through their DEQUANTIZE; any other
+    // reader would see an empty tensor.
+    for node in &g.nodes {
+        for &t in node.inputs.iter().flatten() {
+            if raw[t].is_some() && g.tensors[t].data.is_none() {
+                probs.other.push(format!(
+                    "{}: reads fp16 tensor {t} '{}'; fp16 is supported for weights that go through DEQUANTIZE only",
+                    node.origin, g.tensors[t].name
+                ));
+            }
         }
     }
     probs.into_result()?;
@@ -309,7 +339,7 @@ fn norm_axis(axis: i64, rank: usize) -> Result<i32> {
 #[allow(clippy::too_many_arguments)]
 fn lower(
     g: &mut Graph,
-    raw: &[Option<Vec<u8>>],
+    raw: &mut [Option<Vec<u8>>],
     code: i32,
     opts: &BuiltinOptions,
     ins: &[Option<usize>],
@@ -674,6 +704,11 @@ fn lower(
             // The sparse input was densified when read; the op just passes it on.
             let src = input(0).ok_or_else(|| anyhow!("missing input"))?;
             let out = *outs.first().ok_or_else(|| anyhow!("missing output"))?;
+            if raw[src].is_some() {
+                // fp16: on to its DEQUANTIZE, which folds it to f32.
+                raw[out] = raw[src].clone();
+                return Ok(None);
+            }
             let data = g.tensors[src]
                 .data
                 .clone()

@@ -3,7 +3,8 @@
 images/*.png: scikit-image photos (downscaled so the repository stays small)
 and composites: lfw_subset faces (25x25, grayscale) scaled up and pasted into
 other photos, at sizes whose aspect ratio exercises letterboxing.
-reference.json: per image, MediaPipe's detections in pixels:
+reference.json: per image, MediaPipe's detections in pixels (model_selection=0,
+short-range; reference_full_range.json the same with model_selection=1):
 {"name": {"width", "height", "detections": [{"score", "box": [xmin, ymin, xmax, ymax],
 "keypoints": [[x, y] x 6]}]}}.
 """
@@ -73,24 +74,35 @@ images["faces_grid"] = composite(
     skimage.data.camera(), 320, 320,
     [(k, 64, 16 + 100 * (j % 3), 16 + 100 * (j // 3)) for j, k in enumerate([1, 5, 9, 13, 17, 25, 33, 41, 60])])
 
-ref = {}
-with mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5) as fd:
-    for name, img in images.items():
-        from skimage.io import imsave
-        imsave(img_dir / f"{name}.png", img, check_contrast=False)
-        h, w = img.shape[:2]
-        res = fd.process(np.ascontiguousarray(img))
-        dets = []
-        for d in res.detections or []:
-            bb = d.location_data.relative_bounding_box
-            dets.append({
-                "score": round(float(d.score[0]), 5),
-                "box": [round(v, 3) for v in (bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w,
-                                                (bb.ymin + bb.height) * h)],
-                "keypoints": [[round(k.x * w, 3), round(k.y * h, 3)]
-                              for k in d.location_data.relative_keypoints],
-            })
-        ref[name] = {"width": w, "height": h, "detections": dets}
-        print(f"{name}: {w}x{h}, {len(dets)} face(s)", [d["score"] for d in dets])
+def detect(model_selection):
+    """MediaPipe's detections on every image, in pixels."""
+    ref = {}
+    with mp.solutions.face_detection.FaceDetection(model_selection=model_selection,
+                                                   min_detection_confidence=0.5) as fd:
+        for name, img in images.items():
+            h, w = img.shape[:2]
+            res = fd.process(np.ascontiguousarray(img))
+            dets = []
+            for d in res.detections or []:
+                bb = d.location_data.relative_bounding_box
+                dets.append({
+                    "score": round(float(d.score[0]), 5),
+                    "box": [round(v, 3) for v in (bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w,
+                                                    (bb.ymin + bb.height) * h)],
+                    "keypoints": [[round(k.x * w, 3), round(k.y * h, 3)]
+                                  for k in d.location_data.relative_keypoints],
+                })
+            ref[name] = {"width": w, "height": h, "detections": dets}
+            print(f"model_selection={model_selection} {name}: {w}x{h}, {len(dets)} face(s)",
+                  [d["score"] for d in dets])
+    return ref
 
-(out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
+
+from skimage.io import imsave
+
+for name, img in images.items():
+    imsave(img_dir / f"{name}.png", img, check_contrast=False)
+# model_selection=0: BlazeFace short-range; 1: full-range (face_detection_full_range_sparse),
+# whose graph keeps its own score threshold of 0.6 whatever min_detection_confidence says.
+(out / "reference.json").write_text(json.dumps(detect(0), indent=1) + "\n")
+(out / "reference_full_range.json").write_text(json.dumps(detect(1), indent=1) + "\n")

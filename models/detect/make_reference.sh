@@ -2,7 +2,8 @@
 # Makes the face-detection reference: the test images (scikit-image photos and
 # composites of its lfw_subset faces, written to images/) and MediaPipe's own
 # detections on them (reference.json), with PyPI mediapipe==0.10.21
-# (mp.solutions.face_detection, model_selection=0 = BlazeFace short-range).
+# (mp.solutions.face_detection: model_selection=0 = BlazeFace short-range,
+# reference.json; model_selection=1 = full-range, reference_full_range.json).
 #
 # Usage: models/detect/make_reference.sh [VENV_DIR]   (default: models/cache/detect-venv)
 # Creates its own venv (venv.sh).
