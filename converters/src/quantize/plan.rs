@@ -298,6 +298,27 @@ pub fn logit_only(g: &Graph, logit_outputs: &[usize]) -> Vec<bool> {
     only
 }
 
+/// Whether tensor `t` is a graph output or reaches one through data
+/// movement only (reshapes, concats, slices...).
+fn reaches_output(g: &Graph, users: &[Vec<(usize, usize)>], t: usize) -> bool {
+    let mut stack = vec![t];
+    let mut seen = vec![false; g.tensors.len()];
+    while let Some(t) = stack.pop() {
+        if std::mem::replace(&mut seen[t], true) {
+            continue;
+        }
+        if g.outputs.contains(&t) {
+            return true;
+        }
+        for &(u, _) in &users[t] {
+            if moves_values(g.nodes[u].code) {
+                stack.extend(&g.nodes[u].outputs);
+            }
+        }
+    }
+    false
+}
+
 /// Logits beyond ±this are read as saturated: the sigmoid of 8 differs from
 /// 1 by 3.4e-4, less than the int8 LOGISTIC output's step (1/256).
 pub const LOGIT_LIMIT: f32 = 8.0;
@@ -450,6 +471,25 @@ pub fn assign(
         }
     }
     for (root, ts) in &members {
+        // A sigmoid the user reads (a presence or confidence score) must be
+        // able to say anything from 0 to 1, whatever the calibration samples
+        // showed: photos without a person leave a pose model's presence
+        // logit negative on every sample, and a range fitted to that pins
+        // the int8 score at 0.5 on the first real person. So its input
+        // covers all of ±LOGIT_LIMIT (a logit step of 16/255).
+        let read_as_score = ts.iter().any(|&t| {
+            users[t].iter().any(|&(u, _)| {
+                int8[u]
+                    && g.nodes[u].code == OpCode::Logistic
+                    && reaches_output(g, &users, g.nodes[u].outputs[0])
+            })
+        });
+        if read_as_score {
+            if let Some(r) = ranges.get_mut(root) {
+                *r = (-LOGIT_LIMIT, LOGIT_LIMIT);
+            }
+            continue;
+        }
         let mut limit: Option<f32> = None;
         let mut ok = true;
         for &t in ts {
@@ -948,6 +988,35 @@ mod tests {
         // Without the declaration nothing is narrowed.
         let a = assign(&g, &mut int8, &observed, false, &[]);
         assert!(a.range[3].unwrap().0 <= -600.0);
+    }
+
+    #[test]
+    fn a_sigmoid_read_as_a_score_covers_every_probability() {
+        // x → LOGISTIC → p → RESHAPE → y (output): the calibration never saw
+        // a positive logit, yet the int8 score must still reach 1.
+        let node = |code, i, o| Node {
+            code,
+            attrs: vec![],
+            inputs: vec![Some(i)],
+            outputs: vec![o],
+            origin: String::new(),
+        };
+        let mut g = Graph {
+            tensors: vec![activation("x"), activation("p"), activation("y")],
+            nodes: vec![node(OpCode::Logistic, 0, 1), node(OpCode::Reshape, 1, 2)],
+            inputs: vec![0],
+            outputs: vec![2],
+            ..Default::default()
+        };
+        let observed = vec![Some((-5.0, -1.0)), Some((0.0, 0.3)), Some((0.0, 0.3))];
+        let a = assign(&g, &mut [true, true], &observed, false, &[]);
+        let (lo, hi) = a.range[0].unwrap();
+        assert!(lo <= -7.9 && hi >= 7.9, "{lo}..{hi}");
+        // A sigmoid that feeds more arithmetic keeps its calibrated range.
+        g.nodes[1].code = OpCode::Relu;
+        let a = assign(&g, &mut [true, true], &observed, false, &[]);
+        let (lo, hi) = a.range[0].unwrap();
+        assert!((-5.1..=-4.9).contains(&lo) && hi < 0.1, "{lo}..{hi}");
     }
 
     /// x → FC → a → RESHAPE → y (output 0); x → FC → c (output 1).
