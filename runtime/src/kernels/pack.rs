@@ -593,6 +593,49 @@ impl ConvShape {
     }
 }
 
+impl ConvShape {
+    /// Values `range` of the window of output pixel `px` (the window
+    /// flattened as [`ConvShape::window`] writes it: filter rows, columns,
+    /// channels) into `row` (`range.len()` long); `fill` where it hangs
+    /// over the image.
+    fn window_part<T: Copy>(
+        &self,
+        input: &[T],
+        px: Pixel,
+        range: core::ops::Range<usize>,
+        row: &mut [T],
+        fill: T,
+    ) {
+        let [_, ih, iw, ic] = self.shapes[0];
+        let [_, _, kw, _] = self.shapes[1];
+        let Pixel { b, oy, ox } = px;
+        let g = &self.g;
+        let mut at = 0;
+        let mut i = range.start;
+        while i < range.end {
+            let tap = i / ic;
+            let (c0, c1) = (i - tap * ic, (range.end - tap * ic).min(ic));
+            let (ky, kx) = (tap / kw, tap % kw);
+            let iy = (oy * g.stride_h + ky * g.dilation_h)
+                .checked_sub(g.pad_top)
+                .filter(|&y| y < ih);
+            let ix = (ox * g.stride_w + kx * g.dilation_w)
+                .checked_sub(g.pad_left)
+                .filter(|&x| x < iw);
+            let dst = &mut row[at..at + (c1 - c0)];
+            match (iy, ix) {
+                (Some(y), Some(x)) => {
+                    let s = ((b * ih + y) * iw + x) * ic;
+                    copy_small(dst, &input[s + c0..s + c1]);
+                }
+                _ => dst.fill(fill),
+            }
+            at += c1 - c0;
+            i += c1 - c0;
+        }
+    }
+}
+
 /// An output pixel of a convolution: batch, row, column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pixel {
@@ -734,11 +777,20 @@ impl QConv {
 }
 
 /// A prepared f32 CONV_2D (groups = 1) on a GEMM micro-kernel.
+///
+/// A window longer than a tile of [`CONV_ROW_ALIGN`] rows can hold in the
+/// 16 KiB im2col buffer (3x3 over more than 113 channels) is cut along `k`:
+/// `gemm` holds its first range (with the bias, no clamp), `rest` the others,
+/// and `exec` adds the partial sums and clamps to `act` at the end. (With
+/// one short tile instead, a 3x3x512 layer ran the 6-row micro-kernel one
+/// row at a time, or not at all: such layers fell back to the reference.)
 #[derive(Debug, Clone)]
 pub struct SConv {
     pub shape: ConvShape,
     pub gemm: SGemm,
     pub run: SGemmFn,
+    pub rest: Vec<(core::ops::Range<usize>, SGemm)>,
+    pub act: (f32, f32),
 }
 
 impl SConv {
@@ -758,20 +810,50 @@ impl SConv {
             return None;
         }
         let gather = shape.gather();
-        if gather == Gather::Im2col && im2col_rows(k, 4) == 0 {
-            return None;
-        }
-        let gemm = SGemm::pack(isa.nr, filter, oc, k, bias, act);
         let name = if gather == Gather::Direct {
             isa.name
         } else {
             isa.im2col_name
         };
+        if gather == Gather::Im2col && im2col_rows(k, 4) < CONV_ROW_ALIGN {
+            // Cut the window into ranges of `k` that a full tile holds; the
+            // partial sums need a tile of `oc` outputs beside it.
+            let per_tile = IM2COL_BYTES / 4 / CONV_ROW_ALIGN;
+            if oc > IM2COL_BYTES / 4 {
+                return None;
+            }
+            let len = k.div_ceil(k.div_ceil(per_tile));
+            let none = (f32::NEG_INFINITY, f32::INFINITY);
+            let mut parts = (0..k).step_by(len).map(|k0| {
+                let r = k0..(k0 + len).min(k);
+                let cols: Vec<f32> = (0..oc)
+                    .flat_map(|c| filter[c * k + r.start..c * k + r.end].iter().copied())
+                    .collect();
+                let b = if k0 == 0 { bias } else { None };
+                (r.clone(), SGemm::pack(isa.nr, &cols, oc, r.len(), b, none))
+            });
+            let (_, gemm) = parts.next().expect("k > 0");
+            let rest = parts.collect();
+            let run = isa.run;
+            return Some((
+                SConv {
+                    shape,
+                    gemm,
+                    run,
+                    rest,
+                    act,
+                },
+                name,
+            ));
+        }
+        let gemm = SGemm::pack(isa.nr, filter, oc, k, bias, act);
         Some((
             SConv {
                 shape,
                 gemm,
                 run: isa.run,
+                rest: Vec::new(),
+                act,
             },
             name,
         ))
@@ -791,6 +873,7 @@ impl SConv {
                 out,
                 n,
             ),
+            Gather::Im2col if !self.rest.is_empty() => self.exec_split(input, rows, out),
             Gather::Im2col => {
                 let mut buf = [0f32; IM2COL_BYTES / 4];
                 let tile = im2col_rows(k, 4);
@@ -809,6 +892,48 @@ impl SConv {
                 }
             }
         });
+    }
+
+    /// Output pixels `rows` (into `out`) of a convolution cut along `k`.
+    fn exec_split(&self, input: &[f32], rows: core::ops::Range<usize>, out: &mut [f32]) {
+        let n = self.gemm.n;
+        let mut buf = [0f32; IM2COL_BYTES / 4];
+        let mut part = [0f32; IM2COL_BYTES / 4];
+        let tile = CONV_ROW_ALIGN.min(part.len() / n).max(1);
+        let mut p = rows.start;
+        let mut px = self.shape.pixel(p);
+        while p < rows.end {
+            let t = tile.min(rows.end - p);
+            let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
+            let first = core::iter::once((0..self.gemm.k, &self.gemm));
+            for (i, (r, gemm)) in first
+                .chain(self.rest.iter().map(|(r, g)| (r.clone(), g)))
+                .enumerate()
+            {
+                let kg = r.len();
+                let mut q = px;
+                for row in buf[..t * kg].chunks_exact_mut(kg) {
+                    self.shape.window_part(input, q, r.clone(), row, 0.0);
+                    q = self.shape.next_pixel(q);
+                }
+                if i == 0 {
+                    (self.run)(gemm, &buf[..t * kg], kg, t, o, n);
+                } else {
+                    (self.run)(gemm, &buf[..t * kg], kg, t, &mut part[..t * n], n);
+                    for (a, b) in o.iter_mut().zip(&part[..t * n]) {
+                        *a += *b;
+                    }
+                }
+            }
+            let (lo, hi) = self.act;
+            for v in o.iter_mut() {
+                *v = v.max(lo).min(hi);
+            }
+            for _ in 0..t {
+                px = self.shape.next_pixel(px);
+            }
+            p += t;
+        }
     }
 }
 
