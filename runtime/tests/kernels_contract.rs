@@ -392,6 +392,57 @@ fn conv_f32_within_tolerance() {
 }
 
 #[test]
+fn grouped_conv_f32_within_tolerance() {
+    let tables = variants();
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut ran = 0;
+    for case in 0..400 {
+        let Some((g, [xs, mut fs, ys])) = random_conv(&mut rng, false) else {
+            continue;
+        };
+        // ResNeXt / RegNet groups: each reads ic / groups input channels.
+        let Some(&groups) = [2, 3, 4, 8, 16]
+            .iter()
+            .filter(|&&d| xs[3] % d == 0 && ys[3] % d == 0)
+            .nth(rng.below(2))
+        else {
+            continue;
+        };
+        fs[3] = xs[3] / groups;
+        let x = rng.f32s(xs.iter().product());
+        let w = rng.f32s(fs.iter().product());
+        let bias = (rng.below(3) != 0).then(|| rng.f32s(ys[3]));
+        let act = rng.pick(&[(f32::MIN, f32::MAX), (0.0, 6.0)]);
+        let mut want = vec![0f32; ys.iter().product()];
+        let mut mag = vec![0f32; want.len()];
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let (xa, wa, ba) = (abs(&x), abs(&w), bias.as_deref().map(abs));
+        conv::conv2d_f32(&g, act, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
+        let none = (f32::MIN, f32::MAX);
+        conv::conv2d_f32(&g, none, &xa, xs, &wa, fs, ba.as_deref(), &mut mag, ys);
+        let shapes = [xs, fs, ys];
+        for (name, t) in &tables {
+            let Some(isa) = t.sgemm else { continue };
+            let shape = ConvShape { g, shapes };
+            let (k, _) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref())
+                .unwrap_or_else(|| panic!("{name} declined groups {groups} {shapes:?}"));
+            let mut got = vec![0f32; want.len()];
+            if case % 3 == 0 {
+                let pool = ferrite_runtime::threads::Pool::new(2).unwrap();
+                ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
+            } else {
+                k.exec(&x, &mut got);
+            }
+            let what = format!("{name} case {case} groups {groups} {shapes:?} {g:?}");
+            assert_close(&got, &want, &mag, &what);
+            ran += 1;
+        }
+    }
+    println!("grouped conv f32: {ran} runs within tolerance");
+    assert!(ran >= 50, "only {ran} grouped shapes ran");
+}
+
+#[test]
 fn fully_connected_f32_within_tolerance() {
     let tables = variants();
     let mut rng = Rng(0x4444_5555_6666_7777);
