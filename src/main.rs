@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Convert a .tflite model into a .fer package.
+    /// Convert a .tflite or .onnx model into a .fer package.
     Convert {
         /// Source model (.tflite).
         input: PathBuf,

@@ -183,7 +183,7 @@ fn conv_i8_matches_reference() {
             let Some(isa) = t.qgemm else { continue };
             let shape = ConvShape { g, shapes };
             let (k, kname) = pack::QConv::new(&isa, shape, &p, &w, bias.as_deref())
-                .expect("driver covers groups=1");
+                .expect("the driver covers this window");
             let mut got = vec![0i8; want.len()];
             k.exec(&x, &mut got);
             assert_eq!(
@@ -194,6 +194,54 @@ fn conv_i8_matches_reference() {
         }
     }
     println!("conv i8: {ran} optimized runs equal the reference");
+}
+
+#[test]
+fn grouped_conv_i8_matches_reference() {
+    let tables = variants();
+    let mut rng = Rng(0x0fed_cba9_8765_4321);
+    let mut ran = 0;
+    for case in 0..400 {
+        let Some((g, [xs, mut fs, ys])) = random_conv(&mut rng, false) else {
+            continue;
+        };
+        let Some(&groups) = [2, 3, 4, 8, 16]
+            .iter()
+            .filter(|&&d| xs[3] % d == 0 && ys[3] % d == 0)
+            .nth(rng.below(2))
+        else {
+            continue;
+        };
+        fs[3] = xs[3] / groups;
+        let shapes = [xs, fs, ys];
+        let p = random_i8_params(&mut rng, ys[3]);
+        let x = rng.i8s(xs.iter().product(), 0);
+        let w = rng.i8s(fs.iter().product(), 0);
+        let bias: Option<Vec<i32>> =
+            (rng.below(4) != 0).then(|| (0..ys[3]).map(|_| (rng.next() as i32) >> 12).collect());
+        let mut want = vec![0i8; ys.iter().product()];
+        conv::conv2d_i8(&g, &p, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
+        for (name, t) in &tables {
+            let Some(isa) = t.qgemm else { continue };
+            let shape = ConvShape { g, shapes };
+            let (k, kname) = pack::QConv::new(&isa, shape, &p, &w, bias.as_deref())
+                .unwrap_or_else(|| panic!("{name} declined groups {groups} {shapes:?}"));
+            let mut got = vec![0i8; want.len()];
+            if case % 3 == 0 {
+                let pool = ferrite_runtime::threads::Pool::new(2).unwrap();
+                ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
+            } else {
+                k.exec(&x, &mut got);
+            }
+            assert_eq!(
+                got, want,
+                "{name} ({kname}) case {case} groups {groups}: {shapes:?} {g:?}"
+            );
+            ran += 1;
+        }
+    }
+    println!("grouped conv i8: {ran} runs equal the reference");
+    assert!(ran >= 50, "only {ran} grouped shapes ran");
 }
 
 #[test]

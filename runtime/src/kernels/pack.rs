@@ -597,14 +597,15 @@ impl ConvShape {
     /// Values `range` of the window of output pixel `px` over input
     /// channels `chans` only (a group's window: filter rows, columns, then
     /// those channels, as [`ConvShape::window`] lays out the whole one)
-    /// into `row` (`range.len()` long); zero where it hangs over the image.
-    fn window_part(
+    /// into `row` (`range.len()` long); `fill` where it hangs over the image.
+    fn window_part<T: Copy>(
         &self,
-        input: &[f32],
+        input: &[T],
         px: Pixel,
         chans: core::ops::Range<usize>,
         range: core::ops::Range<usize>,
-        row: &mut [f32],
+        row: &mut [T],
+        fill: T,
     ) {
         let [_, ih, iw, ic] = self.shapes[0];
         let [_, _, kw, _] = self.shapes[1];
@@ -629,7 +630,7 @@ impl ConvShape {
                     let s = ((b * ih + y) * iw + x) * ic + chans.start;
                     copy_small(dst, &input[s + c0..s + c1]);
                 }
-                _ => dst.fill(0.0),
+                _ => dst.fill(fill),
             }
             at += c1 - c0;
             i += c1 - c0;
@@ -679,11 +680,15 @@ fn copy_small<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
-/// A prepared int8 CONV_2D (groups = 1) on a GEMM micro-kernel.
+/// A prepared int8 CONV_2D on a GEMM micro-kernel: one GEMM per group
+/// (as [`SConv`]; the int8 windows are never cut: requantization needs the
+/// whole sum).
 #[derive(Debug, Clone)]
 pub struct QConv {
     pub shape: ConvShape,
-    pub gemm: QGemm,
+    /// One GEMM per group, each on its `fc` input and `oc / groups` output
+    /// channels.
+    pub gemms: Vec<QGemm>,
     pub run: QGemmFn,
     /// The input zero-point, which padding taps read.
     pub pad_value: i8,
@@ -703,8 +708,8 @@ pub fn im2col_rows(k: usize, size: usize) -> usize {
 }
 
 impl QConv {
-    /// Prepares a convolution, or `None` when this driver can't run it
-    /// (grouped, or a window too long for the stack buffer).
+    /// Prepares a convolution, or `None` when this driver can't run it (a
+    /// window too long for the stack buffer).
     pub fn new(
         isa: &QGemmIsa,
         shape: ConvShape,
@@ -716,25 +721,42 @@ impl QConv {
         let ic = shape.shapes[0][3];
         let oc = shape.shapes[2][3];
         let k = kh * kw * fc;
-        if fc != ic || k == 0 {
+        if k == 0 || !ic.is_multiple_of(fc) || !oc.is_multiple_of(ic / fc) {
             return None;
         }
         let gather = shape.gather();
         if gather == Gather::Im2col && im2col_rows(pad_to(k, isa.kr), 1) == 0 {
             return None;
         }
-        let gemm = QGemm::pack(isa, filter, oc, k, bias, p);
+        let groups = ic / fc;
+        let ocg = oc / groups;
+        let gemms = (0..groups)
+            .map(|g| {
+                let outs = g * ocg..(g + 1) * ocg;
+                let pg = ConvI8Params {
+                    requant: if p.requant.len() == 1 {
+                        p.requant.clone()
+                    } else {
+                        p.requant[outs.clone()].to_vec()
+                    },
+                    ..p.clone()
+                };
+                let w = &filter[outs.start * k..outs.end * k];
+                QGemm::pack(isa, w, ocg, k, bias.map(|b| &b[outs]), &pg)
+            })
+            .collect();
         let name = if gather == Gather::Direct {
             isa.name
         } else {
             isa.im2col_name
         };
         let pad_value = (-p.input_offset).clamp(-128, 127) as i8;
+        let run = isa.run;
         Some((
             QConv {
                 shape,
-                gemm,
-                run: isa.run,
+                gemms,
+                run,
                 pad_value,
             },
             name,
@@ -744,32 +766,44 @@ impl QConv {
     /// Runs the convolution (`input`/`output` NHWC), split over the current pool.
     pub fn exec(&self, input: &[i8], output: &mut [i8]) {
         let m = self.shape.pixels();
-        let (k, n) = (self.gemm.k, self.gemm.n);
+        let (ic, oc) = (self.shape.shapes[0][3], self.shape.shapes[2][3]);
+        let groups = self.gemms.len();
+        let (fc, ocg) = (ic / groups, oc / groups);
         let gather = self.shape.gather();
-        for_each_row_chunk(output, m, n, CONV_ROW_ALIGN, &|rows, out| match gather {
-            Gather::Direct => (self.run)(
-                &self.gemm,
-                &input[rows.start * k..rows.end * k],
-                k,
-                rows.len(),
-                out,
-                n,
-            ),
+        for_each_row_chunk(output, m, oc, CONV_ROW_ALIGN, &|rows, out| match gather {
+            Gather::Direct => {
+                for (g, gemm) in self.gemms.iter().enumerate() {
+                    let x = &input[rows.start * ic + g * fc..rows.end * ic];
+                    (self.run)(gemm, x, ic, rows.len(), &mut out[g * ocg..], oc);
+                }
+            }
             Gather::Im2col => {
                 let mut buf = [0i8; IM2COL_BYTES];
-                let kp = self.gemm.kp;
+                let (k, kp) = (self.gemms[0].k, self.gemms[0].kp);
                 let tile = im2col_rows(kp, 1);
                 let mut p = rows.start;
                 let mut px = self.shape.pixel(p);
                 while p < rows.end {
                     let t = tile.min(rows.end - p);
-                    for r in 0..t {
-                        self.shape
-                            .window(input, px, &mut buf[r * kp..r * kp + k], self.pad_value);
+                    let o = &mut out[(p - rows.start) * oc..(p - rows.start + t) * oc];
+                    for (g, gemm) in self.gemms.iter().enumerate() {
+                        let mut q = px;
+                        for r in 0..t {
+                            let row = &mut buf[r * kp..r * kp + k];
+                            if groups == 1 {
+                                self.shape.window(input, q, row, self.pad_value);
+                            } else {
+                                let chans = g * fc..(g + 1) * fc;
+                                self.shape
+                                    .window_part(input, q, chans, 0..k, row, self.pad_value);
+                            }
+                            q = self.shape.next_pixel(q);
+                        }
+                        (self.run)(gemm, &buf[..t * kp], kp, t, &mut o[g * ocg..], oc);
+                    }
+                    for _ in 0..t {
                         px = self.shape.next_pixel(px);
                     }
-                    let o = &mut out[(p - rows.start) * n..(p - rows.start + t) * n];
-                    (self.run)(&self.gemm, &buf[..t * kp], kp, t, o, n);
                     p += t;
                 }
             }
@@ -918,8 +952,8 @@ impl SConv {
                     if kg == whole {
                         self.shape.window(input, q, row, 0.0);
                     } else {
-                        self.shape
-                            .window_part(input, q, chans.clone(), part.k.clone(), row);
+                        let r = part.k.clone();
+                        self.shape.window_part(input, q, chans.clone(), r, row, 0.0);
                     }
                     q = self.shape.next_pixel(q);
                 }

@@ -238,7 +238,7 @@ fn const_bias<'a, T: bytemuck::Pod>(cx: &Ctx<'a>) -> core::result::Result<Option
 }
 
 /// The packed f32 conv/depthwise kernel for this op, when the table has one
-/// and its driver covers the shape (multiplier 1, groups 1, constant bias).
+/// and its driver covers the shape (multiplier 1, constant bias).
 fn fast_conv_f32(
     cx: &Ctx<'_>,
     depthwise: bool,
