@@ -429,7 +429,7 @@ fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
         UnaryFn::Swish => {
             cx.expect_dtype(x, &[DType::F32])?;
             cx.expect_dtype(y, &[DType::F32])?;
-            Ok((Extra::SwishF32, "ref_swish_f32"))
+            Ok((Extra::SwishF32, "swish_f32_poly"))
         }
         _ => {
             cx.expect_dtype(x, &[DType::F32])?;

@@ -406,13 +406,46 @@ pub fn logistic_f32(input: &[f32], output: &mut [f32]) {
     }
 }
 
-/// SiLU / swish in f32: `x * logistic(x)` with the LOGISTIC kernel's
-/// sigmoid, so a fused `MUL(x, LOGISTIC(x))` gives the unfused pair's bits.
+/// SiLU / swish in f32: `x / (1 + exp(-x))`, with [`exp_poly`] so the loop
+/// vectorizes (EfficientNet's swishes took 60% of its time through libm's
+/// `exp`). Within 4 ulp of the exact value (tested).
 pub fn swish_f32(input: &[f32], output: &mut [f32]) {
     debug_assert_eq!(input.len(), output.len());
     for (o, &x) in output.iter_mut().zip(input) {
-        *o = x * logistic_scalar(x);
+        // Below -88 the exact result is under 1e-36 in magnitude, where
+        // `exp_poly`'s clamp would make it x / 1.65e38.
+        *o = if x < -88.0 {
+            0.0
+        } else {
+            x / (1.0 + exp_poly(-x))
+        };
     }
+}
+
+/// `exp(x)` in f32 without branches or calls, for loops LLVM vectorizes:
+/// `x` clamped to [-87, 88] (normal results), split as `n·ln 2 + r` with
+/// `|r| ≤ ln 2 / 2` (`n` rounded by the 1.5·2^23 trick, `ln 2` in two
+/// parts), `exp(r)` by its Taylor series to `r^6` (truncation below
+/// 2^-24 relative), times `2^n` built in the exponent bits.
+#[inline(always)]
+fn exp_poly(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * core::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    // `t`'s low mantissa bits hold n (two's complement, |n| < 2^22).
+    let e = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    p * f32::from_bits(((e + 127) << 23) as u32)
 }
 
 /// TANH in f32. `input` and `output` have the same length.
@@ -624,6 +657,36 @@ pub fn softmax_i8(p: &SoftmaxI8Params, depth: usize, input: &[i8], output: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swish_is_within_four_ulp_of_exact() {
+        let xs: Vec<f32> = (-20_000..=20_000)
+            .map(|i| i as f32 / 200.0)
+            .chain([
+                0.0,
+                -0.0,
+                1e-30,
+                -1e-30,
+                87.5,
+                -87.5,
+                200.0,
+                -200.0,
+                f32::MAX,
+                f32::MIN,
+            ])
+            .collect();
+        let mut got = vec![0f32; xs.len()];
+        swish_f32(&xs, &mut got);
+        for (&x, &g) in xs.iter().zip(&got) {
+            let d = x as f64;
+            let want = (d / (1.0 + libm::exp(-d))) as f32;
+            let ulp = f32::EPSILON * want.abs();
+            assert!(
+                (g - want).abs() <= 4.0 * ulp + 1e-30,
+                "swish({x}) = {g}, exact {want}"
+            );
+        }
+    }
     use crate::quant::{dequantize_i8, quantize_i8};
     use alloc::vec::Vec;
 
