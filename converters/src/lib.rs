@@ -227,8 +227,12 @@ fn convert_in_dir(
             // for bit (int8 pads with the zero-point the conv subtracts).
             // A separate RELU after a float conv / ADD (BlazeFace has 16)
             // becomes the op's fused activation: one pass over the tensor
-            // fewer, the same values.
-            if passes::merge_pad(&mut g) + passes::fuse_activations(&mut g) > 0 {
+            // fewer, the same values. SiLU written as x · LOGISTIC(x)
+            // becomes one swish.
+            let fused = passes::merge_pad(&mut g)
+                + passes::fuse_activations(&mut g)
+                + passes::fuse_gated_activations(&mut g);
+            if fused > 0 {
                 g.remove_dead_nodes();
                 g.remove_unused_tensors();
             }
