@@ -121,6 +121,18 @@ fn random_conv(rng: &mut Rng, depthwise: bool) -> Option<(Conv2dGeometry, [[usiz
     Some((g, [[n, ih, iw, ic], fs, [n, oh, ow, oc]]))
 }
 
+/// A [`random_conv`] shape with groups (ResNeXt / RegNet: each group reads
+/// `ic / groups` input channels), and the group count.
+fn random_grouped_conv(rng: &mut Rng) -> Option<(Conv2dGeometry, [[usize; 4]; 3], usize)> {
+    let (g, [xs, mut fs, ys]) = random_conv(rng, false)?;
+    let &groups = [2, 3, 4, 8, 16]
+        .iter()
+        .filter(|&&d| xs[3] % d == 0 && ys[3] % d == 0)
+        .nth(rng.below(2))?;
+    fs[3] = xs[3] / groups;
+    Some((g, [xs, fs, ys], groups))
+}
+
 fn random_i8_params(rng: &mut Rng, oc: usize) -> ConvI8Params {
     let zp = |rng: &mut Rng| {
         let r = (rng.next() as i8) as i32;
@@ -202,18 +214,10 @@ fn grouped_conv_i8_matches_reference() {
     let mut rng = Rng(0x0fed_cba9_8765_4321);
     let mut ran = 0;
     for case in 0..400 {
-        let Some((g, [xs, mut fs, ys])) = random_conv(&mut rng, false) else {
+        let Some((g, shapes, groups)) = random_grouped_conv(&mut rng) else {
             continue;
         };
-        let Some(&groups) = [2, 3, 4, 8, 16]
-            .iter()
-            .filter(|&&d| xs[3] % d == 0 && ys[3] % d == 0)
-            .nth(rng.below(2))
-        else {
-            continue;
-        };
-        fs[3] = xs[3] / groups;
-        let shapes = [xs, fs, ys];
+        let [xs, fs, ys] = shapes;
         let p = random_i8_params(&mut rng, ys[3]);
         let x = rng.i8s(xs.iter().product(), 0);
         let w = rng.i8s(fs.iter().product(), 0);
@@ -445,18 +449,10 @@ fn grouped_conv_f32_within_tolerance() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     let mut ran = 0;
     for case in 0..400 {
-        let Some((g, [xs, mut fs, ys])) = random_conv(&mut rng, false) else {
+        let Some((g, shapes, groups)) = random_grouped_conv(&mut rng) else {
             continue;
         };
-        // ResNeXt / RegNet groups: each reads ic / groups input channels.
-        let Some(&groups) = [2, 3, 4, 8, 16]
-            .iter()
-            .filter(|&&d| xs[3] % d == 0 && ys[3] % d == 0)
-            .nth(rng.below(2))
-        else {
-            continue;
-        };
-        fs[3] = xs[3] / groups;
+        let [xs, fs, ys] = shapes;
         let x = rng.f32s(xs.iter().product());
         let w = rng.f32s(fs.iter().product());
         let bias = (rng.below(3) != 0).then(|| rng.f32s(ys[3]));
@@ -468,7 +464,6 @@ fn grouped_conv_f32_within_tolerance() {
         conv::conv2d_f32(&g, act, &x, xs, &w, fs, bias.as_deref(), &mut want, ys);
         let none = (f32::MIN, f32::MAX);
         conv::conv2d_f32(&g, none, &xa, xs, &wa, fs, ba.as_deref(), &mut mag, ys);
-        let shapes = [xs, fs, ys];
         for (name, t) in &tables {
             let Some(isa) = t.sgemm else { continue };
             let shape = ConvShape { g, shapes };

