@@ -484,12 +484,6 @@ pub fn assign(
                     && reaches_output(g, &users, g.nodes[u].outputs[0])
             })
         });
-        if read_as_score {
-            if let Some(r) = ranges.get_mut(root) {
-                *r = (-LOGIT_LIMIT, LOGIT_LIMIT);
-            }
-            continue;
-        }
         let mut limit: Option<f32> = None;
         let mut ok = true;
         for &t in ts {
@@ -522,10 +516,16 @@ pub fn assign(
                 }
             }
         }
+        // Only when nothing but sigmoids reads the range (`ok`): a logit
+        // that is also an output or feeds more arithmetic keeps its own.
         if let (true, Some(l)) = (ok, limit) {
             if let Some(r) = ranges.get_mut(root) {
-                r.0 = r.0.max(-l);
-                r.1 = r.1.min(l);
+                if read_as_score {
+                    *r = (-LOGIT_LIMIT, LOGIT_LIMIT);
+                } else {
+                    r.0 = r.0.max(-l);
+                    r.1 = r.1.min(l);
+                }
             }
         }
     }
@@ -1012,6 +1012,12 @@ mod tests {
         let a = assign(&g, &mut [true, true], &observed, false, &[]);
         let (lo, hi) = a.range[0].unwrap();
         assert!(lo <= -7.9 && hi >= 7.9, "{lo}..{hi}");
+        // A logit that is also a graph output keeps its calibrated range.
+        g.outputs.push(0);
+        let a = assign(&g, &mut [true, true], &observed, false, &[]);
+        let (lo, hi) = a.range[0].unwrap();
+        assert!((-5.1..=-4.9).contains(&lo) && hi < 0.1, "{lo}..{hi}");
+        g.outputs.pop();
         // A sigmoid that feeds more arithmetic keeps its calibrated range.
         g.nodes[1].code = OpCode::Relu;
         let a = assign(&g, &mut [true, true], &observed, false, &[]);

@@ -721,7 +721,7 @@ impl QConv {
         let ic = shape.shapes[0][3];
         let oc = shape.shapes[2][3];
         let k = kh * kw * fc;
-        if k == 0 || !ic.is_multiple_of(fc) || !oc.is_multiple_of(ic / fc) {
+        if k == 0 || oc == 0 || !ic.is_multiple_of(fc) || !oc.is_multiple_of(ic / fc) {
             return None;
         }
         let gather = shape.gather();
@@ -766,6 +766,9 @@ impl QConv {
     /// Runs the convolution (`input`/`output` NHWC), split over the current pool.
     pub fn exec(&self, input: &[i8], output: &mut [i8]) {
         let m = self.shape.pixels();
+        if m == 0 {
+            return;
+        }
         let (ic, oc) = (self.shape.shapes[0][3], self.shape.shapes[2][3]);
         let groups = self.gemms.len();
         let (fc, ocg) = (ic / groups, oc / groups);
@@ -856,7 +859,7 @@ impl SConv {
         let ic = shape.shapes[0][3];
         let oc = shape.shapes[2][3];
         let k = kh * kw * fc;
-        if k == 0 || !ic.is_multiple_of(fc) || !oc.is_multiple_of(ic / fc) {
+        if k == 0 || oc == 0 || !ic.is_multiple_of(fc) || !oc.is_multiple_of(ic / fc) {
             return None;
         }
         let groups = ic / fc;
@@ -910,6 +913,9 @@ impl SConv {
     /// Runs the convolution, split over the current pool.
     pub fn exec(&self, input: &[f32], output: &mut [f32]) {
         let m = self.shape.pixels();
+        if m == 0 {
+            return;
+        }
         let (ic, oc) = (self.shape.shapes[0][3], self.shape.shapes[2][3]);
         let (fc, ocg) = (ic / self.groups, oc / self.groups);
         for_each_row_chunk(output, m, oc, CONV_ROW_ALIGN, &|rows, out| {
