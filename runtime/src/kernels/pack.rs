@@ -836,6 +836,9 @@ pub struct SConv {
     pub parts: Vec<ConvPart>,
     /// The activation, when windows are cut (otherwise each GEMM applies it).
     pub clamp: Option<(f32, f32)>,
+    /// Output pixels per im2col tile (the longest part's rows, and when
+    /// windows are cut no more than a tile of partial sums holds).
+    pub tile: usize,
 }
 
 /// One GEMM of an [`SConv`]: group `group`'s window values `k`.
@@ -898,16 +901,19 @@ impl SConv {
         };
         let clamp = cut.then_some(act);
         let run = isa.run;
-        Some((
-            SConv {
-                shape,
-                run,
-                groups,
-                parts,
-                clamp,
-            },
-            name,
-        ))
+        let mut tile = im2col_rows(len, 4);
+        if cut {
+            tile = tile.min(IM2COL_BYTES / 4 / ocg).max(1);
+        }
+        let conv = SConv {
+            shape,
+            run,
+            groups,
+            parts,
+            clamp,
+            tile,
+        };
+        Some((conv, name))
     }
 
     /// Runs the convolution, split over the current pool.
@@ -918,18 +924,17 @@ impl SConv {
         }
         let (ic, oc) = (self.shape.shapes[0][3], self.shape.shapes[2][3]);
         let (fc, ocg) = (ic / self.groups, oc / self.groups);
-        for_each_row_chunk(output, m, oc, CONV_ROW_ALIGN, &|rows, out| {
-            match self.shape.gather() {
-                // 1x1, stride 1: the input rows are the GEMM's rows.
-                Gather::Direct => {
-                    for part in &self.parts {
-                        let (a, o) = (part.group * fc, part.group * ocg);
-                        let x = &input[rows.start * ic + a..rows.end * ic];
-                        (self.run)(&part.gemm, x, ic, rows.len(), &mut out[o..], oc);
-                    }
+        let gather = self.shape.gather();
+        for_each_row_chunk(output, m, oc, CONV_ROW_ALIGN, &|rows, out| match gather {
+            // 1x1, stride 1: the input rows are the GEMM's rows.
+            Gather::Direct => {
+                for part in &self.parts {
+                    let (a, o) = (part.group * fc, part.group * ocg);
+                    let x = &input[rows.start * ic + a..rows.end * ic];
+                    (self.run)(&part.gemm, x, ic, rows.len(), &mut out[o..], oc);
                 }
-                Gather::Im2col => self.exec_im2col(input, rows, out),
             }
+            Gather::Im2col => self.exec_im2col(input, rows, out),
         });
     }
 
@@ -939,12 +944,15 @@ impl SConv {
         let (fc, ocg) = (ic / self.groups, oc / self.groups);
         let whole = self.shape.shapes[1][1] * self.shape.shapes[1][2] * ic;
         let mut buf = [0f32; IM2COL_BYTES / 4];
-        let mut sums = [0f32; IM2COL_BYTES / 4];
-        let longest = self.parts.iter().map(|p| p.k.len()).max().unwrap_or(1);
-        let mut tile = im2col_rows(longest, 4);
-        if self.clamp.is_some() {
-            tile = tile.min(sums.len() / ocg).max(1);
-        }
+        // The partial sums' tile, zeroed only when windows are cut.
+        let mut store;
+        let sums: &mut [f32] = if self.clamp.is_some() {
+            store = [0f32; IM2COL_BYTES / 4];
+            &mut store
+        } else {
+            &mut []
+        };
+        let tile = self.tile;
         let mut p = rows.start;
         let mut px = self.shape.pixel(p);
         while p < rows.end {
