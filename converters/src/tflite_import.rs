@@ -273,7 +273,13 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             _ => tflite::builtin_name(code).to_string(),
         };
         let origin = format!("op {k} ({name})");
-        match lower(&mut g, &mut raw, code, &op.options, &ins, &outs, &origin) {
+        let lowered = match (code, custom.as_deref()) {
+            (b::CUSTOM, Some("Convolution2DTransposeBias")) => {
+                mediapipe_transpose_conv(&mut g, &op.custom_options, &ins, &outs, &origin)
+            }
+            _ => lower(&mut g, &mut raw, code, &op.options, &ins, &outs, &origin),
+        };
+        match lowered {
             Ok(Some(node)) => g.nodes.push(node),
             Ok(None) => {}
             Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
@@ -283,10 +289,11 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         }
     }
     // fp16 tensors are weights folded through their DEQUANTIZE; any other
-    // reader would see an empty tensor.
+    // reader would see an empty tensor. (Tensors added while lowering, past
+    // `raw`'s end, are never fp16.)
     for node in &g.nodes {
         for &t in node.inputs.iter().flatten() {
-            if raw[t].is_some() && g.tensors[t].data.is_none() {
+            if raw.get(t).is_some_and(Option::is_some) && g.tensors[t].data.is_none() {
                 probs.other.push(format!(
                     "{}: reads fp16 tensor {t} '{}'; fp16 is supported for weights that go through DEQUANTIZE only",
                     node.origin, g.tensors[t].name
@@ -675,6 +682,41 @@ fn lower(
             vec![pos(*block_size, "block size")? as i32],
             vec![input(0)],
         ),
+        (
+            b::TRANSPOSE_CONV,
+            BuiltinOptions::TransposeConv {
+                padding,
+                stride_w,
+                stride_h,
+                fused_activation,
+            },
+        ) => {
+            let out = *outs.first().ok_or_else(|| anyhow!("missing output"))?;
+            let want = const_ints(g, input(0), "output_shape")?;
+            if want
+                .iter()
+                .map(|&d| d as usize)
+                .ne(g.tensors[out].shape.iter().copied())
+            {
+                bail!(
+                    "output_shape {want:?} differs from the output tensor's shape {:?}",
+                    g.tensors[out].shape
+                );
+            }
+            transpose_conv(
+                g,
+                TransposeConv {
+                    x: input(2).ok_or_else(|| anyhow!("missing input"))?,
+                    filter: input(1).ok_or_else(|| anyhow!("missing filter"))?,
+                    bias: input(3),
+                    padding: *padding,
+                    stride: (pos(*stride_h, "stride")?, pos(*stride_w, "stride")?),
+                    act: act(*fused_activation)?,
+                },
+                out,
+                origin,
+            )
+        }
         (b::QUANTIZE, _) => node(OpCode::Quantize, vec![], vec![input(0)]),
         (b::DEQUANTIZE, _) => {
             let src = input(0).ok_or_else(|| anyhow!("missing input"))?;
@@ -717,6 +759,181 @@ fn lower(
         }
         _ => Err(Unsupported.into()),
     }
+}
+
+/// A TFLite transposed convolution: input `x` `[n, ih, iw, ic]`, filter
+/// `[oc, kh, kw, ic]`, optional bias `[oc]`, output `[n, oh, ow, oc]`.
+struct TransposeConv {
+    x: usize,
+    filter: usize,
+    bias: Option<usize>,
+    padding: TflPadding,
+    stride: (usize, usize),
+    /// Fused activation, as [`act`] numbers it.
+    act: i32,
+}
+
+/// Lowers a [`TransposeConv`] writing `out` to CONV_TRANSPOSE, the filter
+/// re-laid as `[ic, oc, kh, kw]` (ONNX's layout, which the runtime takes).
+///
+/// TFLite places the output by the padding a forward convolution from the
+/// output back to the input would use (`kernels/transpose_conv.cc`): the
+/// leading pad is that convolution's top/left pad, and its output size must
+/// be the input's. A fused activation becomes its own op after the conv.
+fn transpose_conv(
+    g: &mut Graph,
+    tc: TransposeConv,
+    out: usize,
+    origin: &str,
+) -> Result<Option<Node>> {
+    let (xs, fs, ys) = (
+        g.tensors[tc.x].shape.clone(),
+        g.tensors[tc.filter].shape.clone(),
+        g.tensors[out].shape.clone(),
+    );
+    if xs.len() != 4 || fs.len() != 4 || ys.len() != 4 {
+        bail!("expects 4-D input, filter and output (got {xs:?}, {fs:?}, {ys:?})");
+    }
+    if g.tensors[tc.x].dtype != DType::F32 {
+        bail!("only float TRANSPOSE_CONV is supported");
+    }
+    let (oc, kh, kw, ic) = (fs[0], fs[1], fs[2], fs[3]);
+    if ic != xs[3] || oc != ys[3] || xs[0] != ys[0] || kh == 0 || kw == 0 {
+        bail!("filter {fs:?} does not take input {xs:?} to output {ys:?}");
+    }
+    let mut pad = [0usize; 2];
+    for (i, (k, s)) in [(kh, tc.stride.0), (kw, tc.stride.1)]
+        .into_iter()
+        .enumerate()
+    {
+        let (back, lead) = tflite_padding(padding(tc.padding), ys[1 + i], k, s, 1);
+        if back != xs[1 + i] {
+            bail!(
+                "output {ys:?} does not match input {xs:?} with a {kh}x{kw} filter, stride {:?} and {:?} padding",
+                tc.stride,
+                tc.padding
+            );
+        }
+        pad[i] = lead;
+    }
+    let w = g.tensors[tc.filter]
+        .data
+        .as_deref()
+        .filter(|_| g.tensors[tc.filter].dtype == DType::F32)
+        .ok_or_else(|| anyhow!("the filter must be a float constant"))?;
+    let w: Vec<f32> = w
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut relaid = Vec::with_capacity(w.len() * 4);
+    for i in 0..ic {
+        for o in 0..oc {
+            for t in 0..kh * kw {
+                relaid.extend_from_slice(&w[(o * kh * kw + t) * ic + i].to_le_bytes());
+            }
+        }
+    }
+    let filter = g.add_tensor(Tensor {
+        name: format!("{}/filter_iohw", g.tensors[tc.filter].name),
+        dtype: DType::F32,
+        shape: vec![ic, oc, kh, kw],
+        quant: Quant::None,
+        data: Some(relaid),
+    });
+    if let Some(b) = tc.bias {
+        if g.tensors[b].dtype != DType::F32 || g.tensors[b].shape.iter().product::<usize>() != oc {
+            bail!("the bias must be {oc} floats");
+        }
+    }
+    let activation = match tc.act {
+        0 => None,
+        1 => Some(OpCode::Relu),
+        2 => Some(OpCode::ReluN1To1),
+        3 => Some(OpCode::Relu6),
+        other => bail!("fused activation {other} is not supported"),
+    };
+    let conv_out = match activation {
+        None => out,
+        Some(_) => {
+            let t = g.tensors[out].clone();
+            g.add_tensor(Tensor {
+                name: format!("{}/pre_activation", t.name),
+                data: None,
+                ..t
+            })
+        }
+    };
+    let attrs = [tc.stride.0, tc.stride.1, 1, 1, pad[0], pad[1], 1]
+        .map(|v| v as i32)
+        .to_vec();
+    let conv = Node {
+        code: OpCode::ConvTranspose,
+        attrs,
+        inputs: vec![Some(tc.x), Some(filter), tc.bias],
+        outputs: vec![conv_out],
+        origin: origin.to_string(),
+    };
+    Ok(Some(match activation {
+        None => conv,
+        Some(code) => {
+            g.nodes.push(conv);
+            Node {
+                code,
+                attrs: vec![],
+                inputs: vec![Some(conv_out)],
+                outputs: vec![out],
+                origin: origin.to_string(),
+            }
+        }
+    }))
+}
+
+/// MediaPipe's `Convolution2DTransposeBias` (its segmentation models): a
+/// TRANSPOSE_CONV with the bias as input 2 and no output-shape input. Its
+/// parameters are TFLite's `TfLiteTransposeConvParams` C struct stored raw
+/// as the custom options: padding (1 SAME, 2 VALID), stride w, stride h, as
+/// little-endian i32. The output size follows from them.
+fn mediapipe_transpose_conv(
+    g: &mut Graph,
+    params: &[u8],
+    ins: &[Option<usize>],
+    outs: &[usize],
+    origin: &str,
+) -> Result<Option<Node>> {
+    let field = |k: usize| -> Result<i32> {
+        params
+            .get(4 * k..4 * k + 4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| {
+                anyhow!(
+                    "custom options of {} bytes; expected padding and strides (12 bytes)",
+                    params.len()
+                )
+            })
+    };
+    let padding = match field(0)? {
+        1 => TflPadding::Same,
+        2 => TflPadding::Valid,
+        other => bail!("unknown padding {other} in the custom options"),
+    };
+    let stride = (pos(field(2)?, "stride_h")?, pos(field(1)?, "stride_w")?);
+    let (Some(&Some(x)), Some(&Some(filter)), Some(&out)) = (ins.first(), ins.get(1), outs.first())
+    else {
+        bail!("expects input, filter and bias, and one output");
+    };
+    transpose_conv(
+        g,
+        TransposeConv {
+            x,
+            filter,
+            bias: ins.get(2).copied().flatten(),
+            padding,
+            stride,
+            act: 0,
+        },
+        out,
+        origin,
+    )
 }
 
 fn slice_attrs(p: &ferrite_runtime::kernels::reference::movement::SliceParams) -> Vec<i32> {
@@ -864,6 +1081,7 @@ mod tests {
                 inputs: vec![i as i32],
                 outputs: vec![i as i32 + 1],
                 options: BuiltinOptions::None,
+                custom_options: vec![],
             })
             .collect();
         let m = TflModel {
@@ -884,5 +1102,102 @@ mod tests {
             err,
             "unsupported ops: ABS x3 (op 0, 3, 5); CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2)"
         );
+    }
+
+    /// A one-op model: MediaPipe's `Convolution2DTransposeBias` from a
+    /// `[1, 2, 3, 2]` input through filter `[3, 2, 2, 2]` (value = index)
+    /// and a bias, to `out` of the given shape, with `options` raw.
+    fn mediapipe_deconv(out: &[i32], options: Vec<u8>) -> Result<Graph> {
+        let filter: Vec<u8> = (0..24).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        let bias: Vec<u8> = [0.5f32, 1.5, 2.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let t = |name: &str, shape: &[i32], buffer: u32| TflTensor {
+            shape: shape.to_vec(),
+            buffer,
+            ..tensor(name)
+        };
+        let m = TflModel {
+            version: 3,
+            operator_codes: vec![TflOpCode {
+                builtin_code: b::CUSTOM,
+                custom_code: Some("Convolution2DTransposeBias".into()),
+                version: 1,
+            }],
+            subgraphs: vec![TflSubgraph {
+                name: None,
+                tensors: vec![
+                    t("x", &[1, 2, 3, 2], 0),
+                    t("w", &[3, 2, 2, 2], 1),
+                    t("b", &[3], 2),
+                    t("y", out, 0),
+                ],
+                inputs: vec![0],
+                outputs: vec![3],
+                operators: vec![TflOperator {
+                    opcode_index: 0,
+                    inputs: vec![0, 1, 2],
+                    outputs: vec![3],
+                    options: BuiltinOptions::None,
+                    custom_options: options,
+                }],
+            }],
+            buffers: vec![
+                TflBuffer { data: &[] },
+                TflBuffer { data: &filter },
+                TflBuffer { data: &bias },
+            ],
+            description: None,
+        };
+        import_model(&m)
+    }
+
+    fn params(padding: i32, stride_w: i32, stride_h: i32) -> Vec<u8> {
+        [padding, stride_w, stride_h]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn mediapipe_transpose_conv_becomes_conv_transpose_with_the_filter_relaid() {
+        // SAME, stride 2 with a 2x2 filter: no overlap, the output doubles.
+        let g = mediapipe_deconv(&[1, 4, 6, 3], params(1, 2, 2)).unwrap();
+        assert_eq!(g.nodes.len(), 1);
+        let n = &g.nodes[0];
+        assert_eq!(n.code, OpCode::ConvTranspose);
+        assert_eq!(n.attrs, [2, 2, 1, 1, 0, 0, 1]);
+        let f = &g.tensors[n.inputs[1].unwrap()];
+        assert_eq!(f.shape, [2, 3, 2, 2]);
+        let v: Vec<f32> = f
+            .data
+            .as_ref()
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        // [ic, oc, kh, kw][i][o][y][x] = [oc, kh, kw, ic][o][y][x][i] = 8o + 4y + 2x + i.
+        for i in 0..2 {
+            for o in 0..3 {
+                for t in 0..4 {
+                    assert_eq!(v[(i * 3 + o) * 4 + t], (8 * o + 2 * t + i) as f32);
+                }
+            }
+        }
+        // Stride 1, VALID: a 2x2 filter grows the 2x3 input to 3x4.
+        let g = mediapipe_deconv(&[1, 3, 4, 3], params(2, 1, 1)).unwrap();
+        assert_eq!(g.nodes[0].attrs, [1, 1, 1, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn mediapipe_transpose_conv_rejects_bad_options_and_shapes() {
+        let err = |out: &[i32], p: Vec<u8>| format!("{:#}", mediapipe_deconv(out, p).unwrap_err());
+        assert!(err(&[1, 4, 6, 3], vec![1, 0, 0, 0]).contains("custom options of 4 bytes"));
+        assert!(err(&[1, 4, 6, 3], params(7, 2, 2)).contains("unknown padding 7"));
+        assert!(err(&[1, 4, 6, 3], params(1, 0, 2)).contains("stride_w must be >= 1"));
+        // The output does not map back onto the input.
+        assert!(err(&[1, 5, 6, 3], params(1, 2, 2)).contains("does not match input"));
+        assert!(err(&[1, 4, 6, 2], params(1, 2, 2)).contains("does not take input"));
     }
 }

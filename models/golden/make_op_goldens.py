@@ -268,6 +268,39 @@ def gen_conv_2d(rng, dt):
     return Case("CONV_2D", opts, [x, wt, b], [out_calib(dt)], dict(padding=pad, activation=act))
 
 
+def gen_transpose_conv(rng, dt):
+    """TRANSPOSE_CONV (float only: Ferrite has no int8 transposed conv): the
+    output size anywhere in the range that maps back onto the input size under
+    the padding, which is how TFLite places the output."""
+    n = 2 if rng.random() < 0.15 else 1
+    cin = pick(rng, [1, 2, 3, 4, 8, 16])
+    cout = pick(rng, [1, 2, 3, 5, 8, 16])
+    kh = pick(rng, [1, 2, 3, 3, 4, 5])
+    kw = kh if rng.random() < 0.7 else pick(rng, [1, 2, 3])
+    sh = pick(rng, [1, 2, 2, 3])
+    sw = sh if rng.random() < 0.8 else pick(rng, [1, 2])
+    pad = pick(rng, ["SAME", "VALID"])
+    h, w = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+
+    def out_size(i, k, s):
+        lo, hi = ((i - 1) * s + 1, i * s) if pad == "SAME" else ((i - 1) * s + k, (i - 1) * s + k + s - 1)
+        return int(rng.integers(lo, hi + 1))
+
+    oh, ow = out_size(h, kh, sh), out_size(w, kw, sw)
+    if n * h * w * cin > MAX_ELEMS or n * oh * ow * cout > 4 * MAX_ELEMS or cout * kh * kw * cin > 2000:
+        raise Retry("too large")
+    act = pick_act(rng)
+    x = act_in("input", dt, (n, h, w, cin), rng)
+    # Each output sums about (kh / sh) * (kw / sw) * cin products.
+    fan_in = max(1, (kh // sh) * (kw // sw) * cin)
+    wt = weights("filter", dt, (cout, kh, kw, cin), rng, 0, x, fan_in)
+    inputs = [const_i32("output_shape", [n, oh, ow, cout]), wt, x]
+    if rng.random() < 0.7:
+        inputs.append(bias("bias", dt, cout, rng, x, wt))
+    opts = dict(padding=PADDING[pad], stride_w=sw, stride_h=sh, fused_activation_function=ACT[act])
+    return Case("TRANSPOSE_CONV", opts, inputs, [out_calib(dt)], dict(padding=pad, activation=act))
+
+
 def gen_depthwise_conv_2d(rng, dt):
     n = 2 if rng.random() < 0.1 else 1
     cin = pick(rng, [1, 2, 3, 4, 8, 16])
@@ -819,6 +852,7 @@ def gen_dequantize_i8_f32(rng, dt):
 OPS = [
     ("conv_2d", gen_conv_2d, ["f32", "i8"], 16),
     ("depthwise_conv_2d", gen_depthwise_conv_2d, ["f32", "i8"], 16),
+    ("transpose_conv", gen_transpose_conv, ["f32"], 24),
     ("fully_connected", gen_fully_connected, ["f32", "i8"], 14),
     ("add", gen_add, ["f32", "i8"], 14),
     ("sub", gen_sub, ["f32", "i8"], 14),

@@ -66,6 +66,7 @@ OPTIONS_TABLE = {
     "SPACE_TO_DEPTH": "SpaceToDepthOptions",
     "QUANTIZE": "QuantizeOptions",
     "DEQUANTIZE": "DequantizeOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
 }
 
 

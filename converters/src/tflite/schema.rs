@@ -472,6 +472,9 @@ pub struct TflOperator {
     pub outputs: Vec<i32>,
     /// Decoded `builtin_options`, with schema defaults for absent fields.
     pub options: BuiltinOptions,
+    /// `custom_options`: a custom op's parameters, in whatever encoding the
+    /// op defines (FlexBuffers, or a raw C struct as MediaPipe's ops use).
+    pub custom_options: Vec<u8>,
 }
 
 /// `Padding`.
@@ -1088,11 +1091,16 @@ impl<'a> Decoder<'a> {
         let options = self
             .options(kind, Fields(table))
             .at(|| "builtin_options".into())?;
+        let custom_options = t
+            .bytes(5, "custom_options")?
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         Ok(TflOperator {
             opcode_index,
             inputs,
             outputs,
             options,
+            custom_options,
         })
     }
 
