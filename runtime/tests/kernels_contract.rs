@@ -647,6 +647,53 @@ fn float_add_i8_matches_reference() {
 }
 
 #[test]
+fn swish_f32_equals_reference_bit_for_bit() {
+    use ferrite_runtime::kernels::reference::activation::swish_f32;
+    let tables = variants();
+    let mut rng = Rng(0x5a15_5a15);
+    let mut ran = 0;
+    let special = [
+        0.0f32,
+        -0.0,
+        -88.0,
+        -88.1,
+        -87.9,
+        88.0,
+        100.0,
+        -1e30,
+        1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MIN_POSITIVE,
+    ];
+    for case in 0..40 {
+        let n = rng.pick(&[1, 7, 15, 16, 17, 33, 1000]);
+        let scale = rng.pick(&[1.0, 10.0, 100.0]);
+        let mut x: Vec<f32> = rng.f32s(n).iter().map(|v| v * scale).collect();
+        if case % 4 == 0 {
+            for (v, s) in x.iter_mut().zip(special.iter().cycle().skip(case)) {
+                *v = *s;
+            }
+        }
+        let mut want = vec![0f32; n];
+        swish_f32(&x, &mut want);
+        for (name, t) in &tables {
+            let Some(e) = t.swish_f32 else { continue };
+            let mut got = vec![0f32; n];
+            (e.f)(&x, &mut got);
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "{name} case {case}: {x:?}\n{got:?}\n{want:?}");
+            ran += 1;
+        }
+    }
+    println!("swish f32: {ran} optimized runs equal the reference bit for bit");
+}
+
+#[test]
 fn mean_hw_matches_reference() {
     use ferrite_runtime::kernels::reference::pool::{self, MeanI8Params, ReduceGeometry};
     let mut rng = Rng(0x3ea4);

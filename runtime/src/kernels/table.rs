@@ -63,6 +63,8 @@ pub type DwConvI8Fn = fn(
 );
 /// `fully_connected_f32`'s signature.
 pub type FcF32Fn = fn((f32, f32), &[f32], usize, usize, &[f32], usize, Option<&[f32]>, &mut [f32]);
+/// An f32 element-wise function's signature (`input`, `output`; one length).
+pub type UnaryF32Fn = fn(&[f32], &mut [f32]);
 /// `fully_connected_i8`'s signature.
 pub type FcI8Fn =
     fn(&FullyConnectedI8Params, &[i8], usize, usize, &[i8], usize, Option<&[i32]>, &mut [i8]);
@@ -106,6 +108,8 @@ pub struct KernelTable {
     pub qadd: Option<Entry<QAddFn>>,
     /// The same with ONNX Runtime's rounding (`Rounding::Float`).
     pub qadd_float: Option<Entry<QAddFloatFn>>,
+    /// f32 swish (SiLU), the reference's polynomial on wider vectors.
+    pub swish_f32: Option<Entry<UnaryF32Fn>>,
 }
 
 impl KernelTable {
@@ -144,6 +148,7 @@ impl KernelTable {
             sdot: None,
             qadd: None,
             qadd_float: None,
+            swish_f32: None,
         }
     }
 
@@ -157,6 +162,7 @@ impl KernelTable {
             && self.sdot.is_none()
             && self.qadd.is_none()
             && self.qadd_float.is_none()
+            && self.swish_f32.is_none()
     }
 
     /// The best table for this CPU. With `std`, `FERRITE_KERNELS=reference`

@@ -27,7 +27,9 @@ pub(crate) enum Extra {
         alpha: f32,
         beta: f32,
     },
-    SwishF32,
+    /// Swish in f32 (the table's kernel, or the reference), threads
+    /// splitting the elements.
+    SwishF32(crate::kernels::table::UnaryF32Fn),
     /// An int8 UNARY: its function tabulated on the 256 input values.
     LutI8(LutI8),
     NotBool,
@@ -185,7 +187,10 @@ impl Extra {
             Extra::UnaryF32 { f, alpha, beta } => {
                 m::unary_f32(*f, *alpha, *beta, cast_slice(ins[0]), cast_slice_mut(out))
             }
-            Extra::SwishF32 => act::swish_f32(cast_slice(ins[0]), cast_slice_mut(out)),
+            Extra::SwishF32(f) => {
+                let x: &[f32] = cast_slice(ins[0]);
+                crate::kernels::pack::elementwise(x, x, cast_slice_mut(out), |x, _, o| f(x, o))
+            }
             Extra::LutI8(lut) => act::lut_i8(lut, cast_slice(ins[0]), cast_slice_mut(out)),
             Extra::NotBool => m::not_bool(ins[0], out),
             Extra::IsNanF32 => m::isnan_f32(cast_slice(ins[0]), out),
@@ -429,7 +434,10 @@ fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
         UnaryFn::Swish => {
             cx.expect_dtype(x, &[DType::F32])?;
             cx.expect_dtype(y, &[DType::F32])?;
-            Ok((Extra::SwishF32, "swish_f32_poly"))
+            Ok(match cx.table.swish_f32 {
+                Some(e) => (Extra::SwishF32(e.f), e.name),
+                None => (Extra::SwishF32(act::swish_f32), "swish_f32_poly"),
+            })
         }
         _ => {
             cx.expect_dtype(x, &[DType::F32])?;

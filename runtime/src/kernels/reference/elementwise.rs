@@ -74,27 +74,60 @@ pub(crate) fn for_each_broadcast(
     out_shape: &[usize],
     mut f: impl FnMut(usize, usize, usize),
 ) {
+    for_each_broadcast_row(a_shape, b_shape, out_shape, |row| {
+        for j in 0..row.len {
+            f(row.out + j, row.a + j * row.a_step, row.b + j * row.b_step);
+        }
+    });
+}
+
+/// A run of output elements along the last dimension and where the
+/// operands' elements for it are: `a + j * a_step` for element `out + j`
+/// (a step of 0 repeats one element), and likewise for `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BroadcastRow {
+    pub out: usize,
+    pub a: usize,
+    pub a_step: usize,
+    pub b: usize,
+    pub b_step: usize,
+    pub len: usize,
+}
+
+/// Calls `f` for the runs that cover `out_shape` in row-major order (see
+/// [`for_each_broadcast`] for the precondition): one run for same-layout
+/// operands or a single-element one, else one per row of the last
+/// dimension, so kernels can work on slices (a squeeze-and-excitation
+/// scale, `[1, h, w, c] * [1, 1, 1, c]`, is `h * w` runs of `c`).
+pub(crate) fn for_each_broadcast_row(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    mut f: impl FnMut(BroadcastRow),
+) {
     debug_assert!(out_shape.len() <= MAX_RANK);
     debug_assert!(a_shape.len() <= out_shape.len() && b_shape.len() <= out_shape.len());
     let n: usize = out_shape.iter().product();
     let a_n: usize = a_shape.iter().product();
     let b_n: usize = b_shape.iter().product();
-    // Each operand dimension is either the output's or 1, so an operand with
-    // as many elements as the output has the output's layout.
-    if a_n == n && b_n == n {
-        (0..n).for_each(|i| f(i, i, i));
-        return;
-    }
-    if a_n == 1 && b_n == n {
-        (0..n).for_each(|i| f(i, 0, i));
-        return;
-    }
-    if b_n == 1 && a_n == n {
-        (0..n).for_each(|i| f(i, i, 0));
-        return;
-    }
     if n == 0 {
         return;
+    }
+    // Each operand dimension is either the output's or 1, so an operand with
+    // as many elements as the output has the output's layout.
+    let whole = |a_step, b_step| BroadcastRow {
+        out: 0,
+        a: 0,
+        a_step,
+        b: 0,
+        b_step,
+        len: n,
+    };
+    match (a_n == n, b_n == n) {
+        (true, true) => return f(whole(1, 1)),
+        (false, true) if a_n == 1 => return f(whole(0, 1)),
+        (true, false) if b_n == 1 => return f(whole(1, 0)),
+        _ => {}
     }
 
     // General case: strides aligned to the output, 0 where an operand broadcasts.
@@ -102,15 +135,20 @@ pub(crate) fn for_each_broadcast(
     let a_strides = broadcast_strides(a_shape, out_shape);
     let b_strides = broadcast_strides(b_shape, out_shape);
     let inner = out_shape[rank - 1];
-    let (a_inner, b_inner) = (a_strides[rank - 1], b_strides[rank - 1]);
+    let (a_step, b_step) = (a_strides[rank - 1], b_strides[rank - 1]);
     // `index` is an odometer over every dimension but the last.
     let mut index = [0usize; MAX_RANK];
     let (mut a_base, mut b_base, mut out) = (0usize, 0usize, 0usize);
     loop {
-        for j in 0..inner {
-            f(out, a_base + j * a_inner, b_base + j * b_inner);
-            out += 1;
-        }
+        f(BroadcastRow {
+            out,
+            a: a_base,
+            a_step,
+            b: b_base,
+            b_step,
+            len: inner,
+        });
+        out += inner;
         // Advance the odometer; done when it wraps around.
         let mut d = rank - 1;
         loop {
@@ -197,24 +235,62 @@ pub fn binary_f32(
     debug_assert_eq!(out.len(), out_shape.iter().product::<usize>());
     let (lo, hi) = act.range_f32();
     match op {
-        BinaryOp::Add => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
-            out[o] = clamp_f32(a[i] + b[j], lo, hi)
+        BinaryOp::Add => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+            clamp_f32(x + y, lo, hi)
         }),
-        BinaryOp::Sub => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
-            out[o] = clamp_f32(a[i] - b[j], lo, hi)
+        BinaryOp::Sub => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+            clamp_f32(x - y, lo, hi)
         }),
-        BinaryOp::Mul => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
-            out[o] = clamp_f32(a[i] * b[j], lo, hi)
+        BinaryOp::Mul => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+            clamp_f32(x * y, lo, hi)
         }),
-        BinaryOp::Max => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
-            let m = if a[i] > b[j] { a[i] } else { b[j] };
-            out[o] = clamp_f32(m, lo, hi)
+        BinaryOp::Max => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+            clamp_f32(if x > y { x } else { y }, lo, hi)
         }),
-        BinaryOp::Min => for_each_broadcast(a_shape, b_shape, out_shape, |o, i, j| {
-            let m = if a[i] < b[j] { a[i] } else { b[j] };
-            out[o] = clamp_f32(m, lo, hi)
+        BinaryOp::Min => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+            clamp_f32(if x < y { x } else { y }, lo, hi)
         }),
     }
+}
+
+/// `out = f(a, b)` with broadcasting, a run of the last dimension at a
+/// time over slices (a repeated operand as a scalar), so the loops
+/// vectorize; one copy per `f`.
+#[inline(always)]
+fn binary_rows(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    out: &mut [f32],
+    out_shape: &[usize],
+    f: impl Fn(f32, f32) -> f32,
+) {
+    for_each_broadcast_row(a_shape, b_shape, out_shape, |r| {
+        let o = &mut out[r.out..r.out + r.len];
+        // A last-dimension stride is 1 or, broadcast, 0.
+        match (r.a_step, r.b_step) {
+            (1, 1) => {
+                let (a, b) = (&a[r.a..r.a + r.len], &b[r.b..r.b + r.len]);
+                for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                    *o = f(x, y);
+                }
+            }
+            (1, _) => {
+                let y = b[r.b];
+                for (o, &x) in o.iter_mut().zip(&a[r.a..r.a + r.len]) {
+                    *o = f(x, y);
+                }
+            }
+            (_, 1) => {
+                let x = a[r.a];
+                for (o, &y) in o.iter_mut().zip(&b[r.b..r.b + r.len]) {
+                    *o = f(x, y);
+                }
+            }
+            _ => o.fill(f(a[r.a], b[r.b])),
+        }
+    });
 }
 
 /// Precomputed int8 ADD (and SUB) parameters, as TFLite's `add.cc` /

@@ -88,6 +88,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
             f: avx512::avx512_qadd_float_i8,
             name: "avx512_add_i8_f32fma_16",
         });
+        table.swish_f32 = Some(Entry {
+            f: avx512::avx512_swish_f32,
+            name: "avx512_swish_f32_poly",
+        });
     }
     if f.avx512_vnni {
         table.qdw = Some(Entry {
