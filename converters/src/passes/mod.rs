@@ -25,6 +25,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
         let n = remove_noop_reshapes(g)
             + compose_transposes(g)
             + fold_batch_norm(g)
+            + affine_as_depthwise(g)
             + merge_pad(g)
             + fuse_activations(g)
             + fuse_gated_activations(g);
@@ -172,12 +173,13 @@ fn affine_target(g: &Graph, n: &Node) -> Option<(usize, usize)> {
 }
 
 /// Folds `y = conv(x) * s + b` with constant per-channel (or scalar) `s`, `b`
-/// into the convolution's weights and bias.
+/// into the convolution's weights and bias (and the MUL's or ADD's fused
+/// activation into the convolution's).
 pub fn fold_batch_norm(g: &mut Graph) -> usize {
     let mut count = 0;
     let mut i = 0;
     while i < g.nodes.len() {
-        let Some((channels, _)) = affine_target(g, &g.nodes[i]) else {
+        let Some((channels, act_attr)) = affine_target(g, &g.nodes[i]) else {
             i += 1;
             continue;
         };
@@ -188,7 +190,9 @@ pub fn fold_batch_norm(g: &mut Graph) -> usize {
         };
         let nj = &g.nodes[j];
         let is_mul = nj.code == OpCode::Mul;
-        if !(is_mul || nj.code == OpCode::Add) || nj.attrs.first() != Some(&0) {
+        // The MUL's or ADD's own fused activation moves onto the conv.
+        let act = nj.attrs.first().copied().unwrap_or(-1);
+        if !(is_mul || nj.code == OpCode::Add) || !(0..=3).contains(&act) {
             i += 1;
             continue;
         }
@@ -267,8 +271,66 @@ pub fn fold_batch_norm(g: &mut Graph) -> usize {
             g.nodes[i].inputs.resize(3, None);
         }
         g.nodes[i].inputs[2] = Some(nb);
+        g.nodes[i].attrs[act_attr] = act;
         redirect_output(g, i, y, out);
         g.nodes.remove(j);
+        count += 1;
+    }
+    count
+}
+
+/// A float MUL of a 4-D tensor by a constant over its last axis becomes a
+/// 1x1 DEPTHWISE_CONV_2D with those values as weights. That is a batch norm
+/// no convolution before it absorbs (DenseNet's, one after every
+/// concatenation): [`fold_batch_norm`] then folds the ADD after it into the
+/// bias and [`fuse_activations`] the RELU, so scale, shift and activation
+/// are one pass over the tensor instead of three (DenseNet-121 f32 had 124
+/// such MUL and ADD passes), and in int8 one rounding instead of two.
+pub fn affine_as_depthwise(g: &mut Graph) -> usize {
+    let mut count = 0;
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        if n.code != OpCode::Mul {
+            continue;
+        }
+        let (Some(Some(a)), Some(Some(b)), Some(&y)) =
+            (n.inputs.first(), n.inputs.get(1), n.outputs.first())
+        else {
+            continue;
+        };
+        let (x, k) = if g.tensors[*b].data.is_some() {
+            (*a, *b)
+        } else {
+            (*b, *a)
+        };
+        let xs = &g.tensors[x].shape;
+        let c = xs.last().copied().unwrap_or(0);
+        let ks = &g.tensors[k].shape;
+        let per_channel = ks.iter().product::<usize>() == c && ks.last() == Some(&c) && c > 1;
+        let Some(vals) = const_f32(g, k) else {
+            continue;
+        };
+        if xs.len() != 4
+            || !per_channel
+            || g.tensors[x].data.is_some()
+            || !is_float(g, x)
+            || !is_float(g, y)
+            || g.tensors[y].shape != *xs
+        {
+            continue;
+        }
+        let act = n.attrs.first().copied().unwrap_or(0);
+        let filter = g.add_tensor(crate::ir::Tensor {
+            name: format!("{}/depthwise_scale", g.tensors[y].name),
+            dtype: DType::F32,
+            shape: vec![1, 1, 1, c],
+            quant: Quant::None,
+            data: Some(vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        });
+        let n = &mut g.nodes[i];
+        n.code = OpCode::DepthwiseConv2d;
+        n.attrs = vec![1, 1, 1, 1, 0, 0, 0, 0, act, 1];
+        n.inputs = vec![Some(x), Some(filter), None];
         count += 1;
     }
     count

@@ -110,6 +110,64 @@ fn batch_norm_is_not_folded_when_the_conv_output_has_other_readers() {
     assert_eq!(fold_batch_norm(&mut g), 0);
 }
 
+/// x [1,3,2,4] → MUL by [4] → ADD [4] → RELU → z: a batch norm and its
+/// activation with no convolution before them.
+fn lone_batch_norm() -> Graph {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 3, 2, 4]);
+    let s = konst(&mut g, "s", &[4], &[2.0, 0.5, -1.0, 0.25]);
+    let t = konst(&mut g, "t", &[1, 1, 1, 4], &[0.1, -0.2, 0.3, 0.0]);
+    let (m, a, z) = (
+        act(&mut g, "m", &[1, 3, 2, 4]),
+        act(&mut g, "a", &[1, 3, 2, 4]),
+        act(&mut g, "z", &[1, 3, 2, 4]),
+    );
+    node(&mut g, OpCode::Mul, vec![0], &[x, s], m);
+    node(&mut g, OpCode::Add, vec![0], &[m, t], a);
+    node(&mut g, OpCode::Relu, vec![], &[a], z);
+    g.inputs.push(x);
+    g.outputs.push(z);
+    g
+}
+
+#[test]
+fn a_lone_batch_norm_becomes_one_depthwise_conv_with_its_activation() {
+    let g = lone_batch_norm();
+    let input = ramp(24);
+    let want = run(&g, &input);
+    let mut h = g.clone();
+    run_all(&mut h).unwrap();
+    assert_eq!(h.nodes.len(), 1, "{:?}", h.nodes);
+    let n = &h.nodes[0];
+    assert_eq!(n.code, OpCode::DepthwiseConv2d);
+    assert_eq!(n.attrs, [1, 1, 1, 1, 0, 0, 0, 0, 1, 1]);
+    assert_eq!(h.tensors[n.inputs[1].unwrap()].shape, [1, 1, 1, 4]);
+    assert_eq!(h.outputs, [n.outputs[0]]);
+    close(&run(&h, &input), &want);
+}
+
+#[test]
+fn only_a_constant_over_the_last_axis_of_a_4d_tensor_becomes_depthwise() {
+    // A scale over another axis, a dynamic scale (squeeze-and-excitation),
+    // a scalar and a 2-D tensor stay MULs.
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 3, 2, 4]);
+    let over_w = konst(&mut g, "w", &[1, 1, 2, 1], &[1.0, 2.0]);
+    let scalar = konst(&mut g, "k", &[1], &[3.0]);
+    let dynamic = act(&mut g, "d", &[1, 1, 1, 4]);
+    let flat = act(&mut g, "f", &[6, 4]);
+    let per_c = konst(&mut g, "c", &[4], &[1.0, 2.0, 3.0, 4.0]);
+    for (i, (a, b)) in [(x, over_w), (x, scalar), (x, dynamic), (flat, per_c)]
+        .into_iter()
+        .enumerate()
+    {
+        let shape = g.tensors[a].shape.clone();
+        let y = act(&mut g, &format!("y{i}"), &shape);
+        node(&mut g, OpCode::Mul, vec![0], &[a, b], y);
+    }
+    assert_eq!(affine_as_depthwise(&mut g), 0);
+}
+
 #[test]
 fn relu6_fuses_into_conv() {
     let (mut g, y) = conv_graph();
