@@ -486,6 +486,67 @@ fn grouped_conv_f32_within_tolerance() {
 }
 
 #[test]
+fn conv_transpose_f32_within_tolerance() {
+    use ferrite_runtime::kernels::reference::math::{conv_transpose_f32, ConvTransposeGeometry};
+    let tables = variants();
+    let mut rng = Rng(0xdec0_4e55_dec0_4e55);
+    let mut ran = 0;
+    for case in 0..200 {
+        let (ih, iw) = (1 + rng.below(7), 1 + rng.below(7));
+        let (ic, oc) = (rng.pick(&[1, 3, 16, 33]), rng.pick(&[1, 2, 16, 40]));
+        let kernel = [1 + rng.below(4), 1 + rng.below(4)];
+        let stride = [1 + rng.below(3), 1 + rng.below(3)];
+        let dilation = [rng.pick(&[1, 1, 2]), rng.pick(&[1, 1, 2])];
+        let full = |i: usize| (ih.max(iw) - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1;
+        let pad = [rng.below(kernel[0]), rng.below(kernel[1])];
+        let n = rng.pick(&[1, 1, 2]);
+        // Any output size from a few rows short of the full footprint to a
+        // few past it (cropped or never written but by the bias).
+        let oh = (full(0) + rng.below(3))
+            .saturating_sub(pad[0] + rng.below(3))
+            .max(1);
+        let ow = (full(1) + rng.below(3))
+            .saturating_sub(pad[1] + rng.below(3))
+            .max(1);
+        let g = ConvTransposeGeometry {
+            stride,
+            dilation,
+            pad,
+            group: 1,
+            in_shape: [n, ih, iw, ic],
+            out_shape: [n, oh, ow, oc],
+            kernel,
+        };
+        let x = rng.f32s(n * ih * iw * ic);
+        let w = rng.f32s(ic * oc * kernel[0] * kernel[1]);
+        let bias = (rng.below(3) != 0).then(|| rng.f32s(oc));
+        let mut want = vec![0f32; n * oh * ow * oc];
+        conv_transpose_f32(&g, &x, &w, bias.as_deref(), &mut want);
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let mut mag = vec![0f32; want.len()];
+        let ba = bias.as_deref().map(abs);
+        conv_transpose_f32(&g, &abs(&x), &abs(&w), ba.as_deref(), &mut mag);
+        for (name, t) in &tables {
+            let Some(isa) = t.sgemm else { continue };
+            let Some(k) = pack::SDeconv::new(&isa, &g, &w, bias.as_deref()) else {
+                // Only footprints wider than the stack tile are declined.
+                assert!(
+                    kernel[0] * kernel[1] * oc * 4 > pack::IM2COL_BYTES,
+                    "{name} declined {g:?}"
+                );
+                continue;
+            };
+            let mut got = vec![0f32; want.len()];
+            k.exec(&x, &mut got);
+            assert_close(&got, &want, &mag, &format!("{name} case {case} {g:?}"));
+            ran += 1;
+        }
+    }
+    println!("conv transpose f32: {ran} runs within tolerance");
+    assert!(ran >= 100, "only {ran} runs");
+}
+
+#[test]
 fn fully_connected_f32_within_tolerance() {
     let tables = variants();
     let mut rng = Rng(0x4444_5555_6666_7777);

@@ -86,6 +86,8 @@ pub(crate) enum Extra {
         depth: usize,
     },
     ConvTranspose(m::ConvTransposeGeometry),
+    /// CONV_TRANSPOSE on the table's f32 GEMM.
+    Deconv(alloc::boxed::Box<crate::kernels::pack::SDeconv>),
     PadMode {
         mode: m::PadMode,
         elem: usize,
@@ -346,6 +348,7 @@ impl Extra {
                     cast_slice_mut(out),
                 )
             }
+            Extra::Deconv(k) => k.exec(cast_slice(ins[0]), cast_slice_mut(out)),
             Extra::PadMode {
                 mode,
                 elem,
@@ -735,18 +738,28 @@ fn prep_conv_transpose(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             return Err(cx.shape_err(b, &[oc]));
         }
     }
-    Ok((
-        Extra::ConvTranspose(m::ConvTransposeGeometry {
-            stride,
-            dilation,
-            pad,
-            group,
-            in_shape: xs,
-            out_shape: ys,
-            kernel: [fs[2], fs[3]],
-        }),
-        "ref_conv_transpose_f32",
-    ))
+    let g = m::ConvTransposeGeometry {
+        stride,
+        dilation,
+        pad,
+        group,
+        in_shape: xs,
+        out_shape: ys,
+        kernel: [fs[2], fs[3]],
+    };
+    let bias = match cx.opt_input(2) {
+        Some(b) if b.is_const() => Some(bytemuck::cast_slice::<u8, f32>(cx.const_bytes(2)?)),
+        Some(_) => None,
+        None => Some(&[][..]),
+    };
+    if let (Some(isa), Some(bias)) = (cx.table.sgemm, bias) {
+        let filter = bytemuck::cast_slice(cx.const_bytes(1)?);
+        let bias = (!bias.is_empty()).then_some(bias);
+        if let Some(k) = crate::kernels::pack::SDeconv::new(&isa, &g, filter, bias) {
+            return Ok((Extra::Deconv(alloc::boxed::Box::new(k)), isa.deconv_name));
+        }
+    }
+    Ok((Extra::ConvTranspose(g), "ref_conv_transpose_f32"))
 }
 
 fn prep_pad_mode(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {

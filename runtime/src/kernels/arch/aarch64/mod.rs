@@ -73,6 +73,7 @@ pub const MMLA_QGEMM: QGemmIsa = QGemmIsa {
 pub const NEON_SGEMM: SGemmIsa = SGemmIsa {
     name: "neon_sgemm_f32_6x16",
     im2col_name: "neon_sconv_im2col_f32_6x16",
+    deconv_name: "neon_deconv_f32_6x16",
     nr: 16,
     run: neon::neon_sgemm_f32,
 };

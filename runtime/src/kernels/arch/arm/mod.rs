@@ -61,6 +61,7 @@ pub const NEON_QGEMM: QGemmIsa = QGemmIsa {
 pub const NEON_SGEMM: SGemmIsa = SGemmIsa {
     name: "armv7_neon_sgemm_f32_2x8",
     im2col_name: "armv7_neon_sconv_im2col_f32_2x8",
+    deconv_name: "armv7_neon_deconv_f32_2x8",
     nr: neon::SGEMM_NR,
     run: neon::neon_sgemm_f32,
 };

@@ -55,6 +55,7 @@ pub const VNNI_QGEMM: QGemmIsa = QGemmIsa {
 pub const AVX512_SGEMM: SGemmIsa = SGemmIsa {
     name: "avx512_sgemm_f32_6x64",
     im2col_name: "avx512_sconv_im2col_f32_6x64",
+    deconv_name: "avx512_deconv_f32_6x64",
     nr: 16,
     run: avx512::avx512_sgemm_f32,
 };
