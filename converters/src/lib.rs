@@ -277,6 +277,11 @@ fn convert_in_dir(
     if pipeline_meta::requested(options) {
         pipeline_meta::apply(&mut graph, options)?;
     }
+    // Last, on what stays float: a swish after a conv runs on the conv's
+    // output blocks while they are in cache.
+    if passes::fuse_post_activations(&mut graph) > 0 {
+        graph.remove_unused_tensors();
+    }
     let mut converted = package_graph(&graph)?;
     converted.summary = summary;
     Ok(converted)

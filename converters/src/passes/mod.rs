@@ -492,3 +492,53 @@ pub fn fuse_gated_activations(g: &mut Graph) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+/// Fuses a float swish UNARY or HARD_SWISH that alone reads a float
+/// CONV_2D's or DEPTHWISE_CONV_2D's output (without an activation of its
+/// own) into the conv as its post-op attribute (docs/format.md): the
+/// runtime applies it to each block of the output while it is in cache,
+/// the same function on the same values. Run on the final graph (after
+/// quantization): int8 convs have no post-op.
+pub fn fuse_post_activations(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut j = 0;
+    while j < g.nodes.len() {
+        let n = &g.nodes[j];
+        let post = match (n.code, n.attrs.first()) {
+            (OpCode::Unary, Some(&f)) if f == UnaryFn::Swish as i32 => 1,
+            (OpCode::HardSwish, _) => 2,
+            _ => {
+                j += 1;
+                continue;
+            }
+        };
+        let (Some(Some(x)), Some(&y)) = (n.inputs.first(), n.outputs.first()) else {
+            j += 1;
+            continue;
+        };
+        let x = *x;
+        let producer = g.nodes.iter().position(|n| n.outputs.contains(&x));
+        let ok = producer.filter(|&p| {
+            let c = &g.nodes[p];
+            let plain = match c.code {
+                OpCode::Conv2d => c.attrs.len() == 9,
+                OpCode::DepthwiseConv2d => c.attrs.len() == 10,
+                _ => false,
+            };
+            plain
+                && c.attrs[8] == 0
+                && is_float(g, x)
+                && is_float(g, y)
+                && sole_reader(g, x) == Some(j)
+        });
+        let Some(p) = ok else {
+            j += 1;
+            continue;
+        };
+        g.nodes[p].attrs.push(post);
+        redirect_output(g, p, x, y);
+        g.nodes.remove(j);
+        count += 1;
+    }
+    count
+}

@@ -169,6 +169,47 @@ fn only_a_constant_over_the_last_axis_of_a_4d_tensor_becomes_depthwise() {
 }
 
 #[test]
+fn a_swish_after_a_float_conv_becomes_its_post_op_with_the_same_values() {
+    for (code, attrs, post) in [
+        (OpCode::Unary, vec![UnaryFn::Swish as i32, 0, 0], 1),
+        (OpCode::HardSwish, vec![], 2),
+    ] {
+        let (mut g, y) = conv_graph();
+        let z = act(&mut g, "z", &[1, 4, 4, 3]);
+        node(&mut g, code, attrs, &[y], z);
+        g.outputs.push(z);
+        let input = ramp(32);
+        let want = run(&g, &input);
+        let mut h = g.clone();
+        assert_eq!(fuse_post_activations(&mut h), 1);
+        assert_eq!(h.nodes.len(), 1);
+        assert_eq!(h.nodes[0].attrs.len(), 10);
+        assert_eq!(h.nodes[0].attrs[9], post);
+        assert_eq!(h.nodes[0].outputs, vec![z]);
+        let got = run(&h, &input);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn a_swish_is_not_fused_after_a_conv_with_an_activation_or_other_readers() {
+    let (mut g, y) = conv_graph();
+    g.nodes[0].attrs[8] = 1;
+    let z = act(&mut g, "z", &[1, 4, 4, 3]);
+    node(&mut g, OpCode::HardSwish, vec![], &[y], z);
+    g.outputs.push(z);
+    assert_eq!(fuse_post_activations(&mut g.clone()), 0);
+    g.nodes[0].attrs[8] = 0;
+    g.outputs.push(y);
+    assert_eq!(fuse_post_activations(&mut g), 0);
+}
+
+#[test]
 fn relu6_fuses_into_conv() {
     let (mut g, y) = conv_graph();
     let r = act(&mut g, "r", &[1, 4, 4, 3]);

@@ -441,23 +441,37 @@ impl DwSplit {
     }
 }
 
+/// An in-place element-wise pass over part of an output.
+type InPlace<T> = dyn Fn(&mut [T]) + Sync;
+
 /// Runs a depthwise kernel over the whole `output` (`rows` rows of `ow`
 /// pixels of `c` channels), split over the current pool as `split` says.
 fn dw_exec<T>(
     output: &mut [T],
     [rows, ow, c]: [usize; 3],
     split: DwSplit,
+    post: Option<&InPlace<T>>,
     run: &(dyn Fn(DwOut<T>) + Sync),
 ) {
     assert!(rows * ow * c <= output.len(), "depthwise output size");
+    // With a post-op, rows go in blocks it finds in cache.
+    let block = match post {
+        Some(_) => (POST_BYTES / 4 / (ow * c).max(1)).max(1),
+        None => rows,
+    };
     match split {
         DwSplit::Rows => for_each_row_chunk(output, rows, ow * c, 1, &|r, out| {
-            run(DwOut {
-                ptr: out.as_mut_ptr(),
-                len: out.len(),
-                rows: r,
-                chans: 0..c,
-            })
+            for (b, out) in r.clone().step_by(block).zip(out.chunks_mut(block * ow * c)) {
+                run(DwOut {
+                    ptr: out.as_mut_ptr(),
+                    len: out.len(),
+                    rows: b..(b + block).min(r.end),
+                    chans: 0..c,
+                });
+                if let Some(p) = post {
+                    p(out);
+                }
+            }
         }),
         DwSplit::Chans => {
             let out = SharedMut(output.as_mut_ptr());
@@ -469,8 +483,21 @@ fn dw_exec<T>(
                     ptr: out.ptr(),
                     len: rows * ow * c,
                     rows: 0..rows,
-                    chans,
-                })
+                    chans: chans.clone(),
+                });
+                if let Some(p) = post {
+                    for px in 0..rows * ow {
+                        // SAFETY: this chunk's own channels of pixel `px`,
+                        // which it alone writes (as the kernel did).
+                        let v = unsafe {
+                            core::slice::from_raw_parts_mut(
+                                out.ptr().add(px * c + chans.start),
+                                chans.len(),
+                            )
+                        };
+                        p(v);
+                    }
+                }
             })
         }
     }
@@ -841,6 +868,9 @@ pub struct SConv {
     /// Output pixels per im2col tile (the longest part's rows, and when
     /// windows are cut no more than a tile of partial sums holds).
     pub tile: usize,
+    /// An element-wise function applied to each tile while it is in cache
+    /// (a swish the converter fused, see [`Post`]).
+    pub post: Option<Post>,
 }
 
 /// One GEMM of an [`SConv`]: group `group`'s window values `k`.
@@ -914,6 +944,7 @@ impl SConv {
             parts,
             clamp,
             tile,
+            post: None,
         };
         Some((conv, name))
     }
@@ -927,13 +958,26 @@ impl SConv {
         let (ic, oc) = (self.shape.shapes[0][3], self.shape.shapes[2][3]);
         let (fc, ocg) = (ic / self.groups, oc / self.groups);
         let gather = self.shape.gather();
+        // With a post-op, direct rows go in blocks it finds in cache.
+        let block = match self.post {
+            Some(_) => (POST_BYTES / 4 / oc)
+                .max(1)
+                .next_multiple_of(CONV_ROW_ALIGN),
+            None => m,
+        };
         for_each_row_chunk(output, m, oc, CONV_ROW_ALIGN, &|rows, out| match gather {
             // 1x1, stride 1: the input rows are the GEMM's rows.
             Gather::Direct => {
-                for part in &self.parts {
-                    let (a, o) = (part.group * fc, part.group * ocg);
-                    let x = &input[rows.start * ic + a..rows.end * ic];
-                    (self.run)(&part.gemm, x, ic, rows.len(), &mut out[o..], oc);
+                for (b, out) in rows.clone().step_by(block).zip(out.chunks_mut(block * oc)) {
+                    let r = b..(b + block).min(rows.end);
+                    for part in &self.parts {
+                        let (a, o) = (part.group * fc, part.group * ocg);
+                        let x = &input[r.start * ic + a..r.end * ic];
+                        (self.run)(&part.gemm, x, ic, r.len(), &mut out[o..], oc);
+                    }
+                    if let Some(p) = &self.post {
+                        p.apply(out);
+                    }
                 }
             }
             Gather::Im2col => self.exec_im2col(input, rows, out),
@@ -989,6 +1033,9 @@ impl SConv {
                 for v in o.iter_mut() {
                     *v = v.max(lo).min(hi);
                 }
+            }
+            if let Some(p) = &self.post {
+                p.apply(o);
             }
             for _ in 0..t {
                 px = self.shape.next_pixel(px);
@@ -1091,7 +1138,7 @@ impl QDw {
             input.len() >= self.shape.shapes[0].iter().product(),
             "depthwise input size"
         );
-        dw_exec(output, [n * oh, ow, c], split, &|part| {
+        dw_exec(output, [n * oh, ow, c], split, None, &|part| {
             (self.run)(self, input, part)
         });
     }
@@ -1106,6 +1153,9 @@ pub struct SDw {
     pub bias: Vec<f32>,
     pub act: (f32, f32),
     pub run: SDwFn,
+    /// An element-wise function applied to each block of rows while it is
+    /// in cache (see [`Post`]).
+    pub post: Option<Post>,
 }
 
 impl SDw {
@@ -1134,6 +1184,7 @@ impl SDw {
             bias: b,
             act,
             run,
+            post: None,
         }
     }
 
@@ -1154,7 +1205,9 @@ impl SDw {
             input.len() >= self.shape.shapes[0].iter().product(),
             "depthwise input size"
         );
-        dw_exec(output, [n * oh, ow, c], split, &|part| {
+        let post = self.post.map(|p| move |v: &mut [f32]| p.apply(v));
+        let post = post.as_ref().map(|p| p as &InPlace<f32>);
+        dw_exec(output, [n * oh, ow, c], split, post, &|part| {
             (self.run)(self, input, part)
         });
     }
@@ -1609,6 +1662,32 @@ impl SDeconv {
                 }
             }
             p += t;
+        }
+    }
+}
+
+/// Output bytes a post-op pass covers at a time: a block the kernel has
+/// just written, still in L1/L2.
+const POST_BYTES: usize = 32 * 1024;
+
+/// An element-wise f32 function fused after a convolution (the converter
+/// fuses a swish or hard swish that alone reads a float conv's output):
+/// applied block by block as the driver finishes them, so the output makes
+/// one trip through memory instead of three. The values are the separate
+/// op's, bit for bit: the same function on the same inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct Post {
+    pub f: super::table::UnaryF32Fn,
+}
+
+impl Post {
+    /// Applies the function in place, through a stack copy of each chunk.
+    pub fn apply(&self, v: &mut [f32]) {
+        let mut tmp = [0f32; 1024];
+        for chunk in v.chunks_mut(tmp.len()) {
+            let t = &mut tmp[..chunk.len()];
+            t.copy_from_slice(chunk);
+            (self.f)(t, chunk);
         }
     }
 }

@@ -136,15 +136,24 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         }
     }
     let q8 = float_or_q8(cx, x, y)?;
+    let post = conv_post(cx, depthwise)?;
+    if q8 && post.is_some() {
+        return Err(cx.bad("a fused post-op needs a float conv"));
+    }
     let kernel = if !q8 {
         cx.expect_dtype(f, &[DType::F32])?;
         if let Some(b) = bias {
             cx.expect_dtype(b, &[DType::F32])?;
         }
         let act = w.act.range_f32();
-        if let Some((k, name)) =
-            fast_conv_f32(cx, depthwise, mult, pack::ConvShape { g, shapes }, act)?
-        {
+        if let Some((k, name)) = fast_conv_f32(
+            cx,
+            depthwise,
+            mult,
+            pack::ConvShape { g, shapes },
+            act,
+            post,
+        )? {
             steps.push(cx.step(
                 k,
                 [cx.operand(0), cx.operand(1), cx.operand(2)],
@@ -159,6 +168,7 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
                 mult,
                 shapes,
                 f: cx.table.depthwise_f32.f,
+                post,
             }
         } else {
             Kernel::Conv2dF32 {
@@ -166,6 +176,7 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
                 act,
                 shapes,
                 f: cx.table.conv2d_f32.f,
+                post,
             }
         }
     } else {
@@ -245,6 +256,7 @@ fn fast_conv_f32(
     mult: usize,
     shape: pack::ConvShape,
     act: (f32, f32),
+    post: Option<pack::Post>,
 ) -> Result<Option<(Kernel, &'static str)>> {
     let Ok(bias) = const_bias::<f32>(cx) else {
         return Ok(None);
@@ -259,14 +271,42 @@ fn fast_conv_f32(
         else {
             return Ok(None);
         };
-        let k = pack::SDw::new(e.f, shape, act, filter, bias);
+        let mut k = pack::SDw::new(e.f, shape, act, filter, bias);
+        k.post = post;
         return Ok(Some((Kernel::SDw(alloc::boxed::Box::new(k)), e.name)));
     }
     let Some(isa) = cx.table.sgemm else {
         return Ok(None);
     };
-    Ok(pack::SConv::new(&isa, shape, act, filter, bias)
-        .map(|(k, n)| (Kernel::SConv(alloc::boxed::Box::new(k)), n)))
+    Ok(
+        pack::SConv::new(&isa, shape, act, filter, bias).map(|(mut k, n)| {
+            k.post = post;
+            (Kernel::SConv(alloc::boxed::Box::new(k)), n)
+        }),
+    )
+}
+
+/// The element-wise function the converter fused after a float conv
+/// (attribute 9 of CONV_2D, 10 of DEPTHWISE_CONV_2D; absent = 0): 0 none,
+/// 1 swish, 2 hard swish. The same functions as the UNARY swish and
+/// HARD_SWISH ops, so the values are theirs.
+fn conv_post(cx: &Ctx<'_>, depthwise: bool) -> Result<Option<pack::Post>> {
+    use crate::kernels::reference::activation as act;
+    let at = if depthwise { 10 } else { 9 };
+    let code = match cx.op.attrs.get(at) {
+        None => 0,
+        Some(_) => cx.attr(at)?,
+    };
+    Ok(match code {
+        0 => None,
+        1 => Some(pack::Post {
+            f: cx.table.swish_f32.map_or(act::swish_f32, |e| e.f),
+        }),
+        2 => Some(pack::Post {
+            f: act::hard_swish_f32,
+        }),
+        _ => return Err(cx.bad("unknown fused post-op")),
+    })
 }
 
 /// Like [`fast_conv_f32`] for int8.

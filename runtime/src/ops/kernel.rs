@@ -65,6 +65,7 @@ pub(crate) enum Kernel {
         act: (f32, f32),
         shapes: [[usize; 4]; 3],
         f: ConvF32Fn,
+        post: Option<pack::Post>,
     },
     Conv2dI8 {
         g: conv::Conv2dGeometry,
@@ -78,6 +79,7 @@ pub(crate) enum Kernel {
         mult: usize,
         shapes: [[usize; 4]; 3],
         f: DwConvF32Fn,
+        post: Option<pack::Post>,
     },
     DepthwiseI8 {
         g: conv::Conv2dGeometry,
@@ -237,17 +239,28 @@ impl Kernel {
     pub fn exec(&self, ins: [&[u8]; 3], out: &mut [u8]) {
         match self {
             Kernel::Copy => out.copy_from_slice(ins[0]),
-            Kernel::Conv2dF32 { g, act, shapes, f } => f(
+            Kernel::Conv2dF32 {
                 g,
-                *act,
-                cast_slice(ins[0]),
-                shapes[0],
-                cast_slice(ins[1]),
-                shapes[1],
-                opt(ins[2]),
-                cast_slice_mut(out),
-                shapes[2],
-            ),
+                act,
+                shapes,
+                f,
+                post,
+            } => {
+                f(
+                    g,
+                    *act,
+                    cast_slice(ins[0]),
+                    shapes[0],
+                    cast_slice(ins[1]),
+                    shapes[1],
+                    opt(ins[2]),
+                    cast_slice_mut(out),
+                    shapes[2],
+                );
+                if let Some(p) = post {
+                    p.apply(cast_slice_mut(out));
+                }
+            }
             Kernel::Conv2dI8 { g, p, shapes, f } => f(
                 g,
                 p,
@@ -265,18 +278,24 @@ impl Kernel {
                 mult,
                 shapes,
                 f,
-            } => f(
-                g,
-                *act,
-                *mult,
-                cast_slice(ins[0]),
-                shapes[0],
-                cast_slice(ins[1]),
-                shapes[1],
-                opt(ins[2]),
-                cast_slice_mut(out),
-                shapes[2],
-            ),
+                post,
+            } => {
+                f(
+                    g,
+                    *act,
+                    *mult,
+                    cast_slice(ins[0]),
+                    shapes[0],
+                    cast_slice(ins[1]),
+                    shapes[1],
+                    opt(ins[2]),
+                    cast_slice_mut(out),
+                    shapes[2],
+                );
+                if let Some(p) = post {
+                    p.apply(cast_slice_mut(out));
+                }
+            }
             Kernel::DepthwiseI8 {
                 g,
                 p,
