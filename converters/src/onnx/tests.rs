@@ -573,8 +573,15 @@ fn gated_and_real_activations_fuse_and_quantize_to_int8() {
     let float = convert_with(&gated_activations(), &ConvertOptions::default()).unwrap();
     let m = Model::from_vec(&float.bytes).unwrap();
     let codes: Vec<_> = m.def().ops.iter().map(|o| o.code).collect();
-    assert!(
-        codes.contains(&ferrite_runtime::OpCode::HardSwish),
+    // The hard swish, fused, follows the float conv as its post-op (2).
+    let conv = m
+        .def()
+        .ops
+        .iter()
+        .find(|o| o.code == ferrite_runtime::OpCode::Conv2d);
+    assert_eq!(
+        conv.map(|o| o.attrs.get(9).copied()),
+        Some(Some(2)),
         "{codes:?}"
     );
     assert!(!codes.contains(&ferrite_runtime::OpCode::Mul), "{codes:?}");
