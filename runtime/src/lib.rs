@@ -20,6 +20,7 @@
 extern crate alloc;
 
 pub mod error;
+pub mod fpu;
 pub mod kernels;
 pub mod ops;
 pub mod quant;

@@ -217,6 +217,8 @@ impl<'m> Session<'m> {
 
     /// Runs `f` with this session's thread pool current (see `crate::threads`).
     fn with_threads<R>(pool: Option<&PoolRef>, f: impl FnOnce() -> R) -> R {
+        // Subnormals flushed while the kernels run (see `fpu`).
+        let _flush = crate::fpu::FlushDenormals::enter();
         #[cfg(feature = "std")]
         {
             crate::threads::scoped(pool, f)

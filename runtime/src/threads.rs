@@ -130,6 +130,8 @@ mod imp {
     }
 
     fn worker(shared: Arc<Shared>, me: usize) {
+        // Workers run nothing but kernels: subnormals flushed (see `fpu`).
+        crate::fpu::flush_denormals_on_this_thread();
         // The thread's start-up (std's per-thread set-up, which allocates)
         // is over: `Pool::new` may return.
         shared.started.fetch_add(1, Ordering::Release);
