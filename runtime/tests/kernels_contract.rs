@@ -864,6 +864,67 @@ fn swish_f32_within_4_ulp_of_reference() {
 }
 
 #[test]
+fn binary_f32_equals_reference_bit_for_bit() {
+    use ferrite_runtime::kernels::reference::elementwise::{binary_f32, BinaryOp};
+    let tables = variants();
+    let mut rng = Rng(0xb1_0a4f);
+    let ops = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Max,
+        BinaryOp::Min,
+    ];
+    let acts = [
+        Activation::None,
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::ReluN1To1,
+    ];
+    let special = [
+        0.0f32,
+        -0.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e-39,
+        6.0,
+        -1.0,
+    ];
+    let mut ran = 0;
+    for case in 0..100 {
+        let n = rng.pick(&[1, 7, 15, 16, 17, 33, 1000]);
+        let (op, act) = (rng.pick(&ops), rng.pick(&acts));
+        let (mut a, mut b) = (rng.f32s(n), rng.f32s(n));
+        if case % 5 == 0 {
+            for (i, v) in a.iter_mut().enumerate().step_by(3) {
+                *v = special[(i + case) % special.len()];
+            }
+            for (i, v) in b.iter_mut().enumerate().step_by(2) {
+                *v = special[(i * 7 + case) % special.len()];
+            }
+        }
+        let mut want = vec![0f32; n];
+        binary_f32(op, act, &a, &[n], &b, &[n], &mut want, &[n]);
+        for (name, t) in &tables {
+            let Some(e) = t.binary_f32 else { continue };
+            let mut got = vec![0f32; n];
+            (e.f)(op, act, &a, &b, &mut got);
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(
+                same,
+                "{name} case {case} {op:?} {act:?}:\n{got:?}\n{want:?}"
+            );
+            ran += 1;
+        }
+    }
+    println!("binary f32: {ran} optimized runs equal the reference bit for bit");
+}
+
+#[test]
 fn mean_hw_matches_reference() {
     use ferrite_runtime::kernels::reference::pool::{self, MeanI8Params, ReduceGeometry};
     let mut rng = Rng(0x3ea4);

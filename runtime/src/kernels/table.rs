@@ -63,6 +63,14 @@ pub type DwConvI8Fn = fn(
 );
 /// `fully_connected_f32`'s signature.
 pub type FcF32Fn = fn((f32, f32), &[f32], usize, usize, &[f32], usize, Option<&[f32]>, &mut [f32]);
+/// `binary_same_f32`'s signature (same-shape f32 ADD/SUB/MUL/MAX/MIN).
+pub type BinaryF32Fn = fn(
+    crate::kernels::reference::elementwise::BinaryOp,
+    crate::quant::Activation,
+    &[f32],
+    &[f32],
+    &mut [f32],
+);
 /// An f32 element-wise function's signature (`input`, `output`; one length).
 pub type UnaryF32Fn = fn(&[f32], &mut [f32]);
 /// `fully_connected_i8`'s signature.
@@ -110,6 +118,8 @@ pub struct KernelTable {
     pub qadd_float: Option<Entry<QAddFloatFn>>,
     /// f32 swish (SiLU), the reference's polynomial on wider vectors.
     pub swish_f32: Option<Entry<UnaryF32Fn>>,
+    /// f32 same-shape binary ops on wider vectors.
+    pub binary_f32: Option<Entry<BinaryF32Fn>>,
 }
 
 impl KernelTable {
@@ -149,6 +159,7 @@ impl KernelTable {
             qadd: None,
             qadd_float: None,
             swish_f32: None,
+            binary_f32: None,
         }
     }
 
@@ -163,6 +174,7 @@ impl KernelTable {
             && self.qadd.is_none()
             && self.qadd_float.is_none()
             && self.swish_f32.is_none()
+            && self.binary_f32.is_none()
     }
 
     /// The best table for this CPU. With `std`, `FERRITE_KERNELS=reference`

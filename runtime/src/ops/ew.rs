@@ -164,15 +164,23 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
     let shapes = [a.shape, b.shape, y.shape];
     let (kernel, name) = match (a.dtype, b.dtype, y.dtype) {
         (DType::F32, DType::F32, DType::F32) if a.shape == b.shape => {
+            let (f, name) = match cx.table.binary_f32 {
+                Some(e) => (e.f, e.name),
+                None => (
+                    elt::binary_same_f32 as crate::kernels::table::BinaryF32Fn,
+                    "binary_f32_split",
+                ),
+            };
             steps.push(cx.step(
                 Kernel::SBinary {
                     op,
                     act: activation,
+                    f,
                 },
                 [cx.operand(0), cx.operand(1), Operand::None],
                 cx.out_range(0)?,
             ));
-            return Ok("binary_f32_split");
+            return Ok(name);
         }
         (DType::F32, DType::F32, DType::F32) => (
             Binary::F32 {

@@ -129,6 +129,7 @@ pub(crate) enum Kernel {
     SBinary {
         op: crate::kernels::reference::elementwise::BinaryOp,
         act: crate::Activation,
+        f: crate::kernels::table::BinaryF32Fn,
     },
     /// Same-shape int8 ADD/SUB.
     QAdd {
@@ -370,16 +371,11 @@ impl Kernel {
             }
             Kernel::MeanHwF32(g) => g.exec_f32(cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::MeanHwI8 { g, p } => g.exec_i8(p, cast_slice(ins[0]), cast_slice_mut(out)),
-            Kernel::SBinary { op, act } => pack::elementwise(
+            Kernel::SBinary { op, act, f } => pack::elementwise(
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),
                 cast_slice_mut(out),
-                |a, b, o| {
-                    let n = [o.len()];
-                    crate::kernels::reference::elementwise::binary_f32(
-                        *op, *act, a, &n, b, &n, o, &n,
-                    )
-                },
+                |a, b, o| f(*op, *act, a, b, o),
             ),
             Kernel::QAdd { p, f } => pack::elementwise(
                 cast_slice(ins[0]),

@@ -187,13 +187,40 @@ fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> [usize; MAX_RANK] 
 
 /// Clamps like TFLite's `ActivationFunctionWithMinMax`
 /// (`std::min(std::max(x, lo), hi)`), which lets NaN through.
-#[inline]
+#[inline(always)]
 pub(crate) fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
     let x = if x < lo { lo } else { x };
     if hi < x {
         hi
     } else {
         x
+    }
+}
+
+/// `out = act(a op b)` over same-length slices, as [`binary_f32`] computes
+/// each element; inlined into the architecture modules' wrappers, which
+/// compile it for wider vectors (the same IEEE operations, so the same
+/// values).
+#[inline(always)]
+pub fn binary_same_f32(op: BinaryOp, act: Activation, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let (lo, hi) = act.range_f32();
+    match op {
+        BinaryOp::Add => zip_map(a, b, out, |x, y| clamp_f32(x + y, lo, hi)),
+        BinaryOp::Sub => zip_map(a, b, out, |x, y| clamp_f32(x - y, lo, hi)),
+        BinaryOp::Mul => zip_map(a, b, out, |x, y| clamp_f32(x * y, lo, hi)),
+        BinaryOp::Max => zip_map(a, b, out, |x, y| {
+            clamp_f32(if x > y { x } else { y }, lo, hi)
+        }),
+        BinaryOp::Min => zip_map(a, b, out, |x, y| {
+            clamp_f32(if x < y { x } else { y }, lo, hi)
+        }),
+    }
+}
+
+#[inline(always)]
+fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = f(x, y);
     }
 }
 

@@ -9,7 +9,9 @@ use core::arch::x86_64::*;
 use core::ops::Range;
 
 use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm, MAX_DW_TAPS};
-use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
+use crate::kernels::reference::elementwise::{
+    binary_same_f32, AddI8Params, BinaryOp, FloatAddI8Params,
+};
 
 /// Rows per GEMM tile and 16-channel blocks per tile.
 const MR: usize = 6;
@@ -1572,4 +1574,22 @@ fn swish16(x: __m512) -> __m512 {
     // Below -88 the reference gives +0 (the exact value is under 1e-36).
     let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, c(-88.0));
     _mm512_mask_blend_ps(tiny, y, _mm512_setzero_ps())
+}
+
+/// Same-shape f32 ADD/SUB/MUL/MAXIMUM/MINIMUM with a fused activation: the
+/// reference's loop ([`binary_same_f32`]) compiled for 16 lanes, the same
+/// IEEE operations per element, so the same values (contract-tested).
+pub fn avx512_binary_f32(
+    op: BinaryOp,
+    act: crate::quant::Activation,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+) {
+    #[target_feature(enable = "avx512f")]
+    fn wide(op: BinaryOp, act: crate::quant::Activation, a: &[f32], b: &[f32], out: &mut [f32]) {
+        binary_same_f32(op, act, a, b, out)
+    }
+    // SAFETY: the table holds this kernel only when the CPU has AVX-512F.
+    unsafe { wide(op, act, a, b, out) }
 }

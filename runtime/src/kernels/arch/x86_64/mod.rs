@@ -93,6 +93,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
             f: avx512::avx512_swish_f32,
             name: "avx512_swish_f32_poly",
         });
+        table.binary_f32 = Some(Entry {
+            f: avx512::avx512_binary_f32,
+            name: "avx512_binary_f32_split",
+        });
     }
     if f.avx512_vnni {
         table.qdw = Some(Entry {
