@@ -490,9 +490,6 @@ pub fn fuse_gated_activations(g: &mut Graph) -> usize {
     count
 }
 
-#[cfg(test)]
-mod tests;
-
 /// Fuses a float swish UNARY or HARD_SWISH that alone reads a float
 /// CONV_2D's or DEPTHWISE_CONV_2D's output (without an activation of its
 /// own) into the conv as its post-op attribute (docs/format.md): the
@@ -542,3 +539,6 @@ pub fn fuse_post_activations(g: &mut Graph) -> usize {
     }
     count
 }
+
+#[cfg(test)]
+mod tests;
