@@ -197,24 +197,44 @@ pub(crate) fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
+/// Evaluates `$body` with `$f` bound to `op`'s element function clamped to
+/// `act`'s range: one monomorphic copy of `$body` per op, the match outside
+/// the loops.
+macro_rules! with_binary_fn {
+    ($op:expr, $act:expr, |$f:ident| $body:expr) => {{
+        let (lo, hi) = $act.range_f32();
+        match $op {
+            BinaryOp::Add => {
+                let $f = |x: f32, y: f32| clamp_f32(x + y, lo, hi);
+                $body
+            }
+            BinaryOp::Sub => {
+                let $f = |x: f32, y: f32| clamp_f32(x - y, lo, hi);
+                $body
+            }
+            BinaryOp::Mul => {
+                let $f = |x: f32, y: f32| clamp_f32(x * y, lo, hi);
+                $body
+            }
+            BinaryOp::Max => {
+                let $f = |x: f32, y: f32| clamp_f32(if x > y { x } else { y }, lo, hi);
+                $body
+            }
+            BinaryOp::Min => {
+                let $f = |x: f32, y: f32| clamp_f32(if x < y { x } else { y }, lo, hi);
+                $body
+            }
+        }
+    }};
+}
+
 /// `out = act(a op b)` over same-length slices, as [`binary_f32`] computes
 /// each element; inlined into the architecture modules' wrappers, which
 /// compile it for wider vectors (the same IEEE operations, so the same
 /// values).
 #[inline(always)]
 pub fn binary_same_f32(op: BinaryOp, act: Activation, a: &[f32], b: &[f32], out: &mut [f32]) {
-    let (lo, hi) = act.range_f32();
-    match op {
-        BinaryOp::Add => zip_map(a, b, out, |x, y| clamp_f32(x + y, lo, hi)),
-        BinaryOp::Sub => zip_map(a, b, out, |x, y| clamp_f32(x - y, lo, hi)),
-        BinaryOp::Mul => zip_map(a, b, out, |x, y| clamp_f32(x * y, lo, hi)),
-        BinaryOp::Max => zip_map(a, b, out, |x, y| {
-            clamp_f32(if x > y { x } else { y }, lo, hi)
-        }),
-        BinaryOp::Min => zip_map(a, b, out, |x, y| {
-            clamp_f32(if x < y { x } else { y }, lo, hi)
-        }),
-    }
+    with_binary_fn!(op, act, |f| zip_map(a, b, out, f));
 }
 
 #[inline(always)]
@@ -260,24 +280,9 @@ pub fn binary_f32(
     debug_assert_eq!(a.len(), a_shape.iter().product::<usize>());
     debug_assert_eq!(b.len(), b_shape.iter().product::<usize>());
     debug_assert_eq!(out.len(), out_shape.iter().product::<usize>());
-    let (lo, hi) = act.range_f32();
-    match op {
-        BinaryOp::Add => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
-            clamp_f32(x + y, lo, hi)
-        }),
-        BinaryOp::Sub => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
-            clamp_f32(x - y, lo, hi)
-        }),
-        BinaryOp::Mul => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
-            clamp_f32(x * y, lo, hi)
-        }),
-        BinaryOp::Max => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
-            clamp_f32(if x > y { x } else { y }, lo, hi)
-        }),
-        BinaryOp::Min => binary_rows(a, a_shape, b, b_shape, out, out_shape, |x, y| {
-            clamp_f32(if x < y { x } else { y }, lo, hi)
-        }),
-    }
+    with_binary_fn!(op, act, |f| binary_rows(
+        a, a_shape, b, b_shape, out, out_shape, f
+    ));
 }
 
 /// `out = f(a, b)` with broadcasting, a run of the last dimension at a
