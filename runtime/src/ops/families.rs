@@ -237,7 +237,9 @@ fn prep_conv(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
 /// Bias of a conv/FC as a slice of `T` when it is a constant (`None` when
 /// absent); `Err(())` when it is computed at run time (the packed kernels
 /// fold it at prepare time, so they need it constant).
-fn const_bias<'a, T: bytemuck::Pod>(cx: &Ctx<'a>) -> core::result::Result<Option<&'a [T]>, ()> {
+pub(crate) fn const_bias<'a, T: bytemuck::Pod>(
+    cx: &Ctx<'a>,
+) -> core::result::Result<Option<&'a [T]>, ()> {
     match cx.opt_input(2) {
         None => Ok(None),
         Some(b) if b.is_const() => cx
