@@ -133,7 +133,44 @@ fn bench(c: &mut Criterion) {
             }
         }
         group.finish();
+        if !dw {
+            bench_f32(c, name, g, shapes, macs);
+        }
     }
+}
+
+/// The f32 conv of the same layer through each table's GEMM (`SConv`),
+/// under `f32/NAME`, with ReLU6 and a bias as the models have.
+fn bench_f32(c: &mut Criterion, name: &str, g: Conv2dGeometry, shapes: [[usize; 4]; 3], macs: u64) {
+    let unit = |v: i8| f32::from(v) / 64.0;
+    let x: Vec<f32> = data_i8(shapes[0].iter().product(), 1)
+        .into_iter()
+        .map(unit)
+        .collect();
+    let w: Vec<f32> = data_i8(shapes[1].iter().product(), 2)
+        .into_iter()
+        .map(unit)
+        .collect();
+    let bias = vec![0.5f32; shapes[2][3]];
+    let mut out = vec![0f32; shapes[2].iter().product()];
+    let mut group = c.benchmark_group(format!("f32/{name}"));
+    group.throughput(Throughput::Elements(macs));
+    group.sample_size(20);
+    let mut seen = Vec::new();
+    for (_, t) in arch::variants() {
+        let Some(isa) = t.sgemm else { continue };
+        let shape = ConvShape { g, shapes };
+        let (kc, kname) = pack::SConv::new(&isa, shape, (0.0, 6.0), &w, Some(&bias)).unwrap();
+        // Several tables share one GEMM (the int8 paths differ).
+        if seen.contains(&kname) {
+            continue;
+        }
+        seen.push(kname);
+        group.bench_function(BenchmarkId::new("f32", kname), |b| {
+            b.iter(|| kc.exec(black_box(&x), &mut out))
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

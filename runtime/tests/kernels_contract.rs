@@ -443,6 +443,78 @@ fn conv_f32_within_tolerance() {
     );
 }
 
+/// A conv that reads its windows in place (the window GEMM) gives the same
+/// bits as the same conv gathered through im2col: the sums run in the same
+/// order. Images up to 40 pixels wide have interiors and borders, and
+/// threads split the output rows mid-row.
+#[cfg(feature = "std")]
+#[test]
+fn conv_f32_in_place_windows_equal_im2col_bit_for_bit() {
+    let mut rng = Rng(0x5eed_0f5a_1100);
+    let mut ran = 0;
+    for case in 0..200 {
+        let Some((g, mut shapes)) = random_conv(&mut rng, false) else {
+            continue;
+        };
+        // Wider images than `random_conv`'s, keeping its window geometry.
+        let [n, ih, iw, ic] = shapes[0];
+        let [oc, kh, kw, _] = shapes[1];
+        let (ih, iw) = (ih + rng.below(30), iw + rng.below(30));
+        let (eh, ew) = ((kh - 1) * g.dilation_h + 1, (kw - 1) * g.dilation_w + 1);
+        let (pb, pr) = (rng.below(kh), rng.below(kw));
+        let Some(oh) = (ih + g.pad_top + pb).checked_sub(eh) else {
+            continue;
+        };
+        let Some(ow) = (iw + g.pad_left + pr).checked_sub(ew) else {
+            continue;
+        };
+        shapes[0] = [n, ih, iw, ic];
+        shapes[2] = [n, oh / g.stride_h + 1, ow / g.stride_w + 1, oc];
+        let x = rng.f32s(shapes[0].iter().product());
+        let w = rng.f32s(shapes[1].iter().product());
+        let bias = (rng.below(3) != 0).then(|| rng.f32s(oc));
+        let act = rng.pick(&[(f32::MIN, f32::MAX), (0.0, 6.0)]);
+        let len: usize = shapes[2].iter().product();
+        for (name, t) in variants() {
+            let Some(isa) = t.sgemm else { continue };
+            if isa.run_window.is_none() {
+                continue;
+            }
+            let gathered = pack::SGemmIsa {
+                run_window: None,
+                ..isa
+            };
+            let shape = ConvShape { g, shapes };
+            let Some((k, kname)) = pack::SConv::new(&isa, shape, act, &w, bias.as_deref()) else {
+                continue;
+            };
+            let (want_k, _) = pack::SConv::new(&gathered, shape, act, &w, bias.as_deref()).unwrap();
+            let mut want = vec![0f32; len];
+            want_k.exec(&x, &mut want);
+            let threads = 1 + case % 3;
+            let pool = ferrite_runtime::threads::Pool::new(threads).unwrap();
+            let mut got = vec![0f32; len];
+            ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{name} ({kname}) case {case}, {threads} threads: {shapes:?} {g:?}"
+            );
+            ran += usize::from(kname.contains("window"));
+        }
+    }
+    println!("in-place windows: {ran} convs equal to im2col bit for bit");
+    assert!(
+        ran >= 20
+            || variants()
+                .iter()
+                .all(|(_, t)| t.sgemm.and_then(|i| i.run_window).is_none())
+    );
+}
+
 /// A fused post-op (the converter's swish after a conv) gives the
 /// reference conv followed by the function, over shapes whose output spans
 /// many post-op blocks, on 1 and 3 threads, both depthwise splits.

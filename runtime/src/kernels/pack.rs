@@ -41,6 +41,37 @@ pub const IM2COL_BYTES: usize = 16 * 1024;
 pub type QGemmFn = fn(&QGemm, &[i8], usize, usize, &mut [i8], usize);
 /// An f32 GEMM micro-kernel: like [`QGemmFn`] with bias + clamp.
 pub type SGemmFn = fn(&SGemm, &[f32], usize, usize, &mut [f32], usize);
+/// [`SGemmFn`] over rows that are windows of an image (an implicit GEMM):
+/// row `r`'s `k` values are `win.runs` runs of `win.run` contiguous values,
+/// run `j` starting at `a[r * a_stride + j * win.run_stride]`. With one run
+/// of `k` it is [`SGemmFn`]; a k×k conv's window inside the image is `kh`
+/// runs of `kw * channels`, one input row apart, so its rows need no
+/// im2col copy.
+pub type SGemmWindowFn = fn(&SGemm, &[f32], usize, Runs, usize, &mut [f32], usize);
+
+/// How a row of an implicit GEMM lies in memory (see [`SGemmWindowFn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runs {
+    pub runs: usize,
+    pub run: usize,
+    pub run_stride: usize,
+}
+
+impl Runs {
+    /// One contiguous run of `k`: a plain GEMM row.
+    pub fn contiguous(k: usize) -> Self {
+        Runs {
+            runs: 1,
+            run: k,
+            run_stride: 0,
+        }
+    }
+
+    /// Values one row spans from its first: `(runs - 1) * run_stride + run`.
+    pub fn span(&self) -> usize {
+        self.runs.saturating_sub(1) * self.run_stride + self.run
+    }
+}
 /// An int8 depthwise kernel over one part of the output ([`DwOut`]: a range
 /// of output rows, a range of channels).
 pub type QDwFn = fn(&QDw, &[i8], DwOut<i8>);
@@ -82,6 +113,10 @@ pub struct SGemmIsa {
     pub deconv_name: &'static str,
     pub nr: usize,
     pub run: SGemmFn,
+    /// The same GEMM over window rows, where the ISA has it, and the name
+    /// of a convolution run on it: convolutions then read the windows
+    /// inside the image in place, and gather only those that overhang it.
+    pub run_window: Option<crate::kernels::table::Entry<SGemmWindowFn>>,
 }
 
 /// A dot-product kernel for int8 FULLY_CONNECTED.
@@ -676,10 +711,11 @@ struct Pixel {
 }
 
 /// `dst.copy_from_slice(src)` without a `memcpy` call for the short runs
-/// of an im2col gather (a few channels of a few pixels): runs of 4 to 32
-/// bytes move as two overlapping loads and stores of 4, 8 or 16 bytes, the
+/// of an im2col gather (a few channels of a few pixels): runs of 4 to 128
+/// bytes move as two overlapping loads and stores of 4 to 64 bytes, the
 /// way small `memcpy`s do (9 bytes, one 3x3 window row of RGB, is two
-/// 8-byte moves instead of nine byte moves).
+/// 8-byte moves instead of nine byte moves; its 36 bytes in f32 are two
+/// 32-byte moves instead of a call to `memcpy`).
 #[inline(always)]
 fn copy_small<T: Copy>(dst: &mut [T], src: &[T]) {
     assert_eq!(dst.len(), src.len(), "im2col run lengths");
@@ -704,6 +740,8 @@ fn copy_small<T: Copy>(dst: &mut [T], src: &[T]) {
             4..=8 => two!(u32),
             9..=16 => two!(u64),
             17..=32 => two!(u128),
+            33..=64 => two!([u128; 2]),
+            65..=128 => two!([u128; 4]),
             _ => core::ptr::copy_nonoverlapping(s, d, bytes),
         }
     }
@@ -871,6 +909,9 @@ pub struct SConv {
     /// An element-wise function applied to each tile while it is in cache
     /// (a swish the converter fused, see [`Post`]).
     pub post: Option<Post>,
+    /// The window GEMM, when this conv reads the windows inside the image
+    /// in place (one group, windows not cut, filter columns adjacent).
+    pub window: Option<SGemmWindowFn>,
 }
 
 /// One GEMM of an [`SConv`]: group `group`'s window values `k`.
@@ -926,10 +967,14 @@ impl SConv {
                 parts.push(ConvPart { group, k: r, gemm });
             }
         }
-        let name = if gather == Gather::Direct {
-            isa.name
-        } else {
-            isa.im2col_name
+        let window = isa
+            .run_window
+            .filter(|_| gather == Gather::Im2col && groups == 1 && !cut)
+            .filter(|_| shape.g.dilation_w == 1);
+        let name = match (gather, window) {
+            (Gather::Direct, _) => isa.name,
+            (Gather::Im2col, Some(w)) => w.name,
+            (Gather::Im2col, None) => isa.im2col_name,
         };
         let clamp = cut.then_some(act);
         let run = isa.run;
@@ -945,6 +990,7 @@ impl SConv {
             clamp,
             tile,
             post: None,
+            window: window.map(|w| w.f),
         };
         Some((conv, name))
     }
@@ -980,8 +1026,103 @@ impl SConv {
                     }
                 }
             }
-            Gather::Im2col => self.exec_im2col(input, rows, out),
+            Gather::Im2col => match self.window {
+                Some(run) => self.exec_window(run, input, rows, out),
+                None => self.exec_im2col(input, rows, out),
+            },
         });
+    }
+
+    /// Output pixels `rows` (into `out`), one output row at a time: the
+    /// columns whose windows lie inside the image go to the window GEMM,
+    /// which reads them where they are; the rest (the padded border) are
+    /// gathered as [`SConv::exec_im2col`] does. The sums run in the same
+    /// order either way (filter rows, columns, channels).
+    fn exec_window(
+        &self,
+        run: SGemmWindowFn,
+        input: &[f32],
+        rows: core::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        let [_, ih, iw, ic] = self.shape.shapes[0];
+        let [_, kh, kw, _] = self.shape.shapes[1];
+        let [_, _, ow, oc] = self.shape.shapes[2];
+        let g = &self.shape.g;
+        let gemm = &self.parts[0].gemm;
+        // Columns `x_lo..x_hi` have every filter column inside the image.
+        let x_lo = g.pad_left.div_ceil(g.stride_w).min(ow);
+        let x_hi = match (iw + g.pad_left).checked_sub(kw) {
+            Some(last) => (last / g.stride_w + 1).clamp(x_lo, ow),
+            None => x_lo,
+        };
+        let runs = Runs {
+            runs: kh,
+            run: kw * ic,
+            run_stride: g.dilation_h * iw * ic,
+        };
+        let mut buf = [0f32; IM2COL_BYTES / 4];
+        let mut p = rows.start;
+        while p < rows.end {
+            let px = self.shape.pixel(p);
+            let end = (p + ow - px.ox).min(rows.end);
+            let cols = px.ox..px.ox + (end - p);
+            let top = (px.oy * g.stride_h).checked_sub(g.pad_top);
+            let inside = top.filter(|&y| y + (kh - 1) * g.dilation_h < ih);
+            // This row's columns in place: `a..b`, gathered: the others.
+            let (a, b) = match inside {
+                Some(_) => {
+                    let a = x_lo.clamp(cols.start, cols.end);
+                    (a, x_hi.clamp(a, cols.end))
+                }
+                None => (cols.end, cols.end),
+            };
+            let at = |x: usize| (p + x - cols.start - rows.start) * oc;
+            self.gather(
+                input,
+                p,
+                a - cols.start,
+                &mut buf,
+                &mut out[at(cols.start)..],
+            );
+            if let Some(y) = inside.filter(|_| a < b) {
+                let s = ((px.b * ih + y) * iw + a * g.stride_w - g.pad_left) * ic;
+                run(
+                    gemm,
+                    &input[s..],
+                    g.stride_w * ic,
+                    runs,
+                    b - a,
+                    &mut out[at(a)..],
+                    oc,
+                );
+            }
+            let rest = p + b - cols.start;
+            self.gather(input, rest, cols.end - b, &mut buf, &mut out[at(b)..]);
+            if let Some(post) = &self.post {
+                post.apply(&mut out[at(cols.start)..at(cols.end)]);
+            }
+            p = end;
+        }
+    }
+
+    /// Output pixels `first..first + count` of a one-part conv into `out`
+    /// through im2col tiles in `buf`.
+    fn gather(&self, input: &[f32], first: usize, count: usize, buf: &mut [f32], out: &mut [f32]) {
+        let oc = self.shape.shapes[2][3];
+        let gemm = &self.parts[0].gemm;
+        let k = gemm.k;
+        let mut px = self.shape.pixel(first);
+        let mut done = 0;
+        while done < count {
+            let t = self.tile.min(count - done);
+            for row in buf[..t * k].chunks_exact_mut(k) {
+                self.shape.window(input, px, row, 0.0);
+                px = self.shape.next_pixel(px);
+            }
+            (self.run)(gemm, &buf[..t * k], k, t, &mut out[done * oc..], oc);
+            done += t;
+        }
     }
 
     /// Output pixels `rows` (into `out`) through im2col tiles, in blocks of

@@ -76,6 +76,10 @@ pub const NEON_SGEMM: SGemmIsa = SGemmIsa {
     deconv_name: "neon_deconv_f32_6x16",
     nr: 16,
     run: neon::neon_sgemm_f32,
+    run_window: Some(Entry {
+        f: neon::neon_sgemm_window_f32,
+        name: "neon_sconv_window_f32_6x16",
+    }),
 };
 
 /// Plugs what `Features::detect()` allows.

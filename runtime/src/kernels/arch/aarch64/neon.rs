@@ -11,7 +11,7 @@ use core::arch::aarch64::*;
 
 use core::ops::Range;
 
-use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm};
+use crate::kernels::pack::{DwOut, QDw, QGemm, Runs, SDw, SGemm};
 use crate::kernels::reference::elementwise::{AddI8Params, FloatAddI8Params};
 
 /// TFLite's `MultiplyByQuantizedMultiplier` on 4 lanes (see the module
@@ -428,13 +428,15 @@ unsafe fn mmla_qgemm(
 
 /// f32 tile: `R` rows × one 16-channel panel (`[np/16][k][16]` packing):
 /// per k, one 64-byte weight load and `R` × 4 `fmla` by a broadcast
-/// activation.
+/// activation. Each row's `k` values lie in `runs` when `WINDOW`, else in
+/// one run of `k` (a constant: the plain GEMM keeps a single loop).
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn sgemm_tile<const R: usize>(
+unsafe fn sgemm_tile<const R: usize, const WINDOW: bool>(
     p: &SGemm,
     a: *const f32,
     a_stride: usize,
+    runs: Runs,
     panel: usize,
     out: *mut f32,
     out_stride: usize,
@@ -442,18 +444,22 @@ unsafe fn sgemm_tile<const R: usize>(
     unsafe {
         let w = p.w.as_ptr().add(panel * p.k * 16);
         let mut acc = [[vdupq_n_f32(0.0); 4]; R];
-        for kk in 0..p.k {
-            let wk = w.add(kk * 16);
-            let wv = [
-                vld1q_f32(wk),
-                vld1q_f32(wk.add(4)),
-                vld1q_f32(wk.add(8)),
-                vld1q_f32(wk.add(12)),
-            ];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = *a.add(r * a_stride + kk);
-                for (v, wj) in row.iter_mut().zip(&wv) {
-                    *v = vfmaq_n_f32(*v, *wj, x);
+        let runs = if WINDOW { runs } else { Runs::contiguous(p.k) };
+        for run in 0..runs.runs {
+            let (a, w) = (a.add(run * runs.run_stride), w.add(run * runs.run * 16));
+            for kk in 0..runs.run {
+                let wk = w.add(kk * 16);
+                let wv = [
+                    vld1q_f32(wk),
+                    vld1q_f32(wk.add(4)),
+                    vld1q_f32(wk.add(8)),
+                    vld1q_f32(wk.add(12)),
+                ];
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = *a.add(r * a_stride + kk);
+                    for (v, wj) in row.iter_mut().zip(&wv) {
+                        *v = vfmaq_n_f32(*v, *wj, x);
+                    }
                 }
             }
         }
@@ -475,10 +481,11 @@ unsafe fn sgemm_tile<const R: usize>(
 }
 
 #[target_feature(enable = "neon")]
-unsafe fn sgemm(
+unsafe fn sgemm<const WINDOW: bool>(
     p: &SGemm,
     a: &[f32],
     a_stride: usize,
+    runs: Runs,
     m: usize,
     out: &mut [f32],
     out_stride: usize,
@@ -494,12 +501,12 @@ unsafe fn sgemm(
             let (a, o) = (a.add(r * a_stride), o.add(r * out_stride));
             for panel in 0..panels {
                 match rows {
-                    6 => sgemm_tile::<6>(p, a, a_stride, panel, o, out_stride),
-                    5 => sgemm_tile::<5>(p, a, a_stride, panel, o, out_stride),
-                    4 => sgemm_tile::<4>(p, a, a_stride, panel, o, out_stride),
-                    3 => sgemm_tile::<3>(p, a, a_stride, panel, o, out_stride),
-                    2 => sgemm_tile::<2>(p, a, a_stride, panel, o, out_stride),
-                    _ => sgemm_tile::<1>(p, a, a_stride, panel, o, out_stride),
+                    6 => sgemm_tile::<6, WINDOW>(p, a, a_stride, runs, panel, o, out_stride),
+                    5 => sgemm_tile::<5, WINDOW>(p, a, a_stride, runs, panel, o, out_stride),
+                    4 => sgemm_tile::<4, WINDOW>(p, a, a_stride, runs, panel, o, out_stride),
+                    3 => sgemm_tile::<3, WINDOW>(p, a, a_stride, runs, panel, o, out_stride),
+                    2 => sgemm_tile::<2, WINDOW>(p, a, a_stride, runs, panel, o, out_stride),
+                    _ => sgemm_tile::<1, WINDOW>(p, a, a_stride, runs, panel, o, out_stride),
                 }
             }
             r += rows;
@@ -1002,5 +1009,30 @@ pub(super) fn neon_sgemm_f32(
     debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + p.k);
     debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
     // SAFETY: NEON is always present on aarch64; slices checked above (debug) and by the drivers.
-    unsafe { sgemm(p, a, a_stride, m, out, out_stride) }
+    unsafe { sgemm::<false>(p, a, a_stride, Runs::contiguous(p.k), m, out, out_stride) }
+}
+
+/// Safe entry of the window GEMM ([`crate::kernels::pack::SGemmWindowFn`]).
+pub(super) fn neon_sgemm_window_f32(
+    p: &SGemm,
+    a: &[f32],
+    a_stride: usize,
+    runs: Runs,
+    m: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    // The rows' extent is what the kernel reads: checked here, always.
+    assert!(runs.runs * runs.run == p.k, "window runs cover k");
+    assert!(
+        m == 0 || a.len() >= (m - 1) * a_stride + runs.span(),
+        "window rows"
+    );
+    assert!(
+        m == 0 || out.len() >= (m - 1) * out_stride + p.n,
+        "output rows"
+    );
+    // SAFETY: NEON is always present on aarch64; the slices hold what it
+    // reads and writes (asserted above).
+    unsafe { sgemm::<true>(p, a, a_stride, runs, m, out, out_stride) }
 }

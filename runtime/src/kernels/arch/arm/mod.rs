@@ -64,6 +64,7 @@ pub const NEON_SGEMM: SGemmIsa = SGemmIsa {
     deconv_name: "armv7_neon_deconv_f32_2x8",
     nr: neon::SGEMM_NR,
     run: neon::neon_sgemm_f32,
+    run_window: None,
 };
 
 /// Plugs what `Features::detect()` allows.

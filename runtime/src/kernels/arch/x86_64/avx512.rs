@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 use core::ops::Range;
 
-use crate::kernels::pack::{DwOut, QDw, QGemm, SDw, SGemm, MAX_DW_TAPS};
+use crate::kernels::pack::{DwOut, QDw, QGemm, Runs, SDw, SGemm, MAX_DW_TAPS};
 use crate::kernels::reference::elementwise::{
     binary_same_f32, AddI8Params, BinaryOp, FloatAddI8Params,
 };
@@ -524,13 +524,16 @@ unsafe fn qgemm<const MODE: u8>(
     }
 }
 
-/// f32 tile: `R` rows × `B` 16-channel blocks starting at block `jb`.
+/// f32 tile: `R` rows × `B` 16-channel blocks starting at block `jb`; each
+/// row's `k` values lie in `runs` when `WINDOW`, else in one run of `k`
+/// (a constant, so the plain GEMM's loop is compiled as a single one).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn sgemm_tile<const R: usize, const B: usize>(
+unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
     p: &SGemm,
     a: *const f32,
     a_stride: usize,
+    runs: Runs,
     jb: usize,
     out: *mut f32,
     out_stride: usize,
@@ -539,15 +542,19 @@ unsafe fn sgemm_tile<const R: usize, const B: usize>(
         let k = p.k;
         let mut acc = [[_mm512_setzero_ps(); B]; R];
         let w = p.w.as_ptr().add(jb * k * 16);
-        for kk in 0..k {
-            let mut wv = [_mm512_setzero_ps(); B];
-            for (j, v) in wv.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(w.add((j * k + kk) * 16));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_ps(*a.add(r * a_stride + kk));
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = _mm512_fmadd_ps(xv, wv[j], *v);
+        let runs = if WINDOW { runs } else { Runs::contiguous(k) };
+        for run in 0..runs.runs {
+            let (a, w) = (a.add(run * runs.run_stride), w.add(run * runs.run * 16));
+            for kk in 0..runs.run {
+                let mut wv = [_mm512_setzero_ps(); B];
+                for (j, v) in wv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(w.add((j * k + kk) * 16));
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*a.add(r * a_stride + kk));
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = _mm512_fmadd_ps(xv, wv[j], *v);
+                    }
                 }
             }
         }
@@ -571,10 +578,11 @@ unsafe fn sgemm_tile<const R: usize, const B: usize>(
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn sgemm_rows<const R: usize>(
+unsafe fn sgemm_rows<const R: usize, const WINDOW: bool>(
     p: &SGemm,
     a: *const f32,
     a_stride: usize,
+    runs: Runs,
     out: *mut f32,
     out_stride: usize,
 ) {
@@ -582,37 +590,42 @@ unsafe fn sgemm_rows<const R: usize>(
         let blocks = p.np / 16;
         let mut jb = 0;
         while jb + NB <= blocks {
-            sgemm_tile::<R, NB>(p, a, a_stride, jb, out, out_stride);
+            sgemm_tile::<R, NB, WINDOW>(p, a, a_stride, runs, jb, out, out_stride);
             jb += NB;
         }
         match blocks - jb {
-            1 => sgemm_tile::<R, 1>(p, a, a_stride, jb, out, out_stride),
-            2 => sgemm_tile::<R, 2>(p, a, a_stride, jb, out, out_stride),
-            3 => sgemm_tile::<R, 3>(p, a, a_stride, jb, out, out_stride),
+            1 => sgemm_tile::<R, 1, WINDOW>(p, a, a_stride, runs, jb, out, out_stride),
+            2 => sgemm_tile::<R, 2, WINDOW>(p, a, a_stride, runs, jb, out, out_stride),
+            3 => sgemm_tile::<R, 3, WINDOW>(p, a, a_stride, runs, jb, out, out_stride),
             _ => {}
         }
     }
 }
 
+/// `m` rows of `a` (row `r` at `a + r * a_stride`, its values in `runs`
+/// when `WINDOW`).
 #[target_feature(enable = "avx512f")]
-unsafe fn sgemm(
+unsafe fn sgemm<const WINDOW: bool>(
     p: &SGemm,
     a: &[f32],
     a_stride: usize,
+    runs: Runs,
     m: usize,
     out: &mut [f32],
     out_stride: usize,
 ) {
     unsafe {
-        debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + p.k);
+        debug_assert_eq!(runs.runs * runs.run, p.k);
+        debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + runs.span());
         debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr());
         let mut r = 0;
         while r + MR <= m {
-            sgemm_rows::<MR>(
+            sgemm_rows::<MR, WINDOW>(
                 p,
                 a.add(r * a_stride),
                 a_stride,
+                runs,
                 o.add(r * out_stride),
                 out_stride,
             );
@@ -620,11 +633,11 @@ unsafe fn sgemm(
         }
         let (a, o) = (a.add(r * a_stride), o.add(r * out_stride));
         match m - r {
-            1 => sgemm_rows::<1>(p, a, a_stride, o, out_stride),
-            2 => sgemm_rows::<2>(p, a, a_stride, o, out_stride),
-            3 => sgemm_rows::<3>(p, a, a_stride, o, out_stride),
-            4 => sgemm_rows::<4>(p, a, a_stride, o, out_stride),
-            5 => sgemm_rows::<5>(p, a, a_stride, o, out_stride),
+            1 => sgemm_rows::<1, WINDOW>(p, a, a_stride, runs, o, out_stride),
+            2 => sgemm_rows::<2, WINDOW>(p, a, a_stride, runs, o, out_stride),
+            3 => sgemm_rows::<3, WINDOW>(p, a, a_stride, runs, o, out_stride),
+            4 => sgemm_rows::<4, WINDOW>(p, a, a_stride, runs, o, out_stride),
+            5 => sgemm_rows::<5, WINDOW>(p, a, a_stride, runs, o, out_stride),
             _ => {}
         }
     }
@@ -1483,7 +1496,29 @@ pub(super) fn avx512_sgemm_f32(
     out_stride: usize,
 ) {
     // SAFETY: see the note above.
-    unsafe { sgemm(p, a, a_stride, m, out, out_stride) }
+    unsafe { sgemm::<false>(p, a, a_stride, Runs::contiguous(p.k), m, out, out_stride) }
+}
+pub(super) fn avx512_sgemm_window_f32(
+    p: &SGemm,
+    a: &[f32],
+    a_stride: usize,
+    runs: Runs,
+    m: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    // The rows' extent is what the kernel reads: checked here, always.
+    assert!(runs.runs * runs.run == p.k, "window runs cover k");
+    assert!(
+        m == 0 || a.len() >= (m - 1) * a_stride + runs.span(),
+        "window rows"
+    );
+    assert!(
+        m == 0 || out.len() >= (m - 1) * out_stride + p.n,
+        "output rows"
+    );
+    // SAFETY: see the note above; the slices hold what it reads and writes.
+    unsafe { sgemm::<true>(p, a, a_stride, runs, m, out, out_stride) }
 }
 pub(super) fn avx512vnni_qdw_i8(p: &QDw, input: &[i8], out: DwOut<i8>) {
     out.check(&p.shape, input);

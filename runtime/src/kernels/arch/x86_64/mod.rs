@@ -58,6 +58,10 @@ pub const AVX512_SGEMM: SGemmIsa = SGemmIsa {
     deconv_name: "avx512_deconv_f32_6x64",
     nr: 16,
     run: avx512::avx512_sgemm_f32,
+    run_window: Some(Entry {
+        f: avx512::avx512_sgemm_window_f32,
+        name: "avx512_sconv_window_f32_6x64",
+    }),
 };
 
 /// Plugs what `Features::detect()` allows.
