@@ -133,15 +133,21 @@ fn bench(c: &mut Criterion) {
             }
         }
         group.finish();
-        if !dw {
-            bench_f32(c, name, g, shapes, macs);
-        }
+        bench_f32(c, name, g, shapes, macs, dw);
     }
 }
 
-/// The f32 conv of the same layer through each table's GEMM (`SConv`),
-/// under `f32/NAME`, with ReLU6 and a bias as the models have.
-fn bench_f32(c: &mut Criterion, name: &str, g: Conv2dGeometry, shapes: [[usize; 4]; 3], macs: u64) {
+/// The f32 conv of the same layer through each table's GEMM (`SConv`) or
+/// depthwise kernel (`SDw`), under `f32/NAME`, with ReLU6 and a bias as the
+/// models have.
+fn bench_f32(
+    c: &mut Criterion,
+    name: &str,
+    g: Conv2dGeometry,
+    shapes: [[usize; 4]; 3],
+    macs: u64,
+    dw: bool,
+) {
     let unit = |v: i8| f32::from(v) / 64.0;
     let x: Vec<f32> = data_i8(shapes[0].iter().product(), 1)
         .into_iter()
@@ -158,6 +164,18 @@ fn bench_f32(c: &mut Criterion, name: &str, g: Conv2dGeometry, shapes: [[usize; 
     group.sample_size(20);
     let mut seen = Vec::new();
     for (_, t) in arch::variants() {
+        if dw {
+            let Some(e) = t.sdw else { continue };
+            if seen.contains(&e.name) {
+                continue;
+            }
+            seen.push(e.name);
+            let kd = pack::SDw::new(e.f, ConvShape { g, shapes }, (0.0, 6.0), &w, Some(&bias));
+            group.bench_function(BenchmarkId::new("f32", e.name), |b| {
+                b.iter(|| kd.exec(black_box(&x), &mut out))
+            });
+            continue;
+        }
         let Some(isa) = t.sgemm else { continue };
         let shape = ConvShape { g, shapes };
         let (kc, kname) = pack::SConv::new(&isa, shape, (0.0, 6.0), &w, Some(&bias)).unwrap();

@@ -1121,6 +1121,38 @@ qdw_kernel!(
     |acc, x, w| { _mm512_dpwssd_epi32(acc, x, w) }
 );
 
+/// `P` adjacent interior pixels of f32 depthwise, one 16-channel block:
+/// each tap's weights are loaded once for the `P` pixels, whose sums are
+/// `P` independent FMA chains (one chain per pixel was latency-bound: a
+/// 3x3 window is 9 dependent FMAs). Each pixel adds its taps in the
+/// window's order, as the one-pixel loop does.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn sdw_pixels<const P: usize>(
+    (base, step): (*const f32, usize),
+    (wc, cp): (*const f32, usize),
+    off: &[usize],
+    m16: u16,
+    epilogue: (__m512, __m512, __m512),
+    (out, out_step): (*mut f32, usize),
+) {
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); P];
+        for (t, &o) in off.iter().enumerate() {
+            let wv = _mm512_loadu_ps(wc.add(t * cp));
+            for (j, a) in acc.iter_mut().enumerate() {
+                let x = _mm512_maskz_loadu_ps(m16, base.add(j * step + o));
+                *a = _mm512_fmadd_ps(x, wv, *a);
+            }
+        }
+        let (bias, lo, hi) = epilogue;
+        for (j, a) in acc.iter().enumerate() {
+            let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(*a, bias), lo), hi);
+            _mm512_mask_storeu_ps(out.add(j * out_step), m16, v);
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
     unsafe {
@@ -1138,51 +1170,121 @@ unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
         // Channel blocks of 16; a part's channels start at a multiple of 16.
         let chans = out.chans();
         let blocks = chans.start / 16..chans.end.div_ceil(16);
+        let mask = |c0: usize| -> u16 {
+            let n = chans.end - c0;
+            if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as u16
+            }
+        };
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
             let row_full = ky.len() == kh;
-            for ox in 0..ow {
-                let out_px = outp.add(((row - first) * ow + ox) * c);
-                let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
-                let full = row_full && win.cols.contains(&ox);
-                for cb in blocks.clone() {
-                    let c0 = cb * 16;
-                    let n = chans.end - c0;
-                    let m16: u16 = if n >= 16 {
-                        0xFFFF
-                    } else {
-                        ((1u32 << n) - 1) as u16
-                    };
-                    let mut acc = _mm512_setzero_ps();
-                    if full {
-                        let iy0 = oy * g.stride_h - g.pad_top;
-                        let ix0 = ox * g.stride_w - g.pad_left;
-                        let base = inp.add(((b * ih + iy0) * iw + ix0) * c + c0);
-                        let wc = w.add(c0);
-                        for (t, &o) in win.off[..taps].iter().enumerate() {
-                            let x = _mm512_maskz_loadu_ps(m16, base.add(o));
-                            acc = _mm512_fmadd_ps(x, _mm512_loadu_ps(wc.add(t * p.cp)), acc);
-                        }
-                    } else {
-                        for ty in ky.clone() {
-                            let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
-                            for tx in kx.clone() {
-                                let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
-                                let x = _mm512_maskz_loadu_ps(
-                                    m16,
-                                    inp.add(((b * ih + iy) * iw + ix) * c + c0),
-                                );
-                                let wv = _mm512_loadu_ps(w.add((ty * kw + tx) * p.cp + c0));
-                                acc = _mm512_fmadd_ps(x, wv, acc);
-                            }
+            let out_row = outp.add((row - first) * ow * c);
+            // Interior pixels, 8 (then 4, then 1) at a time.
+            let inner = if row_full { win.cols.clone() } else { 0..0 };
+            if !inner.is_empty() {
+                let iy0 = oy * g.stride_h - g.pad_top;
+                let step = g.stride_w * c;
+                let mut ox = inner.start;
+                while ox < inner.end {
+                    let n = inner.end - ox;
+                    let ix0 = ox * g.stride_w - g.pad_left;
+                    let px = inp.add(((b * ih + iy0) * iw + ix0) * c);
+                    for cb in blocks.clone() {
+                        let c0 = cb * 16;
+                        let bias = _mm512_loadu_ps(p.bias.as_ptr().add(c0));
+                        let (src, wc) = ((px.add(c0), step), (w.add(c0), p.cp));
+                        let dst = (out_row.add(ox * c + c0), c);
+                        let (m16, e, off) = (mask(c0), (bias, lo, hi), &win.off[..taps]);
+                        match n {
+                            8.. => sdw_pixels::<8>(src, wc, off, m16, e, dst),
+                            4.. => sdw_pixels::<4>(src, wc, off, m16, e, dst),
+                            _ => sdw_pixels::<1>(src, wc, off, m16, e, dst),
                         }
                     }
-                    let bias = _mm512_loadu_ps(p.bias.as_ptr().add(c0));
-                    let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc, bias), lo), hi);
-                    _mm512_mask_storeu_ps(out_px.add(c0), m16, v);
+                    ox += match n {
+                        8.. => 8,
+                        4.. => 4,
+                        _ => 1,
+                    };
                 }
             }
+            // Border pixels: their valid taps only, 4 channel blocks at a
+            // time (independent chains), then single blocks.
+            for ox in (0..ow).filter(|ox| !inner.contains(ox)) {
+                let kx = valid_taps(ox, g.stride_w, g.dilation_w, g.pad_left, kw, iw);
+                let mut cb = blocks.start;
+                while cb < blocks.end {
+                    let take = if blocks.end - cb >= 4 { 4 } else { 1 };
+                    let edge = SdwEdge {
+                        p,
+                        inp,
+                        at: (b, oy, ox),
+                        taps: (ky.clone(), kx.clone()),
+                        c0: cb * 16,
+                        epilogue: (lo, hi),
+                    };
+                    let dst = out_row.add(ox * c + cb * 16);
+                    if take == 4 {
+                        sdw_edge::<4>(&edge, &mask, dst);
+                    } else {
+                        sdw_edge::<1>(&edge, &mask, dst);
+                    }
+                    cb += take;
+                }
+            }
+        }
+    }
+}
+
+/// A border pixel of f32 depthwise from channel `c0` on (see [`sdw_edge`]).
+struct SdwEdge<'a> {
+    p: &'a SDw,
+    inp: *const f32,
+    /// Batch, output row, output column.
+    at: (usize, usize, usize),
+    /// The filter rows and columns inside the image.
+    taps: (Range<usize>, Range<usize>),
+    c0: usize,
+    epilogue: (__m512, __m512),
+}
+
+/// `B` 16-channel blocks of a border pixel: its valid taps in the window's
+/// order, one independent chain per block.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn sdw_edge<const B: usize>(e: &SdwEdge, mask: &dyn Fn(usize) -> u16, out: *mut f32) {
+    unsafe {
+        let p = e.p;
+        let [_, ih, iw, c] = p.shape.shapes[0];
+        let kw = p.shape.shapes[1][2];
+        let g = &p.shape.g;
+        let (b, oy, ox) = e.at;
+        let mut m = [0u16; B];
+        for (j, m) in m.iter_mut().enumerate() {
+            *m = mask(e.c0 + 16 * j);
+        }
+        let mut acc = [_mm512_setzero_ps(); B];
+        for ty in e.taps.0.clone() {
+            let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
+            for tx in e.taps.1.clone() {
+                let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
+                let x = e.inp.add(((b * ih + iy) * iw + ix) * c + e.c0);
+                let w = p.w.as_ptr().add((ty * kw + tx) * p.cp + e.c0);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_maskz_loadu_ps(m[j], x.add(16 * j));
+                    *a = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w.add(16 * j)), *a);
+                }
+            }
+        }
+        let (lo, hi) = e.epilogue;
+        for (j, a) in acc.iter().enumerate() {
+            let bias = _mm512_loadu_ps(p.bias.as_ptr().add(e.c0 + 16 * j));
+            let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(*a, bias), lo), hi);
+            _mm512_mask_storeu_ps(out.add(16 * j), m[j], v);
         }
     }
 }
