@@ -943,7 +943,7 @@ impl SConv {
         let gather = shape.gather();
         let cut = gather == Gather::Im2col && im2col_rows(k, 4) < CONV_ROW_ALIGN;
         // A cut window's partial sums need a tile of a group's outputs.
-        if cut && ocg > IM2COL_BYTES / 4 {
+        if cut && ocg > SUMS_BYTES / 4 {
             return None;
         }
         let len = if cut {
@@ -980,7 +980,7 @@ impl SConv {
         let run = isa.run;
         let mut tile = im2col_rows(len, 4);
         if cut {
-            tile = tile.min(IM2COL_BYTES / 4 / ocg).max(1);
+            tile = tile.min(SUMS_BYTES / 4 / ocg).max(1);
         }
         let conv = SConv {
             shape,
@@ -1139,7 +1139,7 @@ impl SConv {
         // The partial sums' tile, zeroed only when windows are cut.
         let mut store;
         let sums: &mut [f32] = if self.clamp.is_some() {
-            store = [0f32; IM2COL_BYTES / 4];
+            store = [0f32; SUMS_BYTES / 4];
             &mut store
         } else {
             &mut []
@@ -1193,6 +1193,12 @@ impl SConv {
         }
     }
 }
+
+/// The partial sums of a cut window's parts after the first, a tile of
+/// outputs: 12 rows (two 6-row GEMM strips, as the gather buffer holds) of
+/// up to 1024 channels. With 16 KiB, 512 channels had tiles of 8 rows, one
+/// 6-row strip and one of 2, each streaming the part's weights.
+const SUMS_BYTES: usize = 12 * 1024 * 4;
 
 /// Output bytes of a block of im2col rows that every part of a conv passes
 /// over before the next block (see [`SConv::exec_im2col`]): an L2's share.
