@@ -524,9 +524,13 @@ unsafe fn qgemm<const MODE: u8>(
     }
 }
 
-/// f32 tile: `R` rows × `B` 16-channel blocks starting at block `jb`; each
-/// row's `k` values lie in `runs` when `WINDOW`, else in one run of `k`
-/// (a constant, so the plain GEMM's loop is compiled as a single one).
+/// f32 tile: `R` rows × `B` 16-channel blocks starting at block `jb`, over
+/// the values `kr` of `k`. Each row's values lie in `runs` when `WINDOW`
+/// (then `kr` is all of `k`), else contiguously (a constant, so the plain
+/// GEMM's loop is compiled as a single one). A block of `k` after the first
+/// starts from the sums in `out`; one before the last leaves its sums there
+/// (the bias and activation come with the last): a sum still adds its
+/// values in order, so blocking `k` changes no result.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
@@ -534,15 +538,37 @@ unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
     a: *const f32,
     a_stride: usize,
     runs: Runs,
+    kr: Range<usize>,
     jb: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
     unsafe {
         let k = p.k;
+        let (first, last) = (kr.start == 0, kr.end == k);
+        let mask = |j: usize| -> u16 {
+            let cols = p.n.saturating_sub((jb + j) * 16);
+            if cols >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << cols) - 1) as u16
+            }
+        };
         let mut acc = [[_mm512_setzero_ps(); B]; R];
-        let w = p.w.as_ptr().add(jb * k * 16);
-        let runs = if WINDOW { runs } else { Runs::contiguous(k) };
+        if !first {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    let src = out.add(r * out_stride + (jb + j) * 16);
+                    *v = _mm512_maskz_loadu_ps(mask(j), src);
+                }
+            }
+        }
+        let w = p.w.as_ptr().add(jb * k * 16 + kr.start * 16);
+        let (a, runs) = if WINDOW {
+            (a, runs)
+        } else {
+            (a.add(kr.start), Runs::contiguous(kr.len()))
+        };
         for run in 0..runs.runs {
             let (a, w) = (a.add(run * runs.run_stride), w.add(run * runs.run * 16));
             for kk in 0..runs.run {
@@ -563,47 +589,66 @@ unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
         for j in 0..B {
             let c = (jb + j) * 16;
             let bias = _mm512_loadu_ps(p.bias.as_ptr().add(c));
-            let cols = p.n - c;
+            let m = mask(j);
             for (r, row) in acc.iter().enumerate() {
-                let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(row[j], bias), lo), hi);
+                let v = if last {
+                    _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(row[j], bias), lo), hi)
+                } else {
+                    row[j]
+                };
                 let dst = out.add(r * out_stride + c);
-                if cols >= 16 {
+                if m == 0xFFFF {
                     _mm512_storeu_ps(dst, v);
                 } else {
-                    _mm512_mask_storeu_ps(dst, ((1u32 << cols) - 1) as u16, v);
+                    _mm512_mask_storeu_ps(dst, m, v);
                 }
             }
         }
     }
 }
 
+/// The most bytes of packed weights a tile's channel blocks read over `k`
+/// before `k` is blocked: a panel that stays in L1 while the row strips of
+/// a [`SGEMM_MC`]-row chunk pass over it. Without blocking, each 6-row strip
+/// of a GEMM whose panel is larger streams it from L2 (ResNet's 3x3x64
+/// layers: 72 KiB per strip).
+const SGEMM_PANEL_BYTES: usize = 32 * 1024;
+/// Rows per chunk when `k` is blocked: the chunk's outputs and rows stay in
+/// L2 while the channel groups and blocks of `k` pass over them.
+const SGEMM_MC: usize = 8 * MR;
+
+/// Tiles of `R` rows over the channel blocks `jbs`, [`NB`] at a time.
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_rows<const R: usize, const WINDOW: bool>(
+    jbs: Range<usize>,
     p: &SGemm,
     a: *const f32,
     a_stride: usize,
     runs: Runs,
-    out: *mut f32,
-    out_stride: usize,
+    kr: Range<usize>,
+    (out, out_stride): (*mut f32, usize),
 ) {
     unsafe {
-        let blocks = p.np / 16;
-        let mut jb = 0;
-        while jb + NB <= blocks {
-            sgemm_tile::<R, NB, WINDOW>(p, a, a_stride, runs, jb, out, out_stride);
+        let mut jb = jbs.start;
+        while jb + NB <= jbs.end {
+            sgemm_tile::<R, NB, WINDOW>(p, a, a_stride, runs, kr.clone(), jb, out, out_stride);
             jb += NB;
         }
-        match blocks - jb {
-            1 => sgemm_tile::<R, 1, WINDOW>(p, a, a_stride, runs, jb, out, out_stride),
-            2 => sgemm_tile::<R, 2, WINDOW>(p, a, a_stride, runs, jb, out, out_stride),
-            3 => sgemm_tile::<R, 3, WINDOW>(p, a, a_stride, runs, jb, out, out_stride),
+        match jbs.end - jb {
+            3 => sgemm_tile::<R, 3, WINDOW>(p, a, a_stride, runs, kr, jb, out, out_stride),
+            2 => sgemm_tile::<R, 2, WINDOW>(p, a, a_stride, runs, kr, jb, out, out_stride),
+            1 => sgemm_tile::<R, 1, WINDOW>(p, a, a_stride, runs, kr, jb, out, out_stride),
             _ => {}
         }
     }
 }
 
 /// `m` rows of `a` (row `r` at `a + r * a_stride`, its values in `runs`
-/// when `WINDOW`).
+/// when `WINDOW`). Row strips go first, each over all channel blocks, unless
+/// the weights of a tile exceed [`SGEMM_PANEL_BYTES`]: then per chunk of
+/// [`SGEMM_MC`] rows, per group of [`NB`] channel blocks, per block of `k`,
+/// every strip of the chunk. Window GEMMs take `k` whole.
 #[target_feature(enable = "avx512f")]
 unsafe fn sgemm<const WINDOW: bool>(
     p: &SGemm,
@@ -619,26 +664,45 @@ unsafe fn sgemm<const WINDOW: bool>(
         debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + runs.span());
         debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr());
-        let mut r = 0;
-        while r + MR <= m {
-            sgemm_rows::<MR, WINDOW>(
-                p,
-                a.add(r * a_stride),
-                a_stride,
-                runs,
-                o.add(r * out_stride),
-                out_stride,
-            );
-            r += MR;
+        let k = p.k;
+        let blocks = p.np / 16;
+        let panel = k * 16 * blocks.min(NB) * 4;
+        let kblocks = if WINDOW || m <= MR {
+            1
+        } else {
+            panel.div_ceil(SGEMM_PANEL_BYTES).max(1)
+        };
+        let kc = k.div_ceil(kblocks).max(1);
+        let chunk = if kblocks == 1 { m } else { SGEMM_MC };
+        let strips = |r0: usize, end: usize, jbs: Range<usize>, kr: Range<usize>| {
+            let mut r = r0;
+            while r < end {
+                let rows = (end - r).min(MR);
+                let (a, o) = (a.add(r * a_stride), o.add(r * out_stride));
+                let (kr, dst) = (kr.clone(), (o, out_stride));
+                match rows {
+                    6 => sgemm_rows::<6, WINDOW>(jbs.clone(), p, a, a_stride, runs, kr, dst),
+                    5 => sgemm_rows::<5, WINDOW>(jbs.clone(), p, a, a_stride, runs, kr, dst),
+                    4 => sgemm_rows::<4, WINDOW>(jbs.clone(), p, a, a_stride, runs, kr, dst),
+                    3 => sgemm_rows::<3, WINDOW>(jbs.clone(), p, a, a_stride, runs, kr, dst),
+                    2 => sgemm_rows::<2, WINDOW>(jbs.clone(), p, a, a_stride, runs, kr, dst),
+                    _ => sgemm_rows::<1, WINDOW>(jbs.clone(), p, a, a_stride, runs, kr, dst),
+                }
+                r += rows;
+            }
+        };
+        if kblocks == 1 {
+            strips(0, m, 0..blocks, 0..k);
+            return;
         }
-        let (a, o) = (a.add(r * a_stride), o.add(r * out_stride));
-        match m - r {
-            1 => sgemm_rows::<1, WINDOW>(p, a, a_stride, runs, o, out_stride),
-            2 => sgemm_rows::<2, WINDOW>(p, a, a_stride, runs, o, out_stride),
-            3 => sgemm_rows::<3, WINDOW>(p, a, a_stride, runs, o, out_stride),
-            4 => sgemm_rows::<4, WINDOW>(p, a, a_stride, runs, o, out_stride),
-            5 => sgemm_rows::<5, WINDOW>(p, a, a_stride, runs, o, out_stride),
-            _ => {}
+        for r0 in (0..m).step_by(chunk) {
+            let end = (r0 + chunk).min(m);
+            for jb in (0..blocks).step_by(NB) {
+                let jbs = jb..(jb + NB).min(blocks);
+                for k0 in (0..k).step_by(kc) {
+                    strips(r0, end, jbs.clone(), k0..(k0 + kc).min(k));
+                }
+            }
         }
     }
 }
