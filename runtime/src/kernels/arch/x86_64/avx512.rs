@@ -540,8 +540,7 @@ unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
     runs: Runs,
     kr: Range<usize>,
     jb: usize,
-    out: *mut f32,
-    out_stride: usize,
+    (out, out_stride): (*mut f32, usize),
 ) {
     unsafe {
         let k = p.k;
@@ -619,7 +618,6 @@ const SGEMM_MC: usize = 8 * MR;
 
 /// Tiles of `R` rows over the channel blocks `jbs`, [`NB`] at a time.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_rows<const R: usize, const WINDOW: bool>(
     jbs: Range<usize>,
     p: &SGemm,
@@ -632,13 +630,13 @@ unsafe fn sgemm_rows<const R: usize, const WINDOW: bool>(
     unsafe {
         let mut jb = jbs.start;
         while jb + NB <= jbs.end {
-            sgemm_tile::<R, NB, WINDOW>(p, a, a_stride, runs, kr.clone(), jb, out, out_stride);
+            sgemm_tile::<R, NB, WINDOW>(p, a, a_stride, runs, kr.clone(), jb, (out, out_stride));
             jb += NB;
         }
         match jbs.end - jb {
-            3 => sgemm_tile::<R, 3, WINDOW>(p, a, a_stride, runs, kr, jb, out, out_stride),
-            2 => sgemm_tile::<R, 2, WINDOW>(p, a, a_stride, runs, kr, jb, out, out_stride),
-            1 => sgemm_tile::<R, 1, WINDOW>(p, a, a_stride, runs, kr, jb, out, out_stride),
+            3 => sgemm_tile::<R, 3, WINDOW>(p, a, a_stride, runs, kr, jb, (out, out_stride)),
+            2 => sgemm_tile::<R, 2, WINDOW>(p, a, a_stride, runs, kr, jb, (out, out_stride)),
+            1 => sgemm_tile::<R, 1, WINDOW>(p, a, a_stride, runs, kr, jb, (out, out_stride)),
             _ => {}
         }
     }
