@@ -42,11 +42,11 @@ pub type QGemmFn = fn(&QGemm, &[i8], usize, usize, &mut [i8], usize);
 /// An f32 GEMM micro-kernel: like [`QGemmFn`] with bias + clamp.
 pub type SGemmFn = fn(&SGemm, &[f32], usize, usize, &mut [f32], usize);
 /// [`SGemmFn`] over rows that are windows of an image (an implicit GEMM):
-/// row `r`'s `k` values are `win.runs` runs of `win.run` contiguous values,
-/// run `j` starting at `a[r * a_stride + j * win.run_stride]`. With one run
-/// of `k` it is [`SGemmFn`]; a k×k conv's window inside the image is `kh`
-/// runs of `kw * channels`, one input row apart, so its rows need no
-/// im2col copy.
+/// row `r`'s `k` values are `runs.runs` runs of `runs.run` contiguous
+/// values, run `j` starting at `a[r * a_stride + j * runs.run_stride]`. With
+/// one run of `k` it is [`SGemmFn`]; a k×k conv's window inside the image
+/// is `kh` runs of `kw * channels`, `dilation_h` input rows apart, so its
+/// rows need no im2col copy.
 pub type SGemmWindowFn = fn(&SGemm, &[f32], usize, Runs, usize, &mut [f32], usize);
 
 /// How a row of an implicit GEMM lies in memory (see [`SGemmWindowFn`]).

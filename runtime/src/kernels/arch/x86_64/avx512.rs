@@ -1232,14 +1232,7 @@ unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
         // Channel blocks of 16; a part's channels start at a multiple of 16.
         let chans = out.chans();
         let blocks = chans.start / 16..chans.end.div_ceil(16);
-        let mask = |c0: usize| -> u16 {
-            let n = chans.end - c0;
-            if n >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << n) - 1) as u16
-            }
-        };
+        let mask = |c0: usize| lanes16(chans.end, c0);
         for row in rows {
             let (b, oy) = (row / oh, row % oh);
             let ky = valid_taps(oy, g.stride_h, g.dilation_h, g.pad_top, kh, ih);
@@ -1286,14 +1279,14 @@ unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
                         inp,
                         at: (b, oy, ox),
                         taps: (ky.clone(), kx.clone()),
-                        c0: cb * 16,
+                        chans: cb * 16..chans.end,
                         epilogue: (lo, hi),
                     };
                     let dst = out_row.add(ox * c + cb * 16);
                     if take == 4 {
-                        sdw_edge::<4>(&edge, &mask, dst);
+                        sdw_edge::<4>(&edge, dst);
                     } else {
-                        sdw_edge::<1>(&edge, &mask, dst);
+                        sdw_edge::<1>(&edge, dst);
                     }
                     cb += take;
                 }
@@ -1302,7 +1295,18 @@ unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
     }
 }
 
-/// A border pixel of f32 depthwise from channel `c0` on (see [`sdw_edge`]).
+/// The lanes of a 16-channel block at `c0` below channel `end`.
+#[inline]
+fn lanes16(end: usize, c0: usize) -> u16 {
+    let n = end - c0;
+    if n >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << n) - 1) as u16
+    }
+}
+
+/// A border pixel of f32 depthwise over channels `chans` (see [`sdw_edge`]).
 struct SdwEdge<'a> {
     p: &'a SDw,
     inp: *const f32,
@@ -1310,7 +1314,8 @@ struct SdwEdge<'a> {
     at: (usize, usize, usize),
     /// The filter rows and columns inside the image.
     taps: (Range<usize>, Range<usize>),
-    c0: usize,
+    /// From the first of its blocks to the part's last channel.
+    chans: Range<usize>,
     epilogue: (__m512, __m512),
 }
 
@@ -1318,24 +1323,25 @@ struct SdwEdge<'a> {
 /// order, one independent chain per block.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn sdw_edge<const B: usize>(e: &SdwEdge, mask: &dyn Fn(usize) -> u16, out: *mut f32) {
+unsafe fn sdw_edge<const B: usize>(e: &SdwEdge, out: *mut f32) {
     unsafe {
         let p = e.p;
         let [_, ih, iw, c] = p.shape.shapes[0];
         let kw = p.shape.shapes[1][2];
         let g = &p.shape.g;
         let (b, oy, ox) = e.at;
+        let c0 = e.chans.start;
         let mut m = [0u16; B];
         for (j, m) in m.iter_mut().enumerate() {
-            *m = mask(e.c0 + 16 * j);
+            *m = lanes16(e.chans.end, c0 + 16 * j);
         }
         let mut acc = [_mm512_setzero_ps(); B];
         for ty in e.taps.0.clone() {
             let iy = oy * g.stride_h + ty * g.dilation_h - g.pad_top;
             for tx in e.taps.1.clone() {
                 let ix = ox * g.stride_w + tx * g.dilation_w - g.pad_left;
-                let x = e.inp.add(((b * ih + iy) * iw + ix) * c + e.c0);
-                let w = p.w.as_ptr().add((ty * kw + tx) * p.cp + e.c0);
+                let x = e.inp.add(((b * ih + iy) * iw + ix) * c + c0);
+                let w = p.w.as_ptr().add((ty * kw + tx) * p.cp + c0);
                 for (j, a) in acc.iter_mut().enumerate() {
                     let xv = _mm512_maskz_loadu_ps(m[j], x.add(16 * j));
                     *a = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w.add(16 * j)), *a);
@@ -1344,7 +1350,7 @@ unsafe fn sdw_edge<const B: usize>(e: &SdwEdge, mask: &dyn Fn(usize) -> u16, out
         }
         let (lo, hi) = e.epilogue;
         for (j, a) in acc.iter().enumerate() {
-            let bias = _mm512_loadu_ps(p.bias.as_ptr().add(e.c0 + 16 * j));
+            let bias = _mm512_loadu_ps(p.bias.as_ptr().add(c0 + 16 * j));
             let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(*a, bias), lo), hi);
             _mm512_mask_storeu_ps(out.add(16 * j), m[j], v);
         }
@@ -1662,6 +1668,7 @@ pub(super) fn avx512_sgemm_f32(
     // SAFETY: see the note above.
     unsafe { sgemm::<false>(p, a, a_stride, Runs::contiguous(p.k), m, out, out_stride) }
 }
+/// Safe entry of the window GEMM ([`crate::kernels::pack::SGemmWindowFn`]).
 pub(super) fn avx512_sgemm_window_f32(
     p: &SGemm,
     a: &[f32],
