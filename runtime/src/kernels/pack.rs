@@ -273,6 +273,23 @@ pub struct SGemm {
 }
 
 impl SGemm {
+    /// Panics unless `m` window rows of `a` (`runs` each, `a_stride` apart)
+    /// cover this GEMM's `k` and lie in `a`, and `m` output rows fit in
+    /// `out`: what an [`SGemmWindowFn`] reads and writes, checked in
+    /// release builds too before its unchecked loads.
+    pub fn assert_window_rows(
+        &self,
+        (a, a_stride): (&[f32], usize),
+        runs: Runs,
+        m: usize,
+        (out, out_stride): (&[f32], usize),
+    ) {
+        assert!(runs.runs * runs.run == self.k, "window runs cover k");
+        let fits = |len: usize, stride: usize, row: usize| m == 0 || len >= (m - 1) * stride + row;
+        assert!(fits(a.len(), a_stride, runs.span()), "window rows");
+        assert!(fits(out.len(), out_stride, self.n), "output rows");
+    }
+
     /// Packs `weights` (`n` rows of `k` values) into panels of `nr`.
     pub fn pack(
         nr: usize,

@@ -1022,16 +1022,7 @@ pub(super) fn neon_sgemm_window_f32(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    // The rows' extent is what the kernel reads: checked here, always.
-    assert!(runs.runs * runs.run == p.k, "window runs cover k");
-    assert!(
-        m == 0 || a.len() >= (m - 1) * a_stride + runs.span(),
-        "window rows"
-    );
-    assert!(
-        m == 0 || out.len() >= (m - 1) * out_stride + p.n,
-        "output rows"
-    );
+    p.assert_window_rows((a, a_stride), runs, m, (out, out_stride));
     // SAFETY: NEON is always present on aarch64; the slices hold what it
     // reads and writes (asserted above).
     unsafe { sgemm::<true>(p, a, a_stride, runs, m, out, out_stride) }

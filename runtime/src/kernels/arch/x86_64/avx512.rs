@@ -1678,16 +1678,7 @@ pub(super) fn avx512_sgemm_window_f32(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    // The rows' extent is what the kernel reads: checked here, always.
-    assert!(runs.runs * runs.run == p.k, "window runs cover k");
-    assert!(
-        m == 0 || a.len() >= (m - 1) * a_stride + runs.span(),
-        "window rows"
-    );
-    assert!(
-        m == 0 || out.len() >= (m - 1) * out_stride + p.n,
-        "output rows"
-    );
+    p.assert_window_rows((a, a_stride), runs, m, (out, out_stride));
     // SAFETY: see the note above; the slices hold what it reads and writes.
     unsafe { sgemm::<true>(p, a, a_stride, runs, m, out, out_stride) }
 }
