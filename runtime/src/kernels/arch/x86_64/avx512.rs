@@ -524,6 +524,17 @@ unsafe fn qgemm<const MODE: u8>(
     }
 }
 
+/// The lanes of a 16-channel block at `c0` below channel `end`.
+#[inline]
+fn lanes16(end: usize, c0: usize) -> u16 {
+    let n = end - c0;
+    if n >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << n) - 1) as u16
+    }
+}
+
 /// f32 tile: `R` rows × `B` 16-channel blocks starting at block `jb`, over
 /// the values `kr` of `k`. Each row's values lie in `runs` when `WINDOW`
 /// (then `kr` is all of `k`), else contiguously (a constant, so the plain
@@ -545,14 +556,8 @@ unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
     unsafe {
         let k = p.k;
         let (first, last) = (kr.start == 0, kr.end == k);
-        let mask = |j: usize| -> u16 {
-            let cols = p.n.saturating_sub((jb + j) * 16);
-            if cols >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << cols) - 1) as u16
-            }
-        };
+        // Every block starts below `n` (`np` is `n` rounded up to 16).
+        let mask = |j: usize| lanes16(p.n, (jb + j) * 16);
         let mut acc = [[_mm512_setzero_ps(); B]; R];
         if !first {
             for (r, row) in acc.iter_mut().enumerate() {
@@ -1292,17 +1297,6 @@ unsafe fn sdw(p: &SDw, input: &[f32], out: DwOut<f32>) {
                 }
             }
         }
-    }
-}
-
-/// The lanes of a 16-channel block at `c0` below channel `end`.
-#[inline]
-fn lanes16(end: usize, c0: usize) -> u16 {
-    let n = end - c0;
-    if n >= 16 {
-        0xFFFF
-    } else {
-        ((1u32 << n) - 1) as u16
     }
 }
 
