@@ -362,6 +362,64 @@ pub fn elementwise<A: Sync, B: Sync, T>(
     });
 }
 
+/// A repeating operand shorter than this is tiled up to it on the stack
+/// before [`repeated_elementwise`] calls the kernel, so a channel vector or a
+/// scalar still gives the kernel runs of about 1 Ki values.
+const REPEAT_TILE: usize = 1024;
+
+/// Runs a same-shape elementwise kernel where one operand, `small`, repeats
+/// along `full`: output element `i` is `f` of `full[i]` and
+/// `small[i % small.len()]` (a broadcast over leading dimensions, such as a
+/// squeeze-and-excitation block's per-channel scale). `small_first` says
+/// which operand is `a` in `f(a, b, out)`, for SUB. Threads split the output
+/// at whole repeats.
+pub fn repeated_elementwise<T: Copy + Default + Sync>(
+    full: &[T],
+    small: &[T],
+    small_first: bool,
+    out: &mut [T],
+    f: impl Fn(&[T], &[T], &mut [T]) + Sync,
+) {
+    let (n, period) = (out.len(), small.len());
+    assert!(
+        full.len() == n && period > 0 && n.is_multiple_of(period),
+        "repeated elementwise operand sizes"
+    );
+    // Each piece starts at a whole repeat, so the tile lines up with it.
+    let piece = if period < REPEAT_TILE {
+        REPEAT_TILE / period * period
+    } else {
+        period
+    };
+    let run = |start: usize, out: &mut [T]| {
+        let mut tile = [T::default(); REPEAT_TILE];
+        let tiled: &[T] = if period < REPEAT_TILE {
+            for t in tile[..piece].chunks_exact_mut(period) {
+                t.copy_from_slice(small);
+            }
+            &tile[..piece]
+        } else {
+            small
+        };
+        for (i, o) in out.chunks_mut(piece).enumerate() {
+            let full = &full[start + i * piece..][..o.len()];
+            let small = &tiled[..o.len()];
+            if small_first {
+                f(small, full, o)
+            } else {
+                f(full, small, o)
+            }
+        }
+    };
+    if n < ELEMENTWISE_MIN_SPLIT {
+        return run(0, out);
+    }
+    let align = ELEMENTWISE_ALIGN.div_ceil(period);
+    for_each_row_chunk(out, n / period, period, align, &|r, o| {
+        run(r.start * period, o)
+    });
+}
+
 /// A raw pointer that may cross threads: each chunk writes a disjoint part.
 #[derive(Clone, Copy)]
 struct SharedMut<T>(*mut T);

@@ -162,6 +162,24 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
         .ok_or(cx.bad("input shapes do not broadcast"))?;
     cx.expect_shape(y, out.dims())?;
     let shapes = [a.shape, b.shape, y.shape];
+    let f32_io = [a.dtype, b.dtype, y.dtype] == [DType::F32; 3];
+    if let (true, Some(e), Some(small)) = (
+        f32_io && a.shape != b.shape,
+        cx.table.binary_f32,
+        repeating(a, b, out.dims()),
+    ) {
+        steps.push(cx.step(
+            Kernel::SBinaryRepeat {
+                op,
+                act: activation,
+                f: e.f,
+                small,
+            },
+            [cx.operand(0), cx.operand(1), Operand::None],
+            cx.out_range(0)?,
+        ));
+        return Ok(e.name);
+    }
     let (kernel, name) = match (a.dtype, b.dtype, y.dtype) {
         (DType::F32, DType::F32, DType::F32) if a.shape == b.shape => {
             let (f, name) = match cx.table.binary_f32 {
@@ -227,6 +245,34 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
         cx.out_range(0)?,
     ));
     Ok(name)
+}
+
+/// Which input (0 or 1) of a broadcasting binary op repeats whole along the
+/// other, so that input is the output's layout and the small one is its
+/// last dimensions (leading 1s aside): `[1, H, W, C]` with `[C]` or
+/// `[1, 1, 1, C]`, or with a scalar. `None` for any other broadcast.
+fn repeating(
+    a: &crate::types::TensorDef,
+    b: &crate::types::TensorDef,
+    out: &[usize],
+) -> Option<usize> {
+    let numel = |d: &[usize]| d.iter().product::<usize>();
+    let repeats = |full: &[usize], small: &[usize]| {
+        let first = small.iter().position(|&d| d != 1).unwrap_or(small.len());
+        let small = &small[first..];
+        numel(full) == numel(out)
+            && numel(small) > 0
+            && small.len() <= out.len()
+            && out.ends_with(small)
+    };
+    let (a, b) = (a.shape.dims(), b.shape.dims());
+    if repeats(a, b) {
+        Some(1)
+    } else if repeats(b, a) {
+        Some(0)
+    } else {
+        None
+    }
 }
 
 pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {

@@ -131,6 +131,16 @@ pub(crate) enum Kernel {
         act: crate::Activation,
         f: crate::kernels::table::BinaryF32Fn,
     },
+    /// f32 ADD/SUB/MUL/MAXIMUM/MINIMUM where input `small` (0 or 1) is
+    /// broadcast over leading dimensions of the other, the output's shape
+    /// (a per-channel scale or bias, a scalar): the same arithmetic as
+    /// [`Kernel::SBinary`] on the repeats.
+    SBinaryRepeat {
+        op: crate::kernels::reference::elementwise::BinaryOp,
+        act: crate::Activation,
+        f: crate::kernels::table::BinaryF32Fn,
+        small: usize,
+    },
     /// Same-shape int8 ADD/SUB.
     QAdd {
         p: crate::kernels::reference::elementwise::AddI8Params,
@@ -374,6 +384,13 @@ impl Kernel {
             Kernel::SBinary { op, act, f } => pack::elementwise(
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),
+                cast_slice_mut(out),
+                |a, b, o| f(*op, *act, a, b, o),
+            ),
+            Kernel::SBinaryRepeat { op, act, f, small } => pack::repeated_elementwise(
+                cast_slice(ins[1 - small]),
+                cast_slice(ins[*small]),
+                *small == 0,
                 cast_slice_mut(out),
                 |a, b, o| f(*op, *act, a, b, o),
             ),
