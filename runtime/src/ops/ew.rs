@@ -162,44 +162,30 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
         .ok_or(cx.bad("input shapes do not broadcast"))?;
     cx.expect_shape(y, out.dims())?;
     let shapes = [a.shape, b.shape, y.shape];
-    let f32_io = [a.dtype, b.dtype, y.dtype] == [DType::F32; 3];
-    if let (true, Some(e), Some(small)) = (
-        f32_io && a.shape != b.shape,
-        cx.table.binary_f32,
-        repeating(a, b, out.dims()),
-    ) {
-        steps.push(cx.step(
-            Kernel::SBinaryRepeat {
-                op,
-                act: activation,
-                f: e.f,
-                small,
-            },
-            [cx.operand(0), cx.operand(1), Operand::None],
-            cx.out_range(0)?,
-        ));
-        return Ok(e.name);
-    }
-    let (kernel, name) = match (a.dtype, b.dtype, y.dtype) {
-        (DType::F32, DType::F32, DType::F32) if a.shape == b.shape => {
-            let (f, name) = match cx.table.binary_f32 {
-                Some(e) => (e.f, e.name),
-                None => (
-                    elt::binary_same_f32 as crate::kernels::table::BinaryF32Fn,
-                    "binary_f32_split",
-                ),
-            };
+    if [a.dtype, b.dtype, y.dtype] == [DType::F32; 3] {
+        let (f, name) = match cx.table.binary_f32 {
+            Some(e) => (e.f, e.name),
+            None => (
+                elt::binary_same_f32 as crate::kernels::table::BinaryF32Fn,
+                "binary_f32_split",
+            ),
+        };
+        let act = activation;
+        let kernel = if a.shape == b.shape {
+            Some(Kernel::SBinary { op, act, f })
+        } else {
+            repeating(a, b, out.dims()).map(|small| Kernel::SBinaryRepeat { op, act, f, small })
+        };
+        if let Some(kernel) = kernel {
             steps.push(cx.step(
-                Kernel::SBinary {
-                    op,
-                    act: activation,
-                    f,
-                },
+                kernel,
                 [cx.operand(0), cx.operand(1), Operand::None],
                 cx.out_range(0)?,
             ));
             return Ok(name);
         }
+    }
+    let (kernel, name) = match (a.dtype, b.dtype, y.dtype) {
         (DType::F32, DType::F32, DType::F32) => (
             Binary::F32 {
                 op,
