@@ -191,5 +191,46 @@ fn bench_f32(
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// int8 residual ADD (TFLite's rounding) with a fused ReLU on BlazeFace's
+/// largest (64x64x24) and MobileNetV2's 56x56x24, under `add/NAME`:
+/// the reference and each table's kernel. Throughput in elements.
+fn bench_add(c: &mut Criterion) {
+    use ferrite_runtime::kernels::reference::elementwise::AddI8Params;
+    let mut tables: Vec<(&str, KernelTable)> = vec![("reference", KernelTable::reference())];
+    tables.extend(arch::variants());
+    let q = |scale: f32, zero_point: i32| QParams { scale, zero_point };
+    for (name, n) in [
+        ("blazeface_64x64x24", 64 * 64 * 24),
+        ("mnv2_56x56x24", 56 * 56 * 24),
+    ] {
+        let p = AddI8Params::new(
+            q(0.031, -7),
+            q(0.047, 12),
+            q(0.06, -128),
+            Activation::Relu,
+            false,
+        )
+        .unwrap();
+        let (a, b) = (data_i8(n, 7), data_i8(n, 11));
+        let mut out = vec![0i8; n];
+        let mut group = c.benchmark_group(format!("add/{name}"));
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function("reference", |bn| {
+            bn.iter(|| {
+                for ((o, &x), &y) in out.iter_mut().zip(black_box(&a)).zip(black_box(&b)) {
+                    *o = p.apply(x, y);
+                }
+            })
+        });
+        for (_, t) in &tables {
+            let Some(e) = t.qadd else { continue };
+            group.bench_function(e.name, |bn| {
+                bn.iter(|| (e.f)(&p, black_box(&a), black_box(&b), &mut out))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, bench_add);
 criterion_main!(benches);
