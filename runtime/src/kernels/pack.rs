@@ -752,11 +752,14 @@ impl ConvShape {
         let Pixel { b, oy, ox } = px;
         let g = &self.g;
         let mut at = 0;
+        // The first tap and channel by division, the rest by stepping: a
+        // group's window (RegNet: 9 taps of 16 channels) had spent more
+        // time in three divisions per tap than in its copies.
+        let tap = range.start / cw;
+        let (mut ky, mut kx, mut c0) = (tap / kw, tap % kw, range.start - tap * cw);
         let mut i = range.start;
         while i < range.end {
-            let tap = i / cw;
-            let (c0, c1) = (i - tap * cw, (range.end - tap * cw).min(cw));
-            let (ky, kx) = (tap / kw, tap % kw);
+            let c1 = (c0 + range.end - i).min(cw);
             let iy = (oy * g.stride_h + ky * g.dilation_h)
                 .checked_sub(g.pad_top)
                 .filter(|&y| y < ih);
@@ -773,6 +776,11 @@ impl ConvShape {
             }
             at += c1 - c0;
             i += c1 - c0;
+            c0 = 0;
+            kx += 1;
+            if kx == kw {
+                (ky, kx) = (ky + 1, 0);
+            }
         }
     }
 }
