@@ -451,14 +451,20 @@ fn conv_f32_within_tolerance() {
 #[test]
 fn conv_f32_in_place_windows_equal_im2col_bit_for_bit() {
     let mut rng = Rng(0x5eed_0f5a_1100);
-    let mut ran = 0;
-    for case in 0..200 {
-        let Some((g, mut shapes)) = random_conv(&mut rng, false) else {
+    let (mut ran, mut grouped, mut dilated) = (0, 0, 0);
+    for case in 0..300 {
+        // Every other case grouped: each group's window is `kw` pieces.
+        let conv = if case % 2 == 0 {
+            random_conv(&mut rng, false).map(|(g, s)| (g, s, 1))
+        } else {
+            random_grouped_conv(&mut rng)
+        };
+        let Some((g, mut shapes, groups)) = conv else {
             continue;
         };
         // Wider images than `random_conv`'s, keeping its window geometry.
         let [n, ih, iw, ic] = shapes[0];
-        let [oc, kh, kw, _] = shapes[1];
+        let [oc, kh, kw, fc] = shapes[1];
         let (ih, iw) = (ih + rng.below(30), iw + rng.below(30));
         let (eh, ew) = ((kh - 1) * g.dilation_h + 1, (kw - 1) * g.dilation_w + 1);
         let (pb, pr) = (rng.below(kh), rng.below(kw));
@@ -471,7 +477,7 @@ fn conv_f32_in_place_windows_equal_im2col_bit_for_bit() {
         shapes[0] = [n, ih, iw, ic];
         shapes[2] = [n, oh / g.stride_h + 1, ow / g.stride_w + 1, oc];
         let x = rng.f32s(shapes[0].iter().product());
-        let w = rng.f32s(shapes[1].iter().product());
+        let w = rng.f32s(oc * kh * kw * fc);
         let bias = (rng.below(3) != 0).then(|| rng.f32s(oc));
         let act = rng.pick(&[(f32::MIN, f32::MAX), (0.0, 6.0)]);
         let len: usize = shapes[2].iter().product();
@@ -503,12 +509,18 @@ fn conv_f32_in_place_windows_equal_im2col_bit_for_bit() {
                 same,
                 "{name} ({kname}) case {case}, {threads} threads: {shapes:?} {g:?}"
             );
-            ran += usize::from(kname.contains("window"));
+            let window = usize::from(kname.contains("window"));
+            ran += window;
+            grouped += window * usize::from(groups > 1);
+            dilated += window * usize::from(g.dilation_w > 1);
         }
     }
-    println!("in-place windows: {ran} convs equal to im2col bit for bit");
+    println!(
+        "in-place windows: {ran} convs equal to im2col bit for bit \
+         ({grouped} grouped, {dilated} with a width dilation)"
+    );
     assert!(
-        ran >= 20
+        (ran >= 20 && grouped >= 10 && dilated >= 5)
             || variants()
                 .iter()
                 .all(|(_, t)| t.sgemm.and_then(|i| i.run_window).is_none())

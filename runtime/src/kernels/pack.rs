@@ -42,19 +42,24 @@ pub type QGemmFn = fn(&QGemm, &[i8], usize, usize, &mut [i8], usize);
 /// An f32 GEMM micro-kernel: like [`QGemmFn`] with bias + clamp.
 pub type SGemmFn = fn(&SGemm, &[f32], usize, usize, &mut [f32], usize);
 /// [`SGemmFn`] over rows that are windows of an image (an implicit GEMM):
-/// row `r`'s `k` values are `runs.runs` runs of `runs.run` contiguous
-/// values, run `j` starting at `a[r * a_stride + j * runs.run_stride]`. With
-/// one run of `k` it is [`SGemmFn`]; a k×k conv's window inside the image
-/// is `kh` runs of `kw * channels`, `dilation_h` input rows apart, so its
-/// rows need no im2col copy.
+/// row `r`'s `k` values are `runs.runs × runs.cols` pieces of `runs.run`
+/// contiguous values, piece `(j, c)` starting at `a[r * a_stride + j *
+/// runs.run_stride + c * runs.col_stride]`, in that order. With one piece
+/// of `k` it is [`SGemmFn`]. A k×k conv's window inside the image is `kh`
+/// runs, `dilation_h` input rows apart, of `kw * channels` (one column
+/// piece), or, for a group's channels or a width dilation, of `kw` pieces
+/// of the group's channels `dilation_w` pixels apart: its rows need no
+/// im2col copy.
 pub type SGemmWindowFn = fn(&SGemm, &[f32], usize, Runs, usize, &mut [f32], usize);
 
 /// How a row of an implicit GEMM lies in memory (see [`SGemmWindowFn`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Runs {
     pub runs: usize,
-    pub run: usize,
     pub run_stride: usize,
+    pub cols: usize,
+    pub col_stride: usize,
+    pub run: usize,
 }
 
 impl Runs {
@@ -62,14 +67,28 @@ impl Runs {
     pub fn contiguous(k: usize) -> Self {
         Runs {
             runs: 1,
-            run: k,
             run_stride: 0,
+            cols: 1,
+            col_stride: 0,
+            run: k,
         }
     }
 
-    /// Values one row spans from its first: `(runs - 1) * run_stride + run`.
+    /// Values in a row: `runs * cols * run`.
+    pub fn len(&self) -> usize {
+        self.runs * self.cols * self.run
+    }
+
+    /// Whether a row holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values one row spans from its first to its last, inclusive.
     pub fn span(&self) -> usize {
-        self.runs.saturating_sub(1) * self.run_stride + self.run
+        self.runs.saturating_sub(1) * self.run_stride
+            + self.cols.saturating_sub(1) * self.col_stride
+            + self.run
     }
 }
 /// An int8 depthwise kernel over one part of the output ([`DwOut`]: a range
@@ -284,7 +303,7 @@ impl SGemm {
         m: usize,
         (out, out_stride): (&[f32], usize),
     ) {
-        assert!(runs.runs * runs.run == self.k, "window runs cover k");
+        assert!(runs.len() == self.k, "window runs cover k");
         let fits = |len: usize, stride: usize, row: usize| m == 0 || len >= (m - 1) * stride + row;
         assert!(fits(a.len(), a_stride, runs.span()), "window rows");
         assert!(fits(out.len(), out_stride, self.n), "output rows");
@@ -1050,10 +1069,7 @@ impl SConv {
                 parts.push(ConvPart { group, k: r, gemm });
             }
         }
-        let window = isa
-            .run_window
-            .filter(|_| gather == Gather::Im2col && groups == 1 && !cut)
-            .filter(|_| shape.g.dilation_w == 1);
+        let window = isa.run_window.filter(|_| gather == Gather::Im2col && !cut);
         let name = match (gather, window) {
             (Gather::Direct, _) => isa.name,
             (Gather::Im2col, Some(w)) => w.name,
@@ -1118,9 +1134,9 @@ impl SConv {
 
     /// Output pixels `rows` (into `out`), one output row at a time: the
     /// columns whose windows lie inside the image go to the window GEMM,
-    /// which reads them where they are; the rest (the padded border) are
-    /// gathered as [`SConv::exec_im2col`] does. The sums run in the same
-    /// order either way (filter rows, columns, channels).
+    /// which reads them where they are, one group at a time; the rest (the
+    /// padded border) are gathered as [`SConv::exec_im2col`] does. The sums
+    /// run in the same order either way (filter rows, columns, channels).
     fn exec_window(
         &self,
         run: SGemmWindowFn,
@@ -1129,20 +1145,32 @@ impl SConv {
         out: &mut [f32],
     ) {
         let [_, ih, iw, ic] = self.shape.shapes[0];
-        let [_, kh, kw, _] = self.shape.shapes[1];
+        let [_, kh, kw, fc] = self.shape.shapes[1];
         let [_, _, ow, oc] = self.shape.shapes[2];
+        let ocg = oc / self.groups;
         let g = &self.shape.g;
-        let gemm = &self.parts[0].gemm;
         // Columns `x_lo..x_hi` have every filter column inside the image.
         let x_lo = g.pad_left.div_ceil(g.stride_w).min(ow);
-        let x_hi = match (iw + g.pad_left).checked_sub(kw) {
+        let x_hi = match (iw + g.pad_left).checked_sub((kw - 1) * g.dilation_w + 1) {
             Some(last) => (last / g.stride_w + 1).clamp(x_lo, ow),
             None => x_lo,
         };
-        let runs = Runs {
-            runs: kh,
-            run: kw * ic,
-            run_stride: g.dilation_h * iw * ic,
+        // One run of `kw * ic` per filter row when the row's channels are
+        // all the window's and its columns adjacent; else `kw` pieces.
+        let runs = if self.groups == 1 && g.dilation_w == 1 {
+            Runs {
+                runs: kh,
+                run_stride: g.dilation_h * iw * ic,
+                ..Runs::contiguous(kw * ic)
+            }
+        } else {
+            Runs {
+                runs: kh,
+                run_stride: g.dilation_h * iw * ic,
+                cols: kw,
+                col_stride: g.dilation_w * ic,
+                run: fc,
+            }
         };
         let mut buf = [0f32; IM2COL_BYTES / 4];
         let mut p = rows.start;
@@ -1161,27 +1189,24 @@ impl SConv {
                 None => (cols.end, cols.end),
             };
             let at = |x: usize| (p + x - cols.start - rows.start) * oc;
-            self.gather(
-                input,
-                p,
-                a - cols.start,
-                &mut buf,
-                &mut out[at(cols.start)..],
-            );
-            if let Some(y) = inside.filter(|_| a < b) {
-                let s = ((px.b * ih + y) * iw + a * g.stride_w - g.pad_left) * ic;
-                run(
-                    gemm,
-                    &input[s..],
-                    g.stride_w * ic,
-                    runs,
-                    b - a,
-                    &mut out[at(a)..],
-                    oc,
-                );
+            for part in &self.parts {
+                let o = part.group * ocg;
+                if a > cols.start {
+                    let left = &mut out[at(cols.start) + o..];
+                    self.gather(part, input, p, a - cols.start, &mut buf, left);
+                }
+                if let Some(y) = inside.filter(|_| a < b) {
+                    let s = ((px.b * ih + y) * iw + a * g.stride_w - g.pad_left) * ic;
+                    let x = &input[s + part.group * fc..];
+                    let o = &mut out[at(a) + o..];
+                    run(&part.gemm, x, g.stride_w * ic, runs, b - a, o, oc);
+                }
+                if cols.end > b {
+                    let right = &mut out[at(b) + o..];
+                    let rest = p + b - cols.start;
+                    self.gather(part, input, rest, cols.end - b, &mut buf, right);
+                }
             }
-            let rest = p + b - cols.start;
-            self.gather(input, rest, cols.end - b, &mut buf, &mut out[at(b)..]);
             if let Some(post) = &self.post {
                 post.apply(&mut out[at(cols.start)..at(cols.end)]);
             }
@@ -1189,21 +1214,36 @@ impl SConv {
         }
     }
 
-    /// Output pixels `first..first + count` of a one-part conv into `out`
-    /// through im2col tiles in `buf`.
-    fn gather(&self, input: &[f32], first: usize, count: usize, buf: &mut [f32], out: &mut [f32]) {
+    /// Output pixels `first..first + count` of part `part` (a whole window
+    /// of one group) into `out` (at the group's first channel) through
+    /// im2col tiles in `buf`.
+    fn gather(
+        &self,
+        part: &ConvPart,
+        input: &[f32],
+        first: usize,
+        count: usize,
+        buf: &mut [f32],
+        out: &mut [f32],
+    ) {
         let oc = self.shape.shapes[2][3];
-        let gemm = &self.parts[0].gemm;
-        let k = gemm.k;
+        let fc = self.shape.shapes[1][3];
+        let k = part.gemm.k;
+        let chans = part.group * fc..(part.group + 1) * fc;
         let mut px = self.shape.pixel(first);
         let mut done = 0;
         while done < count {
             let t = self.tile.min(count - done);
             for row in buf[..t * k].chunks_exact_mut(k) {
-                self.shape.window(input, px, row, 0.0);
+                if self.groups == 1 {
+                    self.shape.window(input, px, row, 0.0);
+                } else {
+                    self.shape
+                        .window_part(input, px, chans.clone(), 0..k, row, 0.0);
+                }
                 px = self.shape.next_pixel(px);
             }
-            (self.run)(gemm, &buf[..t * k], k, t, &mut out[done * oc..], oc);
+            (self.run)(&part.gemm, &buf[..t * k], k, t, &mut out[done * oc..], oc);
             done += t;
         }
     }

@@ -446,19 +446,22 @@ unsafe fn sgemm_tile<const R: usize, const WINDOW: bool>(
         let mut acc = [[vdupq_n_f32(0.0); 4]; R];
         let runs = if WINDOW { runs } else { Runs::contiguous(p.k) };
         for run in 0..runs.runs {
-            let (a, w) = (a.add(run * runs.run_stride), w.add(run * runs.run * 16));
-            for kk in 0..runs.run {
-                let wk = w.add(kk * 16);
-                let wv = [
-                    vld1q_f32(wk),
-                    vld1q_f32(wk.add(4)),
-                    vld1q_f32(wk.add(8)),
-                    vld1q_f32(wk.add(12)),
-                ];
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let x = *a.add(r * a_stride + kk);
-                    for (v, wj) in row.iter_mut().zip(&wv) {
-                        *v = vfmaq_n_f32(*v, *wj, x);
+            for col in 0..runs.cols {
+                let a = a.add(run * runs.run_stride + col * runs.col_stride);
+                let w = w.add((run * runs.cols + col) * runs.run * 16);
+                for kk in 0..runs.run {
+                    let wk = w.add(kk * 16);
+                    let wv = [
+                        vld1q_f32(wk),
+                        vld1q_f32(wk.add(4)),
+                        vld1q_f32(wk.add(8)),
+                        vld1q_f32(wk.add(12)),
+                    ];
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let x = *a.add(r * a_stride + kk);
+                        for (v, wj) in row.iter_mut().zip(&wv) {
+                            *v = vfmaq_n_f32(*v, *wj, x);
+                        }
                     }
                 }
             }

@@ -574,16 +574,19 @@ unsafe fn sgemm_tile<const R: usize, const B: usize, const WINDOW: bool>(
             (a.add(kr.start), Runs::contiguous(kr.len()))
         };
         for run in 0..runs.runs {
-            let (a, w) = (a.add(run * runs.run_stride), w.add(run * runs.run * 16));
-            for kk in 0..runs.run {
-                let mut wv = [_mm512_setzero_ps(); B];
-                for (j, v) in wv.iter_mut().enumerate() {
-                    *v = _mm512_loadu_ps(w.add((j * k + kk) * 16));
-                }
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_ps(*a.add(r * a_stride + kk));
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = _mm512_fmadd_ps(xv, wv[j], *v);
+            for col in 0..runs.cols {
+                let a = a.add(run * runs.run_stride + col * runs.col_stride);
+                let w = w.add((run * runs.cols + col) * runs.run * 16);
+                for kk in 0..runs.run {
+                    let mut wv = [_mm512_setzero_ps(); B];
+                    for (j, v) in wv.iter_mut().enumerate() {
+                        *v = _mm512_loadu_ps(w.add((j * k + kk) * 16));
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_set1_ps(*a.add(r * a_stride + kk));
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = _mm512_fmadd_ps(xv, wv[j], *v);
+                        }
                     }
                 }
             }
@@ -663,7 +666,7 @@ unsafe fn sgemm<const WINDOW: bool>(
     out_stride: usize,
 ) {
     unsafe {
-        debug_assert_eq!(runs.runs * runs.run, p.k);
+        debug_assert_eq!(runs.len(), p.k);
         debug_assert!(m == 0 || a.len() >= (m - 1) * a_stride + runs.span());
         debug_assert!(m == 0 || out.len() >= (m - 1) * out_stride + p.n);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr());
