@@ -254,6 +254,10 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             .operator_codes
             .get(op.opcode_index as usize)
             .and_then(|c| c.custom_code.clone());
+        let version = m
+            .operator_codes
+            .get(op.opcode_index as usize)
+            .map_or(1, |c| c.version);
         let ins: Vec<Option<usize>> = op.inputs.iter().map(|&t| idx(t)).collect();
         let outs: Vec<usize> = op.outputs.iter().filter_map(|&t| idx(t)).collect();
         if outs.len() != op.outputs.len()
@@ -276,6 +280,9 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         let lowered = match (code, custom.as_deref()) {
             (b::CUSTOM, Some("Convolution2DTransposeBias")) => {
                 mediapipe_transpose_conv(&mut g, &op.custom_options, &ins, &outs, &origin)
+            }
+            (b::CUSTOM, Some(c)) if MEDIAPIPE_MESH_OPS.contains(&c) => {
+                mediapipe_mesh_op(c, version, &op.custom_options, &ins, &outs, &origin)
             }
             _ => lower(&mut g, &mut raw, code, &op.options, &ins, &outs, &origin),
         };
@@ -936,6 +943,91 @@ fn mediapipe_transpose_conv(
     )
 }
 
+/// The custom ops of MediaPipe's attention face mesh.
+const MEDIAPIPE_MESH_OPS: [&str; 3] = [
+    "Landmarks2TransformMatrix",
+    "TransformTensorBilinear",
+    "TransformLandmarks",
+];
+
+/// One of MediaPipe's attention face mesh ops (`face_landmark_with_attention`:
+/// a crop matrix from the mesh's landmarks, the crop of a feature map, the
+/// crop's landmarks mapped back), version 2. Their options are a
+/// flexbuffer map, turned into attributes here (`docs/format.md`, op codes
+/// 81–83); the runtime checks the shapes.
+fn mediapipe_mesh_op(
+    name: &str,
+    version: i32,
+    options: &[u8],
+    ins: &[Option<usize>],
+    outs: &[usize],
+    origin: &str,
+) -> Result<Option<Node>> {
+    use flexbuffers::Reader;
+    if version != 2 {
+        bail!("version {version} of {name} is not supported (version 2 is)");
+    }
+    let map = || -> Result<flexbuffers::MapReader<&[u8]>> {
+        Reader::get_root(options)
+            .map_err(|e| anyhow!("custom options are not a flexbuffer: {e}"))?
+            .get_map()
+            .map_err(|e| anyhow!("custom options are not a flexbuffer map: {e}"))
+    };
+    let int = |key: &str| -> Result<i32> {
+        let v = map()?
+            .index(key)
+            .map_err(|_| anyhow!("custom option `{key}` is missing"))?;
+        i32::try_from(v.as_i64()).map_err(|_| anyhow!("custom option `{key}` is out of range"))
+    };
+    let float = |key: &str| -> Result<i32> {
+        let v = map()?
+            .index(key)
+            .map_err(|_| anyhow!("custom option `{key}` is missing"))?;
+        Ok((v.as_f64() as f32).to_bits() as i32)
+    };
+    let (code, attrs, n_in) = match name {
+        "Landmarks2TransformMatrix" => {
+            let mut attrs = vec![
+                int("left_rotation_idx")?,
+                int("right_rotation_idx")?,
+                int("output_height")?,
+                int("output_width")?,
+                float("scale_x")?,
+                float("scale_y")?,
+                float("target_rotation_radians")?,
+            ];
+            let subset = map()?
+                .index("subset_idxs")
+                .map_err(|_| anyhow!("custom option `subset_idxs` is missing"))?
+                .as_vector();
+            for v in subset.iter() {
+                attrs.push(
+                    i32::try_from(v.as_i64())
+                        .map_err(|_| anyhow!("a `subset_idxs` index is out of range"))?,
+                );
+            }
+            (OpCode::LandmarksToTransformMatrix, attrs, 1)
+        }
+        "TransformTensorBilinear" => (
+            OpCode::TransformTensorBilinear,
+            vec![int("output_height")?, int("output_width")?],
+            2,
+        ),
+        _ => (OpCode::TransformLandmarks, vec![], 2),
+    };
+    let inputs: Vec<Option<usize>> = ins.to_vec();
+    if inputs.len() != n_in || inputs.iter().any(Option::is_none) || outs.len() != 1 {
+        bail!("expects {n_in} input(s) and one output");
+    }
+    Ok(Some(Node {
+        code,
+        attrs,
+        inputs,
+        outputs: outs.to_vec(),
+        origin: origin.to_string(),
+    }))
+}
+
 fn slice_attrs(p: &ferrite_runtime::kernels::reference::movement::SliceParams) -> Vec<i32> {
     let r = p.rank;
     let mut a = vec![r as i32];
@@ -1151,6 +1243,122 @@ mod tests {
             description: None,
         };
         import_model(&m)
+    }
+
+    /// A one-op model: MediaPipe's attention mesh op `name` (version
+    /// `version`) from a `[1, 6, 3]` input (and a `[1, 4, 4]` matrix for
+    /// the two that take one) to `out`, with flexbuffer `options`.
+    fn mediapipe_mesh(name: &str, version: i32, out: &[i32], options: Vec<u8>) -> Result<Graph> {
+        let t = |name: &str, shape: &[i32]| TflTensor {
+            shape: shape.to_vec(),
+            ..tensor(name)
+        };
+        let two = name != "Landmarks2TransformMatrix";
+        let m = TflModel {
+            version: 3,
+            operator_codes: vec![TflOpCode {
+                builtin_code: b::CUSTOM,
+                custom_code: Some(name.into()),
+                version,
+            }],
+            subgraphs: vec![TflSubgraph {
+                name: None,
+                tensors: vec![t("x", &[1, 6, 3]), t("m", &[1, 4, 4]), t("y", out)],
+                inputs: if two { vec![0, 1] } else { vec![0] },
+                outputs: vec![2],
+                operators: vec![TflOperator {
+                    opcode_index: 0,
+                    inputs: if two { vec![0, 1] } else { vec![0] },
+                    outputs: vec![2],
+                    options: BuiltinOptions::None,
+                    custom_options: options,
+                }],
+            }],
+            buffers: vec![TflBuffer { data: &[] }],
+            description: None,
+        };
+        import_model(&m)
+    }
+
+    #[test]
+    fn mediapipe_mesh_ops_take_their_flexbuffer_options_as_attributes() {
+        let mut b = flexbuffers::Builder::default();
+        let mut map = b.start_map();
+        map.push("left_rotation_idx", 1i32);
+        map.push("right_rotation_idx", 4i32);
+        map.push("output_height", 16i32);
+        map.push("output_width", 8i32);
+        map.push("scale_x", 1.5f32);
+        map.push("scale_y", 2.0f32);
+        map.push("target_rotation_radians", 0.25f32);
+        let mut subset = map.start_vector("subset_idxs");
+        for i in [0i32, 2, 5] {
+            subset.push(i);
+        }
+        subset.end_vector();
+        map.end_map();
+        let g = mediapipe_mesh(
+            "Landmarks2TransformMatrix",
+            2,
+            &[1, 4, 4],
+            b.view().to_vec(),
+        )
+        .unwrap();
+        let n = &g.nodes[0];
+        assert_eq!(n.code, OpCode::LandmarksToTransformMatrix);
+        let f = |v: f32| v.to_bits() as i32;
+        assert_eq!(n.attrs, [1, 4, 16, 8, f(1.5), f(2.0), f(0.25), 0, 2, 5]);
+
+        let mut b = flexbuffers::Builder::default();
+        let mut map = b.start_map();
+        map.push("output_height", 2i32);
+        map.push("output_width", 3i32);
+        map.end_map();
+        let g = mediapipe_mesh(
+            "TransformTensorBilinear",
+            2,
+            &[1, 2, 3, 3],
+            b.view().to_vec(),
+        )
+        .unwrap();
+        assert_eq!(g.nodes[0].code, OpCode::TransformTensorBilinear);
+        assert_eq!(g.nodes[0].attrs, [2, 3]);
+
+        let g = mediapipe_mesh("TransformLandmarks", 2, &[1, 6, 3], vec![]).unwrap();
+        assert_eq!(g.nodes[0].code, OpCode::TransformLandmarks);
+        assert!(g.nodes[0].attrs.is_empty());
+    }
+
+    #[test]
+    fn mediapipe_mesh_ops_name_bad_options_and_versions() {
+        let err = |r: Result<Graph>| format!("{:#}", r.unwrap_err());
+        // A map without the subset.
+        let mut b = flexbuffers::Builder::default();
+        let mut map = b.start_map();
+        map.push("left_rotation_idx", 1i32);
+        map.end_map();
+        let e = err(mediapipe_mesh(
+            "Landmarks2TransformMatrix",
+            2,
+            &[1, 4, 4],
+            b.view().to_vec(),
+        ));
+        assert!(
+            e.contains("custom option `right_rotation_idx` is missing"),
+            "{e}"
+        );
+        let e = err(mediapipe_mesh(
+            "TransformTensorBilinear",
+            2,
+            &[1, 2, 3, 3],
+            vec![1, 2],
+        ));
+        assert!(e.contains("custom options are not a flexbuffer"), "{e}");
+        let e = err(mediapipe_mesh("TransformLandmarks", 1, &[1, 6, 3], vec![]));
+        assert!(
+            e.contains("version 1 of TransformLandmarks is not supported"),
+            "{e}"
+        );
     }
 
     fn params(padding: i32, stride_w: i32, stride_h: i32) -> Vec<u8> {

@@ -249,10 +249,16 @@ def mediapipe_rows(ferrite, work):
         cal = photo_crops(64, h, w, lo, hi, 2)
         for k, x in enumerate(cal):
             np.save(os.path.join(mw, "calib", f"c{k:03d}.npy"), x[None])
-        ref = litert_run(path, ev)
         ff = ferrite_run(ferrite, f32, ev, mw)
-        ferr = max(np.abs(a.reshape(b.shape) - b).max() / max(np.abs(b).max(), 1e-30)
-                   for ra, rb in zip(ff, ref) for a, b in zip(ra, rb))
+        try:
+            ref = litert_run(path, ev)
+            ferr = max(np.abs(a.reshape(b.shape) - b).max() / max(np.abs(b).max(), 1e-30)
+                       for ra, rb in zip(ff, ref) for a, b in zip(ra, rb))
+        except Exception:  # noqa: BLE001 - MediaPipe custom ops LiteRT lacks
+            # The int8 SQNR is then against Ferrite's float outputs.
+            ref = [[a.reshape(a.shape) for a in ra] for ra in ff]
+            ferr = ("LiteRT cannot run it (MediaPipe custom ops); checked against MediaPipe's "
+                    "face mesh instead (tests/mesh_mediapipe.rs); int8 SQNR vs Ferrite's float")
         secs, err = convert(ferrite, path, q8, ["--quantize", "int8", "--calib",
                                                 os.path.join(mw, "calib")])
         s_fer = mean_sqnr(ref, ferrite_run(ferrite, q8, ev, mw)) if not err else None
@@ -306,7 +312,7 @@ def main():
             lines.append(f"| {r[0]} | {r[1]} | | | |")
             continue
         name, ferr, sf, sa, secs = r
-        lines.append(f"| {name} | {ferr:.1e} | {fmt(sf, '.1f', ' dB')} | {fmt(sa, '.1f', ' dB')} | "
+        lines.append(f"| {name} | {fmt(ferr, '.1e')} | {fmt(sf, '.1f', ' dB')} | {fmt(sa, '.1f', ' dB')} | "
                      f"{fmt(secs, '.0f', ' s') if secs else '-'} |")
     lines.append("<!-- zoo:end -->")
     text = open(doc).read()

@@ -72,4 +72,7 @@ op_codes! {
     LogSoftmax = 78, "LOG_SOFTMAX";
     ConvTranspose = 79, "CONV_TRANSPOSE";
     PadMode = 80, "PAD_MODE";
+    LandmarksToTransformMatrix = 81, "LANDMARKS_TO_TRANSFORM_MATRIX";
+    TransformTensorBilinear = 82, "TRANSFORM_TENSOR_BILINEAR";
+    TransformLandmarks = 83, "TRANSFORM_LANDMARKS";
 }

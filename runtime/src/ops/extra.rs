@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::kernels::reference::activation::{self as act, LutI8};
 use crate::kernels::reference::elementwise::broadcast_shape;
 use crate::kernels::reference::math::{self as m, BinaryFn, ReduceFn, ReducePlan, UnaryFn};
+use crate::kernels::reference::mediapipe as mp;
 use crate::types::{DType, Quant, Shape, TensorDef, MAX_RANK};
 
 /// A prepared kernel of one of this module's ops.
@@ -94,6 +95,15 @@ pub(crate) enum Extra {
         in_shape: Shape,
         before: [usize; MAX_RANK],
         out_shape: Shape,
+    },
+    /// MediaPipe's attention face mesh ops (`kernels::reference::mediapipe`).
+    LandmarksToTransform(alloc::boxed::Box<mp::LandmarksToTransform>),
+    TransformTensorBilinear {
+        input_hwc: (usize, usize, usize),
+        output_hw: (usize, usize),
+    },
+    TransformLandmarks {
+        dims: usize,
     },
 }
 
@@ -367,6 +377,26 @@ impl Extra {
             Extra::LogSoftmax { depth } => {
                 m::log_softmax_f32(*depth, cast_slice(ins[0]), cast_slice_mut(out))
             }
+            Extra::LandmarksToTransform(p) => {
+                let matrix = p.matrix(cast_slice(ins[0]));
+                cast_slice_mut(out).copy_from_slice(&matrix);
+            }
+            Extra::TransformTensorBilinear {
+                input_hwc,
+                output_hw,
+            } => mp::transform_tensor_bilinear_f32(
+                cast_slice(ins[0]),
+                *input_hwc,
+                cast_slice(ins[1]),
+                cast_slice_mut(out),
+                *output_hw,
+            ),
+            Extra::TransformLandmarks { dims } => mp::transform_landmarks_f32(
+                cast_slice(ins[0]),
+                *dims,
+                cast_slice(ins[1]),
+                cast_slice_mut(out),
+            ),
         }
     }
 }
@@ -388,6 +418,9 @@ pub(crate) fn prepare_op(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
         OpCode::Gather => prep_gather(cx)?,
         OpCode::ConvTranspose => prep_conv_transpose(cx)?,
         OpCode::PadMode => prep_pad_mode(cx)?,
+        OpCode::LandmarksToTransformMatrix => prep_landmarks_to_transform(cx)?,
+        OpCode::TransformTensorBilinear => prep_transform_tensor(cx)?,
+        OpCode::TransformLandmarks => prep_transform_landmarks(cx)?,
         OpCode::LogSoftmax => {
             cx.arity(1..=1, 1)?;
             let (x, y) = (cx.input(0)?, cx.output(0)?);
@@ -798,5 +831,98 @@ fn prep_pad_mode(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             out_shape: y.shape,
         },
         "ref_pad_mode",
+    ))
+}
+
+/// Every tensor `ts` is plain f32; `m` (if given) is a `[1, 4, 4]` matrix.
+fn expect_f32_with_matrix(cx: &Ctx<'_>, ts: &[&TensorDef], m: Option<&TensorDef>) -> Result<()> {
+    for t in ts.iter().chain(&m) {
+        if t.dtype != DType::F32 || !plain(t) {
+            return Err(cx.bad("supported for float32 tensors only"));
+        }
+    }
+    match m {
+        Some(m) if m.shape.dims() != [1, 4, 4] => Err(cx.bad("the matrix must be [1, 4, 4]")),
+        _ => Ok(()),
+    }
+}
+
+/// Attributes: left and right rotation landmarks, output height and width,
+/// scale x and y and the target rotation (f32 bits), then the subset's
+/// landmark indices. Input `[1, N, 3]`, output `[1, 4, 4]`.
+fn prep_landmarks_to_transform(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(1..=1, 1)?;
+    let (x, y) = (cx.input(0)?, cx.output(0)?);
+    expect_f32_with_matrix(cx, &[x], Some(y))?;
+    let n = match x.shape.dims() {
+        [1, n, 3] => *n,
+        _ => return Err(cx.bad("the landmarks must be [1, N, 3]")),
+    };
+    let index = |k: usize| match cx.attr_usize(k, 0)? {
+        i if i < n => Ok(i),
+        _ => Err(cx.bad("a landmark index is past the landmarks")),
+    };
+    let (left, right) = (index(0)?, index(1)?);
+    let output_hw = (cx.attr_usize(2, 1)?, cx.attr_usize(3, 1)?);
+    let scale = (cx.attr_f32(4)?, cx.attr_f32(5)?);
+    let target_rotation = cx.attr_f32(6)?;
+    if !(scale.0 > 0.0 && scale.1 > 0.0 && target_rotation.is_finite()) {
+        return Err(cx.bad("scales must be positive and the rotation finite"));
+    }
+    let subset = (7..cx.op.attrs.len())
+        .map(index)
+        .collect::<Result<Vec<_>>>()?;
+    if subset.is_empty() {
+        return Err(cx.bad("no subset landmarks"));
+    }
+    let p = mp::LandmarksToTransform {
+        subset,
+        left,
+        right,
+        target_rotation,
+        output_hw,
+        scale,
+    };
+    Ok((
+        Extra::LandmarksToTransform(alloc::boxed::Box::new(p)),
+        "ref_landmarks_to_transform_matrix",
+    ))
+}
+
+/// Attributes: output height and width (those of the output tensor). Inputs
+/// `[1, H, W, C]` and the matrix, output `[1, h, w, C]`.
+fn prep_transform_tensor(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(2..=2, 1)?;
+    let (x, m, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    expect_f32_with_matrix(cx, &[x, y], Some(m))?;
+    let (ih, iw, c) = match x.shape.dims() {
+        [1, h, w, c] if *h > 0 && *w > 0 => (*h, *w, *c),
+        _ => return Err(cx.bad("the input must be one non-empty NHWC image")),
+    };
+    let output_hw = (cx.attr_usize(0, 1)?, cx.attr_usize(1, 1)?);
+    cx.expect_shape(y, &[1, output_hw.0, output_hw.1, c])?;
+    Ok((
+        Extra::TransformTensorBilinear {
+            input_hwc: (ih, iw, c),
+            output_hw,
+        },
+        "ref_transform_tensor_bilinear",
+    ))
+}
+
+/// No attributes. Inputs `[1, N, D]` (D = 2 or 3) and the matrix; the output
+/// has the landmarks' shape.
+fn prep_transform_landmarks(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    cx.arity(2..=2, 1)?;
+    let (x, m, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
+    expect_f32_with_matrix(cx, &[x, y], Some(m))?;
+    let dims = match x.shape.dims() {
+        [1, _, d @ (2 | 3)] => *d,
+        _ => return Err(cx.bad("the landmarks must be [1, N, 2] or [1, N, 3]")),
+    };
+    cx.expect_shape(y, x.shape.dims())?;
+    Ok((
+        Extra::TransformLandmarks { dims },
+        "ref_transform_landmarks",
     ))
 }

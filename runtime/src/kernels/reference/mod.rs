@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fixedpoint;
 pub mod math;
+pub mod mediapipe;
 pub mod movement;
 pub mod pool;
 pub mod quantize;
