@@ -151,7 +151,7 @@ pub fn transform_tensor_bilinear_f32(
                 px.fill(0.0);
                 continue;
             }
-            let (x0, y0) = (tx.floor(), ty.floor());
+            let (x0, y0) = (libm::floorf(tx), libm::floorf(ty));
             let (ax, ay) = ((tx - x0) as f64, (ty - y0) as f64);
             let (x0, y0) = (x0 as i64, y0 as i64);
             for (ch, o) in px.iter_mut().enumerate() {
