@@ -50,6 +50,11 @@ impl Rng {
     }
 }
 
+/// Whether two f32 slices hold the same bits (NaNs included).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 fn variants() -> Vec<(&'static str, KernelTable)> {
     let v = arch::variants();
     if v.is_empty() {
@@ -501,10 +506,7 @@ fn conv_f32_in_place_windows_equal_im2col_bit_for_bit() {
             let pool = ferrite_runtime::threads::Pool::new(threads).unwrap();
             let mut got = vec![0f32; len];
             ferrite_runtime::threads::scoped(Some(&pool), || k.exec(&x, &mut got));
-            let same = got
-                .iter()
-                .zip(&want)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = same_bits(&got, &want);
             assert!(
                 same,
                 "{name} ({kname}) case {case}, {threads} threads: {shapes:?} {g:?}"
@@ -994,10 +996,7 @@ fn binary_f32_equals_reference_bit_for_bit() {
             let Some(e) = t.binary_f32 else { continue };
             let mut got = vec![0f32; n];
             (e.f)(op, act, &a, &b, &mut got);
-            let same = got
-                .iter()
-                .zip(&want)
-                .all(|(g, w)| g.to_bits() == w.to_bits());
+            let same = same_bits(&got, &want);
             assert!(
                 same,
                 "{name} case {case} {op:?} {act:?}:\n{got:?}\n{want:?}"
@@ -1059,10 +1058,7 @@ fn repeated_binary_f32_equals_reference_bit_for_bit() {
                         (e.f)(op, act, a, b, o)
                     })
                 });
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(g, w)| g.to_bits() == w.to_bits());
+                let same = same_bits(&got, &want);
                 assert!(
                     same,
                     "{name} case {case} {op:?} {full:?} with {small:?}, {threads} threads"
