@@ -979,11 +979,14 @@ fn mediapipe_mesh_op(
             .map_err(|_| anyhow!("custom option `{key}` is missing"))?;
         i32::try_from(v.as_i64()).map_err(|_| anyhow!("custom option `{key}` is out of range"))
     };
+    // MediaPipe reads a missing float as 0; only the rotation may be.
     let float = |key: &str| -> Result<i32> {
-        let v = map()?
-            .index(key)
-            .map_err(|_| anyhow!("custom option `{key}` is missing"))?;
-        Ok((v.as_f64() as f32).to_bits() as i32)
+        let v = match map()?.index(key) {
+            Ok(v) => v.as_f64() as f32,
+            Err(_) if key == "target_rotation_radians" => 0.0,
+            Err(_) => bail!("custom option `{key}` is missing"),
+        };
+        Ok(v.to_bits() as i32)
     };
     let (code, attrs, n_in) = match name {
         "Landmarks2TransformMatrix" => {
@@ -999,7 +1002,8 @@ fn mediapipe_mesh_op(
             let subset = map()?
                 .index("subset_idxs")
                 .map_err(|_| anyhow!("custom option `subset_idxs` is missing"))?
-                .as_vector();
+                .get_vector()
+                .map_err(|_| anyhow!("custom option `subset_idxs` is not a vector"))?;
             for v in subset.iter() {
                 attrs.push(
                     i32::try_from(v.as_i64())

@@ -416,3 +416,75 @@ fn other_gates_and_shared_gates_are_not_fused() {
     g.nodes[1].attrs = vec![1];
     assert_eq!(fuse_gated_activations(&mut g), 0);
 }
+
+/// SUB with the broadcast operand on either side (the runtime runs a
+/// repeating operand through the same-shape kernel on tiles): `c - x` and
+/// `x - c`, per channel and scalar, exactly as element-wise f32.
+#[test]
+fn broadcast_sub_keeps_its_operand_order() {
+    let x = ramp(3 * 5 * 4);
+    for small in [vec![4], vec![1, 1, 1, 4], vec![]] {
+        let vals: Vec<f32> = (0..small.iter().product::<usize>())
+            .map(|i| 0.25 + i as f32)
+            .collect();
+        for small_first in [true, false] {
+            let mut g = Graph::default();
+            let xi = act(&mut g, "x", &[1, 3, 5, 4]);
+            let ci = konst(&mut g, "c", &small, &vals);
+            let y = act(&mut g, "y", &[1, 3, 5, 4]);
+            let ins = if small_first { [ci, xi] } else { [xi, ci] };
+            node(&mut g, OpCode::Sub, vec![0], &ins, y);
+            (g.inputs, g.outputs) = (vec![xi], vec![y]);
+            let got = run(&g, &x);
+            for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
+                let c = vals[i % vals.len()];
+                let want = if small_first { c - v } else { v - c };
+                assert_eq!(
+                    g.to_bits(),
+                    want.to_bits(),
+                    "{small:?} {small_first} at {i}"
+                );
+            }
+        }
+    }
+}
+
+/// The attention mesh ops' preparation rejects what their kernels would
+/// read out of bounds: a landmark index past the landmarks, a matrix that
+/// is not `[1, 4, 4]`, an output size that is not the tensor's.
+#[test]
+fn mediapipe_mesh_ops_reject_bad_indices_and_shapes() {
+    let prepare = |code: OpCode, attrs: Vec<i32>, shapes: &[&[usize]], out: &[usize]| {
+        let mut g = Graph::default();
+        let ins: Vec<usize> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| act(&mut g, &format!("in{k}"), s))
+            .collect();
+        let y = act(&mut g, "y", out);
+        node(&mut g, code, attrs, &ins, y);
+        (g.inputs, g.outputs) = (ins, vec![y]);
+        crate::package_graph(&g)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    };
+    let f = |v: f32| v.to_bits() as i32;
+    let l2tm = |subset: i32| vec![0, 1, 16, 16, f(1.5), f(1.5), f(0.0), 2, subset];
+    let code = OpCode::LandmarksToTransformMatrix;
+    prepare(code, l2tm(5), &[&[1, 6, 3]], &[1, 4, 4]).unwrap();
+    let e = prepare(code, l2tm(6), &[&[1, 6, 3]], &[1, 4, 4]).unwrap_err();
+    assert!(e.contains("a landmark index is past the landmarks"), "{e}");
+    let e = prepare(code, l2tm(5), &[&[1, 6, 2]], &[1, 4, 4]).unwrap_err();
+    assert!(e.contains("[1, N, 3]"), "{e}");
+    let code = OpCode::TransformTensorBilinear;
+    let img: &[usize] = &[1, 8, 8, 2];
+    prepare(code, vec![4, 4], &[img, &[1, 4, 4]], &[1, 4, 4, 2]).unwrap();
+    let e = prepare(code, vec![4, 4], &[img, &[1, 3, 4]], &[1, 4, 4, 2]).unwrap_err();
+    assert!(e.contains("[1, 3, 4]"), "{e}");
+    let e = prepare(code, vec![4, 5], &[img, &[1, 4, 4]], &[1, 4, 4, 2]).unwrap_err();
+    assert!(e.contains("shape"), "{e}");
+    let code = OpCode::TransformLandmarks;
+    prepare(code, vec![], &[&[1, 5, 2], &[1, 4, 4]], &[1, 5, 2]).unwrap();
+    let e = prepare(code, vec![], &[&[1, 5, 4], &[1, 4, 4]], &[1, 5, 4]).unwrap_err();
+    assert!(e.contains("[1, N, 2] or [1, N, 3]"), "{e}");
+}

@@ -303,9 +303,29 @@ impl SGemm {
         m: usize,
         (out, out_stride): (&[f32], usize),
     ) {
-        assert!(runs.len() == self.k, "window runs cover k");
-        let fits = |len: usize, stride: usize, row: usize| m == 0 || len >= (m - 1) * stride + row;
-        assert!(fits(a.len(), a_stride, runs.span()), "window rows");
+        // Checked: `Runs`' fields are public, and a wrapped product must
+        // not pass for `k` or a short span.
+        let len = runs
+            .runs
+            .checked_mul(runs.cols)
+            .and_then(|n| n.checked_mul(runs.run));
+        assert!(len == Some(self.k), "window runs cover k");
+        let span = [(runs.runs, runs.run_stride), (runs.cols, runs.col_stride)]
+            .iter()
+            .try_fold(runs.run, |acc, &(n, stride)| {
+                n.saturating_sub(1)
+                    .checked_mul(stride)
+                    .and_then(|d| acc.checked_add(d))
+            })
+            .expect("window span overflows");
+        let fits = |len: usize, stride: usize, row: usize| {
+            m == 0
+                || (m - 1)
+                    .checked_mul(stride)
+                    .and_then(|d| d.checked_add(row))
+                    .is_some_and(|need| len >= need)
+        };
+        assert!(fits(a.len(), a_stride, span), "window rows");
         assert!(fits(out.len(), out_stride, self.n), "output rows");
     }
 
@@ -410,16 +430,7 @@ pub fn repeated_elementwise<T: Copy + Default + Sync>(
     } else {
         period
     };
-    let run = |start: usize, out: &mut [T]| {
-        let mut tile = [T::default(); REPEAT_TILE];
-        let tiled: &[T] = if period < REPEAT_TILE {
-            for t in tile[..piece].chunks_exact_mut(period) {
-                t.copy_from_slice(small);
-            }
-            &tile[..piece]
-        } else {
-            small
-        };
+    let pieces = |tiled: &[T], start: usize, out: &mut [T]| {
         for (i, o) in out.chunks_mut(piece).enumerate() {
             let full = &full[start + i * piece..][..o.len()];
             let small = &tiled[..o.len()];
@@ -429,6 +440,16 @@ pub fn repeated_elementwise<T: Copy + Default + Sync>(
                 f(full, small, o)
             }
         }
+    };
+    let run = |start: usize, out: &mut [T]| {
+        if period >= REPEAT_TILE {
+            return pieces(small, start, out);
+        }
+        let mut tile = [T::default(); REPEAT_TILE];
+        for t in tile[..piece].chunks_exact_mut(period) {
+            t.copy_from_slice(small);
+        }
+        pieces(&tile[..piece], start, out)
     };
     if n < ELEMENTWISE_MIN_SPLIT {
         return run(0, out);
@@ -1012,7 +1033,8 @@ pub struct SConv {
     /// (a swish the converter fused, see [`Post`]).
     pub post: Option<Post>,
     /// The window GEMM, when this conv reads the windows inside the image
-    /// in place (one group, windows not cut, filter columns adjacent).
+    /// in place (windows not cut; with groups or a width dilation each
+    /// filter row is `kw` pieces of the group's channels).
     pub window: Option<SGemmWindowFn>,
 }
 

@@ -174,7 +174,7 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
         let kernel = if a.shape == b.shape {
             Some(Kernel::SBinary { op, act, f })
         } else {
-            repeating(a, b, out.dims()).map(|small| Kernel::SBinaryRepeat { op, act, f, small })
+            repeating(a, b, &out).map(|small| Kernel::SBinaryRepeat { op, act, f, small })
         };
         if let Some(kernel) = kernel {
             steps.push(cx.step(
@@ -240,21 +240,16 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
 fn repeating(
     a: &crate::types::TensorDef,
     b: &crate::types::TensorDef,
-    out: &[usize],
+    out: &Shape,
 ) -> Option<usize> {
-    let numel = |d: &[usize]| d.iter().product::<usize>();
-    let repeats = |full: &[usize], small: &[usize]| {
-        let first = small.iter().position(|&d| d != 1).unwrap_or(small.len());
-        let small = &small[first..];
-        numel(full) == numel(out)
-            && numel(small) > 0
-            && small.len() <= out.len()
-            && out.ends_with(small)
+    let repeats = |full: &Shape, small: &Shape| {
+        let d = small.dims();
+        let first = d.iter().position(|&n| n != 1).unwrap_or(d.len());
+        full.numel() == out.numel() && small.numel() > 0 && out.dims().ends_with(&d[first..])
     };
-    let (a, b) = (a.shape.dims(), b.shape.dims());
-    if repeats(a, b) {
+    if repeats(&a.shape, &b.shape) {
         Some(1)
-    } else if repeats(b, a) {
+    } else if repeats(&b.shape, &a.shape) {
         Some(0)
     } else {
         None

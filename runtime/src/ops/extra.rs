@@ -837,14 +837,12 @@ fn prep_pad_mode(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
 /// Every tensor `ts` is plain f32; `m` (if given) is a `[1, 4, 4]` matrix.
 fn expect_f32_with_matrix(cx: &Ctx<'_>, ts: &[&TensorDef], m: Option<&TensorDef>) -> Result<()> {
     for t in ts.iter().chain(&m) {
-        if t.dtype != DType::F32 || !plain(t) {
+        cx.expect_dtype(t, &[DType::F32])?;
+        if !plain(t) {
             return Err(cx.bad("supported for float32 tensors only"));
         }
     }
-    match m {
-        Some(m) if m.shape.dims() != [1, 4, 4] => Err(cx.bad("the matrix must be [1, 4, 4]")),
-        _ => Ok(()),
-    }
+    m.map_or(Ok(()), |m| cx.expect_shape(m, &[1, 4, 4]))
 }
 
 /// Attributes: left and right rotation landmarks, output height and width,

@@ -10,8 +10,9 @@
 //! image one. Only its first two rows are used; `z` is multiplied by 0.
 //! The sums run in MediaPipe's order, in f32 except where it uses double.
 
-/// `f32` cosine, sine and two-argument arctangent, through `f64` so they are
-/// correctly rounded, as glibc's `cosf`, `sinf` and `atan2f` are in practice.
+/// `f32` cosine, sine and two-argument arctangent, through `f64` and rounded
+/// once more: nearly always the correctly rounded value, as glibc's `cosf`,
+/// `sinf` and `atan2f` give (other C libraries may differ by an ulp).
 fn cos(x: f32) -> f32 {
     libm::cos(x as f64) as f32
 }
