@@ -38,13 +38,6 @@ const RIGHT_EYE: [usize; 71] = [
     347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417,
 ];
 
-fn f32s(a: &Array) -> Vec<f32> {
-    a.data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 /// Mean distance between `got` and the reference landmarks `idx`.
 fn mean_dist(got: &[[f64; 2]], want: &[[f64; 2]], idx: impl Iterator<Item = usize>) -> f64 {
     let d: Vec<f64> = got
@@ -104,7 +97,8 @@ fn attention_face_mesh_refines_like_mediapipe() {
             .collect();
         // Crop pixels (192 across) to photo pixels; `stride` values a point.
         let points = |name: &str, stride: usize| -> Vec<[f64; 2]> {
-            f32s(&out[out_index(name)])
+            out[out_index(name)]
+                .as_f32()
                 .chunks_exact(stride)
                 .map(|p| {
                     let s = b[2] / 192.0;

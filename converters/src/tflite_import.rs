@@ -967,41 +967,44 @@ fn mediapipe_mesh_op(
     if version != 2 {
         bail!("version {version} of {name} is not supported (version 2 is)");
     }
-    let map = || -> Result<flexbuffers::MapReader<&[u8]>> {
+    type Map<'a> = flexbuffers::MapReader<&'a [u8]>;
+    // Parsed by the ops that have options (TransformLandmarks has none).
+    let map = || -> Result<Map<'_>> {
         Reader::get_root(options)
             .map_err(|e| anyhow!("custom options are not a flexbuffer: {e}"))?
             .get_map()
             .map_err(|e| anyhow!("custom options are not a flexbuffer map: {e}"))
     };
-    let int = |key: &str| -> Result<i32> {
-        let v = map()?
-            .index(key)
-            .map_err(|_| anyhow!("custom option `{key}` is missing"))?;
-        i32::try_from(v.as_i64()).map_err(|_| anyhow!("custom option `{key}` is out of range"))
+    fn value<'a>(m: &flexbuffers::MapReader<&'a [u8]>, key: &str) -> Result<Reader<&'a [u8]>> {
+        m.index(key)
+            .map_err(|_| anyhow!("custom option `{key}` is missing"))
+    }
+    let int = |m: &Map<'_>, key: &str| -> Result<i32> {
+        i32::try_from(value(m, key)?.as_i64())
+            .map_err(|_| anyhow!("custom option `{key}` is out of range"))
     };
     // MediaPipe reads a missing float as 0; only the rotation may be.
-    let float = |key: &str| -> Result<i32> {
-        let v = match map()?.index(key) {
+    let float = |m: &Map<'_>, key: &str| -> Result<i32> {
+        let v = match value(m, key) {
             Ok(v) => v.as_f64() as f32,
             Err(_) if key == "target_rotation_radians" => 0.0,
-            Err(_) => bail!("custom option `{key}` is missing"),
+            Err(e) => return Err(e),
         };
         Ok(v.to_bits() as i32)
     };
     let (code, attrs, n_in) = match name {
         "Landmarks2TransformMatrix" => {
+            let m = map()?;
             let mut attrs = vec![
-                int("left_rotation_idx")?,
-                int("right_rotation_idx")?,
-                int("output_height")?,
-                int("output_width")?,
-                float("scale_x")?,
-                float("scale_y")?,
-                float("target_rotation_radians")?,
+                int(&m, "left_rotation_idx")?,
+                int(&m, "right_rotation_idx")?,
+                int(&m, "output_height")?,
+                int(&m, "output_width")?,
+                float(&m, "scale_x")?,
+                float(&m, "scale_y")?,
+                float(&m, "target_rotation_radians")?,
             ];
-            let subset = map()?
-                .index("subset_idxs")
-                .map_err(|_| anyhow!("custom option `subset_idxs` is missing"))?
+            let subset = value(&m, "subset_idxs")?
                 .get_vector()
                 .map_err(|_| anyhow!("custom option `subset_idxs` is not a vector"))?;
             for v in subset.iter() {
@@ -1012,11 +1015,11 @@ fn mediapipe_mesh_op(
             }
             (OpCode::LandmarksToTransformMatrix, attrs, 1)
         }
-        "TransformTensorBilinear" => (
-            OpCode::TransformTensorBilinear,
-            vec![int("output_height")?, int("output_width")?],
-            2,
-        ),
+        "TransformTensorBilinear" => {
+            let m = map()?;
+            let hw = vec![int(&m, "output_height")?, int(&m, "output_width")?];
+            (OpCode::TransformTensorBilinear, hw, 2)
+        }
         _ => (OpCode::TransformLandmarks, vec![], 2),
     };
     let inputs: Vec<Option<usize>> = ins.to_vec();

@@ -50,6 +50,12 @@ impl Rng {
     }
 }
 
+/// Every f32 binary op the kernels take.
+const BINARY_OPS: [ferrite_runtime::kernels::reference::elementwise::BinaryOp; 5] = {
+    use ferrite_runtime::kernels::reference::elementwise::BinaryOp::*;
+    [Add, Sub, Mul, Max, Min]
+};
+
 /// Whether two f32 slices hold the same bits (NaNs included).
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
@@ -951,16 +957,10 @@ fn swish_f32_within_4_ulp_of_reference() {
 
 #[test]
 fn binary_f32_equals_reference_bit_for_bit() {
-    use ferrite_runtime::kernels::reference::elementwise::{binary_f32, BinaryOp};
+    use ferrite_runtime::kernels::reference::elementwise::binary_f32;
     let tables = variants();
     let mut rng = Rng(0xb1_0a4f);
-    let ops = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Max,
-        BinaryOp::Min,
-    ];
+    let ops = BINARY_OPS;
     let acts = [
         Activation::None,
         Activation::Relu,
@@ -1013,17 +1013,11 @@ fn binary_f32_equals_reference_bit_for_bit() {
 /// operand on either side (SUB is not commutative).
 #[test]
 fn repeated_binary_f32_equals_reference_bit_for_bit() {
-    use ferrite_runtime::kernels::reference::elementwise::{binary_f32, BinaryOp};
+    use ferrite_runtime::kernels::reference::elementwise::binary_f32;
     use ferrite_runtime::threads::{scoped, Pool};
     let tables = variants();
     let mut rng = Rng(0x5e_b10c);
-    let ops = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Max,
-        BinaryOp::Min,
-    ];
+    let ops = BINARY_OPS;
     let acts = [Activation::None, Activation::Relu6];
     let mut ran = 0;
     for case in 0..60 {
