@@ -310,14 +310,22 @@ impl<'m> Session<'m> {
     /// after each op with views of that op's output tensors (in the op's
     /// output order). For calibration and debugging: unlike `invoke`, this
     /// allocates (one small list per op).
-    pub fn invoke_observed(
+    pub fn invoke_observed(&mut self, observe: impl FnMut(usize, &[TensorView<'_>])) -> Result<()> {
+        self.invoke_first_observed(self.op_steps.len(), observe)
+    }
+
+    /// [`Session::invoke_observed`] for the first `ops` ops only (all of
+    /// them when `ops` is larger): what a measurement of an early op needs.
+    /// The outputs are not computed.
+    pub fn invoke_first_observed(
         &mut self,
+        ops: usize,
         mut observe: impl FnMut(usize, &[TensorView<'_>]),
     ) -> Result<()> {
         let consts = self.model.bytes();
         let def = self.model.def();
         let data = &consts[def.data.start..];
-        for (i, range) in self.op_steps.iter().enumerate() {
+        for (i, range) in self.op_steps.iter().enumerate().take(ops) {
             #[cfg(feature = "std")]
             let pool = self.pool.as_ref();
             #[cfg(not(feature = "std"))]

@@ -34,8 +34,8 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use ferrite_runtime::{DType, Model, OpCode, Options, Session};
-use nalgebra::DMatrix;
+use ferrite_runtime::{DType, Model, OpCode};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
 use super::{calib::Sample, f32s, plan};
 use crate::ir::Graph;
@@ -43,8 +43,13 @@ use crate::ir::Graph;
 /// Dampening added to `H`'s diagonal, as a fraction of its mean (GPTQ's
 /// `percdamp`): keeps the inverse stable when inputs are nearly collinear.
 const DAMP: f64 = 0.01;
-/// Patch rows gathered before they are folded into `H` by one GEMM.
+/// Patch rows gathered before they are folded into `H`.
 const CHUNK_ROWS: usize = 256;
+/// Columns of `H` per GEMM when patches are folded in.
+const FOLD_COLUMNS: usize = 128;
+/// Layers whose rows are shorter than this fold on one thread: their GEMMs
+/// are too small to pay for starting another.
+const PARALLEL_FOLD: usize = 256;
 
 /// How a layer's input becomes the rows its weight rows multiply.
 #[derive(Debug, Clone, Copy)]
@@ -124,10 +129,13 @@ impl Layer {
         self.sums = vec![0.0; self.sums_len()];
     }
 
-    /// `H` of a conv or dense layer.
+    /// `H` of a conv or dense layer (its upper triangle is what
+    /// [`Layer::fold_rows`] sums).
     fn matrix(&self) -> DMatrix<f64> {
         let k = self.row_len();
-        DMatrix::from_column_slice(k, k, &self.sums)
+        let mut h = DMatrix::from_column_slice(k, k, &self.sums);
+        h.fill_lower_triangle_with_upper_triangle();
+        h
     }
 
     /// `H` of depthwise input channel `c`.
@@ -135,17 +143,62 @@ impl Layer {
         DMatrix::from_fn(taps, taps, |i, j| self.sums[(i * taps + j) * cin + c])
     }
 
-    /// Folds the `rows` patches in `buf` (each `k` values) into `H` with one
-    /// GEMM (matrixmultiply, through nalgebra).
+    /// Folds the `rows` patches in `buf` (each `k` values) into the upper
+    /// triangle of `H` (column-major in `sums`), one GEMM (matrixmultiply,
+    /// through nalgebra) per block of [`FOLD_COLUMNS`] columns, each over
+    /// the rows down to its block's last: about half the work of the whole
+    /// square. Wide layers share the blocks among [`super::worker_threads`];
+    /// each block's sums are the same whichever thread computes them.
     fn fold_rows(&mut self, k: usize) {
+        self.fold_rows_on(k, super::worker_threads());
+    }
+
+    /// [`Layer::fold_rows`] on up to `threads` threads.
+    fn fold_rows_on(&mut self, k: usize, threads: usize) {
         let rows = self.buf.len() / k;
         if rows == 0 {
             return;
         }
-        let pt = DMatrix::from_column_slice(k, rows, &self.buf[..rows * k]);
-        let mut h = DMatrix::from_column_slice(k, k, &self.sums);
-        h.gemm(1.0, &pt, &pt.transpose(), 1.0);
-        self.sums.copy_from_slice(h.as_slice());
+        let patches = &self.buf[..rows * k];
+        // `pt` is k × rows (a patch per column); `p` the same values as
+        // rows × k, the transpose, without a copy.
+        let pt = DMatrixView::from_slice(patches, k, rows);
+        let p = DMatrixView::from_slice_with_strides(patches, rows, k, k, 1);
+        let fold = |c0: usize, cols: &mut [f64]| {
+            let width = cols.len() / k;
+            let end = c0 + width;
+            let mut h = DMatrixViewMut::from_slice_with_strides_mut(cols, end, width, 1, k);
+            h.gemm(1.0, &pt.rows(0, end), &p.columns(c0, width), 1.0);
+        };
+        let blocks: Vec<(usize, &mut [f64])> = self
+            .sums
+            .chunks_mut(FOLD_COLUMNS * k)
+            .enumerate()
+            .map(|(b, cols)| (b * FOLD_COLUMNS, cols))
+            .collect();
+        let threads = threads.min(blocks.len());
+        if threads <= 1 || k < PARALLEL_FOLD {
+            for (c0, cols) in blocks {
+                fold(c0, cols);
+            }
+        } else {
+            // Blocks dealt round-robin from the widest (last) end: the
+            // triangle's work grows with the block index.
+            let mut shares: Vec<Vec<(usize, &mut [f64])>> =
+                (0..threads).map(|_| Vec::new()).collect();
+            for (i, b) in blocks.into_iter().rev().enumerate() {
+                shares[i % threads].push(b);
+            }
+            std::thread::scope(|s| {
+                for share in shares {
+                    s.spawn(|| {
+                        for (c0, cols) in share {
+                            fold(c0, cols);
+                        }
+                    });
+                }
+            });
+        }
         self.buf.clear();
     }
 }
@@ -509,7 +562,7 @@ fn round_weights_within(
     }
     let input = g.inputs[0];
     let in_shape = g.tensors[input].shape.clone();
-    let mut session = Session::new(model, Options::default())?;
+    let mut session = super::session(model)?;
     // Passes over the samples, each gathering the layers that fit pass_bytes.
     let mut passes: Vec<Vec<Layer>> = vec![Vec::new()];
     let mut bytes = 0usize;
@@ -531,6 +584,13 @@ fn round_weights_within(
             .iter()
             .map(|l| g.nodes[l.node].inputs[0].and_then(|t| producer.get(&t).copied()))
             .collect();
+        // The ops after the pass's last producer need not run.
+        let ops = sources
+            .iter()
+            .flatten()
+            .map(|&(op, _)| op + 1)
+            .max()
+            .unwrap_or(0);
         for s in samples {
             for (l, src) in pass.iter_mut().zip(&sources) {
                 if src.is_none() && g.nodes[l.node].inputs[0] == Some(input) {
@@ -538,7 +598,7 @@ fn round_weights_within(
                 }
             }
             session.set_input_f32(0, &s.data)?;
-            session.invoke_observed(|i, outs| {
+            session.invoke_first_observed(ops, |i, outs| {
                 for (l, src) in pass.iter_mut().zip(&sources) {
                     if let Some((op, k)) = *src {
                         if op == i {
@@ -551,16 +611,34 @@ fn round_weights_within(
             })?;
             pb.inc(1);
         }
-        for l in &pass {
+        // Each layer rounds on its own: the pass's layers are dealt to the
+        // worker threads.
+        let round = |l: &Layer| -> Option<(usize, Vec<i8>)> {
             let node = &g.nodes[l.node];
-            let (Some(axis), Some(wt)) = (plan::weight_axis(node.code), node.inputs[1]) else {
-                continue;
-            };
+            let (axis, wt) = (plan::weight_axis(node.code)?, node.inputs[1]?);
             let (_, scales) = plan::quantize_weights(&g.tensors[wt], axis);
-            if let Some(q) = l.round(g, &scales) {
-                out.weights.insert(l.node, q);
-            }
-        }
+            Some((l.node, l.round(g, &scales)?))
+        };
+        let threads = super::worker_threads().min(pass.len()).max(1);
+        let rounded: Vec<(usize, Vec<i8>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let pass = &pass;
+                    s.spawn(move || {
+                        pass.iter()
+                            .skip(t)
+                            .step_by(threads)
+                            .filter_map(round)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        out.weights.extend(rounded);
     }
     pb.finish_and_clear();
     Ok(out)
@@ -686,6 +764,35 @@ mod tests {
             .collect()
     }
 
+    /// A layer wide enough to fold in blocks, on several threads: `H` is
+    /// `Σ x xᵀ` of its rows, and the same bits on any number of threads.
+    #[test]
+    fn wide_layers_fold_the_same_h_on_any_thread_count() {
+        let k = 300;
+        assert!(k >= PARALLEL_FOLD.max(2 * FOLD_COLUMNS + 1));
+        let rows = noise(7, 40 * k);
+        let fold = |threads: usize| {
+            let mut l = Layer::new(0, Reads::Dense { k });
+            l.start();
+            // Two folds: the second adds to the first.
+            for chunk in rows.chunks(20 * k) {
+                l.buf.extend_from_slice(chunk);
+                l.fold_rows_on(k, threads);
+            }
+            l.matrix()
+        };
+        let one = fold(1);
+        for i in 0..k {
+            for j in 0..k {
+                let direct: f64 = rows.chunks(k).map(|r| r[i] * r[j]).sum();
+                assert!((one[(i, j)] - direct).abs() < 1e-12, "H[{i}][{j}]");
+            }
+        }
+        for threads in [2, 3] {
+            assert!(fold(threads) == one, "{threads} threads");
+        }
+    }
+
     /// `eᵀ H e` must be the energy of the layer's output for weights `e`,
     /// whatever the padding, stride and dilation: that is what makes `H`
     /// the right matrix for GPTQ.
@@ -798,6 +905,30 @@ mod tests {
             outputs: vec![6],
             ..Default::default()
         }
+    }
+
+    /// A session asked for its first op runs that op alone, with the
+    /// output a whole run gives it.
+    #[test]
+    fn a_run_of_the_first_ops_observes_only_those() {
+        let g = two_layer_graph();
+        let c = crate::package_graph(&g).unwrap();
+        let model = Model::from_vec(&c.bytes).unwrap();
+        let mut session = ferrite_runtime::Session::new(&model, Default::default()).unwrap();
+        let x: Vec<f32> = noise(9, 108).iter().map(|&v| v as f32).collect();
+        // (A run may reuse its input's memory: each run sets it again.)
+        let observe = |session: &mut ferrite_runtime::Session, ops| {
+            session.set_input_f32(0, &x).unwrap();
+            let mut seen = Vec::new();
+            session
+                .invoke_first_observed(ops, |i, outs| seen.push((i, f32s(outs[0].data))))
+                .unwrap();
+            seen
+        };
+        let all = observe(&mut session, usize::MAX);
+        assert_eq!(all.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1]);
+        let first = observe(&mut session, 1);
+        assert_eq!(first, all[..1]);
     }
 
     #[test]

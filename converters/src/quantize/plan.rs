@@ -567,23 +567,31 @@ pub fn quantize_weights(t: &Tensor, axis: usize) -> (Tensor, Vec<f32>) {
     let dims = &t.shape;
     let n = dims.get(axis).copied().unwrap_or(1).max(1);
     let inner: usize = dims.iter().skip(axis + 1).product();
+    // Runs of `inner` values share a channel, and the channels repeat in
+    // order: the channel steps along with the runs (no division per value).
+    let runs = || {
+        w.chunks(inner.max(1))
+            .zip((0..n).cycle())
+            .map(|(run, c)| (c, run))
+    };
     let mut absmax = vec![0f32; n];
-    for (i, &v) in w.iter().enumerate() {
-        let c = (i / inner.max(1)) % n;
-        absmax[c] = absmax[c].max(v.abs());
+    for (c, run) in runs() {
+        for &v in run {
+            absmax[c] = absmax[c].max(v.abs());
+        }
     }
     let scales: Vec<f32> = absmax
         .iter()
         .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
         .collect();
-    let data: Vec<u8> = w
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let c = (i / inner.max(1)) % n;
-            (v / scales[c]).round().clamp(-127.0, 127.0) as i8 as u8
-        })
-        .collect();
+    let mut data: Vec<u8> = Vec::with_capacity(w.len());
+    for (c, run) in runs() {
+        let s = scales[c];
+        data.extend(
+            run.iter()
+                .map(|&v| (v / s).round().clamp(-127.0, 127.0) as i8 as u8),
+        );
+    }
     let q = Tensor {
         name: t.name.clone(),
         dtype: DType::I8,
@@ -664,6 +672,70 @@ pub struct Adjust {
     /// The node's int8 weights (same layout and scales as
     /// [`quantize_weights`]), rounded otherwise than to nearest (GPTQ).
     pub rounded: HashMap<usize, Vec<i8>>,
+    /// The int8 weights [`rewrite`] stores, made once by
+    /// [`Adjust::prepare_weights`] (after `rounded` is final) instead of
+    /// at every rewrite: bias correction rewrites the graph once per layer.
+    pub weights: HashMap<usize, QuantizedWeights>,
+}
+
+impl Adjust {
+    /// Quantizes every weighted node's weights once, as [`rewrite`] would.
+    pub fn prepare_weights(&mut self, g: &Graph) {
+        self.weights.clear();
+        let made: Vec<(usize, QuantizedWeights)> = (0..g.nodes.len())
+            .filter_map(|n| {
+                let axis = weight_axis(g.nodes[n].code)?;
+                let t = (*g.nodes[n].inputs.get(1)?)?;
+                (g.tensors[t].dtype == DType::F32)
+                    .then(|| (n, QuantizedWeights::new(g, n, t, axis, self)))
+            })
+            .collect();
+        self.weights.extend(made);
+    }
+}
+
+/// A weighted node's int8 weight tensor, its per-channel scales and the
+/// report's statistics of it.
+#[derive(Debug, Clone)]
+pub struct QuantizedWeights {
+    tensor: Tensor,
+    scales: Vec<f32>,
+    stats: WeightStats,
+}
+
+impl QuantizedWeights {
+    /// Node `n`'s float weights `t` quantized per channel along `axis`,
+    /// with `adjust.rounded`'s int8 values where it has them.
+    fn new(g: &Graph, n: usize, t: usize, axis: usize, adjust: &Adjust) -> Self {
+        let (mut qt, scales) = quantize_weights(&g.tensors[t], axis);
+        if let Some(q) = adjust.rounded.get(&n) {
+            if Some(q.len()) == qt.data.as_ref().map(Vec::len) {
+                qt.data = Some(q.iter().map(|&v| v as u8).collect());
+            }
+        }
+        let inner: usize = qt.shape.iter().skip(axis + 1).product();
+        let deq: Vec<f32> = qt
+            .data
+            .as_deref()
+            .unwrap_or_default()
+            .chunks(inner.max(1))
+            .zip(scales.iter().cycle())
+            .flat_map(|(run, &s)| run.iter().map(move |&v| v as i8 as f32 * s))
+            .collect();
+        let w = g.tensors[t].f32_data().unwrap_or_default();
+        let stats = WeightStats {
+            node: n,
+            channels: scales.len(),
+            absmax_min: scales.iter().fold(f32::INFINITY, |m, &s| m.min(s * 127.0)),
+            absmax_max: scales.iter().fold(0f32, |m, &s| m.max(s * 127.0)),
+            sqnr_db: sqnr_db(&w, &deq),
+        };
+        QuantizedWeights {
+            tensor: qt,
+            scales,
+            stats,
+        }
+    }
 }
 
 /// The rewritten graph and the map from its ops back to the source nodes.
@@ -834,31 +906,13 @@ pub fn rewrite(
             }
             match (weight_axis(node.code), k) {
                 (Some(axis), 1) => {
-                    let (mut qt, scales) = quantize_weights(&g.tensors[t], axis);
-                    if let Some(q) = adjust.rounded.get(&n) {
-                        if Some(q.len()) == qt.data.as_ref().map(Vec::len) {
-                            qt.data = Some(q.iter().map(|&v| v as u8).collect());
-                        }
-                    }
-                    let deq: Vec<f32> = {
-                        let d = qt.data.as_ref().unwrap();
-                        let inner: usize = qt.shape.iter().skip(axis + 1).product();
-                        let nch = scales.len();
-                        d.iter()
-                            .enumerate()
-                            .map(|(i, &v)| v as i8 as f32 * scales[(i / inner.max(1)) % nch])
-                            .collect()
+                    let q = match adjust.weights.get(&n) {
+                        Some(q) => q.clone(),
+                        None => QuantizedWeights::new(g, n, t, axis, adjust),
                     };
-                    let w = g.tensors[t].f32_data().unwrap_or_default();
-                    weights.push(WeightStats {
-                        node: n,
-                        channels: scales.len(),
-                        absmax_min: scales.iter().fold(f32::INFINITY, |m, &s| m.min(s * 127.0)),
-                        absmax_max: scales.iter().fold(0f32, |m, &s| m.max(s * 127.0)),
-                        sqnr_db: sqnr_db(&w, &deq),
-                    });
-                    w_scales = scales;
-                    new.inputs[k] = Some(b.out.add_tensor(qt));
+                    weights.push(q.stats);
+                    w_scales = q.scales;
+                    new.inputs[k] = Some(b.out.add_tensor(q.tensor));
                 }
                 (Some(_), 2) => {
                     let mut bias = g.tensors[t].clone();
