@@ -1510,6 +1510,63 @@ impl UniformRq {
     }
 }
 
+/// An ADD input's requantization (after `left_shift`) in 32-bit lanes:
+/// the input `x` is at most 9 bits, so with `T = 31 − left_shift + rs` TFLite's
+/// two roundings are one `⌊(x·m + C) / 2^T⌋` (`C` = the high-half rounding
+/// `2^(30−L)`, plus `2^(30−L+rs) − 2^(31−L)·[x<0]` for the rounding shift by
+/// `rs > 0`), and with `m = mh·2^T + ml` that is `x·mh + ⌊(x·ml + C) / 2^T⌋`:
+/// two `vpmulld` and no 64-bit products or lane shuffles. [`SmallRq::new`]
+/// checks the bounds that keep every step inside `i32`.
+#[derive(Clone, Copy)]
+struct SmallRq {
+    mh: __m512i,
+    ml: __m512i,
+    c: __m512i,
+    t: __m128i,
+    /// `-2^(31−L)` is added for negative inputs (`rs > 0`).
+    sign: Option<__m128i>,
+}
+
+impl SmallRq {
+    /// `None` outside the bounds: `|x| ≤ 256`, `9 ≤ T ≤ 22` (so `x·mh` and
+    /// `x·ml + C` fit in `i32`) and `m·2^L ≥ 2^30` (so the first rounding's
+    /// result is negative exactly when `x` is).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn new(multiplier: i32, shift: i32, left_shift: i32) -> Option<Self> {
+        let (m, l, rs) = (i64::from(multiplier), left_shift, -shift);
+        let t = 31 - l + rs;
+        if !(1..=30).contains(&l) || !(0..=31).contains(&rs) || !(9..=22).contains(&t) {
+            return None;
+        }
+        if m < 0 || m << l < 1 << 30 {
+            return None;
+        }
+        let c = (1i64 << (30 - l)) + if rs > 0 { 1i64 << (30 - l + rs) } else { 0 };
+        Some(SmallRq {
+            mh: _mm512_set1_epi32((m >> t) as i32),
+            ml: _mm512_set1_epi32((m & ((1 << t) - 1)) as i32),
+            c: _mm512_set1_epi32(c as i32),
+            t: _mm_cvtsi32_si128(t),
+            sign: (rs > 0).then(|| _mm_cvtsi32_si128(31 - l)),
+        })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn apply(&self, x: __m512i) -> __m512i {
+        let mut low = _mm512_add_epi32(_mm512_mullo_epi32(x, self.ml), self.c);
+        if let Some(s) = self.sign {
+            // -2^(31-L) where x < 0: the sign mask shifted left.
+            low = _mm512_add_epi32(low, _mm512_sll_epi32(_mm512_srai_epi32::<31>(x), s));
+        }
+        _mm512_add_epi32(
+            _mm512_mullo_epi32(x, self.mh),
+            _mm512_sra_epi32(low, self.t),
+        )
+    }
+}
+
 /// Same-shape int8 ADD/SUB: TFLite's `AddFunc` on 16 lanes. Parameters as
 /// `AddI8Params::new` makes them (right shifts only, `left_shift` 20,
 /// offsets within ±128) take [`UniformRq`]; anything else the general
@@ -1541,10 +1598,33 @@ unsafe fn qadd(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
 unsafe fn qadd_uniform(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
     unsafe {
         debug_assert!(a.len() == out.len() && b.len() == out.len());
-        let off1 = _mm512_set1_epi32(p.input1_offset);
-        let off2 = _mm512_set1_epi32(p.input2_offset);
+        let small = |m, s| SmallRq::new(m, s, p.left_shift);
+        if let (Some(q1), Some(q2)) = (
+            small(p.input1_multiplier, p.input1_shift),
+            small(p.input2_multiplier, p.input2_shift),
+        ) {
+            return qadd_inputs(p, a, b, out, |x| q1.apply(x), |y| q2.apply(y));
+        }
         let q1 = UniformRq::new(p.input1_multiplier, p.input1_shift, p.left_shift, true);
         let q2 = UniformRq::new(p.input2_multiplier, p.input2_shift, p.left_shift, true);
+        qadd_inputs(p, a, b, out, |x| q1.apply(x), |y| q2.apply(y))
+    }
+}
+
+/// [`qadd_uniform`]'s loop with the inputs' requantizations `r1`, `r2`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn qadd_inputs(
+    p: &AddI8Params,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+    r1: impl Fn(__m512i) -> __m512i,
+    r2: impl Fn(__m512i) -> __m512i,
+) {
+    unsafe {
+        let off1 = _mm512_set1_epi32(p.input1_offset);
+        let off2 = _mm512_set1_epi32(p.input2_offset);
         let qo = UniformRq::new(
             p.output_multiplier,
             p.output_shift,
@@ -1565,8 +1645,8 @@ unsafe fn qadd_uniform(p: &AddI8Params, a: &[i8], b: &[i8], out: &mut [i8]) {
             };
             let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, a.as_ptr().add(i)));
             let y = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b.as_ptr().add(i)));
-            let x = q1.apply(_mm512_add_epi32(x, off1));
-            let y = q2.apply(_mm512_add_epi32(y, off2));
+            let x = r1(_mm512_add_epi32(x, off1));
+            let y = r2(_mm512_add_epi32(y, off2));
             let s = if p.subtract {
                 _mm512_sub_epi32(x, y)
             } else {
@@ -1786,4 +1866,54 @@ pub fn avx512_binary_f32(
     }
     // SAFETY: the table holds this kernel only when the CPU has AVX-512F.
     unsafe { wide(op, act, a, b, out) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::multiply_by_quantized_multiplier_smaller_than_one_exp as reference;
+
+    /// An ADD input's 32-bit requantization equals TFLite's two roundings
+    /// for every input value it can see (`|x| ≤ 256` after the offset), on
+    /// every multiplier shape an ADD makes: the 0.5 of the input with the
+    /// larger scale, and others down to a 2^-11 ratio. (The end-to-end
+    /// contract test cannot see an error of one here: the output's
+    /// requantization divides it away but at its rare exact ties.)
+    #[test]
+    fn add_input_requantization_is_tflites() {
+        if !(std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl"))
+        {
+            return;
+        }
+        let mut state = 0x5eed_add5_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as i32
+        };
+        let mut cases = vec![(1 << 30, 0), (i32::MAX, -1), (1 << 30, -11)];
+        for _ in 0..400 {
+            let m = (1 << 30) + (next() & ((1 << 30) - 1));
+            cases.push((m, -(next() % 12)));
+        }
+        for (m, shift) in cases {
+            let q = unsafe { SmallRq::new(m, shift, 20) }.expect("an ADD input's multiplier");
+            for x0 in (-256..256).step_by(16) {
+                let xs: [i32; 16] = core::array::from_fn(|i| x0 + i as i32);
+                let got: [i32; 16] = unsafe {
+                    core::mem::transmute(q.apply(_mm512_loadu_si512(xs.as_ptr() as *const _)))
+                };
+                for (x, g) in xs.iter().zip(got) {
+                    assert_eq!(
+                        g,
+                        reference(x << 20, m, shift),
+                        "x {x}, m {m}, shift {shift}"
+                    );
+                }
+            }
+        }
+    }
 }
