@@ -170,12 +170,23 @@ impl Layer {
             let mut h = DMatrixViewMut::from_slice_with_strides_mut(cols, end, width, 1, k);
             h.gemm(1.0, &pt.rows(0, end), &p.columns(c0, width), 1.0);
         };
-        let blocks: Vec<(usize, &mut [f64])> = self
-            .sums
-            .chunks_mut(FOLD_COLUMNS * k)
-            .enumerate()
-            .map(|(b, cols)| (b * FOLD_COLUMNS, cols))
-            .collect();
+        // Blocks of FOLD_COLUMNS, the last one taking the rest: nalgebra
+        // hands a product with a dimension of 5 or less to its own loop,
+        // which sums in another order than matrixmultiply (and than one
+        // GEMM over the whole square, which `H` must equal bit for bit).
+        let mut blocks: Vec<(usize, &mut [f64])> = Vec::new();
+        let mut rest: &mut [f64] = &mut self.sums;
+        let mut c0 = 0;
+        while !rest.is_empty() {
+            let width = if k - c0 < 2 * FOLD_COLUMNS {
+                k - c0
+            } else {
+                FOLD_COLUMNS
+            };
+            let (cols, tail) = rest.split_at_mut(width * k);
+            blocks.push((c0, cols));
+            (rest, c0) = (tail, c0 + width);
+        }
         let threads = threads.min(blocks.len());
         if threads <= 1 || k < PARALLEL_FOLD {
             for (c0, cols) in blocks {
@@ -508,6 +519,8 @@ fn gptq(h: &DMatrix<f64>, mut rows: Vec<Vec<f64>>, scales: &[f32]) -> Option<Vec
 /// and inverse (measured here: 0.7 s at k = 1152, 19 s at 2304, 108 s at
 /// 4608), and `H` takes k² × 8 bytes. MobileNetV2's widest is 1280.
 pub const MAX_INPUTS: usize = 1536;
+/// Layers rounded at once (see [`round_weights`]).
+const ROUNDING_THREADS: usize = 4;
 /// Memory for the `H` matrices gathered in one pass over the samples; a
 /// model whose layers need more is measured in several passes.
 const PASS_BYTES: usize = 256 << 20;
@@ -619,7 +632,12 @@ fn round_weights_within(
             let (_, scales) = plan::quantize_weights(&g.tensors[wt], axis);
             Some((l.node, l.round(g, &scales)?))
         };
-        let threads = super::worker_threads().min(pass.len()).max(1);
+        // At most ROUNDING_THREADS: each holds a few k × k matrices while
+        // it rounds (about 90 MB at MAX_INPUTS), outside PASS_BYTES.
+        let threads = super::worker_threads()
+            .min(ROUNDING_THREADS)
+            .min(pass.len())
+            .max(1);
         let rounded: Vec<(usize, Vec<i8>)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
@@ -764,32 +782,30 @@ mod tests {
             .collect()
     }
 
-    /// A layer wide enough to fold in blocks, on several threads: `H` is
-    /// `Σ x xᵀ` of its rows, and the same bits on any number of threads.
+    /// Layers folded in blocks, on any number of threads, get the bits of
+    /// one GEMM over the whole square (what `H` was before it was folded in
+    /// blocks), whatever the last block's width (one column, a few: the
+    /// widths nalgebra runs through its own loop) and the chunk's rows.
     #[test]
-    fn wide_layers_fold_the_same_h_on_any_thread_count() {
-        let k = 300;
-        assert!(k >= PARALLEL_FOLD.max(2 * FOLD_COLUMNS + 1));
-        let rows = noise(7, 40 * k);
-        let fold = |threads: usize| {
-            let mut l = Layer::new(0, Reads::Dense { k });
-            l.start();
-            // Two folds: the second adds to the first.
-            for chunk in rows.chunks(20 * k) {
-                l.buf.extend_from_slice(chunk);
-                l.fold_rows_on(k, threads);
+    fn layers_fold_the_bits_of_one_gemm_on_any_thread_count() {
+        for k in [7, 129, 133, 261, 300, 389] {
+            for rows in [3, 40] {
+                let patches = noise(k as u64, rows * k);
+                let pt = DMatrix::from_column_slice(k, rows, &patches);
+                let mut whole = DMatrix::from_element(k, k, 0.5);
+                whole.gemm(1.0, &pt, &pt.transpose(), 1.0);
+                for threads in [1, 2, 3] {
+                    let mut l = Layer::new(0, Reads::Dense { k });
+                    l.start();
+                    l.sums.fill(0.5);
+                    l.buf.extend_from_slice(&patches);
+                    l.fold_rows_on(k, threads);
+                    // `matrix` mirrors the upper triangle; so must `whole`.
+                    let mut want = whole.clone();
+                    want.fill_lower_triangle_with_upper_triangle();
+                    assert!(l.matrix() == want, "k {k}, {rows} rows, {threads} threads");
+                }
             }
-            l.matrix()
-        };
-        let one = fold(1);
-        for i in 0..k {
-            for j in 0..k {
-                let direct: f64 = rows.chunks(k).map(|r| r[i] * r[j]).sum();
-                assert!((one[(i, j)] - direct).abs() < 1e-12, "H[{i}][{j}]");
-            }
-        }
-        for threads in [2, 3] {
-            assert!(fold(threads) == one, "{threads} threads");
         }
     }
 

@@ -833,7 +833,11 @@ impl DwTile {
         // Strided layers only when one strip holds the whole image: on
         // MobileNetV2's 112->56 and 56->28 layers (padded at the bottom and
         // right only, large inputs) the strips' copies made them 31% and
-        // 12% slower; the 28->14 and 14->7 ones gain.
+        // 12% slower; the 14->7 one gains. (The 28->14 one gained from the
+        // int8 tile, which held it whole; the i16 tile holds 8 of its 14
+        // output rows, so it takes the direct path: 0.017 ms through the
+        // int8 tile, 0.015 direct. A 64 KiB tile, which holds it, measured
+        // no faster on the model's other depthwise layers.)
         if (g.stride_h > 1 || g.stride_w > 1) && strip < oh {
             return None;
         }
@@ -1550,9 +1554,11 @@ struct SmallRq {
 }
 
 impl SmallRq {
-    /// `None` outside the bounds: `|x| ≤ 256`, `9 ≤ T ≤ 22` (so `x·mh` and
-    /// `x·ml + C` fit in `i32`) and `m·2^L ≥ 2^30` (so the first rounding's
-    /// result is negative exactly when `x` is).
+    /// `None` outside the bounds that hold for inputs `|x| ≤ 256` (the
+    /// caller's: int8 values plus offsets within ±128): `9 ≤ T ≤ 22` (so
+    /// `x·mh` and `x·ml + C` fit in `i32`) and `m·2^L ≥ 2^30` (so the first
+    /// rounding's result is negative when `x` is; at `m·2^L = 2^30` and
+    /// `x = −1` it is 0, and both forms give 0).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     fn new(multiplier: i32, shift: i32, left_shift: i32) -> Option<Self> {
@@ -1921,21 +1927,28 @@ mod tests {
             let m = (1 << 30) + (next() & ((1 << 30) - 1));
             cases.push((m, -(next() % 12)));
         }
+        let mut checked = 0;
         for (m, shift) in cases {
-            let q = unsafe { SmallRq::new(m, shift, 20) }.expect("an ADD input's multiplier");
-            for x0 in (-256..256).step_by(16) {
-                let xs: [i32; 16] = core::array::from_fn(|i| x0 + i as i32);
-                let got: [i32; 16] = unsafe {
-                    core::mem::transmute(q.apply(_mm512_loadu_si512(xs.as_ptr() as *const _)))
+            // TFLite's ADD shifts by 20; any other shift the kernel takes
+            // where `new` allows it.
+            for l in [20, 9, 14, 21] {
+                let Some(q) = (unsafe { SmallRq::new(m, shift, l) }) else {
+                    assert!(l != 20, "an ADD input's multiplier {m}, shift {shift}");
+                    continue;
                 };
-                for (x, g) in xs.iter().zip(got) {
-                    assert_eq!(
-                        g,
-                        reference(x << 20, m, shift),
-                        "x {x}, m {m}, shift {shift}"
-                    );
+                for x0 in (-256..256).step_by(16) {
+                    let xs: [i32; 16] = core::array::from_fn(|i| x0 + i as i32);
+                    let got: [i32; 16] = unsafe {
+                        core::mem::transmute(q.apply(_mm512_loadu_si512(xs.as_ptr() as *const _)))
+                    };
+                    for (x, g) in xs.iter().zip(got) {
+                        let want = reference(x << l, m, shift);
+                        assert_eq!(g, want, "x {x}, m {m}, shift {shift}, left shift {l}");
+                    }
                 }
+                checked += 1;
             }
         }
+        assert!(checked > 2 * 403, "{checked} cases");
     }
 }
