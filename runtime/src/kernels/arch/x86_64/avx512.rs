@@ -954,8 +954,29 @@ macro_rules! qdw_kernel {
     ($name:ident, $features:literal, |$acc:ident, $x:ident, $w:ident| $madd:expr) => {
         #[target_feature(enable = $features)]
         unsafe fn $name(p: &QDw, input: &[i8], out: DwOut<i8>) {
-            /// The `np` pairs of taps (`src(2q)`, `src(2q + 1)`) of one output
-            /// pixel on 32 channels from `c0`, starting from `acc`.
+            /// The `np` pairs of taps (`tap(2q)`, `tap(2q + 1)`: each tap's 32
+            /// channels widened to `i16`) of one output pixel, starting from
+            /// `acc`.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn dw_pairs(
+                wv: &[(__m512i, __m512i)],
+                np: usize,
+                tap: impl Fn(usize) -> __m512i,
+                acc: (__m512i, __m512i),
+            ) -> (__m512i, __m512i) {
+                let madd = |$acc: __m512i, $x: __m512i, $w: __m512i| $madd;
+                let (mut lo, mut hi) = acc;
+                for (q, &(w_lo, w_hi)) in wv[..np].iter().enumerate() {
+                    let (xa, xb) = (tap(2 * q), tap(2 * q + 1));
+                    lo = madd(lo, _mm512_unpacklo_epi16(xa, xb), w_lo);
+                    hi = madd(hi, _mm512_unpackhi_epi16(xa, xb), w_hi);
+                }
+                (lo, hi)
+            }
+
+            /// [`dw_pairs`] on the image: `src(t)` points at tap `t`'s pixel,
+            /// whose 32 channels from `c0` (those in `m32`) are widened here.
             #[inline]
             #[target_feature(enable = $features)]
             unsafe fn dw_taps<const FULL: bool>(
@@ -967,27 +988,20 @@ macro_rules! qdw_kernel {
                 acc: (__m512i, __m512i),
             ) -> (__m512i, __m512i) {
                 unsafe {
-                    let load = |ptr: *const i8| {
+                    let load = |t: usize| {
+                        let ptr = src(t).add(c0);
                         _mm512_cvtepi8_epi16(if FULL {
-                            _mm256_loadu_si256(ptr.add(c0) as *const __m256i)
+                            _mm256_loadu_si256(ptr as *const __m256i)
                         } else {
-                            _mm256_maskz_loadu_epi8(m32, ptr.add(c0))
+                            _mm256_maskz_loadu_epi8(m32, ptr)
                         })
                     };
-                    let madd = |$acc: __m512i, $x: __m512i, $w: __m512i| $madd;
-                    let (mut lo, mut hi) = acc;
-                    for (q, &(w_lo, w_hi)) in wv[..np].iter().enumerate() {
-                        let xa = load(src(2 * q));
-                        let xb = load(src(2 * q + 1));
-                        lo = madd(lo, _mm512_unpacklo_epi16(xa, xb), w_lo);
-                        hi = madd(hi, _mm512_unpackhi_epi16(xa, xb), w_hi);
-                    }
-                    (lo, hi)
+                    dw_pairs(wv, np, load, acc)
                 }
             }
 
-            /// [`dw_taps`] on a widened tile: `src(t)` points at tap `t`'s 32
-            /// channels as `i16`.
+            /// [`dw_pairs`] on a widened tile: `src(t)` points at tap `t`'s
+            /// 32 channels as `i16`.
             #[inline]
             #[target_feature(enable = $features)]
             unsafe fn dw_taps16(
@@ -996,17 +1010,7 @@ macro_rules! qdw_kernel {
                 src: impl Fn(usize) -> *const i16,
                 acc: (__m512i, __m512i),
             ) -> (__m512i, __m512i) {
-                unsafe {
-                    let madd = |$acc: __m512i, $x: __m512i, $w: __m512i| $madd;
-                    let (mut lo, mut hi) = acc;
-                    for (q, &(w_lo, w_hi)) in wv[..np].iter().enumerate() {
-                        let xa = _mm512_loadu_si512(src(2 * q) as *const _);
-                        let xb = _mm512_loadu_si512(src(2 * q + 1) as *const _);
-                        lo = madd(lo, _mm512_unpacklo_epi16(xa, xb), w_lo);
-                        hi = madd(hi, _mm512_unpackhi_epi16(xa, xb), w_hi);
-                    }
-                    (lo, hi)
-                }
+                unsafe { dw_pairs(wv, np, |t| _mm512_loadu_si512(src(t) as *const _), acc) }
             }
 
             /// Output rows `rows` (the first at `outp`) of 32 channels from
