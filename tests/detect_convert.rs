@@ -65,7 +65,10 @@ fn mismatched_spec_fails_at_conversion() {
         .unwrap()
         .replace("strides = [8, 16, 16, 16]", "strides = [4]")
         .replace("num_layers = 4", "num_layers = 1")
-        .replace("interpolated_scale_aspect_ratio = 1.0", "")
+        .replace(
+            "interpolated_scale_aspect_ratio = 1.0",
+            "interpolated_scale_aspect_ratio = 0.0",
+        )
         .replace("num_boxes = 896", "num_boxes = 1024");
     let spec = tmp("full.toml", &text);
     let e = convert_with(

@@ -392,7 +392,9 @@ pub struct AnchorSpec {
     #[serde(default = "half")]
     pub anchor_offset_y: f32,
     pub strides: Vec<usize>,
-    #[serde(default = "one_ratio")]
+    /// One anchor per cell for each ratio (none by default, as in MediaPipe:
+    /// then only the interpolated anchor).
+    #[serde(default)]
     pub aspect_ratios: Vec<f32>,
     /// Explicit feature map sizes (one per layer); derived from the strides when empty.
     #[serde(default)]
@@ -402,8 +404,10 @@ pub struct AnchorSpec {
     #[serde(default)]
     pub reduce_boxes_in_lowest_layer: bool,
     /// Adds one anchor per cell with this aspect ratio and the geometric mean
-    /// of this layer's and the next layer's scale (0 disables it).
-    #[serde(default)]
+    /// of this layer's and the next layer's scale (0 disables it). The
+    /// default is MediaPipe's, 1.0: its graphs that leave the option out
+    /// (BlazeFace short-range, palm and pose detection) get that anchor.
+    #[serde(default = "one_f32")]
     pub interpolated_scale_aspect_ratio: f32,
     /// All anchors get width = height = 1 (box sizes are absolute).
     #[serde(default)]
@@ -413,8 +417,8 @@ pub struct AnchorSpec {
 fn half() -> f32 {
     0.5
 }
-fn one_ratio() -> Vec<f32> {
-    vec![1.0]
+fn one_f32() -> f32 {
+    1.0
 }
 
 /// Order of the four box values in the boxes tensor.
@@ -446,7 +450,7 @@ pub struct DecodeSpec {
     pub num_classes: usize,
     #[serde(default)]
     pub box_coord_offset: usize,
-    #[serde(default = "four")]
+    #[serde(default)]
     pub keypoint_coord_offset: usize,
     #[serde(default)]
     pub num_keypoints: usize,
@@ -480,19 +484,17 @@ fn one() -> usize {
 fn two() -> usize {
     2
 }
-fn four() -> usize {
-    4
-}
 
 /// Non-maximum suppression algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NmsAlgorithm {
-    /// Keep the best box, drop every box overlapping it.
+    /// Keep the best box, drop every box overlapping it (the default, as
+    /// MediaPipe's `NonMaxSuppressionCalculator` has it).
+    #[default]
     Hard,
     /// MediaPipe's weighted NMS: the kept box (and its keypoints) is the
     /// score-weighted mean of every box overlapping the best one.
-    #[default]
     Weighted,
 }
 
@@ -659,8 +661,8 @@ impl DetectorSpec {
         {
             return err("anchors: feature_map_width/height need one entry per layer".into());
         }
-        if a.input_width == 0 || a.input_height == 0 || a.aspect_ratios.is_empty() {
-            return err("anchors: input size and aspect_ratios must be non-empty".into());
+        if a.input_width == 0 || a.input_height == 0 {
+            return err("anchors: the input size must be non-zero".into());
         }
         if a.aspect_ratios.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
             return err("anchors: aspect ratios must be positive".into());

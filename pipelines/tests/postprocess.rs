@@ -25,7 +25,8 @@ fn anchor_counts_of_known_detectors() {
     assert_eq!((a[512].x_center, a[512].y_center), (0.5 / 8.0, 0.5 / 8.0));
     assert_eq!(a[895].x_center, 7.5 / 8.0);
 
-    // BlazeFace full-range: one layer, stride 4 on 192x192, no interpolated anchor.
+    // BlazeFace full-range: one layer, stride 4 on 192x192, no interpolated
+    // anchor (its MediaPipe graph turns it off).
     let toml = r#"
         num_layers = 1
         min_scale = 0.1484375
@@ -33,7 +34,9 @@ fn anchor_counts_of_known_detectors() {
         input_width = 192
         input_height = 192
         strides = [4]
+        aspect_ratios = [1.0]
         fixed_anchor_size = true
+        interpolated_scale_aspect_ratio = 0.0
     "#;
     let full: ferrite_pipelines::spec::AnchorSpec = toml::from_str(toml).unwrap();
     assert_eq!(anchor_count(&full), 2304);
@@ -58,6 +61,38 @@ fn anchor_counts_of_known_detectors() {
     assert!((a[0].w - 0.1).abs() < 1e-6 && (a[0].h - 0.1).abs() < 1e-6);
     assert!((a[1].w - 0.2 * 2f32.sqrt()).abs() < 1e-6);
     assert!((a[2].h - 0.2 * 2f32.sqrt()).abs() < 1e-6);
+}
+
+/// The anchor options of MediaPipe graphs, copied as they are written there
+/// (`SsdAnchorsCalculatorOptions`): options a graph leaves out take
+/// MediaPipe's defaults, so each gives the model's number of boxes.
+#[test]
+fn mediapipe_anchor_options_copied_over_keep_mediapipes_defaults() {
+    // face_detection_short_range_cpu, palm_detection_cpu, pose_detection_cpu:
+    // none of them sets interpolated_scale_aspect_ratio (default 1.0).
+    for (input, strides, boxes) in [
+        (128, "[8, 16, 16, 16]", 896),
+        (192, "[8, 16, 16, 16]", 2016),
+        (224, "[8, 16, 32, 32, 32]", 2254),
+    ] {
+        let layers = strides.matches(',').count() + 1;
+        let toml = format!(
+            "num_layers = {layers}\nmin_scale = 0.1484375\nmax_scale = 0.75\n\
+             input_width = {input}\ninput_height = {input}\nanchor_offset_x = 0.5\n\
+             anchor_offset_y = 0.5\nstrides = {strides}\naspect_ratios = [1.0]\n\
+             fixed_anchor_size = true\n"
+        );
+        let a: ferrite_pipelines::spec::AnchorSpec = toml::from_str(&toml).unwrap();
+        assert_eq!(a.interpolated_scale_aspect_ratio, 1.0);
+        assert_eq!(
+            anchor_count(&a),
+            boxes,
+            "{input}x{input}, strides {strides}"
+        );
+    }
+    // NonMaxSuppressionCalculator's default algorithm is hard suppression.
+    let nms: ferrite_pipelines::spec::NmsSpec = toml::from_str("iou_threshold = 0.4").unwrap();
+    assert_eq!(nms.algorithm, NmsAlgorithm::Hard);
 }
 
 /// Raw tensors for `spec` with the given (anchor, logit, [dx, dy, w, h]) set;
