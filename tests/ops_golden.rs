@@ -26,15 +26,10 @@ fn every_op_matches_litert_reference() {
         );
         let entry = per_op.entry(op).or_default();
         entry.0 += 1;
-        let files = |k: &str| -> Vec<ferrite::npy::Array> {
-            case[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| common::read(&dir.join(f.as_str().unwrap())))
-                .collect()
-        };
-        let (inputs, wants) = (files("inputs"), files("outputs"));
+        let (inputs, wants) = (
+            common::case_files(&dir, case, "inputs"),
+            common::case_files(&dir, case, "outputs"),
+        );
         let src = std::fs::read(dir.join(case["model"].as_str().unwrap())).unwrap();
         let result = common::convert(&src).and_then(|m| common::run(&m, &inputs));
         let problem = match result {

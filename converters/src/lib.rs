@@ -252,8 +252,11 @@ fn convert_in_dir(
             // convs, about 1.4 M of its multiply-adds; docs/quantization.md).
             let mut q = q.clone();
             let detector = pipeline_meta::detector_spec(options)?;
-            if let Some(spec) = &detector {
-                let d = &spec.decode;
+            let head = match &detector {
+                Some(spec) => Some(spec.head()?),
+                None => None,
+            };
+            if let Some(ferrite_pipelines::spec::Head::Ssd { decode: d, .. }) = head {
                 if d.sigmoid_score && !q.logit_outputs.contains(&d.scores_output) {
                     q.logit_outputs.push(d.scores_output);
                 }
@@ -264,7 +267,7 @@ fn convert_in_dir(
                         }
                     }
                 }
-            } else if q.int8_heads {
+            } else if q.int8_heads && head.is_none() {
                 bail!("--int8-heads: no detector is given (--detector or --detector-spec), so there are no heads to keep float");
             }
             let pre = pipeline_meta::preprocess_spec(options, detector.as_ref(), &graph)?;

@@ -284,6 +284,9 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             (b::CUSTOM, Some(c)) if MEDIAPIPE_MESH_OPS.contains(&c) => {
                 mediapipe_mesh_op(c, version, &op.custom_options, &ins, &outs, &origin)
             }
+            (b::CUSTOM, Some("TFLite_Detection_PostProcess")) => {
+                tflite_detection_postprocess(&mut g, &op.custom_options, &ins, &outs, &origin)
+            }
             _ => lower(&mut g, &mut raw, code, &op.options, &ins, &outs, &origin),
         };
         match lowered {
@@ -941,6 +944,216 @@ fn mediapipe_transpose_conv(
         out,
         origin,
     )
+}
+
+/// TFLite's SSD post-processing op (`TFLite_Detection_PostProcess`, the end
+/// of SSD models exported by the TensorFlow Object Detection API). Its
+/// options are a flexbuffer map. The runtime's DETECTION_POSTPROCESS writes
+/// one float vector holding the op's four outputs and then its working
+/// memory (so it runs without allocating); a SPLIT_V and three RESHAPEs hand
+/// the four outputs out: boxes `[1, D, 4]` (ymin, xmin, ymax, xmax,
+/// normalized), classes `[1, D]`, scores `[1, D]` and the count `[1]`, with
+/// D = max_detections × max_classes_per_detection. Quantized inputs are
+/// dequantized first (constant anchors at conversion).
+fn tflite_detection_postprocess(
+    g: &mut Graph,
+    options: &[u8],
+    ins: &[Option<usize>],
+    outs: &[usize],
+    origin: &str,
+) -> Result<Option<Node>> {
+    use ferrite_runtime::kernels::reference::detection::DetectionPostprocess;
+    use flexbuffers::Reader;
+    let map = Reader::get_root(options)
+        .map_err(|e| anyhow!("custom options are not a flexbuffer: {e}"))?
+        .get_map()
+        .map_err(|e| anyhow!("custom options are not a flexbuffer map: {e}"))?;
+    let get = |key: &str| {
+        map.index(key)
+            .ok()
+            .filter(|v| !v.flexbuffer_type().is_null())
+    };
+    let int = |key: &str, default: Option<i64>| -> Result<usize> {
+        let v = match (get(key), default) {
+            (Some(v), _) => v.as_i64(),
+            (None, Some(d)) => d,
+            (None, None) => bail!("custom option `{key}` is missing"),
+        };
+        usize::try_from(v).map_err(|_| anyhow!("custom option `{key}` is {v}"))
+    };
+    let float = |key: &str| -> Result<f32> {
+        get(key)
+            .map(|v| v.as_f64() as f32)
+            .ok_or_else(|| anyhow!("custom option `{key}` is missing"))
+    };
+    let (
+        Some(&Some(boxes)),
+        Some(&Some(scores)),
+        Some(&Some(anchors)),
+        &[o_boxes, o_classes, o_scores, o_count],
+    ) = (ins.first(), ins.get(1), ins.get(2), outs)
+    else {
+        bail!("expects box encodings, class scores and anchors, and four outputs");
+    };
+    let shape = |t: usize| g.tensors[t].shape.clone();
+    let (n, box_stride) = match shape(boxes)[..] {
+        [1, n, k] if k >= 4 => (n, k),
+        _ => bail!(
+            "box encodings of shape {:?}; expected [1, N, 4 or more]",
+            shape(boxes)
+        ),
+    };
+    let scores_stride = match shape(scores)[..] {
+        [1, m, c] if m == n => c,
+        _ => bail!(
+            "class scores of shape {:?}; expected [1, {n}, C]",
+            shape(scores)
+        ),
+    };
+    let p = DetectionPostprocess {
+        num_boxes: n,
+        box_stride,
+        num_classes: int("num_classes", None)?,
+        scores_stride,
+        max_detections: int("max_detections", None)?,
+        max_classes_per_detection: int("max_classes_per_detection", None)?,
+        detections_per_class: int("detections_per_class", Some(100))?,
+        regular_nms: get("use_regular_nms").is_some_and(|v| v.as_bool()),
+        score_threshold: float("nms_score_threshold")?,
+        iou_threshold: float("nms_iou_threshold")?,
+        scales: [
+            float("y_scale")?,
+            float("x_scale")?,
+            float("h_scale")?,
+            float("w_scale")?,
+        ],
+    };
+    if p.num_classes == 0 || p.max_classes_per_detection == 0 {
+        bail!("num_classes and max_classes_per_detection must be positive");
+    }
+    let total = p
+        .output_len()
+        .filter(|&len| len <= 1 << 28)
+        .ok_or_else(|| anyhow!("max_detections × max_classes_per_detection is too large"))?;
+    let slots = p.max_detections * p.max_classes_per_detection;
+    // Float inputs: quantized activations through DEQUANTIZE, quantized
+    // constant anchors dequantized now.
+    let float_input = |g: &mut Graph, t: usize| -> Result<usize> {
+        let tensor = g.tensors[t].clone();
+        if tensor.dtype == DType::F32 && tensor.quant == Quant::None {
+            return Ok(t);
+        }
+        if tensor.quant == Quant::None {
+            bail!(
+                "input '{}' is {} without quantization parameters; expected float32",
+                tensor.name,
+                tensor.dtype.name()
+            );
+        }
+        let name = format!("{}/dequantized", tensor.name);
+        if let Some(data) = &tensor.data {
+            let bytes = dequantize_const(&tensor, data)?;
+            return Ok(g.add_tensor(Tensor {
+                name,
+                dtype: DType::F32,
+                quant: Quant::None,
+                data: Some(bytes),
+                ..tensor
+            }));
+        }
+        let f = g.add_tensor(Tensor {
+            name,
+            dtype: DType::F32,
+            quant: Quant::None,
+            data: None,
+            ..tensor
+        });
+        g.nodes.push(Node {
+            code: OpCode::Dequantize,
+            attrs: vec![],
+            inputs: vec![Some(t)],
+            outputs: vec![f],
+            origin: origin.to_string(),
+        });
+        Ok(f)
+    };
+    let inputs = vec![
+        Some(float_input(g, boxes)?),
+        Some(float_input(g, scores)?),
+        Some(float_input(g, anchors)?),
+    ];
+    let float_tensor = |name: String, shape: Vec<usize>| Tensor {
+        name,
+        dtype: DType::F32,
+        shape,
+        quant: Quant::None,
+        data: None,
+    };
+    let base = g.tensors[o_boxes].name.clone();
+    let packed = g.add_tensor(float_tensor(format!("{base}/packed"), vec![total]));
+    let parts = [4 * slots, slots, slots, 1, total - 6 * slots - 1];
+    let flat: Vec<usize> = parts
+        .iter()
+        .enumerate()
+        .map(|(k, &len)| g.add_tensor(float_tensor(format!("{base}/part{k}"), vec![len])))
+        .collect();
+    // Every attribute is an i32; floats go as their bits.
+    let attrs = vec![
+        p.max_detections as i32,
+        p.max_classes_per_detection as i32,
+        p.detections_per_class.min(i32::MAX as usize) as i32,
+        p.regular_nms as i32,
+        p.num_classes.min(i32::MAX as usize) as i32,
+        p.score_threshold.to_bits() as i32,
+        p.iou_threshold.to_bits() as i32,
+        p.scales[0].to_bits() as i32,
+        p.scales[1].to_bits() as i32,
+        p.scales[2].to_bits() as i32,
+        p.scales[3].to_bits() as i32,
+    ];
+    g.nodes.push(Node {
+        code: OpCode::DetectionPostprocess,
+        attrs,
+        inputs,
+        outputs: vec![packed],
+        origin: origin.to_string(),
+    });
+    g.nodes.push(Node {
+        code: OpCode::SplitV,
+        attrs: vec![0],
+        inputs: vec![Some(packed)],
+        outputs: flat.clone(),
+        origin: origin.to_string(),
+    });
+    let finals = [
+        (o_boxes, vec![1, slots, 4]),
+        (o_classes, vec![1, slots]),
+        (o_scores, vec![1, slots]),
+        (o_count, vec![1]),
+    ];
+    for (k, (out, shape)) in finals.into_iter().enumerate() {
+        let t = &mut g.tensors[out];
+        t.dtype = DType::F32;
+        t.quant = Quant::None;
+        t.shape = shape;
+        if k < 3 {
+            g.nodes.push(Node {
+                code: OpCode::Reshape,
+                attrs: vec![],
+                inputs: vec![Some(flat[k])],
+                outputs: vec![out],
+                origin: origin.to_string(),
+            });
+        }
+    }
+    // The count is a one-element part already: a RESHAPE to [1] as well.
+    Ok(Some(Node {
+        code: OpCode::Reshape,
+        attrs: vec![],
+        inputs: vec![Some(flat[3])],
+        outputs: vec![o_count],
+        origin: origin.to_string(),
+    }))
 }
 
 /// The custom ops of MediaPipe's attention face mesh.

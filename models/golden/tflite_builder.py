@@ -135,20 +135,34 @@ def _aligned_bytes(builder: flatbuffers.Builder, payload: bytes, alignment: int 
     return builder.EndVector(len(payload))
 
 
+@dataclass
+class Op:
+    """One operator of a graph: `op` is a builtin name or "CUSTOM:<name>" (with its
+    `custom_options` bytes); `inputs`/`outputs` index the graph's tensors (-1: an
+    omitted optional input)."""
+
+    op: str
+    options: dict
+    inputs: list[int]
+    outputs: list[int]
+    custom_options: bytes | None = None
+
+
 def build_model(
     op: str,
     options: dict,
     inputs: list[Tensor | None],
     outputs: list[Tensor],
     description: str = "ferrite op golden",
+    custom_options: bytes | None = None,
 ) -> bytes:
     """Serializes a model with one subgraph holding one `op` node.
 
     `inputs` are the operator inputs in TFLite order (None: an omitted optional input,
     written as -1). Every non-constant input becomes a subgraph input, every output a
-    subgraph output. Output tensors must have their shapes set.
+    subgraph output. Output tensors must have their shapes set. A custom operator is
+    `op="CUSTOM:<name>"` with its `custom_options` bytes.
     """
-    b = flatbuffers.Builder(4096)
     tensors: list[Tensor] = []
     op_inputs: list[int] = []
     for t in inputs:
@@ -162,6 +176,20 @@ def build_model(
         op_outputs.append(len(tensors))
         tensors.append(t)
     graph_inputs = [i for i, t in zip(op_inputs, inputs) if t is not None and not t.is_const]
+    node = Op(op, options, op_inputs, op_outputs, custom_options)
+    return build_graph(tensors, [node], graph_inputs, op_outputs, description)
+
+
+def build_graph(
+    tensors: list[Tensor],
+    ops: list[Op],
+    graph_inputs: list[int],
+    graph_outputs: list[int],
+    description: str = "ferrite test model",
+) -> bytes:
+    """Serializes a model with one subgraph: `tensors` (constants carry their data),
+    `ops` in execution order, and the subgraph's input and output tensor indices."""
+    b = flatbuffers.Builder(4096)
 
     # Buffers: 0 is the empty sentinel, then one per constant.
     buffer_data: list[bytes] = [b""]
@@ -214,23 +242,36 @@ def build_model(
             b.PrependUOffsetTRelative(off)
         return b.EndVector(len(offsets))
 
-    table = OPTIONS_TABLE[op]
-    opt_off = _options(b, table, options) if table is not None else None
-    in_off = int_vector(op_inputs)
-    out_off = int_vector(op_outputs)
-    tflite.OperatorStart(b)
-    tflite.OperatorAddOpcodeIndex(b, 0)
-    tflite.OperatorAddInputs(b, in_off)
-    tflite.OperatorAddOutputs(b, out_off)
-    if opt_off is not None:
-        tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, table))
-        tflite.OperatorAddBuiltinOptions(b, opt_off)
-    operator_off = tflite.OperatorEnd(b)
+    codes: list[str] = []
+    operator_offs = []
+    for node in ops:
+        if node.op not in codes:
+            codes.append(node.op)
+        custom = node.op.startswith("CUSTOM:")
+        table = None if custom else OPTIONS_TABLE[node.op]
+        opt_off = _options(b, table, node.options) if table is not None else None
+        custom_off = (
+            b.CreateNumpyVector(np.frombuffer(node.custom_options, np.uint8))
+            if node.custom_options
+            else None
+        )
+        in_off = int_vector(node.inputs)
+        out_off = int_vector(node.outputs)
+        tflite.OperatorStart(b)
+        tflite.OperatorAddOpcodeIndex(b, codes.index(node.op))
+        tflite.OperatorAddInputs(b, in_off)
+        tflite.OperatorAddOutputs(b, out_off)
+        if opt_off is not None:
+            tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, table))
+            tflite.OperatorAddBuiltinOptions(b, opt_off)
+        if custom_off is not None:
+            tflite.OperatorAddCustomOptions(b, custom_off)
+        operator_offs.append(tflite.OperatorEnd(b))
 
     tensors_vec = table_vector(tensor_offsets)
-    ops_vec = table_vector([operator_off])
+    ops_vec = table_vector(operator_offs)
     g_in = int_vector(graph_inputs)
-    g_out = int_vector(op_outputs)
+    g_out = int_vector(graph_outputs)
     g_name = b.CreateString("main")
     tflite.SubGraphStart(b)
     tflite.SubGraphAddTensors(b, tensors_vec)
@@ -240,15 +281,21 @@ def build_model(
     tflite.SubGraphAddName(b, g_name)
     subgraph_off = tflite.SubGraphEnd(b)
 
-    code = getattr(tflite.BuiltinOperator, op)
-    tflite.OperatorCodeStart(b)
-    # Codes below 127 also go in the deprecated int8 field, as the TFLite converter does.
-    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-    tflite.OperatorCodeAddBuiltinCode(b, code)
-    tflite.OperatorCodeAddVersion(b, 1)
-    opcode_off = tflite.OperatorCodeEnd(b)
+    opcode_offs = []
+    for name in codes:
+        custom = name[len("CUSTOM:"):] if name.startswith("CUSTOM:") else None
+        code = getattr(tflite.BuiltinOperator, "CUSTOM" if custom is not None else name)
+        custom_code_off = b.CreateString(custom) if custom is not None else None
+        tflite.OperatorCodeStart(b)
+        if custom_code_off is not None:
+            tflite.OperatorCodeAddCustomCode(b, custom_code_off)
+        # Codes below 127 also go in the deprecated int8 field, as the TFLite converter does.
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+        tflite.OperatorCodeAddBuiltinCode(b, code)
+        tflite.OperatorCodeAddVersion(b, 1)
+        opcode_offs.append(tflite.OperatorCodeEnd(b))
 
-    codes_vec = table_vector([opcode_off])
+    codes_vec = table_vector(opcode_offs)
     subgraphs_vec = table_vector([subgraph_off])
     buffers_vec = table_vector(buffer_offsets)
     desc = b.CreateString(description)

@@ -7,7 +7,7 @@ use ferrite_runtime::{DType, Model, Options, Session, TensorView};
 
 use crate::postprocess::{Decoder, Detection};
 use crate::preprocess::{Frame, InputTensor, Resampler};
-use crate::spec::{DetectorSpec, ModelShapes, META_DETECTOR};
+use crate::spec::{DecodedSpec, DetectorSpec, Head, ModelShapes, META_DETECTOR};
 use crate::Error;
 
 /// Milliseconds spent in each stage of the last frame.
@@ -29,6 +29,27 @@ enum InputBuf {
     },
 }
 
+/// The post-processing stage and its output buffers.
+#[derive(Debug)]
+enum Post {
+    /// Raw SSD outputs, decoded and suppressed here.
+    Ssd {
+        decoder: Box<Decoder>,
+        boxes_output: usize,
+        scores_output: usize,
+        boxes: Vec<f32>,
+        scores: Vec<f32>,
+    },
+    /// Detections the model decoded itself.
+    Decoded {
+        spec: DecodedSpec,
+        boxes: Vec<f32>,
+        classes: Vec<f32>,
+        scores: Vec<f32>,
+        count: [f32; 1],
+    },
+}
+
 /// A detector: a session plus the package's pre- and post-processing.
 ///
 /// Build it once; [`Detector::detect`] then allocates nothing while the frame
@@ -37,10 +58,8 @@ pub struct Detector<'m> {
     session: Session<'m>,
     spec: DetectorSpec,
     resampler: Option<Resampler>,
-    decoder: Decoder,
+    post: Post,
     input: InputBuf,
-    boxes: Vec<f32>,
-    scores: Vec<f32>,
     detections: Vec<Detection>,
     /// Minimum score (defaults to the spec's `min_score_thresh`).
     pub threshold: f32,
@@ -124,7 +143,40 @@ impl<'m> Detector<'m> {
                 )))
             }
         };
-        for o in [spec.decode.boxes_output, spec.decode.scores_output] {
+        let (post, used, capacity) = match spec.head()? {
+            Head::Ssd { decode: d, .. } => (
+                Post::Ssd {
+                    decoder: Box::new(Decoder::new(&spec)?),
+                    boxes_output: d.boxes_output,
+                    scores_output: d.scores_output,
+                    boxes: vec![0.0; d.num_boxes * d.num_coords],
+                    scores: vec![0.0; d.num_boxes * d.num_classes],
+                },
+                vec![d.boxes_output, d.scores_output],
+                d.num_boxes,
+            ),
+            Head::Decoded(x) => {
+                // check_model made boxes [1, D, 4].
+                let slots = session.outputs()[x.boxes_output].shape.dims()[1];
+                (
+                    Post::Decoded {
+                        spec: x.clone(),
+                        boxes: vec![0.0; 4 * slots],
+                        classes: vec![0.0; slots],
+                        scores: vec![0.0; slots],
+                        count: [0.0],
+                    },
+                    vec![
+                        x.boxes_output,
+                        x.classes_output,
+                        x.scores_output,
+                        x.count_output,
+                    ],
+                    slots,
+                )
+            }
+        };
+        for o in used {
             let d = session.outputs()[o].dtype;
             if !matches!(d, DType::F32 | DType::I8) {
                 return Err(Error::Spec(format!(
@@ -133,13 +185,10 @@ impl<'m> Detector<'m> {
                 )));
             }
         }
-        let d = &spec.decode;
         Ok(Detector {
-            decoder: Decoder::new(&spec)?,
-            boxes: vec![0.0; d.num_boxes * d.num_coords],
-            scores: vec![0.0; d.num_boxes * d.num_classes],
-            detections: Vec::with_capacity(d.num_boxes),
-            threshold: d.min_score_thresh,
+            post,
+            detections: Vec::with_capacity(capacity),
+            threshold: spec.min_score_thresh(),
             max_detections: 0,
             session,
             spec,
@@ -216,16 +265,44 @@ impl<'m> Detector<'m> {
         let t1 = Instant::now();
         self.session.invoke()?;
         let t2 = Instant::now();
-        let d = &self.spec.decode;
-        read_f32(&self.session, d.boxes_output, &mut self.boxes)?;
-        read_f32(&self.session, d.scores_output, &mut self.scores)?;
-        self.decoder.decode(
-            &self.boxes,
-            &self.scores,
-            self.threshold,
-            self.max_detections,
-            &mut self.detections,
-        )?;
+        match &mut self.post {
+            Post::Ssd {
+                decoder,
+                boxes_output,
+                scores_output,
+                boxes,
+                scores,
+            } => {
+                read_f32(&self.session, *boxes_output, boxes)?;
+                read_f32(&self.session, *scores_output, scores)?;
+                decoder.decode(
+                    boxes,
+                    scores,
+                    self.threshold,
+                    self.max_detections,
+                    &mut self.detections,
+                )?;
+            }
+            Post::Decoded {
+                spec,
+                boxes,
+                classes,
+                scores,
+                count,
+            } => {
+                read_f32(&self.session, spec.boxes_output, boxes)?;
+                read_f32(&self.session, spec.classes_output, classes)?;
+                read_f32(&self.session, spec.scores_output, scores)?;
+                read_f32(&self.session, spec.count_output, count)?;
+                decoded_detections(
+                    spec,
+                    (boxes, classes, scores, count[0]),
+                    self.threshold,
+                    self.max_detections,
+                    &mut self.detections,
+                );
+            }
+        }
         let g = resampler.geometry;
         for det in &mut self.detections {
             let [x0, y0] = g.to_source(det.bbox[0], det.bbox[1]);
@@ -243,6 +320,35 @@ impl<'m> Detector<'m> {
             post: ms(t2, t3),
         };
         Ok(&self.detections)
+    }
+}
+
+/// The detections of decoded outputs (boxes ymin, xmin, ymax, xmax; the
+/// count first ones, best first) scoring at least `threshold`, at most
+/// `max` (0: all), normalized to the model input.
+fn decoded_detections(
+    spec: &DecodedSpec,
+    (boxes, classes, scores, count): (&[f32], &[f32], &[f32], f32),
+    threshold: f32,
+    max: usize,
+    out: &mut Vec<Detection>,
+) {
+    out.clear();
+    // A NaN or negative count reads as none.
+    let n = (count.max(0.0) as usize).min(scores.len());
+    for i in 0..n {
+        let (score, class) = (scores[i], classes[i]);
+        // NaN scores and classes fail these too.
+        let keep = score >= threshold && class >= 0.0;
+        if !keep {
+            continue;
+        }
+        let b = &boxes[4 * i..4 * i + 4];
+        let class = class as usize + spec.label_offset;
+        out.push(Detection::new(class, score, [b[1], b[0], b[3], b[2]], &[]));
+        if out.len() == max {
+            break;
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! nothing.
 
 use crate::anchors::{self, Anchor};
-use crate::spec::{BoxFormat, DecodeSpec, DetectorSpec, NmsAlgorithm, NmsSpec, MAX_KEYPOINTS};
+use crate::spec::{
+    BoxFormat, DecodeSpec, DetectorSpec, Head, NmsAlgorithm, NmsSpec, MAX_KEYPOINTS,
+};
 use crate::Error;
 
 /// One detection. Coordinates are normalized to the model input (0..1) when
@@ -84,14 +86,25 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Builds the anchors and reserves every buffer. Errors if the spec is invalid.
+    /// Builds the anchors and reserves every buffer. Errors if the spec is
+    /// invalid or has no raw SSD outputs to decode (a `decoded` spec).
     pub fn new(spec: &DetectorSpec) -> Result<Self, Error> {
         spec.validate()?;
-        let n = spec.decode.num_boxes;
+        let Head::Ssd {
+            anchors: a,
+            decode,
+            nms,
+        } = spec.head()?
+        else {
+            return Err(Error::Spec(
+                "a decoded-output spec has no anchors or raw outputs to decode".into(),
+            ));
+        };
+        let n = decode.num_boxes;
         Ok(Decoder {
-            decode: spec.decode.clone(),
-            nms: spec.nms.clone(),
-            anchors: anchors::generate(&spec.anchors),
+            decode: decode.clone(),
+            nms: nms.clone(),
+            anchors: anchors::generate(a),
             candidates: Vec::with_capacity(n),
             order: Vec::with_capacity(n),
             remained: Vec::with_capacity(n),

@@ -514,14 +514,101 @@ pub struct NmsSpec {
     pub per_class: bool,
 }
 
-/// A whole detector: pre-processing, anchors, decoding, suppression, labels.
+/// Outputs a model decodes itself, as TFLite's `TFLite_Detection_PostProcess`
+/// (the end of SSD models exported by the TensorFlow Object Detection API)
+/// writes them: boxes `[1, D, 4]` (ymin, xmin, ymax, xmax, normalized to
+/// the model input), classes `[1, D]`, scores `[1, D]` and the count `[1]`,
+/// best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodedSpec {
+    #[serde(default)]
+    pub boxes_output: usize,
+    #[serde(default = "one")]
+    pub classes_output: usize,
+    #[serde(default = "two")]
+    pub scores_output: usize,
+    #[serde(default = "three")]
+    pub count_output: usize,
+    /// Detections scoring below this are dropped.
+    pub min_score_thresh: f32,
+    /// Added to the model's class index to find its label (1 when the label
+    /// list starts with a background entry, as the TF Object Detection API's
+    /// COCO label map does; the op's classes count from the first real one).
+    #[serde(default)]
+    pub label_offset: usize,
+}
+
+fn three() -> usize {
+    3
+}
+
+impl DecodedSpec {
+    /// Checks the model's outputs: boxes `[1, D, 4]`, classes and scores
+    /// `[1, D]`, the count `[1]`.
+    fn check_outputs(&self, outputs: &[Vec<usize>]) -> Result<(), Error> {
+        let get = |i: usize, what: &str| {
+            outputs.get(i).ok_or_else(|| {
+                Error::Spec(format!(
+                    "decoded: {what} is output {i} but the model has {} outputs",
+                    outputs.len()
+                ))
+            })
+        };
+        let boxes = get(self.boxes_output, "boxes")?;
+        let d = match boxes[..] {
+            [1, d, 4] => d,
+            _ => {
+                return Err(Error::Spec(format!(
+                    "decoded: boxes (output {}) should be [1, D, 4] but the model's is {boxes:?}",
+                    self.boxes_output
+                )))
+            }
+        };
+        for (i, what, want) in [
+            (self.classes_output, "classes", vec![1, d]),
+            (self.scores_output, "scores", vec![1, d]),
+            (self.count_output, "count", vec![1]),
+        ] {
+            let s = get(i, what)?;
+            if *s != want {
+                return Err(Error::Spec(format!(
+                    "decoded: {what} (output {i}) should be {want:?} but the model's is {s:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What turns a detector's outputs into detections.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Head<'a> {
+    /// Raw SSD outputs: anchors, decoding and suppression done here.
+    Ssd {
+        anchors: &'a AnchorSpec,
+        decode: &'a DecodeSpec,
+        nms: &'a NmsSpec,
+    },
+    /// Detections the model decoded itself.
+    Decoded(&'a DecodedSpec),
+}
+
+/// A whole detector: pre-processing, then either anchors, decoding and
+/// suppression of raw outputs, or the layout of outputs the model decodes
+/// itself (`decoded`); labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorSpec {
     pub preprocess: PreprocessSpec,
-    pub anchors: AnchorSpec,
-    pub decode: DecodeSpec,
-    pub nms: NmsSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchors: Option<AnchorSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<DecodeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nms: Option<NmsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<DecodedSpec>,
     /// One label per class index (empty: labels read "class N").
     #[serde(default)]
     pub labels: Vec<String>,
@@ -532,9 +619,10 @@ pub struct DetectorSpec {
 #[serde(deny_unknown_fields)]
 struct DetectorToml {
     preprocess: PreprocessToml,
-    anchors: AnchorSpec,
-    decode: DecodeSpec,
-    nms: NmsSpec,
+    anchors: Option<AnchorSpec>,
+    decode: Option<DecodeSpec>,
+    nms: Option<NmsSpec>,
+    decoded: Option<DecodedSpec>,
     #[serde(default)]
     labels: Vec<String>,
 }
@@ -565,7 +653,7 @@ impl DetectorSpec {
                 scale: [2.0 / 255.0; 3],
                 offset: [-1.0; 3],
             },
-            anchors: AnchorSpec {
+            anchors: Some(AnchorSpec {
                 num_layers: 4,
                 min_scale: 0.1484375,
                 max_scale: 0.75,
@@ -580,8 +668,8 @@ impl DetectorSpec {
                 reduce_boxes_in_lowest_layer: false,
                 interpolated_scale_aspect_ratio: 1.0,
                 fixed_anchor_size: true,
-            },
-            decode: DecodeSpec {
+            }),
+            decode: Some(DecodeSpec {
                 boxes_output: 0,
                 scores_output: 1,
                 num_boxes: 896,
@@ -601,13 +689,14 @@ impl DetectorSpec {
                 score_clipping_thresh: 100.0,
                 min_score_thresh: 0.5,
                 ignore_classes: vec![],
-            },
-            nms: NmsSpec {
+            }),
+            nms: Some(NmsSpec {
                 algorithm: NmsAlgorithm::Weighted,
                 iou_threshold: 0.3,
                 max_detections: 0,
                 per_class: false,
-            },
+            }),
+            decoded: None,
             labels: vec!["face".into()],
         }
     }
@@ -632,6 +721,7 @@ impl DetectorSpec {
             anchors: raw.anchors,
             decode: raw.decode,
             nms: raw.nms,
+            decoded: raw.decoded,
             labels: raw.labels,
         };
         spec.validate()?;
@@ -643,8 +733,31 @@ impl DetectorSpec {
     /// [`MAX_KEYPOINTS`] keypoints, thresholds in range, labels match classes.
     pub fn validate(&self) -> Result<(), Error> {
         self.preprocess.validate()?;
-        let a = &self.anchors;
         let err = |m: String| Err(Error::Spec(m));
+        let (a, d, nms) = match self.head()? {
+            Head::Decoded(x) => {
+                let o = [
+                    x.boxes_output,
+                    x.classes_output,
+                    x.scores_output,
+                    x.count_output,
+                ];
+                if (1..4).any(|i| o[..i].contains(&o[i])) {
+                    return err(format!(
+                        "decoded: outputs {o:?} must be four different outputs"
+                    ));
+                }
+                if !x.min_score_thresh.is_finite() {
+                    return err("decoded: min_score_thresh must be a number".into());
+                }
+                return Ok(());
+            }
+            Head::Ssd {
+                anchors,
+                decode,
+                nms,
+            } => (anchors, decode, nms),
+        };
         if a.num_layers == 0 || a.strides.len() != a.num_layers {
             return err(format!(
                 "anchors: num_layers is {} but {} strides are given",
@@ -668,7 +781,6 @@ impl DetectorSpec {
             return err("anchors: aspect ratios must be positive".into());
         }
         let n = crate::anchors::anchor_count(a);
-        let d = &self.decode;
         if n != d.num_boxes {
             return err(format!(
                 "anchors: the options generate {n} anchors but decode.num_boxes is {}",
@@ -711,10 +823,10 @@ impl DetectorSpec {
         if !d.min_score_thresh.is_finite() {
             return err("decode: min_score_thresh must be a number".into());
         }
-        if !(0.0..=1.0).contains(&self.nms.iou_threshold) {
+        if !(0.0..=1.0).contains(&nms.iou_threshold) {
             return err(format!(
                 "nms: iou_threshold {} is outside 0..=1",
-                self.nms.iou_threshold
+                nms.iou_threshold
             ));
         }
         if !self.labels.is_empty() && self.labels.len() != d.num_classes {
@@ -740,7 +852,10 @@ impl DetectorSpec {
                 p.layout, p.width, p.height, shapes.input
             )));
         }
-        let d = &self.decode;
+        let d = match self.head()? {
+            Head::Ssd { decode, .. } => decode,
+            Head::Decoded(x) => return x.check_outputs(&shapes.outputs),
+        };
         let out = |i: usize, what: &str, last: usize| -> Result<(), Error> {
             let s = shapes.outputs.get(i).ok_or_else(|| {
                 Error::Spec(format!(
@@ -764,6 +879,33 @@ impl DetectorSpec {
         out(d.boxes_output, "boxes", d.num_coords)?;
         out(d.scores_output, "scores", d.num_classes)?;
         Ok(())
+    }
+
+    /// Which of the two forms the spec takes: raw SSD outputs (`anchors`,
+    /// `decode` and `nms`, all three) or decoded ones (`decoded` alone).
+    pub fn head(&self) -> Result<Head<'_>, Error> {
+        match (&self.anchors, &self.decode, &self.nms, &self.decoded) {
+            (Some(anchors), Some(decode), Some(nms), None) => Ok(Head::Ssd {
+                anchors,
+                decode,
+                nms,
+            }),
+            (None, None, None, Some(decoded)) => Ok(Head::Decoded(decoded)),
+            _ => Err(Error::Spec(
+                "a detector spec has either [anchors], [decode] and [nms] (raw SSD outputs) \
+                 or [decoded] alone (outputs the model decodes itself)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The default score threshold.
+    pub fn min_score_thresh(&self) -> f32 {
+        match self.head() {
+            Ok(Head::Ssd { decode, .. }) => decode.min_score_thresh,
+            Ok(Head::Decoded(x)) => x.min_score_thresh,
+            Err(_) => 0.5,
+        }
     }
 
     /// The label of class `class` (`"class N"` when the spec has none).

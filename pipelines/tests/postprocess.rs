@@ -12,7 +12,7 @@ fn blazeface() -> DetectorSpec {
 #[test]
 fn anchor_counts_of_known_detectors() {
     // BlazeFace short-range: 16x16x2 + 8x8x6.
-    let a = generate(&blazeface().anchors);
+    let a = generate(blazeface().anchors.as_ref().unwrap());
     assert_eq!(a.len(), 896);
     assert_eq!(
         (a[0].x_center, a[0].y_center, a[0].w),
@@ -98,7 +98,7 @@ fn mediapipe_anchor_options_copied_over_keep_mediapipes_defaults() {
 /// Raw tensors for `spec` with the given (anchor, logit, [dx, dy, w, h]) set;
 /// every other anchor gets a very negative logit.
 fn tensors(spec: &DetectorSpec, hits: &[(usize, &[f32], [f32; 4])]) -> (Vec<f32>, Vec<f32>) {
-    let d = &spec.decode;
+    let d = spec.decode.as_ref().unwrap();
     let mut boxes = vec![0.0; d.num_boxes * d.num_coords];
     let mut scores = vec![-50.0; d.num_boxes * d.num_classes];
     for (i, logits, b) in hits {
@@ -182,7 +182,7 @@ fn weighted_nms_blends_and_hard_nms_keeps_the_best() {
     assert!((out[0].bbox[0] - x0).abs() < 1e-6, "blended xmin");
     assert_eq!(out[0].score, s0, "the blend keeps the best score");
 
-    spec.nms.algorithm = NmsAlgorithm::Hard;
+    spec.nms.as_mut().unwrap().algorithm = NmsAlgorithm::Hard;
     let mut dec = Decoder::new(&spec).unwrap();
     dec.decode(&b, &s, 0.5, 0, &mut out).unwrap();
     assert_eq!(out.len(), 2);
@@ -339,4 +339,48 @@ fn preprocess_flag_grammar() {
         PreprocessSpec::parse_flag("scale=1/255", None).is_err(),
         "size required"
     );
+}
+
+#[test]
+fn decoded_output_specs_are_checked_against_the_model() {
+    let toml = r#"
+        labels = ["background", "person"]
+        [preprocess]
+        width = 300
+        height = 300
+        range = [-1.0, 1.0]
+        [decoded]
+        min_score_thresh = 0.4
+        label_offset = 1
+    "#;
+    let spec = DetectorSpec::from_toml(toml).unwrap();
+    assert_eq!(spec.min_score_thresh(), 0.4);
+    let shapes = |boxes: Vec<usize>| ModelShapes {
+        input: vec![1, 300, 300, 3],
+        outputs: vec![boxes, vec![1, 10], vec![1, 10], vec![1]],
+    };
+    spec.check_model(&shapes(vec![1, 10, 4])).unwrap();
+    let e = spec.check_model(&shapes(vec![1, 10, 5])).unwrap_err();
+    assert!(e.to_string().contains("should be [1, D, 4]"), "{e}");
+    let e = spec
+        .check_model(&ModelShapes {
+            input: vec![1, 300, 300, 3],
+            outputs: vec![vec![1, 10, 4], vec![1, 10], vec![1, 12], vec![1]],
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("scores (output 2) should be [1, 10]"),
+        "{e}"
+    );
+    // Raw and decoded forms do not mix, and one of them is needed.
+    let both = format!("{toml}\n[nms]\niou_threshold = 0.5\n");
+    let e = DetectorSpec::from_toml(&both).unwrap_err().to_string();
+    assert!(e.contains("either [anchors], [decode] and [nms]"), "{e}");
+    let neither = toml.split("[decoded]").next().unwrap();
+    let e = DetectorSpec::from_toml(neither).unwrap_err().to_string();
+    assert!(e.contains("either [anchors], [decode] and [nms]"), "{e}");
+    let same = toml.replace("label_offset = 1", "label_offset = 1\nscores_output = 1");
+    let e = DetectorSpec::from_toml(&same).unwrap_err().to_string();
+    assert!(e.contains("four different outputs"), "{e}");
 }

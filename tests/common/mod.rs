@@ -58,6 +58,17 @@ pub fn read(path: &Path) -> Array {
     npy::read(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
 }
 
+/// The `.npy` files a golden index entry lists under `key` (`"inputs"`,
+/// `"outputs"`), read from `dir`.
+pub fn case_files(dir: &Path, case: &serde_json::Value, key: &str) -> Vec<Array> {
+    case[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("the case has no {key} list"))
+        .iter()
+        .map(|f| read(&dir.join(f.as_str().unwrap())))
+        .collect()
+}
+
 /// Max abs error / max abs value of `got` against `want` (f32 arrays).
 pub fn rel_err(got: &Array, want: &Array) -> f64 {
     let (g, w) = (got.as_f32(), want.as_f32());

@@ -760,12 +760,17 @@ pub fn quantize(
     let logits = plan::logit_only(g, &logit_outputs);
     let heads = plan::heads(g, &outputs(&opts.float_heads, "a head to keep float")?);
 
-    // Which nodes can run int8.
+    // Which nodes can run int8. What follows an SSD post-processing op
+    // (its detections, and its working memory in the same tensor) stays
+    // float: class ids and counts are not activations to quantize.
+    let after_postprocess = plan::after(g, OpCode::DetectionPostprocess);
     let mut int8 = vec![false; g.nodes.len()];
     let mut float_ops: Vec<FloatOp> = Vec::new();
     for (n, node) in g.nodes.iter().enumerate() {
         let reason = if !plan::has_int8_kernel(node) {
             Some(format!("{} has no int8 kernel", node.code.name()))
+        } else if after_postprocess[n] {
+            Some("it reads the detections of DETECTION_POSTPROCESS".to_string())
         } else if node
             .outputs
             .iter()

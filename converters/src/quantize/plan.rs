@@ -91,6 +91,30 @@ pub fn has_int8_kernel(node: &Node) -> bool {
     )
 }
 
+/// The tensors written by a `code` node or computed from one (directly or
+/// through other nodes; nodes are in execution order).
+pub fn reached_from(g: &Graph, code: OpCode) -> Vec<bool> {
+    let mut reached = vec![false; g.tensors.len()];
+    for node in &g.nodes {
+        if node.code == code || node.inputs.iter().flatten().any(|&t| reached[t]) {
+            for &o in &node.outputs {
+                reached[o] = true;
+            }
+        }
+    }
+    reached
+}
+
+/// The nodes that read, directly or through other nodes, an output of a
+/// `code` node.
+pub fn after(g: &Graph, code: OpCode) -> Vec<bool> {
+    let reached = reached_from(g, code);
+    g.nodes
+        .iter()
+        .map(|node| node.inputs.iter().flatten().any(|&t| reached[t]))
+        .collect()
+}
+
 /// Ops whose int8 form needs its inputs and outputs to share quantization.
 pub fn shares_range(code: OpCode) -> bool {
     use OpCode::*;
@@ -949,11 +973,14 @@ pub fn rewrite(
         b.push(new, Some(n));
     }
     let outputs = g.outputs.clone();
+    // Detections decoded by the model (boxes, class ids, counts) stay float
+    // outputs even with `int8_io`: they are not activations.
+    let detections = reached_from(g, OpCode::DetectionPostprocess);
     for (i, &o) in outputs.iter().enumerate() {
         if g.tensors[o].dtype != DType::F32 {
             continue;
         }
-        let v = match (int8_io, a.qp[o]) {
+        let v = match (int8_io && !detections[o], a.qp[o]) {
             (true, Some(q)) => b.int8_of(o, q),
             _ => b.float_of(o),
         };
@@ -1020,6 +1047,25 @@ mod tests {
             outputs: vec![3, 4],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn nodes_after_a_postprocess_op_are_found_through_others() {
+        // x → RESHAPE → a → POSTPROCESS → y → RESHAPE → z, and
+        // x → RESHAPE → b, which is not after it.
+        let mut g = two_heads();
+        g.nodes[1].inputs = vec![Some(0)];
+        g.nodes[2] = Node {
+            code: OpCode::DetectionPostprocess,
+            ..g.nodes[2].clone()
+        };
+        g.nodes[0].outputs = vec![1];
+        g.nodes[2].inputs = vec![Some(1)];
+        g.nodes[2].outputs = vec![3];
+        g.nodes[3].inputs = vec![Some(3)];
+        g.nodes[3].outputs = vec![4];
+        let after = after(&g, OpCode::DetectionPostprocess);
+        assert_eq!(after, vec![false, false, false, true]);
     }
 
     #[test]

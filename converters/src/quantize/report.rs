@@ -331,14 +331,20 @@ impl Report {
             self.calibration_samples,
         );
         if f > 0 {
-            let names: Vec<String> = self
+            // One name per source op (an imported op may become several).
+            let mut origins: Vec<&str> = self
                 .ops
                 .iter()
                 .filter(|o| !o.int8)
-                .take(6)
-                .map(|o| o.origin.clone())
+                .map(|o| o.origin.as_str())
                 .collect();
-            let more = if f > names.len() { ", ..." } else { "" };
+            origins.dedup();
+            let names: Vec<&str> = origins.iter().take(6).copied().collect();
+            let more = if origins.len() > names.len() {
+                ", ..."
+            } else {
+                ""
+            };
             let _ = write!(s, "; {f} kept float ({}{more})", names.join(", "));
         }
         let where_ = if self.eval_on_calibration {

@@ -75,4 +75,5 @@ op_codes! {
     LandmarksToTransformMatrix = 81, "LANDMARKS_TO_TRANSFORM_MATRIX";
     TransformTensorBilinear = 82, "TRANSFORM_TENSOR_BILINEAR";
     TransformLandmarks = 83, "TRANSFORM_LANDMARKS";
+    DetectionPostprocess = 84, "DETECTION_POSTPROCESS";
 }

@@ -105,6 +105,10 @@ pub(crate) enum Extra {
     TransformLandmarks {
         dims: usize,
     },
+    /// TFLite's SSD post-processing (`kernels::reference::detection`).
+    DetectionPostprocess(
+        alloc::boxed::Box<crate::kernels::reference::detection::DetectionPostprocess>,
+    ),
 }
 
 /// Flat index into an operand with batch dims `ob` (1 = broadcast) of the
@@ -397,6 +401,12 @@ impl Extra {
                 cast_slice(ins[1]),
                 cast_slice_mut(out),
             ),
+            Extra::DetectionPostprocess(p) => p.run(
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
+                cast_slice(ins[2]),
+                cast_slice_mut(out),
+            ),
         }
     }
 }
@@ -421,6 +431,7 @@ pub(crate) fn prepare_op(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
         OpCode::LandmarksToTransformMatrix => prep_landmarks_to_transform(cx)?,
         OpCode::TransformTensorBilinear => prep_transform_tensor(cx)?,
         OpCode::TransformLandmarks => prep_transform_landmarks(cx)?,
+        OpCode::DetectionPostprocess => prep_detection_postprocess(cx)?,
         OpCode::LogSoftmax => {
             cx.arity(1..=1, 1)?;
             let (x, y) = (cx.input(0)?, cx.output(0)?);
@@ -922,5 +933,92 @@ fn prep_transform_landmarks(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
     Ok((
         Extra::TransformLandmarks { dims },
         "ref_transform_landmarks",
+    ))
+}
+
+/// Attributes: max_detections, max_classes_per_detection,
+/// detections_per_class, use_regular_nms, num_classes, then the score and
+/// IoU thresholds and the y, x, h, w scales (f32 bits). Inputs: box
+/// encodings `[1, N, K ≥ 4]`, class scores `[1, N, C]` (C = num_classes, or
+/// one more for a leading background class) and constant anchors `[N, 4]`
+/// (y, x, h, w), all float32. Output: `[L]` float32, L from
+/// [`DetectionPostprocess::output_len`](crate::kernels::reference::detection::DetectionPostprocess::output_len).
+fn prep_detection_postprocess(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
+    use crate::kernels::reference::detection::DetectionPostprocess;
+    cx.arity(3..=3, 1)?;
+    let (b, s, a, y) = (cx.input(0)?, cx.input(1)?, cx.input(2)?, cx.output(0)?);
+    for t in [b, s, a, y] {
+        cx.expect_dtype(t, &[DType::F32])?;
+        if !plain(t) {
+            return Err(cx.bad("supported for float32 tensors only"));
+        }
+    }
+    let (n, box_stride) = match b.shape.dims() {
+        [1, n, k] if *k >= 4 => (*n, *k),
+        _ => return Err(cx.bad("the box encodings must be [1, N, 4 or more]")),
+    };
+    let scores_stride = match s.shape.dims() {
+        [1, m, c] if *m == n => *c,
+        _ => return Err(cx.bad("the class scores must be [1, N, C] with N as the boxes")),
+    };
+    cx.expect_shape(a, &[n, 4])?;
+    // Candidates carry `anchor * C + class` as a u32.
+    if n.checked_mul(scores_stride)
+        .is_none_or(|v| v > u32::MAX as usize)
+    {
+        return Err(cx.bad("too many anchors and classes"));
+    }
+    let anchors = cx.const_bytes(2)?;
+    if n == 0 {
+        return Err(cx.bad("there are no anchors"));
+    }
+    for anchor in anchors.chunks_exact(16) {
+        let v = |k: usize| {
+            f32::from_le_bytes([
+                anchor[4 * k],
+                anchor[4 * k + 1],
+                anchor[4 * k + 2],
+                anchor[4 * k + 3],
+            ])
+        };
+        if !(v(2) >= 0.0 && v(3) >= 0.0) {
+            return Err(cx.bad("an anchor has a negative or NaN height or width"));
+        }
+    }
+    let num_classes = cx.attr_usize(4, 1)?;
+    if scores_stride != num_classes && scores_stride != num_classes + 1 {
+        return Err(
+            cx.bad("the class scores hold neither num_classes nor num_classes + 1 values per box")
+        );
+    }
+    let p = DetectionPostprocess {
+        num_boxes: n,
+        box_stride,
+        num_classes,
+        scores_stride,
+        max_detections: cx.attr_usize(0, 0)?,
+        max_classes_per_detection: cx.attr_usize(1, 1)?,
+        detections_per_class: cx.attr_usize(2, 1)?,
+        regular_nms: cx.attr(3)? != 0,
+        score_threshold: cx.attr_f32(5)?,
+        iou_threshold: cx.attr_f32(6)?,
+        scales: [
+            cx.attr_f32(7)?,
+            cx.attr_f32(8)?,
+            cx.attr_f32(9)?,
+            cx.attr_f32(10)?,
+        ],
+    };
+    if !(p.iou_threshold > 0.0 && p.iou_threshold <= 1.0) {
+        return Err(cx.bad("the IoU threshold must be in (0, 1]"));
+    }
+    if p.score_threshold.is_nan() || p.scales.iter().any(|v| !(v.is_finite() && *v != 0.0)) {
+        return Err(cx.bad("the score threshold and the scales must be numbers (scales non-zero)"));
+    }
+    let len = p.output_len().ok_or(cx.bad("too many detections"))?;
+    cx.expect_shape(y, &[len])?;
+    Ok((
+        Extra::DetectionPostprocess(alloc::boxed::Box::new(p)),
+        "ref_detection_postprocess_f32",
     ))
 }

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod detection;
 pub mod elementwise;
 pub mod fixedpoint;
 pub mod math;
