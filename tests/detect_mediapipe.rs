@@ -292,7 +292,8 @@ fn from_written_spec(model: &str, spec: &str) -> Model<'static> {
 fn palm_and_pose_detection_from_written_specs_match_mediapipe() {
     let palm = from_written_spec("palm_detection_lite.tflite", "palm_detection.toml");
     let reference = reference_file("reference_palm_lite.json");
-    let a = compare_with_mediapipe(&palm, &reference, 0.95, 0.05);
+    // The float model equals MediaPipe's to rounding: IoU 0.99995 measured.
+    let a = compare_with_mediapipe(&palm, &reference, 0.999, 0.001);
     report("palm detection (lite)", &a);
     assert!(a.problems.is_empty(), "{}", a.problems.join("\n"));
     assert_eq!(a.faces, 5, "the reference holds 5 palms");
@@ -304,7 +305,7 @@ fn palm_and_pose_detection_from_written_specs_match_mediapipe() {
         dets.sort_by(|a, b| b.score.total_cmp(&a.score));
         dets.truncate(1);
     }
-    let a = compare_detections(found, &reference, 0.95, 0.05);
+    let a = compare_detections(found, &reference, 0.999, 0.001);
     report("pose detection", &a);
     assert!(a.problems.is_empty(), "{}", a.problems.join("\n"));
     assert_eq!(a.faces, 8, "the reference holds 8 poses");

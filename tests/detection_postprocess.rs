@@ -2,7 +2,9 @@
 //! LiteRT's own kernel, on the cases of
 //! `models/golden/make_detection_goldens.py`: fast and regular suppression,
 //! with and without a background class, several classes per detection,
-//! keypoint values after the box, a threshold nothing passes. The count must
+//! keypoint values after the box, a threshold nothing passes, scores on a
+//! coarse grid (ties across anchors and classes), detections_per_class above
+//! max_detections. The count must
 //! be equal and every detection slot LiteRT writes equal bit for bit (within
 //! 1e-5 for `tiny_ssd`, a whole SSD whose convs round differently); the
 //! slots it leaves unwritten are zero here.
@@ -150,10 +152,22 @@ fn int8_ssd_keeps_its_post_processing_float() {
         ferrite_runtime::Model::from_vec(&c.bytes).unwrap()
     };
     let float = convert(None);
-    let int8 = convert(Some(ferrite_convert::QuantizeOptions {
-        calib: common::root().join("models/detect/images"),
+    let opts = ferrite_convert::ConvertOptions {
+        detector_spec: Some(dir.join("tiny_ssd.toml")),
+        quantize: Some(ferrite_convert::QuantizeOptions {
+            calib: common::root().join("models/detect/images"),
+            ..Default::default()
+        }),
         ..Default::default()
-    }));
+    };
+    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    // Judged by what the network feeds the op, not by its selections.
+    let summary = c.summary.clone().unwrap();
+    assert!(
+        summary.contains("'box_encodings (read by the detection post-processing)'"),
+        "{summary}"
+    );
+    let int8 = ferrite_runtime::Model::from_vec(&c.bytes).unwrap();
     let session = ferrite_runtime::Session::new(&int8, Default::default()).unwrap();
     let kernels = session.kernel_names();
     assert!(
@@ -205,4 +219,33 @@ fn int8_ssd_keeps_its_post_processing_float() {
     }
     eprintln!("{matched} of {total} int8 detections match a float one (IoU >= 0.8)");
     assert!(total >= 10 && matched * 2 >= total, "{matched} of {total}");
+}
+
+/// Classes and scores have the same shape; a spec that swaps them is caught
+/// at conversion by following the outputs back to the op.
+#[test]
+fn swapped_decoded_outputs_fail_at_conversion() {
+    let dir = common::root().join("tests/fixtures/detection");
+    let src = std::fs::read(dir.join("tiny_ssd.tflite")).unwrap();
+    let text = std::fs::read_to_string(dir.join("tiny_ssd.toml"))
+        .unwrap()
+        .replace(
+            "min_score_thresh = 0.5",
+            "min_score_thresh = 0.5\nclasses_output = 2\nscores_output = 1",
+        );
+    let spec = std::env::temp_dir().join(format!("ferrite-swap-{}.toml", std::process::id()));
+    std::fs::write(&spec, text).unwrap();
+    let opts = ferrite_convert::ConvertOptions {
+        detector_spec: Some(spec.clone()),
+        ..Default::default()
+    };
+    let e = format!(
+        "{:#}",
+        ferrite_convert::convert_with(&src, &opts).err().unwrap()
+    );
+    let _ = std::fs::remove_file(&spec);
+    assert!(
+        e.contains("classes_output is 2 but the model's classes are output 1"),
+        "{e}"
+    );
 }

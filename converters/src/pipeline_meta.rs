@@ -6,9 +6,10 @@
 
 use anyhow::{bail, Context, Result};
 use ferrite_pipelines::spec::{
-    DetectorSpec, ModelShapes, PreprocessSpec, META_DETECTOR, META_PREPROCESS,
+    DecodedSpec, DetectorSpec, Head, ModelShapes, PreprocessSpec, META_DETECTOR, META_PREPROCESS,
 };
 use ferrite_runtime::format::meta_kind;
+use ferrite_runtime::OpCode;
 
 use crate::{ConvertOptions, Graph};
 
@@ -105,6 +106,65 @@ fn shapes(graph: &Graph) -> Result<ModelShapes> {
     })
 }
 
+/// When the graph's outputs come from TFLite's SSD post-processing op, checks
+/// that a `[decoded]` spec names them in the op's order: classes and scores
+/// have the same shape, so a swap would pass the shape check and silently
+/// read class ids as scores.
+fn check_decoded_order(graph: &Graph, d: &DecodedSpec) -> Result<()> {
+    let producer = |t: usize| graph.nodes.iter().find(|n| n.outputs.contains(&t));
+    // Output index → which part of the op's packed result it is (0 boxes,
+    // 1 classes, 2 scores, 3 count), through the importer's SLICE + RESHAPE.
+    let part = |o: usize| -> Option<usize> {
+        let reshape = producer(o).filter(|n| n.code == OpCode::Reshape)?;
+        let slice = producer((*reshape.inputs.first()?)?).filter(|n| n.code == OpCode::Slice)?;
+        let op = producer((*slice.inputs.first()?)?)
+            .filter(|n| n.code == OpCode::DetectionPostprocess)?;
+        let slots = (i64::from(*op.attrs.first()?) * i64::from(*op.attrs.get(1)?)) as usize;
+        match *slice.attrs.get(1)? as usize {
+            0 => Some(0),
+            s if s == 4 * slots => Some(1),
+            s if s == 5 * slots => Some(2),
+            s if s == 6 * slots => Some(3),
+            _ => None,
+        }
+    };
+    let names = ["boxes", "classes", "scores", "count"];
+    let declared = [
+        d.boxes_output,
+        d.classes_output,
+        d.scores_output,
+        d.count_output,
+    ];
+    let Some(actual) = (0..graph.outputs.len())
+        .map(|i| part(graph.outputs[i]).map(|p| (p, i)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(()); // not the op's outputs: nothing to check against
+    };
+    for (p, i) in actual {
+        if declared[p] != i {
+            let order: Vec<String> = (0..4)
+                .map(|q| format!("{}_output = {}", names[q], i_of(q, graph, &part)))
+                .collect();
+            bail!(
+                "decoded: {}_output is {} but the model's {} are output {i} (the op's outputs: {})",
+                names[p],
+                declared[p],
+                names[p],
+                order.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The graph output index holding part `q` of the op's result.
+fn i_of(q: usize, graph: &Graph, part: &dyn Fn(usize) -> Option<usize>) -> String {
+    (0..graph.outputs.len())
+        .find(|&i| part(graph.outputs[i]) == Some(q))
+        .map_or("none".into(), |i| i.to_string())
+}
+
 /// Validates the requested pipeline metadata against `graph` and stores it.
 /// Errors name the flag and what does not fit (e.g. "decode: boxes (output 0)
 /// should be [1, 896, 16] but the model's is [1, 100, 4]").
@@ -118,6 +178,10 @@ pub fn apply(graph: &mut Graph, options: &ConvertOptions) -> Result<()> {
         };
         spec.check_model(&shapes)
             .map_err(anyhow::Error::msg)
+            .and_then(|()| match spec.head().map_err(anyhow::Error::msg)? {
+                Head::Decoded(d) => check_decoded_order(graph, d),
+                Head::Ssd { .. } => Ok(()),
+            })
             .with_context(|| format!("{what} does not fit this model"))?;
         let json = serde_json::to_vec(&spec)?;
         graph.set_meta(META_DETECTOR, meta_kind::JSON, json);

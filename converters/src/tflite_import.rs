@@ -950,7 +950,7 @@ fn mediapipe_transpose_conv(
 /// of SSD models exported by the TensorFlow Object Detection API). Its
 /// options are a flexbuffer map. The runtime's DETECTION_POSTPROCESS writes
 /// one float vector holding the op's four outputs and then its working
-/// memory (so it runs without allocating); a SPLIT_V and three RESHAPEs hand
+/// memory (so it runs without allocating); a SLICE and a RESHAPE each hand
 /// the four outputs out: boxes `[1, D, 4]` (ymin, xmin, ymax, xmax,
 /// normalized), classes `[1, D]`, scores `[1, D]` and the count `[1]`, with
 /// D = max_detections × max_classes_per_detection. Quantized inputs are
@@ -1031,6 +1031,12 @@ fn tflite_detection_postprocess(
     if p.num_classes == 0 || p.max_classes_per_detection == 0 {
         bail!("num_classes and max_classes_per_detection must be positive");
     }
+    if p.regular_nms && p.detections_per_class.min(p.max_detections) == 0 {
+        bail!("use_regular_nms needs detections_per_class and max_detections above 0");
+    }
+    if !(p.iou_threshold > 0.0 && p.iou_threshold <= 1.0) {
+        bail!("nms_iou_threshold {} is outside (0, 1]", p.iou_threshold);
+    }
     let total = p
         .output_len()
         .filter(|&len| len <= 1 << 28)
@@ -1091,7 +1097,7 @@ fn tflite_detection_postprocess(
     };
     let base = g.tensors[o_boxes].name.clone();
     let packed = g.add_tensor(float_tensor(format!("{base}/packed"), vec![total]));
-    let parts = [4 * slots, slots, slots, 1, total - 6 * slots - 1];
+    let parts = [4 * slots, slots, slots, 1];
     let flat: Vec<usize> = parts
         .iter()
         .enumerate()
@@ -1118,42 +1124,43 @@ fn tflite_detection_postprocess(
         outputs: vec![packed],
         origin: origin.to_string(),
     });
-    g.nodes.push(Node {
-        code: OpCode::SplitV,
-        attrs: vec![0],
-        inputs: vec![Some(packed)],
-        outputs: flat.clone(),
-        origin: origin.to_string(),
-    });
+    // Each output is a SLICE of the packed vector (its working memory after
+    // them is never copied), reshaped.
+    let mut at = 0;
+    for (k, &len) in parts.iter().enumerate() {
+        g.nodes.push(Node {
+            code: OpCode::Slice,
+            attrs: vec![1, at as i32, 1, len as i32],
+            inputs: vec![Some(packed)],
+            outputs: vec![flat[k]],
+            origin: origin.to_string(),
+        });
+        at += len;
+    }
     let finals = [
         (o_boxes, vec![1, slots, 4]),
         (o_classes, vec![1, slots]),
         (o_scores, vec![1, slots]),
         (o_count, vec![1]),
     ];
+    let mut reshapes: Vec<Node> = Vec::new();
     for (k, (out, shape)) in finals.into_iter().enumerate() {
         let t = &mut g.tensors[out];
         t.dtype = DType::F32;
         t.quant = Quant::None;
         t.shape = shape;
-        if k < 3 {
-            g.nodes.push(Node {
-                code: OpCode::Reshape,
-                attrs: vec![],
-                inputs: vec![Some(flat[k])],
-                outputs: vec![out],
-                origin: origin.to_string(),
-            });
-        }
+        reshapes.push(Node {
+            code: OpCode::Reshape,
+            attrs: vec![],
+            inputs: vec![Some(flat[k])],
+            outputs: vec![out],
+            origin: origin.to_string(),
+        });
     }
-    // The count is a one-element part already: a RESHAPE to [1] as well.
-    Ok(Some(Node {
-        code: OpCode::Reshape,
-        attrs: vec![],
-        inputs: vec![Some(flat[3])],
-        outputs: vec![o_count],
-        origin: origin.to_string(),
-    }))
+    // The last one is this op's node; the others go in first.
+    let last = reshapes.pop();
+    g.nodes.extend(reshapes);
+    Ok(last)
 }
 
 /// The custom ops of MediaPipe's attention face mesh.

@@ -46,7 +46,18 @@ CASES = [
                                                     nms_iou_threshold=0.3)),
     ("fast_nothing_passes", 3, True, 4, dict(max_detections=6, max_classes_per_detection=1,
                                              nms_score_threshold=0.999, nms_iou_threshold=0.5)),
+    # Scores on a coarse grid (as a uint8 model's are): many ties, across anchors and classes.
+    ("regular_ties", 5, True, 4, dict(max_detections=15, max_classes_per_detection=1,
+                                      detections_per_class=6, use_regular_nms=True,
+                                      nms_score_threshold=0.3, nms_iou_threshold=0.5)),
+    ("fast_ties", 5, True, 4, dict(max_detections=15, max_classes_per_detection=1,
+                                   nms_score_threshold=0.3, nms_iou_threshold=0.5)),
+    # detections_per_class above max_detections: TFLite uses the smaller.
+    ("regular_per_class_above_max", 4, False, 4, dict(max_detections=4, max_classes_per_detection=1,
+                                                      detections_per_class=50, use_regular_nms=True,
+                                                      nms_score_threshold=0.2, nms_iou_threshold=0.5)),
 ]
+TIES = {"regular_ties", "fast_ties"}
 SCALES = dict(y_scale=10.0, x_scale=10.0, h_scale=5.0, w_scale=5.0)
 
 
@@ -143,6 +154,8 @@ def main() -> None:
             c = rng.integers(int(background), width)
             logits[0, max(0, a - 4):a + 4, c] += rng.uniform(3.0, 6.0)
         scores = (1 / (1 + np.exp(-logits))).astype(np.float32)
+        if name in TIES:
+            scores = (np.round(scores * 16) / 16).astype(np.float32)
         slots = opts["max_detections"] * opts["max_classes_per_detection"]
         model = build_model(
             "CUSTOM:TFLite_Detection_PostProcess", {},

@@ -13,7 +13,8 @@ kernels must equal bit for bit) and stores, for case NAME (e.g. `conv_2d.i8.007`
 
 dtype tags: `f32` (float model), `i8` (full-integer: int8 activations with asymmetric
 per-tensor qparams, per-channel symmetric int8 weights, int32 bias with scale
-input_scale * weight_scale[c]); QUANTIZE/DEQUANTIZE use `f32_i8`, `i8_i8`, `i8_f32`.
+input_scale * weight_scale[c]); QUANTIZE/DEQUANTIZE use `f32_i8`, `i8_i8`, `i8_f32`,
+`u8_i8` and `u8_f32`.
 
 int8 output qparams are "calibrated": the same operator is first built in float with the
 dequantized constants and run on the dequantized inputs, and the output qparams cover the
@@ -847,6 +848,28 @@ def gen_dequantize_i8_f32(rng, dt):
     return Case("DEQUANTIZE", {}, [x], [out], {})
 
 
+def gen_quantize_u8_i8(rng, dt):
+    """A uint8 input (an image, say) requantized to int8: often the same scale with the
+    zero point moved by 128, sometimes another scale."""
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    s_in = np.float32(math.exp(rng.uniform(math.log(0.004), math.log(0.08))))
+    x = q_tensor("input", shape, s_in, int(rng.integers(0, 256)), dtype="u8")
+    if rng.random() < 0.4:
+        out = q_tensor("output", shape, s_in, int(x.zero_point[0]) - 128)
+    else:
+        scale = np.float32(s_in * math.exp(rng.uniform(math.log(0.3), math.log(3.0))))
+        out = q_tensor("output", shape, scale, qact(rng)[1])
+    return Case("QUANTIZE", {}, [x], [out], {})
+
+
+def gen_dequantize_u8_f32(rng, dt):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    s_in = np.float32(math.exp(rng.uniform(math.log(0.004), math.log(0.08))))
+    x = q_tensor("input", shape, s_in, int(rng.integers(0, 256)), dtype="u8")
+    out = Tensor("output", "f32", tuple(shape))
+    return Case("DEQUANTIZE", {}, [x], [out], {})
+
+
 # (file prefix, generator, dtype tags, cases per dtype). Generators taking three arguments
 # also receive the case number (used to cycle through variants).
 OPS = [
@@ -889,6 +912,8 @@ OPS = [
     ("quantize", gen_quantize_f32_i8, ["f32_i8"], 10),
     ("quantize", gen_quantize_i8_i8, ["i8_i8"], 10),
     ("dequantize", gen_dequantize_i8_f32, ["i8_f32"], 10),
+    ("quantize", gen_quantize_u8_i8, ["u8_i8"], 10),
+    ("dequantize", gen_dequantize_u8_f32, ["u8_f32"], 10),
 ]
 
 
@@ -936,6 +961,8 @@ def float_twin(t: Tensor | None) -> Tensor | None:
 def random_input(t: Tensor, rng) -> np.ndarray:
     if t.dtype == "i8":
         return rng.integers(-128, 128, t.shape).astype(np.int8)
+    if t.dtype == "u8":
+        return rng.integers(0, 256, t.shape).astype(np.uint8)
     lo, hi = t.value_range
     return rng.uniform(lo, hi, t.shape).astype(np.float32)
 

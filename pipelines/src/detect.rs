@@ -27,6 +27,13 @@ enum InputBuf {
         scale: f32,
         zero_point: i32,
     },
+    /// A uint8 image input (quantized, or raw 0..255 values without
+    /// quantization: scale 1, zero point 0).
+    U8 {
+        data: Vec<u8>,
+        scale: f32,
+        zero_point: i32,
+    },
 }
 
 /// The post-processing stage and its output buffers.
@@ -136,9 +143,25 @@ impl<'m> Detector<'m> {
                     zero_point: q.zero_point,
                 }
             }
+            DType::U8 => {
+                let q = match info.quant {
+                    ferrite_runtime::Quant::None => ferrite_runtime::QParams {
+                        scale: 1.0,
+                        zero_point: 0,
+                    },
+                    ref q => q.per_tensor().ok_or_else(|| {
+                        Error::Spec("the uint8 image input has no per-tensor quantization".into())
+                    })?,
+                };
+                InputBuf::U8 {
+                    data: vec![0; n],
+                    scale: q.scale,
+                    zero_point: q.zero_point,
+                }
+            }
             other => {
                 return Err(Error::Spec(format!(
-                    "image input of type {} is not supported (float32 or int8)",
+                    "image input of type {} is not supported (float32, int8 or uint8)",
                     other.name()
                 )))
             }
@@ -261,6 +284,29 @@ impl<'m> Detector<'m> {
                 self.session
                     .set_input(0, TensorView::i8(data, shape.dims()))?;
             }
+            InputBuf::U8 {
+                data,
+                scale,
+                zero_point,
+            } => {
+                resampler.run(
+                    p,
+                    frame,
+                    &mut InputTensor::U8 {
+                        data,
+                        scale: *scale,
+                        zero_point: *zero_point,
+                    },
+                )?;
+                self.session.set_input(
+                    0,
+                    TensorView {
+                        dtype: DType::U8,
+                        shape: shape.dims(),
+                        data,
+                    },
+                )?;
+            }
         }
         let t1 = Instant::now();
         self.session.invoke()?;
@@ -344,7 +390,7 @@ fn decoded_detections(
             continue;
         }
         let b = &boxes[4 * i..4 * i + 4];
-        let class = class as usize + spec.label_offset;
+        let class = (class as usize).saturating_add(spec.label_offset);
         out.push(Detection::new(class, score, [b[1], b[0], b[3], b[2]], &[]));
         if out.len() == max {
             break;

@@ -385,7 +385,9 @@ pub struct AnchorSpec {
     pub num_layers: usize,
     pub min_scale: f32,
     pub max_scale: f32,
+    #[serde(alias = "input_size_width")]
     pub input_width: usize,
+    #[serde(alias = "input_size_height")]
     pub input_height: usize,
     #[serde(default = "half")]
     pub anchor_offset_x: f32,
@@ -427,9 +429,10 @@ fn one_f32() -> f32 {
 pub enum BoxFormat {
     /// `x_center, y_center, w, h` (MediaPipe's `reverse_output_order: true`);
     /// keypoints `x, y`.
-    #[default]
     Xywh,
-    /// `y_center, x_center, h, w` (TensorFlow Object Detection API); keypoints `y, x`.
+    /// `y_center, x_center, h, w` (TensorFlow Object Detection API; MediaPipe's
+    /// default, `reverse_output_order: false`); keypoints `y, x`.
+    #[default]
     Yxhw,
 }
 
@@ -458,6 +461,10 @@ pub struct DecodeSpec {
     pub num_values_per_keypoint: usize,
     #[serde(default)]
     pub box_format: BoxFormat,
+    /// MediaPipe's spelling of `box_format` (true: `xywh`); read from a TOML
+    /// spec, folded into `box_format`, never stored.
+    #[serde(default, skip_serializing)]
+    pub reverse_output_order: Option<bool>,
     pub x_scale: f32,
     pub y_scale: f32,
     pub w_scale: f32,
@@ -492,9 +499,11 @@ pub enum NmsAlgorithm {
     /// Keep the best box, drop every box overlapping it (the default, as
     /// MediaPipe's `NonMaxSuppressionCalculator` has it).
     #[default]
+    #[serde(alias = "DEFAULT")]
     Hard,
     /// MediaPipe's weighted NMS: the kept box (and its keypoints) is the
     /// score-weighted mean of every box overlapping the best one.
+    #[serde(alias = "WEIGHTED")]
     Weighted,
 }
 
@@ -505,10 +514,15 @@ pub struct NmsSpec {
     #[serde(default)]
     pub algorithm: NmsAlgorithm,
     /// Boxes whose IoU with a kept box exceeds this are suppressed (or blended).
+    #[serde(alias = "min_suppression_threshold")]
     pub iou_threshold: f32,
     /// Most detections reported per frame (0: no limit).
-    #[serde(default)]
+    #[serde(default, alias = "max_num_detections")]
     pub max_detections: usize,
+    /// MediaPipe's overlap measure: `INTERSECTION_OVER_UNION` or `JACCARD`
+    /// (both IoU, the only one supported); read, checked, never stored.
+    #[serde(default, skip_serializing)]
+    pub overlap_type: Option<String>,
     /// Suppress only among detections of the same class.
     #[serde(default)]
     pub per_class: bool,
@@ -680,6 +694,7 @@ impl DetectorSpec {
                 num_keypoints: 6,
                 num_values_per_keypoint: 2,
                 box_format: BoxFormat::Xywh,
+                reverse_output_order: None,
                 x_scale: 128.0,
                 y_scale: 128.0,
                 w_scale: 128.0,
@@ -694,6 +709,7 @@ impl DetectorSpec {
                 algorithm: NmsAlgorithm::Weighted,
                 iou_threshold: 0.3,
                 max_detections: 0,
+                overlap_type: None,
                 per_class: false,
             }),
             decoded: None,
@@ -714,8 +730,39 @@ impl DetectorSpec {
 
     /// Parses a TOML spec (format in `docs/detection.md`) and validates it.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let raw: DetectorToml =
+        let mut raw: DetectorToml =
             toml::from_str(text).map_err(|e| Error::Spec(e.to_string().trim().to_string()))?;
+        if let Some(d) = &mut raw.decode {
+            if let Some(reverse) = d.reverse_output_order.take() {
+                let value: toml::Value = toml::from_str(text)
+                    .map_err(|e| Error::Spec(e.to_string().trim().to_string()))?;
+                if value
+                    .get("decode")
+                    .and_then(|d| d.get("box_format"))
+                    .is_some()
+                {
+                    return Err(Error::Spec(
+                        "decode: give box_format or MediaPipe's reverse_output_order, not both"
+                            .into(),
+                    ));
+                }
+                d.box_format = if reverse {
+                    BoxFormat::Xywh
+                } else {
+                    BoxFormat::Yxhw
+                };
+            }
+        }
+        if let Some(n) = &mut raw.nms {
+            match n.overlap_type.take().as_deref() {
+                None | Some("INTERSECTION_OVER_UNION") | Some("JACCARD") => {}
+                Some(other) => {
+                    return Err(Error::Spec(format!(
+                        "nms: overlap_type {other} is not supported (INTERSECTION_OVER_UNION and JACCARD are)"
+                    )))
+                }
+            }
+        }
         let spec = DetectorSpec {
             preprocess: raw.preprocess.into_spec()?,
             anchors: raw.anchors,
@@ -808,6 +855,17 @@ impl DetectorSpec {
                 "decode: {} keypoints of {} values from offset {} do not fit in num_coords {}",
                 d.num_keypoints, d.num_values_per_keypoint, d.keypoint_coord_offset, d.num_coords
             ));
+        }
+        if d.num_keypoints > 0 {
+            let kp = d.keypoint_coord_offset
+                ..d.keypoint_coord_offset + d.num_keypoints * d.num_values_per_keypoint;
+            let bx = d.box_coord_offset..d.box_coord_offset + 4;
+            if kp.start < bx.end && bx.start < kp.end {
+                return err(format!(
+                    "decode: the keypoints (values {kp:?}) overlap the box (values {bx:?}); \
+                     set keypoint_coord_offset (MediaPipe's default is 0)"
+                ));
+            }
         }
         if d.num_classes == 0 {
             return err("decode: num_classes must be at least 1".into());

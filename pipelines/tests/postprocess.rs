@@ -384,3 +384,76 @@ fn decoded_output_specs_are_checked_against_the_model() {
     let e = DetectorSpec::from_toml(&same).unwrap_err().to_string();
     assert!(e.contains("four different outputs"), "{e}");
 }
+
+/// MediaPipe's palm detection options under MediaPipe's own names
+/// (`input_size_width`, `reverse_output_order`, `min_suppression_threshold`,
+/// `overlap_type`, `WEIGHTED`; the pbtxt's `key: value` lines as TOML) give
+/// the same spec as `models/detect/palm_detection.toml`.
+#[test]
+fn mediapipe_option_names_are_accepted() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/detect");
+    let ours =
+        DetectorSpec::from_toml(&std::fs::read_to_string(dir.join("palm_detection.toml")).unwrap())
+            .unwrap();
+    let theirs = r#"
+        labels = ["palm"]
+        [preprocess]
+        width = 192
+        height = 192
+        resize = "letterbox"
+        coordinates = "opencv_warp"
+        pad = [0, 0, 0]
+        range = [0.0, 1.0]
+        [anchors]
+        num_layers = 4
+        min_scale = 0.1484375
+        max_scale = 0.75
+        input_size_width = 192
+        input_size_height = 192
+        anchor_offset_x = 0.5
+        anchor_offset_y = 0.5
+        strides = [8, 16, 16, 16]
+        aspect_ratios = [1.0]
+        fixed_anchor_size = true
+        [decode]
+        num_classes = 1
+        num_boxes = 2016
+        num_coords = 18
+        box_coord_offset = 0
+        keypoint_coord_offset = 4
+        num_keypoints = 7
+        num_values_per_keypoint = 2
+        sigmoid_score = true
+        score_clipping_thresh = 100.0
+        reverse_output_order = true
+        x_scale = 192.0
+        y_scale = 192.0
+        w_scale = 192.0
+        h_scale = 192.0
+        min_score_thresh = 0.5
+        [nms]
+        min_suppression_threshold = 0.3
+        overlap_type = "INTERSECTION_OVER_UNION"
+        algorithm = "WEIGHTED"
+    "#;
+    assert_eq!(DetectorSpec::from_toml(theirs).unwrap(), ours);
+    // MediaPipe's defaults: without reverse_output_order boxes are y, x, h, w.
+    let yx = DetectorSpec::from_toml(&theirs.replace("reverse_output_order = true", "")).unwrap();
+    assert_eq!(
+        yx.decode.unwrap().box_format,
+        ferrite_pipelines::spec::BoxFormat::Yxhw
+    );
+    let both = theirs.replace(
+        "reverse_output_order = true",
+        "reverse_output_order = true\nbox_format = \"xywh\"",
+    );
+    let e = DetectorSpec::from_toml(&both).unwrap_err().to_string();
+    assert!(e.contains("not both"), "{e}");
+    let modified = theirs.replace("INTERSECTION_OVER_UNION", "MODIFIED_JACCARD");
+    let e = DetectorSpec::from_toml(&modified).unwrap_err().to_string();
+    assert!(e.contains("MODIFIED_JACCARD is not supported"), "{e}");
+    // Keypoints left at MediaPipe's default offset 0 would read the box.
+    let overlap = theirs.replace("keypoint_coord_offset = 4", "");
+    let e = DetectorSpec::from_toml(&overlap).unwrap_err().to_string();
+    assert!(e.contains("overlap the box"), "{e}");
+}

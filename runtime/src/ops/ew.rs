@@ -93,7 +93,9 @@ pub(crate) enum Unary {
     /// ONNX's QuantizeLinear rounding (half to even).
     QuantizeF32HalfEven(QParams),
     Requantize(q::RequantizeI8Params),
+    RequantizeU8(q::RequantizeI8Params),
     DequantizeI8(QParams),
+    DequantizeU8(QParams),
 }
 
 impl Unary {
@@ -137,9 +139,11 @@ impl Unary {
                 q::quantize_f32_i8_half_even(*qp, cast_slice(x), cast_slice_mut(out))
             }
             Unary::Requantize(p) => q::requantize_i8(p, cast_slice(x), cast_slice_mut(out)),
+            Unary::RequantizeU8(p) => q::requantize_u8_i8(p, x, cast_slice_mut(out)),
             Unary::DequantizeI8(qp) => {
                 q::dequantize_i8_f32(*qp, cast_slice(x), cast_slice_mut(out))
             }
+            Unary::DequantizeU8(qp) => q::dequantize_u8_f32(*qp, x, cast_slice_mut(out)),
         }
     }
 }
@@ -397,13 +401,22 @@ pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
                 Unary::Requantize(q::RequantizeI8Params::new(qx()?, qy()?)),
                 "ref_requantize_i8",
             ),
-            _ => return Err(cx.bad("QUANTIZE supports float32 -> int8 and int8 -> int8")),
+            (DType::U8, DType::I8) if is_q8(y) => (
+                Unary::RequantizeU8(q::RequantizeI8Params::new(qx()?, qy()?)),
+                "ref_requantize_u8_i8",
+            ),
+            _ => {
+                return Err(
+                    cx.bad("QUANTIZE supports float32 -> int8, int8 -> int8 and uint8 -> int8")
+                )
+            }
         },
         _ => match (x.dtype, y.dtype) {
             (DType::I8, DType::F32) if is_q8(x) => {
                 (Unary::DequantizeI8(qx()?), "ref_dequantize_i8_f32")
             }
-            _ => return Err(cx.bad("DEQUANTIZE supports int8 -> float32")),
+            (DType::U8, DType::F32) => (Unary::DequantizeU8(qx()?), "ref_dequantize_u8_f32"),
+            _ => return Err(cx.bad("DEQUANTIZE supports int8 -> float32 and uint8 -> float32")),
         },
     };
     steps.push(cx.step(

@@ -998,7 +998,7 @@ fn prep_detection_postprocess(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
         scores_stride,
         max_detections: cx.attr_usize(0, 0)?,
         max_classes_per_detection: cx.attr_usize(1, 1)?,
-        detections_per_class: cx.attr_usize(2, 1)?,
+        detections_per_class: cx.attr_usize(2, 0)?,
         regular_nms: cx.attr(3)? != 0,
         score_threshold: cx.attr_f32(5)?,
         iou_threshold: cx.attr_f32(6)?,
@@ -1009,6 +1009,11 @@ fn prep_detection_postprocess(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             cx.attr_f32(10)?,
         ],
     };
+    if p.regular_nms && p.detections_per_class.min(p.max_detections) == 0 {
+        return Err(
+            cx.bad("regular suppression needs detections_per_class and max_detections above 0")
+        );
+    }
     if !(p.iou_threshold > 0.0 && p.iou_threshold <= 1.0) {
         return Err(cx.bad("the IoU threshold must be in (0, 1]"));
     }

@@ -6,13 +6,14 @@
 //!
 //! The arithmetic follows TFLite's kernel to the bit: centres and sizes are
 //! computed in f64 and rounded to f32, IoU in f32, candidates sorted by
-//! decreasing score with ties kept in anchor order. (`exp` is `libm`'s, as
+//! decreasing score with ties kept in anchor order, and the regular mode's
+//! per-class picks merged stably (earlier classes first on equal scores),
+//! as LiteRT's single-threaded kernel does. (`exp` is `libm`'s, as
 //! everywhere in this `no_std` runtime; LiteRT calls the C library's, and
 //! the two can differ in the last bit of an f64, which the f32 box almost
-//! never shows.) Where TFLite leaves a
-//! choice to `std::partial_sort` (the order of equal scores among several
-//! classes of one anchor, or among classes in the regular merge), ties go to
-//! the lower index here.
+//! never shows.) Where TFLite leaves the order to `std::partial_sort` (equal
+//! scores among the several classes fast mode may report per anchor), ties
+//! go to the lower class here.
 //!
 //! The op runs without allocating: its single output holds the four TFLite
 //! outputs (boxes, classes, scores, count) followed by its working memory
@@ -118,29 +119,36 @@ impl DetectionPostprocess {
             out_scores[slot] = score;
         };
         if self.regular_nms {
+            // As TFLite: at most min(detections_per_class, max_detections)
+            // per class, each class's picks merged into the running list
+            // (earlier classes first on equal scores), which keeps its best m.
+            let per_class = self.detections_per_class.min(m);
             let mut size = 0;
             for class in 0..c {
                 for (row, s) in column.iter_mut().enumerate() {
                     *s = scores[row * self.scores_stride + offset + class];
                 }
-                let found = self.suppress(
-                    decoded,
-                    column,
-                    self.detections_per_class,
-                    kept,
-                    active,
-                    selected,
-                );
-                let total = size + found;
-                for (d, &anchor) in merge[size..total].iter_mut().zip(&selected[..found]) {
-                    let anchor = anchor as usize;
-                    *d = Cand {
+                let found = self.suppress(decoded, column, per_class, kept, active, selected);
+                // Merge from the back: the list is merge[..size], the class's
+                // picks (best first) are selected[..found].
+                let (mut i, mut j) = (size, found);
+                while j > 0 {
+                    let anchor = selected[j - 1] as usize;
+                    let new = Cand {
                         score: column[anchor],
                         index: (anchor * self.scores_stride + offset + class) as u32,
                     };
+                    // The later of the two goes last: the new pick unless the
+                    // list's entry scores lower.
+                    if i > 0 && merge[i - 1].score < new.score {
+                        merge[i + j - 1] = merge[i - 1];
+                        i -= 1;
+                    } else {
+                        merge[i + j - 1] = new;
+                        j -= 1;
+                    }
                 }
-                size = total.min(m);
-                best_first(&mut merge[..total], size);
+                size = (size + found).min(m);
             }
             for (slot, d) in merge[..size].iter().enumerate() {
                 let index = d.index as usize;

@@ -91,12 +91,36 @@ impl RequantizeI8Params {
     /// One output element.
     #[inline]
     pub fn apply(&self, x: i8) -> i8 {
+        self.apply_i32(x as i32)
+    }
+
+    /// One output element from a wider input value (uint8).
+    #[inline]
+    pub fn apply_i32(&self, x: i32) -> i8 {
         let v = multiply_by_quantized_multiplier(
-            x as i32 - self.input_zero_point,
+            x - self.input_zero_point,
             self.multiplier,
             self.shift,
         ) + self.output_zero_point;
         v.clamp(-128, 127) as i8
+    }
+}
+
+/// Requantizes uint8 values to int8 (TFLite's QUANTIZE of a uint8 input,
+/// e.g. a uint8 image input ahead of an int8 network), bit-exact with
+/// TFLite's `Requantize`.
+pub fn requantize_u8_i8(p: &RequantizeI8Params, input: &[u8], output: &mut [i8]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = p.apply_i32(x as i32);
+    }
+}
+
+/// Dequantizes uint8 values: `scale * (x - zero_point)`.
+pub fn dequantize_u8_f32(input_q: QParams, input: &[u8], output: &mut [f32]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = input_q.scale * (x as i32 - input_q.zero_point) as f32;
     }
 }
 
