@@ -249,3 +249,61 @@ fn swapped_decoded_outputs_fail_at_conversion() {
         "{e}"
     );
 }
+
+/// A uint8 image input (`tiny_ssd_u8.tflite`: scale 2/255, zero point 128,
+/// dequantized inside the model): the `Detector` quantizes the
+/// pre-processed frame into it, and finds what the model finds on that
+/// input computed by hand.
+#[test]
+fn uint8_image_inputs_are_quantized_by_the_detector() {
+    use ferrite_pipelines::preprocess::{InputTensor, Resampler};
+    use ferrite_pipelines::{image_io, Detector, Frame, PixelFormat};
+    let dir = common::root().join("tests/fixtures/detection");
+    let src = std::fs::read(dir.join("tiny_ssd_u8.tflite")).unwrap();
+    let opts = ferrite_convert::ConvertOptions {
+        detector_spec: Some(dir.join("tiny_ssd.toml")),
+        ..Default::default()
+    };
+    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let model = ferrite_runtime::Model::from_vec(&c.bytes).unwrap();
+    let input = &model.tensors()[model.inputs()[0]];
+    assert_eq!(input.dtype, ferrite_runtime::DType::U8);
+    let q = input.quant.per_tensor().unwrap();
+    let mut det = Detector::new(&model, ferrite_runtime::Options::default()).unwrap();
+    let spec = det.spec().clone();
+    let mut seen = 0;
+    for name in ["astronaut", "chelsea", "rocket"] {
+        let path = common::root().join(format!("models/detect/images/{name}.png"));
+        let img = image_io::load(&path).unwrap();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let frame = Frame::packed(PixelFormat::Rgb8, w, h, img.as_raw()).unwrap();
+        let got = det.detect(&frame).unwrap().to_vec();
+        let r = Resampler::new(&spec.preprocess, w, h).unwrap();
+        let mut data = vec![0u8; 16 * 16 * 3];
+        r.run(
+            &spec.preprocess,
+            &frame,
+            &mut InputTensor::U8 {
+                data: &mut data,
+                scale: q.scale,
+                zero_point: q.zero_point,
+            },
+        )
+        .unwrap();
+        let arr = ferrite::npy::Array {
+            dtype: ferrite_runtime::DType::U8,
+            shape: vec![1, 16, 16, 3],
+            data,
+        };
+        let outs = common::run(&model, &[arr]).unwrap();
+        let scores = outs[2].as_f32();
+        let count = outs[3].as_f32()[0] as usize;
+        let want = (0..count).filter(|&i| scores[i] >= 0.5).count();
+        assert_eq!(got.len(), want, "{name}");
+        for (d, s) in got.iter().zip(&scores) {
+            assert_eq!(d.score, *s, "{name}");
+        }
+        seen += got.len();
+    }
+    assert!(seen >= 3, "{seen} detections");
+}

@@ -9,7 +9,8 @@ none, several classes per detection, extra values per box (keypoints), a default
 detections_per_class, and a threshold nothing passes. Written to
 tests/fixtures/detection/ (NAME.tflite, NAME.in<k>.npy, NAME.out<k>.npy, index.json);
 plus `tiny_ssd`: a whole (random-weight) SSD that ends in the op, its 16x16 image
-input through a strided conv to box and class heads, with its golden on a random image.
+input through a strided conv to box and class heads, with its golden on a random image,
+and `tiny_ssd_u8`, the same with a uint8 image input.
 Deterministic. Usage:
 
     python models/golden/make_detection_goldens.py [--out tests/fixtures/detection]
@@ -88,11 +89,13 @@ def options_bytes(num_classes: int, opts: dict) -> bytes:
     return bytes(fbb.Finish())
 
 
-def tiny_ssd() -> bytes:
+def tiny_ssd(uint8_input: bool = False) -> bytes:
     """A 16x16x3 image (values in [-1, 1]) -> 3x3 stride-2 conv (8 channels, RELU) ->
     1x1 box head (2 anchors x 4) and 1x1 class head (2 anchors x (background + 2
     classes), LOGISTIC) -> reshapes -> TFLite_Detection_PostProcess over 128 anchors
-    (an 8x8 grid, two sizes), fast suppression, at most 5 detections."""
+    (an 8x8 grid, two sizes), fast suppression, at most 5 detections. With
+    `uint8_input` the image comes in as uint8 (scale 2/255, zero point 128) and is
+    dequantized first, as in models exported with a uint8 input."""
     rng = np.random.default_rng(7)
     t = [
         Tensor("image", "f32", (1, 16, 16, 3)),
@@ -132,6 +135,11 @@ def tiny_ssd() -> bytes:
         Op("CUSTOM:TFLite_Detection_PostProcess", {}, [8, 14, 15], [16, 17, 18, 19],
            options_bytes(2, opts)),
     ]
+    if uint8_input:
+        t.append(Tensor("image_u8", "u8", (1, 16, 16, 3), scale=np.array([2 / 255], np.float32),
+                        zero_point=np.array([128])))
+        ops.insert(0, Op("DEQUANTIZE", {}, [len(t) - 1], [0]))
+        return build_graph(t, ops, [len(t) - 1], [16, 17, 18, 19], "ferrite tiny SSD, uint8 input")
     return build_graph(t, ops, [0], [16, 17, 18, 19], "ferrite tiny SSD")
 
 
@@ -174,7 +182,12 @@ def main() -> None:
         interp.set_tensor(ins[0]["index"], boxes)
         interp.set_tensor(ins[1]["index"], scores)
         interp.invoke()
-        outs = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+        outs = [np.array(interp.get_tensor(d["index"])) for d in interp.get_output_details()]
+        # Fast suppression leaves the slots past its detections unwritten
+        # (whatever the arena held): zero them, so the files are reproducible.
+        written = int(outs[3][0]) * opts["max_classes_per_detection"]
+        for o in outs[:3]:
+            o[0, written:] = 0
         np.save(out / f"{name}.in0.npy", boxes)
         np.save(out / f"{name}.in1.npy", scores)
         for i, o in enumerate(outs):
@@ -186,6 +199,7 @@ def main() -> None:
                       "outputs": [f"{name}.out{i}.npy" for i in range(4)],
                       "slots_per_detection": opts["max_classes_per_detection"],
                       "detections": count, "exact": True})
+    (out / "tiny_ssd_u8.tflite").write_bytes(tiny_ssd(uint8_input=True))
     model = tiny_ssd()
     (out / "tiny_ssd.tflite").write_bytes(model)
     image = np.random.default_rng(8).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
