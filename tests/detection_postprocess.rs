@@ -70,6 +70,22 @@ fn detection_postprocess_matches_litert() {
     assert!(found > 40, "the cases hold {found} detections");
 }
 
+/// `tiny_ssd.tflite` (or another model of `tests/fixtures/detection`)
+/// converted with `tiny_ssd.toml`, quantized as `quantize` asks.
+fn tiny_ssd(
+    model: &str,
+    quantize: Option<ferrite_convert::QuantizeOptions>,
+) -> anyhow::Result<ferrite_convert::Converted> {
+    let dir = common::root().join("tests/fixtures/detection");
+    let src = std::fs::read(dir.join(model))?;
+    let opts = ferrite_convert::ConvertOptions {
+        detector_spec: Some(dir.join("tiny_ssd.toml")),
+        quantize,
+        ..Default::default()
+    };
+    ferrite_convert::convert_with(&src, &opts)
+}
+
 /// A whole SSD ending in the op (`tiny_ssd.tflite`, random weights), through
 /// `ferrite_pipelines::Detector` with a `[decoded]` spec
 /// (`tiny_ssd.toml`): on photos of other aspect ratios, each detection is
@@ -80,13 +96,7 @@ fn detection_postprocess_matches_litert() {
 fn decoded_ssd_outputs_become_detections_in_source_pixels() {
     use ferrite_pipelines::preprocess::{InputTensor, Resampler};
     use ferrite_pipelines::{image_io, Detector, Frame, PixelFormat};
-    let dir = common::root().join("tests/fixtures/detection");
-    let src = std::fs::read(dir.join("tiny_ssd.tflite")).unwrap();
-    let opts = ferrite_convert::ConvertOptions {
-        detector_spec: Some(dir.join("tiny_ssd.toml")),
-        ..Default::default()
-    };
-    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let c = tiny_ssd("tiny_ssd.tflite", None).unwrap_or_else(|e| panic!("{e:#}"));
     let model = ferrite_runtime::Model::from_vec(&c.bytes).unwrap();
     let mut det = Detector::new(&model, ferrite_runtime::Options::default()).unwrap();
     let spec = det.spec().clone();
@@ -140,34 +150,20 @@ fn decoded_ssd_outputs_become_detections_in_source_pixels() {
 #[test]
 fn int8_ssd_keeps_its_post_processing_float() {
     use ferrite_pipelines::{image_io, Detector, Frame, PixelFormat};
-    let dir = common::root().join("tests/fixtures/detection");
-    let src = std::fs::read(dir.join("tiny_ssd.tflite")).unwrap();
-    let convert = |quantize| {
-        let opts = ferrite_convert::ConvertOptions {
-            detector_spec: Some(dir.join("tiny_ssd.toml")),
-            quantize,
-            ..Default::default()
-        };
-        let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
-        ferrite_runtime::Model::from_vec(&c.bytes).unwrap()
-    };
-    let float = convert(None);
-    let opts = ferrite_convert::ConvertOptions {
-        detector_spec: Some(dir.join("tiny_ssd.toml")),
-        quantize: Some(ferrite_convert::QuantizeOptions {
-            calib: common::root().join("models/detect/images"),
-            ..Default::default()
-        }),
+    let calib = || ferrite_convert::QuantizeOptions {
+        calib: common::root().join("models/detect/images"),
         ..Default::default()
     };
-    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let load = |c: &ferrite_convert::Converted| ferrite_runtime::Model::from_vec(&c.bytes).unwrap();
+    let float = load(&tiny_ssd("tiny_ssd.tflite", None).unwrap());
+    let c = tiny_ssd("tiny_ssd.tflite", Some(calib())).unwrap_or_else(|e| panic!("{e:#}"));
     // Judged by what the network feeds the op, not by its selections.
     let summary = c.summary.clone().unwrap();
     assert!(
         summary.contains("'box_encodings (read by the detection post-processing)'"),
         "{summary}"
     );
-    let int8 = ferrite_runtime::Model::from_vec(&c.bytes).unwrap();
+    let int8 = load(&c);
     let session = ferrite_runtime::Session::new(&int8, Default::default()).unwrap();
     let kernels = session.kernel_names();
     assert!(
@@ -185,11 +181,16 @@ fn int8_ssd_keeps_its_post_processing_float() {
         .iter()
         .all(|o| o.dtype == ferrite_runtime::DType::F32));
     // With int8 I/O the image input is int8; the detections stay float.
-    let io = convert(Some(ferrite_convert::QuantizeOptions {
-        calib: common::root().join("models/detect/images"),
-        int8_io: true,
-        ..Default::default()
-    }));
+    let io = load(
+        &tiny_ssd(
+            "tiny_ssd.tflite",
+            Some(ferrite_convert::QuantizeOptions {
+                int8_io: true,
+                ..calib()
+            }),
+        )
+        .unwrap(),
+    );
     let t = io.tensors();
     assert_eq!(t[io.inputs()[0]].dtype, ferrite_runtime::DType::I8);
     assert!(io
@@ -258,13 +259,7 @@ fn swapped_decoded_outputs_fail_at_conversion() {
 fn uint8_image_inputs_are_quantized_by_the_detector() {
     use ferrite_pipelines::preprocess::{InputTensor, Resampler};
     use ferrite_pipelines::{image_io, Detector, Frame, PixelFormat};
-    let dir = common::root().join("tests/fixtures/detection");
-    let src = std::fs::read(dir.join("tiny_ssd_u8.tflite")).unwrap();
-    let opts = ferrite_convert::ConvertOptions {
-        detector_spec: Some(dir.join("tiny_ssd.toml")),
-        ..Default::default()
-    };
-    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let c = tiny_ssd("tiny_ssd_u8.tflite", None).unwrap_or_else(|e| panic!("{e:#}"));
     let model = ferrite_runtime::Model::from_vec(&c.bytes).unwrap();
     let input = &model.tensors()[model.inputs()[0]];
     assert_eq!(input.dtype, ferrite_runtime::DType::U8);
