@@ -238,7 +238,7 @@ impl DetectionPostprocess {
             }
         }
         let kept = &mut kept[..k];
-        kept.sort_unstable_by(by_score);
+        heap_sort(kept);
         let limit = k.min(max);
         active[..k].fill(1);
         let (mut n_active, mut n) = (k, 0);
@@ -267,13 +267,40 @@ impl DetectionPostprocess {
 
 /// Sorts the best `n` of `c` to the front, best first.
 fn best_first(c: &mut [Cand], n: usize) {
-    if n == 0 || c.is_empty() {
-        return;
+    if n > 0 {
+        heap_sort(c);
     }
-    if n < c.len() {
-        c.select_nth_unstable_by(n - 1, by_score);
+}
+
+/// Sorts best first ([`by_score`]). A heapsort written out here rather than
+/// `sort_unstable_by`: core's sorts instantiate several kilobytes of code per
+/// element type, and this op's lists are short (candidates above the
+/// threshold), so the runtime stays small.
+fn heap_sort(v: &mut [Cand]) {
+    // A max-heap under "worse than": the worst candidate at the root goes last.
+    let worse = |a: &Cand, b: &Cand| by_score(a, b) == core::cmp::Ordering::Greater;
+    let sift = |v: &mut [Cand], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        if child + 1 < end && worse(&v[child + 1], &v[child]) {
+            child += 1;
+        }
+        if !worse(&v[child], &v[root]) {
+            break;
+        }
+        v.swap(root, child);
+        root = child;
+    };
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift(v, root, n);
     }
-    c[..n].sort_unstable_by(by_score);
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift(v, 0, end);
+    }
 }
 
 /// Intersection over union of decoded boxes `i` and `j`, as TFLite computes it.
