@@ -244,14 +244,10 @@ fn blazeface_matches_mediapipe() {
 /// model_selection=1 (`reference_full_range.json`).
 #[test]
 fn blazeface_full_range_from_a_written_spec_matches_mediapipe() {
-    let src = std::fs::read(root().join("models/fixtures/face_detection_full_range_sparse.tflite"))
-        .expect("bundled BlazeFace full-range");
-    let opts = ferrite_convert::ConvertOptions {
-        detector_spec: Some(root().join("models/detect/blazeface_full_range.toml")),
-        ..Default::default()
-    };
-    let c = ferrite_convert::convert_with(&src, &opts).unwrap_or_else(|e| panic!("{e:#}"));
-    let model = Model::from_vec(&c.bytes).unwrap();
+    let model = from_written_spec(
+        "face_detection_full_range_sparse.tflite",
+        "blazeface_full_range.toml",
+    );
     let a = compare_with_mediapipe(
         &model,
         &reference_file("reference_full_range.json"),

@@ -141,10 +141,14 @@ fn check_decoded_order(graph: &Graph, d: &DecodedSpec) -> Result<()> {
     else {
         return Ok(()); // not the op's outputs: nothing to check against
     };
-    for (p, i) in actual {
+    for &(p, i) in &actual {
         if declared[p] != i {
             let order: Vec<String> = (0..4)
-                .map(|q| format!("{}_output = {}", names[q], i_of(q, graph, &part)))
+                .map(|q| {
+                    let at = actual.iter().find(|&&(r, _)| r == q);
+                    let at = at.map_or("none".into(), |&(_, j)| j.to_string());
+                    format!("{}_output = {at}", names[q])
+                })
                 .collect();
             bail!(
                 "decoded: {}_output is {} but the model's {} are output {i} (the op's outputs: {})",
@@ -156,13 +160,6 @@ fn check_decoded_order(graph: &Graph, d: &DecodedSpec) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The graph output index holding part `q` of the op's result.
-fn i_of(q: usize, graph: &Graph, part: &dyn Fn(usize) -> Option<usize>) -> String {
-    (0..graph.outputs.len())
-        .find(|&i| part(graph.outputs[i]) == Some(q))
-        .map_or("none".into(), |i| i.to_string())
 }
 
 /// Validates the requested pipeline metadata against `graph` and stores it.
