@@ -169,6 +169,7 @@ fn structural_corruptions_are_rejected() {
         outputs: vec![2],
         metadata: vec![],
         rounding: Default::default(),
+        notes: vec![],
     };
     assert_eq!(try_load(&write_raw(&base())), Ok(Ok(())));
 

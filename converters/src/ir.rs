@@ -99,6 +99,9 @@ pub struct Graph {
     pub metadata: Vec<MetaEntry>,
     /// How the int8 ops round (stored in the package header).
     pub rounding: ferrite_runtime::Rounding,
+    /// What the import changed that the user should hear about (printed by
+    /// `ferrite convert`, not stored in the package).
+    pub notes: Vec<String>,
 }
 
 impl Graph {

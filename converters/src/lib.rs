@@ -15,6 +15,7 @@ pub mod pipeline_meta;
 pub mod quantize;
 pub mod tflite;
 pub mod tflite_import;
+pub mod uint8;
 
 use anyhow::{anyhow, bail, Result};
 use ferrite_runtime::{Error as RtError, Model, Options, Session};
@@ -286,7 +287,12 @@ fn convert_in_dir(
         graph.remove_unused_tensors();
     }
     let mut converted = package_graph(&graph)?;
-    converted.summary = summary;
+    let notes = graph.notes.join("\n");
+    converted.summary = match summary {
+        Some(s) if !notes.is_empty() => Some(format!("{notes}\n{s}")),
+        Some(s) => Some(s),
+        None => (!notes.is_empty()).then_some(notes),
+    };
     Ok(converted)
 }
 

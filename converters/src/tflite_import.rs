@@ -312,6 +312,8 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         }
     }
     probs.into_result()?;
+    // Legacy uint8 models (asymmetric uint8 weights) run on the int8 kernels.
+    crate::uint8::note(&mut g)?;
     drop_noops(&mut g);
     g.remove_dead_nodes();
     g.remove_unused_tensors();

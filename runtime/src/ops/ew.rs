@@ -94,6 +94,7 @@ pub(crate) enum Unary {
     QuantizeF32HalfEven(QParams),
     Requantize(q::RequantizeI8Params),
     RequantizeU8(q::RequantizeI8Params),
+    RequantizeToU8(q::RequantizeI8Params),
     DequantizeI8(QParams),
     DequantizeU8(QParams),
 }
@@ -140,6 +141,7 @@ impl Unary {
             }
             Unary::Requantize(p) => q::requantize_i8(p, cast_slice(x), cast_slice_mut(out)),
             Unary::RequantizeU8(p) => q::requantize_u8_i8(p, x, cast_slice_mut(out)),
+            Unary::RequantizeToU8(p) => q::requantize_i8_u8(p, cast_slice(x), out),
             Unary::DequantizeI8(qp) => {
                 q::dequantize_i8_f32(*qp, cast_slice(x), cast_slice_mut(out))
             }
@@ -405,11 +407,13 @@ pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
                 Unary::RequantizeU8(q::RequantizeI8Params::new(qx()?, qy()?)),
                 "ref_requantize_u8_i8",
             ),
-            _ => {
-                return Err(
-                    cx.bad("QUANTIZE supports float32 -> int8, int8 -> int8 and uint8 -> int8")
-                )
-            }
+            (DType::I8, DType::U8) if is_q8(x) && y.quant.per_tensor().is_some() => (
+                Unary::RequantizeToU8(q::RequantizeI8Params::new(qx()?, qy()?)),
+                "ref_requantize_i8_u8",
+            ),
+            _ => return Err(cx.bad(
+                "QUANTIZE supports float32 -> int8, int8 -> int8, uint8 -> int8 and int8 -> uint8",
+            )),
         },
         _ => match (x.dtype, y.dtype) {
             (DType::I8, DType::F32) if is_q8(x) => {

@@ -104,6 +104,18 @@ impl RequantizeI8Params {
         ) + self.output_zero_point;
         v.clamp(-128, 127) as i8
     }
+
+    /// One uint8 output element from an int8 input (the output's zero-point
+    /// in [0, 255]): TFLite's QUANTIZE from int8 to uint8.
+    #[inline]
+    pub fn apply_u8(&self, x: i8) -> u8 {
+        let v = multiply_by_quantized_multiplier(
+            x as i32 - self.input_zero_point,
+            self.multiplier,
+            self.shift,
+        ) + self.output_zero_point;
+        v.clamp(0, 255) as u8
+    }
 }
 
 /// Requantizes uint8 values to int8 (TFLite's QUANTIZE of a uint8 input,
@@ -113,6 +125,16 @@ pub fn requantize_u8_i8(p: &RequantizeI8Params, input: &[u8], output: &mut [i8])
     debug_assert_eq!(input.len(), output.len());
     for (o, &x) in output.iter_mut().zip(input) {
         *o = p.apply_i32(x as i32);
+    }
+}
+
+/// Requantizes int8 values to uint8 (TFLite's QUANTIZE to a uint8 output,
+/// e.g. the uint8 output of a legacy uint8 model run as int8), bit-exact
+/// with TFLite's `Requantize`.
+pub fn requantize_i8_u8(p: &RequantizeI8Params, input: &[i8], output: &mut [u8]) {
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = p.apply_u8(x);
     }
 }
 
