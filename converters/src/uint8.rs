@@ -185,7 +185,12 @@ pub fn to_int8(g: &mut Graph) -> Result<Option<Rewrite>> {
             let producer = g.nodes.iter().position(|n| n.outputs.contains(&t));
             if producer.is_some_and(|p| {
                 g.nodes[p].code == OpCode::Quantize
-                    && g.nodes[p].inputs[0].is_some_and(|x| g.tensors[x].dtype == DType::I8)
+                    && g.nodes[p]
+                        .inputs
+                        .first()
+                        .copied()
+                        .flatten()
+                        .is_some_and(|x| g.tensors[x].dtype == DType::I8)
             }) {
                 continue;
             }
@@ -223,8 +228,8 @@ pub fn to_int8(g: &mut Graph) -> Result<Option<Rewrite>> {
 fn rescale_concat_inputs(g: &mut Graph) {
     let nodes = std::mem::take(&mut g.nodes);
     for mut node in nodes {
-        if node.code == OpCode::Concatenation {
-            let y = g.tensors[node.outputs[0]].clone();
+        if let (OpCode::Concatenation, Some(&y)) = (node.code, node.outputs.first()) {
+            let y = g.tensors[y].clone();
             for x in node.inputs.iter_mut().flatten() {
                 let t = &g.tensors[*x];
                 if t.dtype != DType::I8 || y.dtype != DType::I8 || t.quant == y.quant {
@@ -293,7 +298,11 @@ fn symmetric_per_channel(w: &mut Tensor, axis: usize, node: &Node) -> Result<Vec
             w.shape
         );
     };
-    let inner: usize = w.shape[axis + 1..].iter().product();
+    // Saturating: a file's shape may be absurd (the length check below
+    // rejects it).
+    let inner = w.shape[axis + 1..]
+        .iter()
+        .fold(1usize, |a, &d| a.saturating_mul(d));
     let data = w.data.as_ref().expect("checked by the caller");
     if channels == 0 || inner == 0 || data.len() != w.numel() {
         bail!(
