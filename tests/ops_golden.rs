@@ -1,7 +1,10 @@
-//! The per-op suite: every op in f32 and int8 over many generated cases,
-//! against LiteRT's reference kernels (goldens made by
-//! `models/golden/make_op_goldens.py`). int8 must match bit for bit; f32
-//! within 1e-5 relative (max abs error / max abs value).
+//! The per-op suite: every TFLite op Ferrite imports, in f32 (and int8 for
+//! the ops of TFLite's int8 spec), over many generated cases, against
+//! LiteRT's reference kernels (its builtin ones for the few float ops
+//! without a reference registration, such as CEIL; goldens made by
+//! `models/golden/make_op_goldens.py`). int8, integer and bool outputs must
+//! match bit for bit; f32 within 1e-5 relative (max abs error / max abs
+//! value).
 
 mod common;
 

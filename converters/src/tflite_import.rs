@@ -320,6 +320,266 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
     Ok(g)
 }
 
+/// TFLite's element-wise math, comparisons, reductions, arg-max, gather,
+/// batch matmul, casts, mirror padding, pack/unpack and select, on the
+/// runtime's generic ops (UNARY, BINARY, REDUCE, ARG_REDUCE, GATHER,
+/// BATCH_MATMUL, CAST, PAD_MODE, WHERE; `docs/format.md`), which the ONNX
+/// importer also uses. An op that needs two (RSQRT: a square root, then a
+/// reciprocal) pushes the first to `g.nodes` and returns the second.
+fn lower_elementwise(
+    g: &mut Graph,
+    code: i32,
+    opts: &BuiltinOptions,
+    ins: &[Option<usize>],
+    outs: &[usize],
+    origin: &str,
+) -> Result<Option<Node>> {
+    let input = |k: usize| -> Result<usize> {
+        ins.get(k)
+            .copied()
+            .flatten()
+            .ok_or_else(|| anyhow!("missing input {k}"))
+    };
+    let out = *outs.first().ok_or_else(|| anyhow!("no output"))?;
+    let make = |code: OpCode, attrs: Vec<i32>, inputs: Vec<usize>, outputs: Vec<usize>| Node {
+        code,
+        attrs,
+        inputs: inputs.into_iter().map(Some).collect(),
+        outputs,
+        origin: origin.to_string(),
+    };
+    // An intermediate tensor shaped like `like`, of `dtype`.
+    let scratch = |g: &mut Graph, like: usize, dtype: DType, what: &str| {
+        let t = &g.tensors[like];
+        let t = Tensor {
+            name: format!("{}/{what}", t.name),
+            dtype,
+            shape: t.shape.clone(),
+            quant: Quant::None,
+            data: None,
+        };
+        g.add_tensor(t)
+    };
+    let unary = |f: i32, alpha: f32| vec![f, alpha.to_bits() as i32, 0];
+    // A binary op whose fused activation (DIV has one) follows as an op.
+    let binary_then_act = |g: &mut Graph, f: i32, a: TflActivation| -> Result<Option<Node>> {
+        let (x, y) = (input(0)?, input(1)?);
+        let act = match act(a)? {
+            0 => return Ok(Some(make(OpCode::Binary, vec![f], vec![x, y], vec![out]))),
+            1 => OpCode::Relu,
+            2 => OpCode::ReluN1To1,
+            _ => OpCode::Relu6,
+        };
+        let t = scratch(g, out, g.tensors[out].dtype, "before_activation");
+        g.nodes
+            .push(make(OpCode::Binary, vec![f], vec![x, y], vec![t]));
+        Ok(Some(make(act, vec![], vec![t], vec![out])))
+    };
+    let axes = |g: &Graph, k: usize| -> Result<Vec<i32>> {
+        let rank = rank_of(g, Some(input(0)?))?;
+        let mut axes: Vec<i32> = const_ints(g, Some(input(k)?), "axes")?
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<Result<_>>()?;
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(axes)
+    };
+    let one = |code: OpCode, attrs: Vec<i32>, inputs: Vec<usize>| {
+        Ok(Some(make(code, attrs, inputs, outs.to_vec())))
+    };
+    match (code, opts) {
+        (b::ABS, _) => one(OpCode::Unary, unary(0, 0.0), vec![input(0)?]),
+        (b::NEG, _) => one(OpCode::Unary, unary(1, 0.0), vec![input(0)?]),
+        (b::SQRT, _) => one(OpCode::Unary, unary(2, 0.0), vec![input(0)?]),
+        (b::EXP, _) => one(OpCode::Unary, unary(3, 0.0), vec![input(0)?]),
+        (b::LOG, _) => one(OpCode::Unary, unary(4, 0.0), vec![input(0)?]),
+        (b::FLOOR, _) => one(OpCode::Unary, unary(7, 0.0), vec![input(0)?]),
+        (b::CEIL, _) => one(OpCode::Unary, unary(8, 0.0), vec![input(0)?]),
+        (b::ROUND, _) => one(OpCode::Unary, unary(9, 0.0), vec![input(0)?]),
+        (b::SIN, _) => one(OpCode::Unary, unary(10, 0.0), vec![input(0)?]),
+        (b::COS, _) => one(OpCode::Unary, unary(11, 0.0), vec![input(0)?]),
+        (b::ELU, _) => one(OpCode::Unary, unary(24, 1.0), vec![input(0)?]),
+        (b::LOGICAL_NOT, _) => one(OpCode::Unary, unary(32, 0.0), vec![input(0)?]),
+        (b::GELU, o) => {
+            let approximate = matches!(o, BuiltinOptions::Gelu { approximate: true });
+            one(
+                OpCode::Unary,
+                unary(if approximate { 30 } else { 29 }, 0.0),
+                vec![input(0)?],
+            )
+        }
+        // 1 / sqrt(x), as TFLite computes it.
+        (b::RSQRT, _) => {
+            let x = input(0)?;
+            let t = scratch(g, out, g.tensors[out].dtype, "sqrt");
+            g.nodes
+                .push(make(OpCode::Unary, unary(2, 0.0), vec![x], vec![t]));
+            one(OpCode::Unary, unary(5, 0.0), vec![t])
+        }
+        (b::SQUARE, _) => one(OpCode::Binary, vec![2], vec![input(0)?, input(0)?]),
+        (b::DIV, BuiltinOptions::Div { fused_activation }) => {
+            binary_then_act(g, 3, *fused_activation)
+        }
+        (b::DIV, _) => binary_then_act(g, 3, TflActivation::None),
+        (b::POW, _) => one(OpCode::Binary, vec![4], vec![input(0)?, input(1)?]),
+        (b::FLOOR_MOD, _) => one(OpCode::Binary, vec![7], vec![input(0)?, input(1)?]),
+        (b::EQUAL, _) => one(OpCode::Binary, vec![9], vec![input(0)?, input(1)?]),
+        (b::LESS, _) => one(OpCode::Binary, vec![10], vec![input(0)?, input(1)?]),
+        (b::GREATER, _) => one(OpCode::Binary, vec![11], vec![input(0)?, input(1)?]),
+        (b::LESS_EQUAL, _) => one(OpCode::Binary, vec![12], vec![input(0)?, input(1)?]),
+        (b::GREATER_EQUAL, _) => one(OpCode::Binary, vec![13], vec![input(0)?, input(1)?]),
+        (b::LOGICAL_AND, _) => one(OpCode::Binary, vec![14], vec![input(0)?, input(1)?]),
+        (b::LOGICAL_OR, _) => one(OpCode::Binary, vec![15], vec![input(0)?, input(1)?]),
+        (b::NOT_EQUAL, _) => {
+            let t = scratch(g, out, DType::Bool, "equal");
+            g.nodes.push(make(
+                OpCode::Binary,
+                vec![9],
+                vec![input(0)?, input(1)?],
+                vec![t],
+            ));
+            one(OpCode::Unary, unary(32, 0.0), vec![t])
+        }
+        // (a - b)², and floor(a / b), as TFLite computes them.
+        (b::SQUARED_DIFFERENCE | b::FLOOR_DIV, _) => {
+            let square = code == b::SQUARED_DIFFERENCE;
+            let t = scratch(
+                g,
+                out,
+                g.tensors[out].dtype,
+                if square { "difference" } else { "quotient" },
+            );
+            let f = if square { 1 } else { 3 };
+            g.nodes.push(make(
+                OpCode::Binary,
+                vec![f],
+                vec![input(0)?, input(1)?],
+                vec![t],
+            ));
+            if square {
+                one(OpCode::Binary, vec![2], vec![t, t])
+            } else {
+                one(OpCode::Unary, unary(7, 0.0), vec![t])
+            }
+        }
+        (b::SELECT_V2, _) => one(OpCode::Where, vec![], vec![input(0)?, input(1)?, input(2)?]),
+        (
+            b::SUM | b::REDUCE_MAX | b::REDUCE_MIN | b::REDUCE_PROD,
+            BuiltinOptions::Reducer { keep_dims },
+        ) => {
+            let f = match code {
+                b::SUM => 0,
+                b::REDUCE_MAX => 2,
+                b::REDUCE_MIN => 3,
+                _ => 4,
+            };
+            let mut attrs = vec![f, *keep_dims as i32];
+            attrs.extend(axes(g, 1)?);
+            one(OpCode::Reduce, attrs, vec![input(0)?])
+        }
+        (b::ARG_MAX | b::ARG_MIN, _) => {
+            let axis = axes(g, 1)?;
+            let [axis] = axis[..] else {
+                bail!("expects one axis, got {}", axis.len());
+            };
+            let attrs = vec![(code == b::ARG_MAX) as i32, axis, 0, 0];
+            // The runtime's ARG_REDUCE writes int64; an int32 output is cast.
+            if g.tensors[out].dtype == DType::I64 {
+                return one(OpCode::ArgReduce, attrs, vec![input(0)?]);
+            }
+            let t = scratch(g, out, DType::I64, "index");
+            g.nodes
+                .push(make(OpCode::ArgReduce, attrs, vec![input(0)?], vec![t]));
+            one(OpCode::Cast, vec![], vec![t])
+        }
+        // PACK: each input reshaped to the output with 1 at `axis`, then
+        // concatenated; UNPACK: a SPLIT into such slices, each reshaped.
+        (b::PACK, BuiltinOptions::Pack { axis, .. }) => {
+            let shape = g.tensors[out].shape.clone();
+            let axis = norm_axis(*axis as i64, shape.len())?;
+            let mut slice_shape = shape;
+            slice_shape[axis as usize] = 1;
+            let mut parts = Vec::new();
+            for k in 0..ins.len() {
+                let t = scratch(g, out, g.tensors[out].dtype, &format!("part{k}"));
+                g.tensors[t].shape = slice_shape.clone();
+                g.tensors[t].quant = g.tensors[input(k)?].quant.clone();
+                g.nodes
+                    .push(make(OpCode::Reshape, vec![], vec![input(k)?], vec![t]));
+                parts.push(t);
+            }
+            one(OpCode::Concatenation, vec![axis, 0], parts)
+        }
+        (b::UNPACK, BuiltinOptions::Unpack { axis, .. }) => {
+            let x = input(0)?;
+            let shape = g.tensors[x].shape.clone();
+            let axis = norm_axis(*axis as i64, shape.len())?;
+            if shape[axis as usize] != outs.len() {
+                bail!("{} outputs for {} slices", outs.len(), shape[axis as usize]);
+            }
+            let mut slice_shape = shape;
+            slice_shape[axis as usize] = 1;
+            let parts: Vec<usize> = (0..outs.len())
+                .map(|k| {
+                    let t = scratch(g, x, g.tensors[x].dtype, &format!("part{k}"));
+                    g.tensors[t].shape = slice_shape.clone();
+                    g.tensors[t].quant = g.tensors[x].quant.clone();
+                    t
+                })
+                .collect();
+            g.nodes
+                .push(make(OpCode::Split, vec![axis], vec![x], parts.clone()));
+            let last = parts.len() - 1;
+            for (k, &t) in parts[..last].iter().enumerate() {
+                g.nodes
+                    .push(make(OpCode::Reshape, vec![], vec![t], vec![outs[k]]));
+            }
+            Ok(Some(make(
+                OpCode::Reshape,
+                vec![],
+                vec![parts[last]],
+                vec![outs[last]],
+            )))
+        }
+        (b::LOG_SOFTMAX, _) => one(OpCode::LogSoftmax, vec![], vec![input(0)?]),
+        (b::CAST, _) => one(OpCode::Cast, vec![], vec![input(0)?]),
+        (b::GATHER, BuiltinOptions::Gather { axis, batch_dims }) => {
+            if *batch_dims != 0 {
+                bail!("GATHER with batch_dims {batch_dims} is not supported");
+            }
+            let rank = rank_of(g, Some(input(0)?))?;
+            one(
+                OpCode::Gather,
+                vec![norm_axis(*axis as i64, rank)?],
+                vec![input(0)?, input(1)?],
+            )
+        }
+        (b::BATCH_MATMUL, o) => {
+            if let BuiltinOptions::BatchMatMul { adj_x: true, .. }
+            | BuiltinOptions::BatchMatMul { adj_y: true, .. } = o
+            {
+                bail!("BATCH_MATMUL with adj_x or adj_y is not supported");
+            }
+            one(OpCode::BatchMatmul, vec![], vec![input(0)?, input(1)?])
+        }
+        (b::MIRROR_PAD, BuiltinOptions::MirrorPad { mode }) => {
+            if *mode != 0 {
+                bail!("SYMMETRIC mirror padding is not supported (REFLECT is)");
+            }
+            let pads = const_ints(g, Some(input(1)?), "paddings")?;
+            let rank = rank_of(g, Some(input(0)?))?;
+            if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0 || p > i32::MAX as i64) {
+                bail!("paddings must be [{rank}, 2] non-negative values");
+            }
+            let mut attrs = vec![0];
+            attrs.extend(pads.iter().map(|&p| p as i32));
+            one(OpCode::PadMode, attrs, vec![input(0)?])
+        }
+        _ => Err(Unsupported.into()),
+    }
+}
+
 /// Marker error: the op code itself is not supported.
 #[derive(Debug)]
 struct Unsupported;
@@ -769,7 +1029,7 @@ fn lower(
                 .ok_or_else(|| anyhow!("DENSIFY of a non-constant tensor"))?;
             fold_const(g, out, data)
         }
-        _ => Err(Unsupported.into()),
+        _ => lower_elementwise(g, code, opts, ins, outs, origin),
     }
 }
 
@@ -1362,10 +1622,10 @@ mod tests {
 
     #[test]
     fn every_unsupported_op_is_listed_once_with_counts() {
-        let codes = [b::ABS, b::RELU, b::GATHER_ND, b::ABS, b::CUSTOM, b::ABS];
+        let codes = [b::TILE, b::RELU, b::GATHER_ND, b::TILE, b::CUSTOM, b::TILE];
         let operator_codes = vec![
             TflOpCode {
-                builtin_code: b::ABS,
+                builtin_code: b::TILE,
                 custom_code: None,
                 version: 1,
             },
@@ -1386,7 +1646,7 @@ mod tests {
             },
         ];
         let index_of = |c: i32| match c {
-            b::ABS => 0,
+            b::TILE => 0,
             b::RELU => 1,
             b::GATHER_ND => 2,
             _ => 3,
@@ -1421,7 +1681,7 @@ mod tests {
         let err = import_model(&m).unwrap_err().to_string();
         assert_eq!(
             err,
-            "unsupported ops: ABS x3 (op 0, 3, 5); CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2)"
+            "unsupported ops: CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2); TILE x3 (op 0, 3, 5)"
         );
     }
 

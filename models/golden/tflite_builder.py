@@ -16,7 +16,7 @@ import numpy as np
 import tflite
 
 # TensorType values from the TFLite schema.
-TENSOR_TYPES = {"f32": 0, "i32": 2, "u8": 3, "i64": 4, "i8": 9, "i16": 7}
+TENSOR_TYPES = {"f32": 0, "i32": 2, "u8": 3, "i64": 4, "bool": 6, "i8": 9, "i16": 7}
 NUMPY_TYPES = {
     "f32": np.float32,
     "i32": np.int32,
@@ -24,6 +24,7 @@ NUMPY_TYPES = {
     "i64": np.int64,
     "i8": np.int8,
     "i16": np.int16,
+    "bool": np.bool_,
 }
 
 # Builtin options table for each operator used by the golden generators (None: the
@@ -67,6 +68,50 @@ OPTIONS_TABLE = {
     "QUANTIZE": "QuantizeOptions",
     "DEQUANTIZE": "DequantizeOptions",
     "TRANSPOSE_CONV": "TransposeConvOptions",
+    # Element-wise math, comparisons, reductions and the rest of what the importer maps
+    # onto the runtime's generic ops.
+    "ABS": None,
+    "NEG": None,
+    "SQRT": None,
+    "RSQRT": None,
+    "EXP": None,
+    "LOG": None,
+    "FLOOR": None,
+    "CEIL": None,
+    "ROUND": None,
+    "SIN": None,
+    "COS": None,
+    "ELU": None,
+    "GELU": "GeluOptions",
+    "SQUARE": None,
+    "DIV": "DivOptions",
+    "POW": None,
+    "FLOOR_MOD": None,
+    "FLOOR_DIV": None,
+    "SQUARED_DIFFERENCE": None,
+    "EQUAL": None,
+    "NOT_EQUAL": None,
+    "LESS": None,
+    "LESS_EQUAL": None,
+    "GREATER": None,
+    "GREATER_EQUAL": None,
+    "LOGICAL_AND": None,
+    "LOGICAL_OR": None,
+    "LOGICAL_NOT": None,
+    "SELECT_V2": None,
+    "SUM": "ReducerOptions",
+    "REDUCE_MAX": "ReducerOptions",
+    "REDUCE_MIN": "ReducerOptions",
+    "REDUCE_PROD": "ReducerOptions",
+    "ARG_MAX": "ArgMaxOptions",
+    "ARG_MIN": "ArgMinOptions",
+    "LOG_SOFTMAX": None,
+    "CAST": "CastOptions",
+    "GATHER": "GatherOptions",
+    "BATCH_MATMUL": "BatchMatMulOptions",
+    "MIRROR_PAD": "MirrorPadOptions",
+    "PACK": "PackOptions",
+    "UNPACK": "UnpackOptions",
 }
 
 
