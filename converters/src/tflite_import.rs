@@ -233,6 +233,13 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             data,
         });
     }
+    // Tensors whose shape TFLite leaves to run time (a -1 in the signature,
+    // as Keras's batch dimension is); `fix_dynamic_shape` checks those.
+    let dynamic: Vec<bool> = sg
+        .tensors
+        .iter()
+        .map(|t| t.shape_signature.as_ref().is_some_and(|s| s.contains(&-1)))
+        .collect();
     let idx =
         |v: i32| -> Option<usize> { usize::try_from(v).ok().filter(|&v| v < sg.tensors.len()) };
     for &t in &sg.inputs {
@@ -277,6 +284,11 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             _ => tflite::builtin_name(code).to_string(),
         };
         let origin = format!("op {k} ({name})");
+        if let Err(e) = fix_dynamic_shape(&mut g, code, &op.options, &ins, &outs, &dynamic) {
+            probs.other.push(format!("{origin}: {e}"));
+            continue;
+        }
+        let first_new = g.nodes.len();
         let lowered = match (code, custom.as_deref()) {
             (b::CUSTOM, Some("Convolution2DTransposeBias")) => {
                 mediapipe_transpose_conv(&mut g, &op.custom_options, &ins, &outs, &origin)
@@ -290,7 +302,10 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
             _ => lower(&mut g, &mut raw, code, &op.options, &ins, &outs, &origin),
         };
         match lowered {
-            Ok(Some(node)) => g.nodes.push(node),
+            Ok(Some(node)) => {
+                g.nodes.push(node);
+                fold_integer_nodes(&mut g, first_new);
+            }
             Ok(None) => {}
             Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
                 probs.ops.entry(name).or_default().push(k)
@@ -542,6 +557,24 @@ fn lower_elementwise(
                 vec![outs[last]],
             )))
         }
+        // Shapes are static here: SHAPE is a constant (Keras 3 models feed
+        // it through STRIDED_SLICE and PACK into RESHAPEs, which take their
+        // output shape from the tensor; the chain is then dead and dropped).
+        (b::SHAPE, _) => {
+            let dims = g.tensors[input(0)?].shape.clone();
+            let data: Vec<u8> = match g.tensors[out].dtype {
+                DType::I32 => dims
+                    .iter()
+                    .flat_map(|&d| (d as i32).to_le_bytes())
+                    .collect(),
+                DType::I64 => dims
+                    .iter()
+                    .flat_map(|&d| (d as i64).to_le_bytes())
+                    .collect(),
+                other => bail!("SHAPE output must be int32 or int64, not {}", other.name()),
+            };
+            fold_const(g, out, data)
+        }
         (b::LOG_SOFTMAX, _) => one(OpCode::LogSoftmax, vec![], vec![input(0)?]),
         (b::CAST, _) => one(OpCode::Cast, vec![], vec![input(0)?]),
         (b::GATHER, BuiltinOptions::Gather { axis, batch_dims }) => {
@@ -578,6 +611,175 @@ fn lower_elementwise(
         }
         _ => Err(Unsupported.into()),
     }
+}
+
+/// Shape arithmetic on constants (what Keras 3 models compute at run time:
+/// SHAPE, then GATHER, REDUCE_PROD, PACK, CONCATENATION into a RESHAPE's
+/// shape) is folded here: every node from `from` on whose inputs are all
+/// constants and whose outputs are small integer tensors runs once on the
+/// runtime, and its outputs become constants. A node the runtime rejects
+/// stays (its error comes with the rest).
+fn fold_integer_nodes(g: &mut Graph, from: usize) {
+    let mut k = from;
+    while k < g.nodes.len() {
+        let n = &g.nodes[k];
+        let foldable = !n.inputs.is_empty()
+            && n.inputs
+                .iter()
+                .all(|t| t.is_some_and(|t| g.tensors[t].data.is_some()))
+            && n.outputs.iter().all(|&o| {
+                matches!(g.tensors[o].dtype, DType::I32 | DType::I64)
+                    && g.tensors[o].numel() <= 4096
+                    && !g.outputs.contains(&o)
+            });
+        match foldable.then(|| evaluate(g, k)).and_then(Result::ok) {
+            Some(values) => {
+                let n = g.nodes.remove(k);
+                for (o, v) in n.outputs.into_iter().zip(values) {
+                    g.tensors[o].data = Some(v);
+                }
+            }
+            None => k += 1,
+        }
+    }
+}
+
+/// Runs node `k` of `g` (all inputs constant) alone and returns its outputs' bytes.
+fn evaluate(g: &Graph, k: usize) -> Result<Vec<Vec<u8>>> {
+    let node = &g.nodes[k];
+    let mut sub = Graph::default();
+    let map = |t: usize, sub: &mut Graph| sub.add_tensor(g.tensors[t].clone());
+    let inputs = node
+        .inputs
+        .iter()
+        .map(|t| t.map(|t| map(t, &mut sub)))
+        .collect();
+    let outputs: Vec<usize> = node.outputs.iter().map(|&t| map(t, &mut sub)).collect();
+    sub.nodes.push(Node {
+        inputs,
+        outputs: outputs.clone(),
+        ..node.clone()
+    });
+    sub.outputs = outputs;
+    let (bytes, _) = crate::package::write(&sub)?;
+    let model = ferrite_runtime::Model::from_vec(&bytes)?;
+    let mut s = ferrite_runtime::Session::new(&model, Default::default())?;
+    s.invoke()?;
+    (0..sub.outputs.len())
+        .map(|i| Ok(s.output(i)?.data.to_vec()))
+        .collect()
+}
+
+/// The output shape of a RESHAPE, FULLY_CONNECTED or element-wise op whose
+/// output TFLite leaves dynamic (`dynamic`: a -1 in its shape signature),
+/// from its inputs, when the stored shape (a placeholder, often 1s) does not
+/// fit them: Keras models flatten `[1, 56, 56, 96]` to `[-1, -1]` (stored
+/// `[1, 1]`) around a Dense layer.
+fn fix_dynamic_shape(
+    g: &mut Graph,
+    code: i32,
+    opts: &BuiltinOptions,
+    ins: &[Option<usize>],
+    outs: &[usize],
+    dynamic: &[bool],
+) -> Result<()> {
+    let [out] = outs[..] else { return Ok(()) };
+    if !dynamic.get(out).copied().unwrap_or(false) {
+        return Ok(());
+    }
+    let shape_of = |k: usize| {
+        ins.get(k)
+            .copied()
+            .flatten()
+            .map(|t| g.tensors[t].shape.clone())
+    };
+    let Some(x) = shape_of(0) else { return Ok(()) };
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let declared = g.tensors[out].shape.clone();
+    let want = match code {
+        b::RESHAPE => {
+            if numel(&declared) == numel(&x) {
+                return Ok(());
+            }
+            let Some(Ok(target)) = ins
+                .get(1)
+                .copied()
+                .flatten()
+                .filter(|&t| g.tensors[t].data.is_some())
+                .map(|t| const_ints(g, Some(t), "shape"))
+            else {
+                bail!(
+                    "the output shape depends on run-time values; only static shapes are supported"
+                );
+            };
+            let known: i64 = target.iter().filter(|&&d| d != -1).product();
+            let mut shape = Vec::with_capacity(target.len());
+            for &d in &target {
+                shape.push(match d {
+                    -1 if known > 0 => numel(&x) / known as usize,
+                    d if d >= 0 => d as usize,
+                    _ => bail!("bad target shape {target:?}"),
+                });
+            }
+            shape
+        }
+        b::FULLY_CONNECTED => {
+            let Some(w) = shape_of(1) else { return Ok(()) };
+            let (Some(&units), Some(&depth)) = (w.first(), w.get(1)) else {
+                return Ok(());
+            };
+            if depth == 0 || numel(&x) % depth != 0 {
+                return Ok(());
+            }
+            match opts {
+                BuiltinOptions::FullyConnected {
+                    keep_num_dims: true,
+                    ..
+                } => {
+                    let mut s = x.clone();
+                    *s.last_mut().unwrap_or(&mut 0) = units;
+                    s
+                }
+                _ => vec![numel(&x) / depth, units],
+            }
+        }
+        b::ADD
+        | b::SUB
+        | b::MUL
+        | b::DIV
+        | b::POW
+        | b::SQUARED_DIFFERENCE
+        | b::MAXIMUM
+        | b::MINIMUM => match shape_of(1) {
+            Some(y) => crate::onnx::fold::broadcast(&x, &y)?,
+            None => x,
+        },
+        b::RELU
+        | b::RELU6
+        | b::LOGISTIC
+        | b::TANH
+        | b::GELU
+        | b::HARD_SWISH
+        | b::ABS
+        | b::NEG
+        | b::SQRT
+        | b::RSQRT
+        | b::EXP
+        | b::LOG
+        | b::SQUARE
+        | b::SOFTMAX
+        | b::LOG_SOFTMAX
+        | b::LEAKY_RELU
+        | b::ELU
+        | b::QUANTIZE
+        | b::DEQUANTIZE
+        | b::CAST => x,
+        _ => return Ok(()),
+    };
+    if want != declared {
+        g.tensors[out].shape = want;
+    }
+    Ok(())
 }
 
 /// Marker error: the op code itself is not supported.
