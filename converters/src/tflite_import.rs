@@ -355,7 +355,25 @@ fn lower_elementwise(
             .flatten()
             .ok_or_else(|| anyhow!("missing input {k}"))
     };
-    let out = *outs.first().ok_or_else(|| anyhow!("no output"))?;
+    let Some(&out) = outs.first() else {
+        return Err(Unsupported.into());
+    };
+    // Ops lowered to several nodes go through unquantized scratch tensors:
+    // float (or integer) only.
+    let quantized = ins
+        .iter()
+        .flatten()
+        .any(|&t| g.tensors[t].quant != Quant::None);
+    let several = matches!(
+        code,
+        b::RSQRT | b::NOT_EQUAL | b::SQUARED_DIFFERENCE | b::FLOOR_DIV | b::DIV
+    );
+    if quantized && several {
+        bail!(
+            "quantized (int8) {} is not supported",
+            tflite::builtin_name(code)
+        );
+    }
     let make = |code: OpCode, attrs: Vec<i32>, inputs: Vec<usize>, outputs: Vec<usize>| Node {
         code,
         attrs,
@@ -456,6 +474,19 @@ fn lower_elementwise(
             ));
             one(OpCode::Unary, unary(32, 0.0), vec![t])
         }
+        // Integer floor division: (a - a mod b) / b, exact (the runtime's
+        // integer division truncates, its mod takes the divisor's sign).
+        (b::FLOOR_DIV, _) if g.tensors[out].dtype != DType::F32 => {
+            let (a, d) = (input(0)?, input(1)?);
+            let dtype = g.tensors[out].dtype;
+            let m = scratch(g, out, dtype, "mod");
+            let t = scratch(g, out, dtype, "multiple");
+            g.nodes
+                .push(make(OpCode::Binary, vec![7], vec![a, d], vec![m]));
+            g.nodes
+                .push(make(OpCode::Binary, vec![1], vec![a, m], vec![t]));
+            one(OpCode::Binary, vec![3], vec![t, d])
+        }
         // (a - b)², and floor(a / b), as TFLite computes them.
         (b::SQUARED_DIFFERENCE | b::FLOOR_DIV, _) => {
             let square = code == b::SQUARED_DIFFERENCE;
@@ -513,6 +544,9 @@ fn lower_elementwise(
         (b::PACK, BuiltinOptions::Pack { axis, .. }) => {
             let shape = g.tensors[out].shape.clone();
             let axis = norm_axis(*axis as i64, shape.len())?;
+            if axis as usize >= shape.len() {
+                bail!("axis {axis} is out of range for output shape {shape:?}");
+            }
             let mut slice_shape = shape;
             slice_shape[axis as usize] = 1;
             let mut parts = Vec::new();
@@ -530,8 +564,8 @@ fn lower_elementwise(
             let x = input(0)?;
             let shape = g.tensors[x].shape.clone();
             let axis = norm_axis(*axis as i64, shape.len())?;
-            if shape[axis as usize] != outs.len() {
-                bail!("{} outputs for {} slices", outs.len(), shape[axis as usize]);
+            if axis as usize >= shape.len() || shape[axis as usize] != outs.len() {
+                bail!("{} outputs for axis {axis} of shape {shape:?}", outs.len());
             }
             let mut slice_shape = shape;
             slice_shape[axis as usize] = 1;
@@ -628,9 +662,15 @@ fn fold_integer_nodes(g: &mut Graph, from: usize) {
                 .iter()
                 .all(|t| t.is_some_and(|t| g.tensors[t].data.is_some()))
             && n.outputs.iter().all(|&o| {
-                matches!(g.tensors[o].dtype, DType::I32 | DType::I64)
-                    && g.tensors[o].numel() <= 4096
-                    && !g.outputs.contains(&o)
+                let t = &g.tensors[o];
+                let small = match t.dtype {
+                    DType::I32 | DType::I64 | DType::Bool => t.numel() <= 4096,
+                    // Scalars and short vectors a shape computation may
+                    // pass through (CAST to float, MUL, CAST back).
+                    DType::F32 => t.numel() <= 64 && t.quant == Quant::None,
+                    _ => false,
+                };
+                small && !g.outputs.contains(&o)
             });
         match foldable.then(|| evaluate(g, k)).and_then(Result::ok) {
             Some(values) => {
@@ -694,7 +734,7 @@ fn fix_dynamic_shape(
             .map(|t| g.tensors[t].shape.clone())
     };
     let Some(x) = shape_of(0) else { return Ok(()) };
-    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let numel = |s: &[usize]| s.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     let declared = g.tensors[out].shape.clone();
     let want = match code {
         b::RESHAPE => {
@@ -712,13 +752,21 @@ fn fix_dynamic_shape(
                     "the output shape depends on run-time values; only static shapes are supported"
                 );
             };
-            let known: i64 = target.iter().filter(|&&d| d != -1).product();
+            let bad = || anyhow!("RESHAPE of {x:?} to {target:?}");
+            if target.iter().filter(|&&d| d == -1).count() > 1 || target.iter().any(|&d| d < -1) {
+                return Err(bad());
+            }
+            let known = target
+                .iter()
+                .filter(|&&d| d != -1)
+                .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?))
+                .ok_or_else(bad)?;
             let mut shape = Vec::with_capacity(target.len());
             for &d in &target {
                 shape.push(match d {
-                    -1 if known > 0 => numel(&x) / known as usize,
-                    d if d >= 0 => d as usize,
-                    _ => bail!("bad target shape {target:?}"),
+                    -1 if known > 0 && numel(&x) % known == 0 => numel(&x) / known,
+                    -1 => return Err(bad()),
+                    d => d as usize,
                 });
             }
             shape
@@ -729,6 +777,11 @@ fn fix_dynamic_shape(
                 return Ok(());
             };
             if depth == 0 || numel(&x) % depth != 0 {
+                return Ok(());
+            }
+            // What the runtime accepts: the right count, `units` last.
+            let rows = numel(&x) / depth;
+            if declared.last() == Some(&units) && numel(&declared) == rows.saturating_mul(units) {
                 return Ok(());
             }
             match opts {

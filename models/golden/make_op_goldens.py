@@ -905,6 +905,17 @@ def gen_divisor_op(op):
     return gen
 
 
+def gen_floor_div_int(rng, dt):
+    """int32 FLOOR_DIV (Keras shape arithmetic's `//`): dividends and divisors of either
+    sign, so that truncation and flooring differ."""
+    a_shape, b_shape = broadcast_shapes(rng)
+    a = Tensor("input0", "i32", tuple(a_shape), value_range=(-50, 50))
+    bv = rng.integers(1, 8, b_shape) * rng.choice([-1, 1], b_shape)
+    b = Tensor("input1", "i32", tuple(b_shape), data=bv.astype(np.int32))
+    out = Tensor("output", "i32", np.broadcast_shapes(tuple(a_shape), tuple(b_shape)))
+    return Case("FLOOR_DIV", {}, [a, b], [out], {})
+
+
 def bool_tensor(name, shape) -> Tensor:
     return Tensor(name, "bool", tuple(int(d) for d in shape))
 
@@ -1100,6 +1111,7 @@ OPS = [
     ("pow", gen_pow, ["f32"], 6),
     ("squared_difference", binary_f32("SQUARED_DIFFERENCE"), ["f32"], 6),
     ("floor_div", gen_divisor_op("FLOOR_DIV"), ["f32"], 6),
+    ("floor_div", gen_floor_div_int, ["i32"], 6),
     ("floor_mod", gen_divisor_op("FLOOR_MOD"), ["f32"], 6),
     ("equal", gen_compare("EQUAL"), ["f32"], 4),
     ("not_equal", gen_compare("NOT_EQUAL"), ["f32"], 4),
@@ -1115,8 +1127,8 @@ OPS = [
     ("reduce_max", gen_reduce("REDUCE_MAX"), ["f32"], 8),
     ("reduce_min", gen_reduce("REDUCE_MIN"), ["f32"], 8),
     ("reduce_prod", gen_reduce("REDUCE_PROD"), ["f32"], 8),
-    ("arg_max", gen_arg("ARG_MAX"), ["f32"], 8),
-    ("arg_min", gen_arg("ARG_MIN"), ["f32"], 8),
+    ("arg_max", gen_arg("ARG_MAX"), ["f32", "i8"], 8),
+    ("arg_min", gen_arg("ARG_MIN"), ["f32", "i8"], 8),
     ("cast", gen_cast, ["f32"], 4),
     ("gather", gen_gather, ["f32"], 10),
     ("batch_matmul", gen_batch_matmul, ["f32"], 8),

@@ -620,8 +620,12 @@ fn prep_arg(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
         return Err(cx.bad("axis out of range or empty"));
     }
     cx.expect_dtype(y, &[DType::I64])?;
-    if !plain(x) {
-        return Err(cx.bad("quantized tensors are not supported"));
+    // A per-tensor quantized input orders its codes as its values (the
+    // scale is positive), so the index is the codes' (an int8 segmentation
+    // head's ARG_MAX).
+    let per_tensor = matches!(x.quant, Quant::PerTensor(_)) && x.dtype != DType::F32;
+    if !plain(x) && !per_tensor {
+        return Err(cx.bad("per-axis quantized tensors are not supported"));
     }
     let mut out = [0usize; MAX_RANK];
     let mut n = 0;
