@@ -75,6 +75,15 @@ pub struct Rewrite {
     pub requantized: usize,
 }
 
+/// Adds an int8 twin of the uint8 activation `t` (the same values moved by
+/// 128) and returns it.
+fn int8_copy(g: &mut Graph, t: usize) -> usize {
+    let mut t8 = g.tensors[t].clone();
+    t8.name = format!("{}/int8", t8.name);
+    shift_to_i8(&mut t8);
+    g.add_tensor(t8)
+}
+
 /// Rewrites every asymmetric uint8 tensor of `g` as int8 (module docs).
 /// `None` when there was nothing to rewrite: float and int8 models, also
 /// those with a uint8 input that only a QUANTIZE or DEQUANTIZE reads, or a
@@ -171,10 +180,7 @@ pub fn to_int8(g: &mut Graph) -> Result<Option<Rewrite>> {
                 continue;
             }
             changed = true;
-            let mut t8 = g.tensors[t].clone();
-            t8.name = format!("{}/int8", t8.name);
-            shift_to_i8(&mut t8);
-            let t8 = g.add_tensor(t8);
+            let t8 = int8_copy(g, t);
             for (r, slot) in others {
                 g.nodes[r].inputs[slot] = Some(t8);
             }
@@ -195,10 +201,7 @@ pub fn to_int8(g: &mut Graph) -> Result<Option<Rewrite>> {
                 continue;
             }
             changed = true;
-            let mut t8 = g.tensors[t].clone();
-            t8.name = format!("{}/int8", t8.name);
-            shift_to_i8(&mut t8);
-            let t8 = g.add_tensor(t8);
+            let t8 = int8_copy(g, t);
             for node in g.nodes.iter_mut() {
                 for o in node.outputs.iter_mut().filter(|o| **o == t) {
                     *o = t8;
