@@ -304,7 +304,7 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         match lowered {
             Ok(Some(node)) => {
                 g.nodes.push(node);
-                fold_integer_nodes(&mut g, first_new);
+                fold_constant_nodes(&mut g, first_new);
             }
             Ok(None) => {}
             Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
@@ -487,27 +487,20 @@ fn lower_elementwise(
                 .push(make(OpCode::Binary, vec![1], vec![a, m], vec![t]));
             one(OpCode::Binary, vec![3], vec![t, d])
         }
-        // (a - b)², and floor(a / b), as TFLite computes them.
-        (b::SQUARED_DIFFERENCE | b::FLOOR_DIV, _) => {
-            let square = code == b::SQUARED_DIFFERENCE;
-            let t = scratch(
-                g,
-                out,
-                g.tensors[out].dtype,
-                if square { "difference" } else { "quotient" },
-            );
-            let f = if square { 1 } else { 3 };
-            g.nodes.push(make(
-                OpCode::Binary,
-                vec![f],
-                vec![input(0)?, input(1)?],
-                vec![t],
-            ));
-            if square {
-                one(OpCode::Binary, vec![2], vec![t, t])
-            } else {
-                one(OpCode::Unary, unary(7, 0.0), vec![t])
-            }
+        // floor(a / b) and (a - b)², as TFLite computes them.
+        (b::FLOOR_DIV, _) => {
+            let t = scratch(g, out, g.tensors[out].dtype, "quotient");
+            let (a, d) = (input(0)?, input(1)?);
+            g.nodes
+                .push(make(OpCode::Binary, vec![3], vec![a, d], vec![t]));
+            one(OpCode::Unary, unary(7, 0.0), vec![t])
+        }
+        (b::SQUARED_DIFFERENCE, _) => {
+            let t = scratch(g, out, g.tensors[out].dtype, "difference");
+            let (a, d) = (input(0)?, input(1)?);
+            g.nodes
+                .push(make(OpCode::Binary, vec![1], vec![a, d], vec![t]));
+            one(OpCode::Binary, vec![2], vec![t, t])
         }
         (b::SELECT_V2, _) => one(OpCode::Where, vec![], vec![input(0)?, input(1)?, input(2)?]),
         (
@@ -592,8 +585,8 @@ fn lower_elementwise(
             )))
         }
         // Shapes are static here: SHAPE is a constant (Keras 3 models feed
-        // it through STRIDED_SLICE and PACK into RESHAPEs, which take their
-        // output shape from the tensor; the chain is then dead and dropped).
+        // it through GATHER, REDUCE_PROD and PACK into RESHAPEs; that chain
+        // is folded by `fold_constant_nodes`).
         (b::SHAPE, _) => {
             let dims = g.tensors[input(0)?].shape.clone();
             let data: Vec<u8> = match g.tensors[out].dtype {
@@ -650,10 +643,10 @@ fn lower_elementwise(
 /// Shape arithmetic on constants (what Keras 3 models compute at run time:
 /// SHAPE, then GATHER, REDUCE_PROD, PACK, CONCATENATION into a RESHAPE's
 /// shape) is folded here: every node from `from` on whose inputs are all
-/// constants and whose outputs are small integer tensors runs once on the
-/// runtime, and its outputs become constants. A node the runtime rejects
-/// stays (its error comes with the rest).
-fn fold_integer_nodes(g: &mut Graph, from: usize) {
+/// constants and whose outputs are small integer or bool tensors (or short
+/// float ones) runs once on the runtime, and its outputs become constants.
+/// A node the runtime rejects stays (its error comes with the rest).
+fn fold_constant_nodes(g: &mut Graph, from: usize) {
     let mut k = from;
     while k < g.nodes.len() {
         let n = &g.nodes[k];
@@ -793,7 +786,7 @@ fn fix_dynamic_shape(
                     *s.last_mut().unwrap_or(&mut 0) = units;
                     s
                 }
-                _ => vec![numel(&x) / depth, units],
+                _ => vec![rows, units],
             }
         }
         b::ADD

@@ -97,24 +97,21 @@ impl RequantizeI8Params {
     /// One output element from a wider input value (uint8).
     #[inline]
     pub fn apply_i32(&self, x: i32) -> i8 {
-        let v = multiply_by_quantized_multiplier(
-            x - self.input_zero_point,
-            self.multiplier,
-            self.shift,
-        ) + self.output_zero_point;
-        v.clamp(-128, 127) as i8
+        self.unclamped(x).clamp(-128, 127) as i8
     }
 
     /// One uint8 output element from an int8 input (the output's zero-point
     /// in [0, 255]): TFLite's QUANTIZE from int8 to uint8.
     #[inline]
     pub fn apply_u8(&self, x: i8) -> u8 {
-        let v = multiply_by_quantized_multiplier(
-            x as i32 - self.input_zero_point,
-            self.multiplier,
-            self.shift,
-        ) + self.output_zero_point;
-        v.clamp(0, 255) as u8
+        self.unclamped(x as i32).clamp(0, 255) as u8
+    }
+
+    /// `x` in the output's quantization, before the output type's clamp.
+    #[inline]
+    fn unclamped(&self, x: i32) -> i32 {
+        multiply_by_quantized_multiplier(x - self.input_zero_point, self.multiplier, self.shift)
+            + self.output_zero_point
     }
 }
 
