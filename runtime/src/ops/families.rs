@@ -533,6 +533,12 @@ fn prep_pool(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         let act = w.act.range_i8(qy);
         if max {
             (Kernel::MaxPoolI8 { g, act, shapes }, "ref_max_pool_i8")
+        } else if cx.rounding().is_float() {
+            let p = pool::AvgPoolOrt::new(qx, qy, cx.rounding());
+            (
+                Kernel::AvgPoolI8Ort { g, p, act, shapes },
+                "ref_average_pool_i8_ort",
+            )
         } else {
             (Kernel::AvgPoolI8 { g, act, shapes }, "ref_average_pool_i8")
         }

@@ -171,6 +171,13 @@ pub(crate) enum Kernel {
         act: (i32, i32),
         shapes: [[usize; 4]; 2],
     },
+    /// int8 average pooling with ONNX Runtime's arithmetic (`Rounding::Float`).
+    AvgPoolI8Ort {
+        g: pool::PoolGeometry,
+        p: pool::AvgPoolOrt,
+        act: (i32, i32),
+        shapes: [[usize; 4]; 2],
+    },
     MeanF32 {
         g: pool::ReduceGeometry,
     },
@@ -426,6 +433,16 @@ impl Kernel {
             Kernel::AvgPoolF32 { g, act, shapes } => pool::average_pool_f32(
                 g,
                 *act,
+                cast_slice(ins[0]),
+                shapes[0],
+                cast_slice_mut(out),
+                shapes[1],
+            ),
+            Kernel::AvgPoolI8Ort { g, p, act, shapes } => pool::average_pool_i8_ort(
+                g,
+                p,
+                act.0,
+                act.1,
                 cast_slice(ins[0]),
                 shapes[0],
                 cast_slice_mut(out),

@@ -12,7 +12,7 @@
 use core::ops::Range;
 
 use crate::kernels::reference::conv::{offset4, tflite_padding, Padding};
-use crate::quant::{QParams, Requant, Rounding};
+use crate::quant::{round_half_even_i32, QParams, Requant, Rounding};
 use crate::types::{Shape, MAX_RANK};
 
 /// Where a pooling window sits on the input: its size, strides and the
@@ -183,6 +183,69 @@ pub fn average_pool_i8(
         let (acc, count) = window.fold((0i64, 0i64), |(a, n), v| (a + v as i64, n + 1));
         let average = rounded_average(acc, count);
         average.clamp(act_min as i64, act_max as i64) as i8
+    });
+}
+
+/// ONNX Runtime's int8 average pooling (`QLinearAveragePool`, the kernel a
+/// QDQ AveragePool runs as), for models with [`Rounding::Float`]: each code
+/// dequantized in f32 as `x_scale * (q - x_zero)`, summed in window order,
+/// divided by the pixel count, then `round_half_even(avg / y_scale + y_zero)`.
+/// The zero-points are the model's own codes (uint8 for a uint8 model,
+/// whose int8 codes are shifted by `code_offset`): the float addition of the
+/// zero-point rounds, so it must be the same number ONNX Runtime adds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AvgPoolOrt {
+    pub x_scale: f32,
+    pub y_scale: f32,
+    /// Input and output zero-points as int8 codes.
+    pub x_zero: i32,
+    pub y_zero: i32,
+    /// 128 for a uint8 model (its codes are the int8 ones + 128), else 0.
+    pub code_offset: i32,
+}
+
+impl AvgPoolOrt {
+    pub fn new(x: QParams, y: QParams, rounding: Rounding) -> Self {
+        let code_offset = if matches!(rounding, Rounding::Float { uint8: true }) {
+            128
+        } else {
+            0
+        };
+        Self {
+            x_scale: x.scale,
+            y_scale: y.scale,
+            x_zero: x.zero_point,
+            y_zero: y.zero_point,
+            code_offset,
+        }
+    }
+}
+
+/// int8 AVERAGE_POOL_2D with ONNX Runtime's arithmetic ([`AvgPoolOrt`]),
+/// clamped to `[act_min, act_max]`. An empty window yields the zero-point.
+#[allow(clippy::too_many_arguments)]
+pub fn average_pool_i8_ort(
+    g: &PoolGeometry,
+    p: &AvgPoolOrt,
+    act_min: i32,
+    act_max: i32,
+    input: &[i8],
+    in_shape: [usize; 4],
+    output: &mut [i8],
+    out_shape: [usize; 4],
+) {
+    let y_zero = (p.y_zero + p.code_offset) as f32;
+    pool(g, input, in_shape, output, out_shape, |window| {
+        let (sum, count) = window.fold((0f32, 0u32), |(s, n), v| {
+            (s + p.x_scale * (v as i32 - p.x_zero) as f32, n + 1)
+        });
+        let code = if count == 0 {
+            p.y_zero
+        } else {
+            let avg = sum / count as f32;
+            round_half_even_i32(avg / p.y_scale + y_zero) - p.code_offset
+        };
+        code.clamp(act_min, act_max) as i8
     });
 }
 
@@ -517,6 +580,39 @@ mod tests {
             [1, 1, 2, 1],
         );
         assert_eq!(out, [-2, 2]);
+    }
+
+    #[test]
+    fn average_pool_i8_ort_rounds_half_to_even_in_float() {
+        // 1x2 windows of a 1x6 row at scale 0.5, zero-point 1: averages of
+        // codes 2.5, 3.5, -0.5 (exact halves) and the clamp.
+        let (g, _) = PoolGeometry::tflite(Padding::Valid, [1, 6], [1, 2], [1, 2]);
+        let q = QParams {
+            scale: 0.5,
+            zero_point: 1,
+        };
+        let p = AvgPoolOrt::new(q, q, Rounding::Float { uint8: false });
+        let input = [3, 4, 4, 5, -1, 0];
+        let mut out = [0i8; 3];
+        let run = |p: &AvgPoolOrt, lo, hi, out: &mut [i8; 3]| {
+            average_pool_i8_ort(&g, p, lo, hi, &input, [1, 1, 6, 1], out, [1, 1, 3, 1]);
+        };
+        run(&p, -128, 127, &mut out);
+        // avg / scale = mean of (q - 1): 2.5, 3.5, -1.5; plus the zero-point
+        // before rounding: 3.5, 4.5, -0.5, to even: 4, 4, 0.
+        assert_eq!(out, [4, 4, 0]);
+        // TFLite averages the codes themselves, 3.5, 4.5, -0.5, away from zero.
+        let mut tfl = [0i8; 3];
+        average_pool_i8(&g, -128, 127, &input, [1, 1, 6, 1], &mut tfl, [1, 1, 3, 1]);
+        assert_eq!(tfl, [4, 5, -1]);
+        run(&p, 2, 4, &mut out);
+        assert_eq!(out, [4, 4, 2]);
+        // A uint8 model adds its own zero-point (129) before rounding: the
+        // same real values and, here, the same codes.
+        let p8 = AvgPoolOrt::new(q, q, Rounding::Float { uint8: true });
+        assert_eq!(p8.code_offset, 128);
+        run(&p8, -128, 127, &mut out);
+        assert_eq!(out, [4, 4, 0]);
     }
 
     #[test]
