@@ -30,11 +30,19 @@ def save(name, nodes, inputs, outputs, inits, opset=13):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
+    write_case(name, model, inputs)
+
+
+def write_case(name, model, inputs, optimized=False):
+    """Writes `model` and onnxruntime's outputs on random inputs as a test case
+    (by default with graph optimizations off: each node as written; `optimized`:
+    as deployed, QDQ groups fused into onnxruntime's int8 kernels)."""
     d = os.path.join(out_root, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
     onnx.save(model, os.path.join(d, "model.onnx"))
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized
+                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in inputs}
     outs = sess.run(None, feeds)
@@ -137,6 +145,104 @@ for mode in ["reflect", "edge"]:
     save(f"pad_{mode}_then_conv",
          [helper.make_node("Pad", ["x", "pads"], ["p"], mode=mode), helper.make_node("Conv", ["p", "w"], ["y"])],
          [("x", [1, 2, 6, 6])], ["y"], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "w": w(3, 2, 3, 3)})
+
+# 1-D convolution and pooling (audio, sensor and text CNNs): input [N, C, L].
+conv("conv1d_pads_strides", [1, 3, 20], [4, 3, 5], pads=[2, 1], strides=[2])
+conv("conv1d_groups_dilations", [2, 6, 17], [6, 2, 3], group=3, dilations=[2], pads=[2, 2])
+conv("conv1d_depthwise_same_upper", [1, 4, 12], [8, 1, 3], group=4, auto_pad="SAME_UPPER", strides=[2])
+conv("conv1d_kernel1", [1, 5, 9], [3, 5, 1])
+for name, attrs in [
+    ("maxpool1d_pads_ceil", dict(kernel_shape=[3], strides=[2], pads=[1, 1], ceil_mode=1)),
+    ("averagepool1d_exclude_pad", dict(kernel_shape=[4], strides=[3], pads=[2, 1])),
+    ("averagepool1d_include_pad", dict(kernel_shape=[3], strides=[2], pads=[1, 1], count_include_pad=1)),
+]:
+    op = "MaxPool" if name.startswith("max") else "AveragePool"
+    save(name, [helper.make_node(op, ["x"], ["y"], **attrs)], [("x", [1, 3, 21])], ["y"], {})
+for op in ["GlobalAveragePool", "GlobalMaxPool"]:
+    save(f"{op.lower()}_1d", [helper.make_node(op, ["x"], ["y"])], [("x", [2, 5, 11])], ["y"], {})
+save("convtranspose1d_stride2_pads", [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2],
+                                                       pads=[1, 0], output_padding=[1])],
+     [("x", [1, 3, 7])], ["y"], {"w": w(3, 2, 4), "b": w(2)})
+
+# A 1-D CNN as exporters write it: conv + batch norm + ReLU blocks, a residual
+# add, max pooling, a channel concat, reflect padding, then the layout-sensitive
+# ops on the signal (transpose to [N, L, C], layer norm over channels,
+# softmax over channels) and a mean over time into a classifier.
+signal_net = [
+    helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[2, 2]),
+    helper.make_node("BatchNormalization", ["c1", "g1", "be1", "m1", "v1"], ["n1"]),
+    helper.make_node("Relu", ["n1"], ["r1"]),
+    helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2], strides=[2]),
+    helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1], group=8),
+    helper.make_node("Add", ["c2", "p1"], ["res"]),
+    helper.make_node("Conv", ["res", "w3"], ["c3"]),
+    helper.make_node("Concat", ["res", "c3"], ["cat"], axis=1),
+    helper.make_node("Pad", ["cat", "pads"], ["padded"], mode="reflect"),
+    helper.make_node("Conv", ["padded", "w4", "b4"], ["c4"], dilations=[2]),
+    helper.make_node("Sigmoid", ["c4"], ["s4"]),
+    helper.make_node("Mul", ["c4", "s4"], ["silu"]),
+    helper.make_node("Softmax", ["silu"], ["attn"], axis=1),
+    helper.make_node("Mul", ["attn", "silu"], ["weighted"]),
+    helper.make_node("Transpose", ["weighted"], ["nlc"], perm=[0, 2, 1]),
+    helper.make_node("LayerNormalization", ["nlc", "lg", "lb"], ["ln"], axis=-1),
+    helper.make_node("ReduceMean", ["silu"], ["mean"], axes=[2], keepdims=0),
+    helper.make_node("Gemm", ["mean", "fw", "fb"], ["logits"], transB=1),
+    helper.make_node("Flatten", ["weighted"], ["flat"]),
+]
+signal_inits = {
+    "w1": w(8, 2, 5), "b1": w(8), "g1": w(8), "be1": w(8), "m1": w(8), "v1": np.abs(w(8)) + 0.1,
+    "w2": w(8, 1, 3), "b2": w(8), "w3": w(4, 8, 1), "pads": np.array([0, 0, 2, 0, 0, 2], np.int64),
+    "w4": w(6, 12, 3), "b4": w(6), "lg": w(6), "lb": w(6), "fw": w(3, 6), "fb": w(3),
+}
+save("signal_cnn_1d", signal_net, [("x", [2, 2, 32])], ["logits", "ln", "flat"], signal_inits, opset=17)
+
+# The same kind of network quantized by onnxruntime's quantize_static (QDQ,
+# per-channel int8 weights, int8 activations): 1-D convs, pooling and the
+# residual add become int8 ops, bit-identical to onnxruntime's.
+def qdq_signal_net():
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2], strides=[2]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[2, 2], group=6),
+        helper.make_node("Add", ["c2", "p1"], ["res"]),
+        helper.make_node("Conv", ["res", "w3", "b3"], ["c3"], strides=[2]),
+        helper.make_node("Relu", ["c3"], ["r3"]),
+        helper.make_node("AveragePool", ["r3"], ["a3"], kernel_shape=[2], strides=[2]),
+        helper.make_node("GlobalAveragePool", ["a3"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1),
+    ]
+    inits = {"w1": w(6, 3, 3), "b1": w(6), "w2": w(6, 1, 5), "b2": w(6), "w3": w(8, 6, 3), "b3": w(8),
+             "fw": w(4, 8), "fb": w(4)}
+    graph = helper.make_graph(
+        nodes, "qdq_signal",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    work = os.path.join(out_root, "..", "extra-work")
+    src = os.path.join(work, "qdq_signal_float.onnx")
+    dst = os.path.join(work, "qdq_signal_int8.onnx")
+    os.makedirs(work, exist_ok=True)
+    onnx.save(model, src)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.data = iter([{"x": rng.standard_normal((1, 3, 40)).astype(np.float32)} for _ in range(16)])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    write_case("qdq_signal_cnn_1d", onnx.load(dst), [("x", [1, 3, 40])], optimized=True)
+
+
+qdq_signal_net()
 
 # Operator-form int8 ops (as onnxruntime's quantize_static makes them with
 # QuantFormat.QOperator), between a QuantizeLinear of the float input and a

@@ -4,8 +4,10 @@
 //! reading a value nothing has produced yet is reported as a dangling input
 //! or a cycle). Every ONNX value becomes a [`Val`]: a constant (folded at
 //! conversion), a runtime tensor in ONNX's own layout (`Plain`), a 4-D
-//! NCHW value stored as NHWC (`Nhwc`), or the dequantized view of an int8
-//! tensor (`Q`, from DequantizeLinear). Layout changes are inserted on
+//! NCHW value stored as NHWC (`Nhwc`), a 3-D `[N, C, L]` signal stored as
+//! an NHWC image one row high (`Ncl`: 1-D convolution and pooling run the
+//! 2-D kernels on it), or the dequantized view of an int8 tensor (`Q`, from
+//! DequantizeLinear). Layout changes are inserted on
 //! demand and cached, so a chain of NHWC ops never transposes.
 
 use std::collections::HashMap;
@@ -26,12 +28,62 @@ use crate::{ConvertOptions, IoLayout};
 const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
 
 /// How a runtime tensor stores an ONNX value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Layout {
     /// Same dims and order as ONNX.
     Plain,
     /// A rank-4 ONNX value `[N, C, H, W]` stored as `[N, H, W, C]`.
     Nhwc,
+    /// A rank-3 ONNX value `[N, C, L]` stored as `[N, 1, L, C]`: the NHWC
+    /// storage of the image `[N, C, 1, L]`, so a 1-D convolution or pooling
+    /// is the 2-D one on a single row, with no copy in or out.
+    Ncl,
+}
+
+impl Layout {
+    /// The channels-last layout of a value of logical rank `rank`, if any.
+    fn channels_last(rank: usize) -> Layout {
+        match rank {
+            4 => Layout::Nhwc,
+            3 => Layout::Ncl,
+            _ => Layout::Plain,
+        }
+    }
+
+    /// Stored dims of a value with logical (ONNX) dims `d`.
+    fn stored(self, d: &[usize]) -> Vec<usize> {
+        match self {
+            Layout::Plain => d.to_vec(),
+            Layout::Nhwc => nhwc_dims(d),
+            Layout::Ncl => vec![d[0], 1, d[2], d[1]],
+        }
+    }
+
+    /// Logical (ONNX) dims of a value stored with dims `s`.
+    fn logical(self, s: &[usize]) -> Vec<usize> {
+        match self {
+            Layout::Plain => s.to_vec(),
+            Layout::Nhwc => nchw_dims(s),
+            Layout::Ncl => vec![s[0], s[3], s[2]],
+        }
+    }
+
+    /// For each stored dim, the logical dim it holds (`None`: `Ncl`'s row).
+    fn stored_axes(self, rank: usize) -> Vec<Option<usize>> {
+        match self {
+            Layout::Plain => (0..rank).map(Some).collect(),
+            Layout::Nhwc => NCHW_TO_NHWC.iter().map(|&l| Some(l)).collect(),
+            Layout::Ncl => vec![Some(0), None, Some(2), Some(1)],
+        }
+    }
+
+    /// Where logical axis `axis` is stored.
+    fn stored_axis(self, rank: usize, axis: usize) -> usize {
+        self.stored_axes(rank)
+            .iter()
+            .position(|&l| l == Some(axis))
+            .expect("every logical axis is stored")
+    }
 }
 
 /// A runtime tensor holding an ONNX value.
@@ -87,7 +139,7 @@ struct Lower<'m> {
     /// Activation nodes already fused into the int8 op before them.
     fused: std::collections::HashSet<usize>,
     /// Layout conversions already made: (tensor, to_nhwc) → tensor.
-    relayout: HashMap<(usize, bool), usize>,
+    relayout: HashMap<(usize, Layout), usize>,
     dequantized: HashMap<usize, usize>,
     nodes: &'m [NodeProto],
     opset: i64,
@@ -459,6 +511,50 @@ impl<'n> Attrs<'n> {
     }
 }
 
+/// The window attributes of a 1-D op as those of the 2-D op on an image
+/// one row high: kernel, strides, dilations `[1, v]`, output padding `[0, v]`,
+/// pads `[0, begin, 0, end]`.
+fn row_attrs(attrs: &[AttributeProto]) -> Result<Vec<AttributeProto>> {
+    attrs
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            let unit = match a.name.as_str() {
+                "kernel_shape" | "strides" | "dilations" | "output_shape" => Some(1),
+                "output_padding" => Some(0),
+                "pads" => None,
+                _ => return Ok(a),
+            };
+            let want = if unit.is_some() { 1 } else { 2 };
+            if a.ints.len() != want {
+                bail!(
+                    "{} must have {want} value(s) for a 1-D input, got {:?}",
+                    a.name,
+                    a.ints
+                );
+            }
+            a.ints = match unit {
+                Some(u) => vec![u, a.ints[0]],
+                None => vec![0, a.ints[0], 0, a.ints[1]],
+            };
+            Ok(a)
+        })
+        .collect()
+}
+
+/// A 1-D filter `[O, I, K]` as the 2-D filter `[O, I, 1, K]` (same data).
+fn unit_height(c: &Const) -> Result<Const> {
+    if c.dims.len() != 3 {
+        bail!(
+            "the weights must be 3-D for a 1-D input, got shape {:?}",
+            c.dims
+        );
+    }
+    let mut c = c.clone();
+    c.dims.insert(2, 1);
+    Ok(c)
+}
+
 fn to_usize(v: i64, what: &str) -> Result<usize> {
     usize::try_from(v).map_err(|_| anyhow!("{what} must be >= 0 (got {v})"))
 }
@@ -531,11 +627,7 @@ impl<'m> Lower<'m> {
     }
 
     fn dims(&self, t: TVal) -> Vec<usize> {
-        let s = &self.g.tensors[t.id].shape;
-        match t.layout {
-            Layout::Plain => s.clone(),
-            Layout::Nhwc => nchw_dims(s),
-        }
+        t.layout.logical(&self.g.tensors[t.id].shape)
     }
 
     /// Logical (ONNX) dims of a value.
@@ -595,52 +687,80 @@ impl<'m> Lower<'m> {
         if t.layout == Layout::Plain {
             return t.id;
         }
-        self.relayout_to(t.id, false)
+        self.relayout(t.id, t.layout, Layout::Plain)
     }
 
     /// Tensor `t` of a rank-4 value as NHWC.
     fn stored_nhwc(&mut self, t: TVal) -> Result<usize> {
-        if t.layout == Layout::Nhwc {
-            return Ok(t.id);
-        }
-        if self.g.tensors[t.id].shape.len() != 4 {
-            bail!(
-                "expected a 4-D NCHW tensor, got shape {:?}",
-                self.g.tensors[t.id].shape
-            );
-        }
-        Ok(self.relayout_to(t.id, true))
+        self.stored_in(t, Layout::Nhwc)
     }
 
-    fn relayout_to(&mut self, id: usize, to_nhwc: bool) -> usize {
-        if let Some(&r) = self.relayout.get(&(id, to_nhwc)) {
+    /// Tensor `t` stored in `want` (a channels-last layout needs the
+    /// logical rank it is made for).
+    fn stored_in(&mut self, t: TVal, want: Layout) -> Result<usize> {
+        if t.layout == want {
+            return Ok(t.id);
+        }
+        let plain = self.stored_plain(t);
+        if want == Layout::Plain {
+            return Ok(plain);
+        }
+        let shape = &self.g.tensors[plain].shape;
+        if Layout::channels_last(shape.len()) != want {
+            let what = if want == Layout::Nhwc {
+                "a 4-D NCHW"
+            } else {
+                "a 3-D [N, C, L]"
+            };
+            bail!("expected {what} tensor, got shape {shape:?}");
+        }
+        Ok(self.relayout(plain, Layout::Plain, want))
+    }
+
+    /// A copy of tensor `id` (stored in `from`) stored in `to`; one of the
+    /// two is `Plain`. Cached both ways.
+    fn relayout(&mut self, id: usize, from: Layout, to: Layout) -> usize {
+        if let Some(&r) = self.relayout.get(&(id, to)) {
             return r;
         }
         let t = &self.g.tensors[id];
-        let shape = if to_nhwc {
-            nhwc_dims(&t.shape)
-        } else {
-            nchw_dims(&t.shape)
-        };
+        let logical = from.logical(&t.shape);
+        let shape = to.stored(&logical);
         let (dtype, quant) = (t.dtype, t.quant.clone());
         // When channels or the spatial size is 1 both layouts have the same
         // memory order, and a reshape (free, in place) does the job.
-        let same_order = t.shape[1..].iter().filter(|&&d| d != 1).count() <= 1;
-        let name = format!("{}/{}", t.name, if to_nhwc { "nhwc" } else { "nchw" });
-        let r = self.new_tensor(&name, dtype, shape, quant);
+        let same_order = logical[1..].iter().filter(|&&d| d != 1).count() <= 1;
+        let suffix = match (from, to) {
+            (_, Layout::Nhwc) => "nhwc",
+            (_, Layout::Ncl) => "nlc",
+            (Layout::Ncl, _) => "ncl",
+            _ => "nchw",
+        };
+        let name = format!("{}/{suffix}", t.name);
+        let r = self.new_tensor(&name, dtype, shape, quant.clone());
         if same_order {
             self.emit(OpCode::Reshape, vec![], &[id], r);
         } else {
+            // Rank 4 both ways; an `Ncl` value goes through its image `[N, C, 1, L]`.
+            let to_nhwc = to != Layout::Plain;
             let perm = if to_nhwc { NCHW_TO_NHWC } else { NHWC_TO_NCHW };
-            self.emit(
-                OpCode::Transpose,
-                perm.iter().map(|&p| p as i32).collect(),
-                &[id],
-                r,
-            );
+            let perm: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
+            if from == Layout::Ncl || to == Layout::Ncl {
+                let image = vec![logical[0], logical[1], 1, logical[2]];
+                let row = self.new_tensor(&format!("{name}/image"), dtype, image, quant);
+                if to_nhwc {
+                    self.emit(OpCode::Reshape, vec![], &[id], row);
+                    self.emit(OpCode::Transpose, perm, &[row], r);
+                } else {
+                    self.emit(OpCode::Transpose, perm, &[id], row);
+                    self.emit(OpCode::Reshape, vec![], &[row], r);
+                }
+            } else {
+                self.emit(OpCode::Transpose, perm, &[id], r);
+            }
         }
-        self.relayout.insert((id, to_nhwc), r);
-        self.relayout.insert((r, !to_nhwc), id);
+        self.relayout.insert((id, to), r);
+        self.relayout.insert((r, from), id);
         r
     }
 
@@ -652,8 +772,13 @@ impl<'m> Lower<'m> {
 
     /// `v` as an NHWC runtime tensor (rank 4 required).
     fn nhwc(&mut self, v: &Val) -> Result<usize> {
+        self.value_in(v, Layout::Nhwc)
+    }
+
+    /// `v` as a runtime tensor stored in `layout`.
+    fn value_in(&mut self, v: &Val, layout: Layout) -> Result<usize> {
         let t = self.tensor(v)?;
-        self.stored_nhwc(t)
+        self.stored_in(t, layout)
     }
 
     /// A constant `c` placed to broadcast against a value of logical rank
@@ -664,6 +789,9 @@ impl<'m> Lower<'m> {
         }
         let mut dims = vec![1; rank - c.dims.len()];
         dims.extend(&c.dims);
+        if layout == Layout::Ncl {
+            dims.insert(2, 1); // the image [N, C, 1, L]
+        }
         let c4 = Const {
             ty: c.ty,
             dims,
@@ -784,6 +912,18 @@ impl<'m> Lower<'m> {
                 .ok_or_else(|| anyhow!("required input {k} is missing"))
         };
         let opt = |k: usize| -> Option<Val> { ins.get(k).cloned().flatten() };
+        let window_op = matches!(
+            n.op_type.as_str(),
+            "Conv"
+                | "ConvTranspose"
+                | "MaxPool"
+                | "AveragePool"
+                | "GlobalAveragePool"
+                | "GlobalMaxPool"
+        );
+        if window_op && matches!(ins.first(), Some(Some(x)) if self.shape_of(x).len() == 3) {
+            return self.one_d(n, &ins);
+        }
         match n.op_type.as_str() {
             "Identity" | "Dropout" => {
                 if let Some(t) = opt(2) {
@@ -1745,11 +1885,7 @@ impl<'m> Lower<'m> {
             }
             other => {
                 let st = self.tensor(other)?;
-                if t.layout == Layout::Nhwc {
-                    self.stored_nhwc(st)?
-                } else {
-                    self.stored_plain(st)
-                }
+                self.stored_in(st, t.layout)?
             }
         };
         let shape = self.g.tensors[t.id].shape.clone();
@@ -1772,20 +1908,19 @@ impl<'m> Lower<'m> {
         }
         let (dx, dy) = (self.shape_of(x), self.shape_of(y));
         let out_dims = fold::broadcast(&dx, &dy)?;
-        // NHWC when every runtime operand is NHWC (or rank 4 to be made so)
-        // and constants can be laid out to match.
-        let is_nhwc = |v: &Val| matches!(v, Val::T(t) | Val::Q(t) if t.layout == Layout::Nhwc);
-        let use_nhwc = out_dims.len() == 4
-            && (is_nhwc(x) || is_nhwc(y))
+        // Channels-last (NHWC, or `Ncl` at rank 3) when a runtime operand is
+        // stored so, every runtime operand has the output's rank (to be made
+        // so) and constants can be laid out to match.
+        let r = out_dims.len();
+        let cl = Layout::channels_last(r);
+        let is_cl = |v: &Val| matches!(v, Val::T(t) | Val::Q(t) if t.layout == cl);
+        let use_cl = cl != Layout::Plain
+            && (is_cl(x) || is_cl(y))
             && [x, y].iter().all(|v| match v {
-                Val::C(c) => c.dims.len() <= 4,
-                _ => self.shape_of(v).len() == 4,
+                Val::C(c) => c.dims.len() <= r,
+                _ => self.shape_of(v).len() == r,
             });
-        let layout = if use_nhwc {
-            Layout::Nhwc
-        } else {
-            Layout::Plain
-        };
+        let layout = if use_cl { cl } else { Layout::Plain };
         let mut ids = [0usize; 2];
         for (k, v) in [x, y].into_iter().enumerate() {
             ids[k] = match v {
@@ -1798,10 +1933,9 @@ impl<'m> Lower<'m> {
                     } else {
                         (**c).clone()
                     };
-                    self.const_for(&c, layout, out_dims.len())?
+                    self.const_for(&c, layout, r)?
                 }
-                _ if use_nhwc => self.nhwc(v)?,
-                _ => self.plain(v)?,
+                _ => self.value_in(v, layout)?,
             };
         }
         let (ta, tb) = (&self.g.tensors[ids[0]], &self.g.tensors[ids[1]]);
@@ -1816,11 +1950,7 @@ impl<'m> Lower<'m> {
             bail!("quantized operands outside a QDQ pattern are not supported");
         }
         let dtype = ta.dtype;
-        let shape = if use_nhwc {
-            nhwc_dims(&out_dims)
-        } else {
-            out_dims
-        };
+        let shape = layout.stored(&out_dims);
         let tflite = match op {
             BinOp::Add => Some(OpCode::Add),
             BinOp::Sub => Some(OpCode::Sub),
@@ -1880,27 +2010,16 @@ impl<'m> Lower<'m> {
         };
         let (a, b) = (*a, *b);
         let out_dims = fold::broadcast(&self.dims(a), &self.dims(b))?;
-        let use_nhwc = out_dims.len() == 4
-            && (a.layout == Layout::Nhwc || b.layout == Layout::Nhwc)
-            && self.dims(a).len() == 4
-            && self.dims(b).len() == 4;
-        let (ia, ib) = if use_nhwc {
-            (self.stored_nhwc(a)?, self.stored_nhwc(b)?)
-        } else {
-            (self.stored_plain(a), self.stored_plain(b))
-        };
-        let shape = if use_nhwc {
-            nhwc_dims(&out_dims)
-        } else {
-            out_dims
-        };
-        let yid = self.q_tensor(out, shape, qy);
+        let r = out_dims.len();
+        let cl = Layout::channels_last(r);
+        let use_cl = cl != Layout::Plain
+            && (a.layout == cl || b.layout == cl)
+            && self.dims(a).len() == r
+            && self.dims(b).len() == r;
+        let layout = if use_cl { cl } else { Layout::Plain };
+        let (ia, ib) = (self.stored_in(a, layout)?, self.stored_in(b, layout)?);
+        let yid = self.q_tensor(out, layout.stored(&out_dims), qy);
         self.emit(code, vec![0], &[ia, ib], yid);
-        let layout = if use_nhwc {
-            Layout::Nhwc
-        } else {
-            Layout::Plain
-        };
         self.bind_q(qn, TVal { id: yid, layout });
         Ok(true)
     }
@@ -2090,6 +2209,102 @@ impl<'m> Lower<'m> {
             }),
         );
         Ok(())
+    }
+
+    /// A 1-D convolution or pooling (input `[N, C, L]`) as the 2-D one on
+    /// the image `[N, C, 1, L]`: the input, the weights and the window
+    /// attributes get a unit height, and what the op defines (its output, or
+    /// the QuantizeLinear it was fused with) is read back as a signal. An
+    /// `Ncl` input is stored as that image already, and so is the output.
+    fn one_d(&mut self, n: &NodeProto, ins: &[Option<Val>]) -> Result<()> {
+        let mut n2 = n.clone();
+        n2.attribute = row_attrs(&n.attribute)?;
+        let a = Attrs(&n2.attribute);
+        let x = self.image_of_signal(ins[0].as_ref().expect("checked by the caller"))?;
+        let first_new = self.g.tensors.len();
+        let op = n.op_type.as_str();
+        if op == "Conv" || op == "ConvTranspose" {
+            let w = match ins.get(1).cloned().flatten() {
+                Some(Val::C(c)) => Val::C(Rc::new(unit_height(&c)?)),
+                Some(other) => other,
+                None => bail!("required input 1 is missing"),
+            };
+            if let Some(q) = self.qconsts.get(&n.input[1]).cloned() {
+                let image = format!("{}/image", n.input[1]);
+                let q = QConst {
+                    q: Rc::new(unit_height(&q.q)?),
+                    ..q
+                };
+                self.qconsts.insert(image.clone(), q);
+                n2.input[1] = image;
+            }
+            let b = ins.get(2).cloned().flatten();
+            if op == "Conv" {
+                self.conv(&n2, &a, &x, &w, b)?;
+            } else {
+                self.conv_transpose(&n2, &a, &x, &w, b)?;
+            }
+        } else if op.starts_with("Global") {
+            self.global_pool(&n2, &x)?;
+        } else {
+            self.pool(&n2, &a, &x)?;
+        }
+        // Values this op made: its output, or a QuantizeLinear's it bound.
+        let made = |v: &Val| matches!(v, Val::T(t) | Val::Q(t) if t.id >= first_new);
+        let bound: Vec<(String, Val)> = self
+            .prebound
+            .iter()
+            .filter(|(_, v)| made(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, v) in bound {
+            let signal = self.signal_of_image(&v)?;
+            self.prebound.insert(name, signal);
+        }
+        let out = n.output.first().cloned().unwrap_or_default();
+        if let Some(v) = self.vals.get(&out).filter(|v| made(v)).cloned() {
+            let signal = self.signal_of_image(&v)?;
+            self.vals.insert(out, signal);
+        }
+        Ok(())
+    }
+
+    /// The image `[N, C, 1, L]` of a signal `[N, C, L]`, stored as NHWC.
+    fn image_of_signal(&mut self, v: &Val) -> Result<Val> {
+        // A dequantized view stays int8: the window op may take it as is.
+        let t = match v {
+            Val::T(t) | Val::Q(t) => *t,
+            Val::C(_) => self.tensor(v)?,
+        };
+        let t = TVal {
+            id: self.stored_in(t, Layout::Ncl)?,
+            layout: Layout::Nhwc,
+        };
+        Ok(if matches!(v, Val::Q(_)) {
+            Val::Q(t)
+        } else {
+            Val::T(t)
+        })
+    }
+
+    /// The signal `[N, C, L]` of an image `[N, C, 1, L]` stored as NHWC
+    /// (what the window ops make): the same tensor.
+    fn signal_of_image(&mut self, v: &Val) -> Result<Val> {
+        let (Val::T(t) | Val::Q(t)) = v else {
+            bail!("expected a runtime tensor")
+        };
+        if t.layout != Layout::Nhwc {
+            bail!("a 1-D window op made a {:?} output", t.layout);
+        }
+        let t = TVal {
+            id: t.id,
+            layout: Layout::Ncl,
+        };
+        Ok(if matches!(v, Val::Q(_)) {
+            Val::Q(t)
+        } else {
+            Val::T(t)
+        })
     }
 
     /// A Relu/Clip(0, x) reading `value` and read by a single QuantizeLinear:
@@ -2735,10 +2950,17 @@ impl<'m> Lower<'m> {
         if sorted != (0..r).collect::<Vec<_>>() {
             bail!("invalid permutation {perm:?}");
         }
-        let (t, quantized) = match x {
+        let (mut t, quantized) = match x {
             Val::Q(q) => (*q, true),
             other => (self.tensor(other)?, false),
         };
+        if t.layout == Layout::Ncl {
+            // Stored at rank 4: permute its ONNX form.
+            t = TVal {
+                id: self.stored_plain(t),
+                layout: Layout::Plain,
+            };
+        }
         let wrap = |tv: TVal| if quantized { Val::Q(tv) } else { Val::T(tv) };
         // Stored dim for each logical dim of the input.
         let stored: Vec<usize> = if t.layout == Layout::Nhwc {
@@ -2812,26 +3034,25 @@ impl<'m> Lower<'m> {
             && qs
                 .iter()
                 .all(|&t| self.qparams_of(t) == self.qparams_of(qs[0]));
-        let nhwc = r == 4
+        let cl = Layout::channels_last(r);
+        let layout = if cl != Layout::Plain
             && vals
                 .iter()
-                .any(|v| matches!(v, Val::T(t) | Val::Q(t) if t.layout == Layout::Nhwc));
+                .any(|v| matches!(v, Val::T(t) | Val::Q(t) if t.layout == cl))
+        {
+            cl
+        } else {
+            Layout::Plain
+        };
         let mut ids = Vec::new();
         for v in vals {
             if self.shape_of(v)[axis] == 0 {
                 continue;
             }
             let id = match (v, quantized) {
-                (Val::Q(t), true) => {
-                    if nhwc {
-                        self.stored_nhwc(*t)?
-                    } else {
-                        self.stored_plain(*t)
-                    }
-                }
-                (Val::C(c), _) if nhwc => self.const_for(c, Layout::Nhwc, 4)?,
-                _ if nhwc => self.nhwc(v)?,
-                _ => self.plain(v)?,
+                (Val::Q(t), true) => self.stored_in(*t, layout)?,
+                (Val::C(c), _) => self.const_for(c, layout, r)?,
+                _ => self.value_in(v, layout)?,
             };
             ids.push(id);
         }
@@ -2842,17 +3063,10 @@ impl<'m> Lower<'m> {
         if ids.iter().any(|&i| self.g.tensors[i].dtype != dtype) {
             bail!("inputs have different types");
         }
-        let (sa, shape) = if nhwc {
-            (TO_NHWC[axis], nhwc_dims(&yd))
-        } else {
-            (axis, yd)
-        };
-        let y = self.out_tensor(out, ids[0], shape);
+        let sa = layout.stored_axis(r, axis);
+        let y = self.out_tensor(out, ids[0], layout.stored(&yd));
         self.emit(OpCode::Concatenation, vec![i32_of(sa)?, 0], &ids, y);
-        let tv = TVal {
-            id: y,
-            layout: if nhwc { Layout::Nhwc } else { Layout::Plain },
-        };
+        let tv = TVal { id: y, layout };
         self.set(out, if quantized { Val::Q(tv) } else { Val::T(tv) });
         Ok(())
     }
@@ -2867,6 +3081,23 @@ impl<'m> Lower<'m> {
         let r = xd.len();
         let default_axis = if self.opset >= 13 { -1 } else { 1 };
         let axis = axis_of(a.int("axis", default_axis)?, r)?;
+        // Over the channels of a value stored channels-last: its stored last
+        // axis, in place (a segmentation map's classes, attention over C).
+        if let Val::T(t) = x {
+            let stored_last = t.layout != Layout::Plain && axis == 1 && self.opset >= 13;
+            if stored_last && self.g.tensors[t.id].dtype == DType::F32 {
+                let y = self.out_tensor(out, t.id, self.g.tensors[t.id].shape.clone());
+                self.emit(code, sattrs, &[t.id], y);
+                self.set(
+                    out,
+                    Val::T(TVal {
+                        id: y,
+                        layout: t.layout,
+                    }),
+                );
+                return Ok(());
+            }
+        }
         let xi = self.plain(x)?;
         if self.g.tensors[xi].dtype != DType::F32 {
             bail!("supported for float tensors only");
@@ -3220,26 +3451,33 @@ impl<'m> Lower<'m> {
     }
 
     /// A mean over H and W of an image held as NHWC (global average pooling
-    /// written as `x.mean((2, 3))`) is MEAN over NHWC's axes 1 and 2: no
-    /// transpose back to NCHW, and MEAN has an int8 kernel. False (nothing
+    /// written as `x.mean((2, 3))`), or over L of a signal held as `Ncl`
+    /// (`x.mean(-1)`), is MEAN over the stored axes 1 and 2: no transpose
+    /// back to ONNX's layout, and MEAN has an int8 kernel. False (nothing
     /// emitted) for any other reduction.
     fn global_mean(&mut self, out: &str, x: &Val, axes: &[i64], keep: bool) -> Result<bool> {
         let Val::T(tv) = x else { return Ok(false) };
         let d = self.shape_of(x);
-        if tv.layout != Layout::Nhwc || d.len() != 4 || self.g.tensors[tv.id].dtype != DType::F32 {
+        let r = d.len();
+        if tv.layout == Layout::Plain
+            || tv.layout != Layout::channels_last(r)
+            || self.g.tensors[tv.id].dtype != DType::F32
+        {
             return Ok(false);
         }
         let mut ax = axes
             .iter()
-            .map(|&v| axis_of(v, 4))
+            .map(|&v| axis_of(v, r))
             .collect::<Result<Vec<_>>>()?;
         ax.sort_unstable();
         ax.dedup();
-        if ax != [2, 3] {
+        if ax != (2..r).collect::<Vec<_>>() {
             return Ok(false);
         }
         let (ys, layout) = if keep {
-            (vec![d[0], 1, 1, d[1]], Layout::Nhwc)
+            let mut kept = d[..2].to_vec();
+            kept.resize(r, 1);
+            (tv.layout.stored(&kept), tv.layout)
         } else {
             (vec![d[0], d[1]], Layout::Plain)
         };
@@ -3447,7 +3685,7 @@ impl<'m> Lower<'m> {
         self.emit(OpCode::Unary, vec![5, 0, 0], &[sd], inv);
         let inv = Val::T(TVal {
             id: inv,
-            layout: Layout::Plain,
+            layout: vt.layout,
         });
         let normed = self.binary_named(&format!("{out}/normed"), BinOp::Mul, &centered, &inv)?;
         let scaled = self.binary_named(
@@ -3518,18 +3756,14 @@ impl<'m> Lower<'m> {
             pads[..r].iter().map(|&v| v as usize).collect(),
             pads[r..].iter().map(|&v| v as usize).collect(),
         );
-        let order: Vec<usize> = if t.layout == Layout::Nhwc {
-            NCHW_TO_NHWC.to_vec()
-        } else {
-            (0..r).collect()
-        };
         let mut attrs = Vec::new();
         let mut shape = Vec::new();
         let sd = self.g.tensors[t.id].shape.clone();
-        for (k, &l) in order.iter().enumerate() {
-            attrs.push(i32_of(before[l])?);
-            attrs.push(i32_of(after[l])?);
-            shape.push(sd[k] + before[l] + after[l]);
+        for (k, l) in t.layout.stored_axes(r).into_iter().enumerate() {
+            let (b, e) = l.map_or((0, 0), |l| (before[l], after[l]));
+            attrs.push(i32_of(b)?);
+            attrs.push(i32_of(e)?);
+            shape.push(sd[k] + b + e);
         }
         let y = self.out_tensor(out, t.id, shape);
         if let Some(m) = mode_id {

@@ -689,3 +689,122 @@ fn reduce_mean_over_h_and_w_is_a_mean_of_the_nhwc_image() {
         assert_eq!(y, [2.5 + 2.0 * 8.5 + 0.5, 3.0 * 2.5 + 4.0 * 8.5 - 100.0]);
     }
 }
+
+fn int_attr(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::INT,
+        i: v,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn one_d_convolutions_run_on_the_signal_channels_last() {
+    // Conv1d(2 → 3, k 3, pads 1) → BatchNorm → Relu → MaxPool1d(2) →
+    // Conv1d(3 → 2, k 1) → Softmax over channels → mean over time.
+    let (l, k) = (6usize, 3usize);
+    let w1: Vec<f32> = (0..3 * 2 * k)
+        .map(|i| ((i * 7) % 11) as f32 / 10.0 - 0.5)
+        .collect();
+    let b1 = [0.1f32, -0.2, 0.3];
+    let (g, beta, mean, var) = (
+        [1.5f32, 0.5, 2.0],
+        [0.0f32, 0.1, -0.1],
+        [0.2f32, -0.3, 0.0],
+        [1.0f32, 4.0, 0.25],
+    );
+    let w2: Vec<f32> = vec![1.0, -1.0, 0.5, -0.5, 2.0, 0.25];
+    let bytes = model(
+        vec![
+            node(
+                "Conv",
+                "c1",
+                &["x", "w1", "b1"],
+                &["c1"],
+                vec![ints("pads", &[1, 1])],
+            ),
+            node(
+                "BatchNormalization",
+                "bn",
+                &["c1", "g", "beta", "mean", "var"],
+                &["n"],
+                vec![],
+            ),
+            node("Relu", "relu", &["n"], &["r"], vec![]),
+            node(
+                "MaxPool",
+                "pool",
+                &["r"],
+                &["p"],
+                vec![ints("kernel_shape", &[2]), ints("strides", &[2])],
+            ),
+            node("Conv", "c2", &["p", "w2"], &["c2"], vec![]),
+            node("Softmax", "sm", &["c2"], &["s"], vec![int_attr("axis", 1)]),
+            node(
+                "ReduceMean",
+                "gap",
+                &["s"],
+                &["y"],
+                vec![ints("axes", &[2]), int_attr("keepdims", 0)],
+            ),
+        ],
+        vec![
+            float_init("w1", &[3, 2, k as i64], &w1),
+            float_init("b1", &[3], &b1),
+            float_init("g", &[3], &g),
+            float_init("beta", &[3], &beta),
+            float_init("mean", &[3], &mean),
+            float_init("var", &[3], &var),
+            float_init("w2", &[2, 3, 1], &w2),
+        ],
+        vec![value("x", &[Some(1), Some(2), Some(l as i64)])],
+        vec![value("y", &[Some(1), Some(2)])],
+    );
+    let c = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+    let m = Model::from_vec(&c.bytes).unwrap();
+    let codes: Vec<_> = m.def().ops.iter().map(|o| o.code).collect();
+    // The input becomes the image [1, 1, L, C] once; then no layout change:
+    // batch norm and ReLU fold into the conv, softmax and the mean read the
+    // channels-last signal.
+    use ferrite_runtime::OpCode::{Conv2d, MaxPool2d, Mean, Reshape, Softmax, Transpose};
+    assert_eq!(
+        codes,
+        [Reshape, Transpose, Conv2d, MaxPool2d, Conv2d, Softmax, Mean]
+    );
+
+    let x: Vec<f32> = (0..2 * l).map(|i| (i as f32 * 0.37).sin()).collect();
+    let (shape, y) = run(&c.bytes, &x);
+    assert_eq!(shape, [1, 2]);
+    // The same network written out directly.
+    let mut r = vec![[0f32; 3]; l];
+    for (t, rt) in r.iter_mut().enumerate() {
+        for (o, v) in rt.iter_mut().enumerate() {
+            let mut acc = b1[o];
+            for i in 0..2 {
+                for j in 0..k {
+                    let p = t as isize + j as isize - 1;
+                    if (0..l as isize).contains(&p) {
+                        acc += w1[(o * 2 + i) * k + j] * x[i * l + p as usize];
+                    }
+                }
+            }
+            let n = (acc - mean[o]) / (var[o] + 1e-5).sqrt() * g[o] + beta[o];
+            *v = n.max(0.0);
+        }
+    }
+    let mut want = [0f32; 2];
+    for t in 0..l / 2 {
+        let p: Vec<f32> = (0..3).map(|o| r[2 * t][o].max(r[2 * t + 1][o])).collect();
+        let z: Vec<f32> = (0..2)
+            .map(|o| (0..3).map(|i| w2[o * 3 + i] * p[i]).sum())
+            .collect();
+        let e: Vec<f32> = z.iter().map(|v| v.exp()).collect();
+        for o in 0..2 {
+            want[o] += e[o] / (e[0] + e[1]) / (l / 2) as f32;
+        }
+    }
+    for o in 0..2 {
+        assert!((y[o] - want[o]).abs() < 1e-5, "{y:?} vs {want:?}");
+    }
+}
