@@ -568,6 +568,26 @@ fn sample(seed: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A fresh folder of 12 calibration samples `sample(0..12)` of `shape`, as .npy files.
+fn calib_dir(tag: &str, shape: &[u64], sample: impl Fn(usize) -> Vec<f32>) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrite-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for k in 0..12 {
+        use npyz::WriterBuilder;
+        let mut buf = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend(sample(k)).unwrap();
+        w.finish().unwrap();
+        std::fs::write(dir.join(format!("s{k:02}.npy")), buf).unwrap();
+    }
+    dir
+}
+
 #[test]
 fn gated_and_real_activations_fuse_and_quantize_to_int8() {
     let float = convert_with(&gated_activations(), &ConvertOptions::default()).unwrap();
@@ -586,21 +606,7 @@ fn gated_and_real_activations_fuse_and_quantize_to_int8() {
     );
     assert!(!codes.contains(&ferrite_runtime::OpCode::Mul), "{codes:?}");
 
-    let dir = std::env::temp_dir().join(format!("ferrite-gated-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for k in 0..12 {
-        use npyz::WriterBuilder;
-        let mut buf = Vec::new();
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[1, 4, 5, 5])
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend(sample(k)).unwrap();
-        w.finish().unwrap();
-        std::fs::write(dir.join(format!("s{k:02}.npy")), buf).unwrap();
-    }
+    let dir = calib_dir("gated", &[1, 4, 5, 5], sample);
     let opts = ConvertOptions {
         quantize: Some(crate::QuantizeOptions {
             calib: dir.clone(),
@@ -806,5 +812,77 @@ fn one_d_convolutions_run_on_the_signal_channels_last() {
     }
     for o in 0..2 {
         assert!((y[o] - want[o]).abs() < 1e-5, "{y:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn one_d_cnn_with_reflect_padding_quantizes_to_int8_end_to_end() {
+    // Conv1d(4 → 6, k 3) → Relu → reflect Pad(1, 1) → Conv1d(6 → 3, k 3) → GlobalAveragePool.
+    let w1: Vec<f32> = (0..6 * 4 * 3)
+        .map(|i| ((i * 5) % 13) as f32 / 13.0 - 0.45)
+        .collect();
+    let w2: Vec<f32> = (0..3 * 6 * 3)
+        .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5)
+        .collect();
+    let pads = TensorProto {
+        name: "pads".into(),
+        dims: vec![6],
+        data_type: data_type::INT64,
+        raw_data: [0i64, 0, 1, 0, 0, 1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        ..Default::default()
+    };
+    let mode = AttributeProto {
+        name: "mode".into(),
+        r#type: attr_type::STRING,
+        s: b"reflect".to_vec(),
+        ..Default::default()
+    };
+    let bytes = model(
+        vec![
+            node("Conv", "c1", &["x", "w1"], &["c1"], vec![]),
+            node("Relu", "relu", &["c1"], &["r"], vec![]),
+            node("Pad", "pad", &["r", "pads"], &["p"], vec![mode]),
+            node("Conv", "c2", &["p", "w2"], &["c2"], vec![]),
+            node("GlobalAveragePool", "gap", &["c2"], &["y"], vec![]),
+        ],
+        vec![
+            float_init("w1", &[6, 4, 3], &w1),
+            float_init("w2", &[3, 6, 3], &w2),
+            pads,
+        ],
+        vec![value("x", &[Some(1), Some(4), Some(25)])],
+        vec![value("y", &[Some(1), Some(3), Some(1)])],
+    );
+    let float = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+    let dir = calib_dir("conv1d", &[1, 4, 25], sample);
+    let opts = ConvertOptions {
+        quantize: Some(crate::QuantizeOptions {
+            calib: dir.clone(),
+            method: "minmax".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let q = convert_with(&bytes, &opts);
+    let _ = std::fs::remove_dir_all(&dir);
+    let q = q.unwrap();
+    let qm = Model::from_vec(&q.bytes).unwrap();
+    let meta = qm.metadata("quantization").expect("quantization metadata");
+    let j: serde_json::Value = serde_json::from_slice(&meta.value).unwrap();
+    // Reflect padding only moves codes: it stays int8 like the convs.
+    assert_eq!(j["float_ops"], serde_json::json!([]), "{j}");
+    let x = sample(5);
+    let (shape, want) = run(&float.bytes, &x);
+    let (qshape, got) = run(&q.bytes, &x);
+    assert_eq!(
+        (shape.as_slice(), qshape.as_slice()),
+        ([1, 3, 1].as_slice(), [1, 3, 1].as_slice())
+    );
+    let range = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 0.03 * range, "{got:?} vs {want:?}");
     }
 }

@@ -72,6 +72,7 @@ pub fn has_int8_kernel(node: &Node) -> bool {
             | Softmax
             | Pad
             | PadV2
+            | PadMode
             | MaxPool2d
             | AveragePool2d
             | Mean
@@ -125,6 +126,7 @@ pub fn shares_range(code: OpCode) -> bool {
             | ExpandDims
             | Pad
             | PadV2
+            | PadMode
             | Transpose
             | Slice
             | StridedSlice
@@ -255,6 +257,7 @@ fn moves_values(code: OpCode) -> bool {
             | DepthToSpace
             | SpaceToDepth
             | Concatenation
+            | PadMode
     )
 }
 
