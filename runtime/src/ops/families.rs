@@ -534,7 +534,7 @@ fn prep_pool(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         if max {
             (Kernel::MaxPoolI8 { g, act, shapes }, "ref_max_pool_i8")
         } else if cx.rounding().is_float() {
-            let p = pool::AvgPoolOrt::new(qx, qy, cx.rounding());
+            let p = pool::AvgPoolOrt::new(qx, qy);
             (
                 Kernel::AvgPoolI8Ort { g, p, act, shapes },
                 "ref_average_pool_i8_ort",

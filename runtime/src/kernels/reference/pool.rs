@@ -186,37 +186,26 @@ pub fn average_pool_i8(
     });
 }
 
-/// ONNX Runtime's int8 average pooling (`QLinearAveragePool`, the kernel a
-/// QDQ AveragePool runs as), for models with [`Rounding::Float`]: each code
-/// dequantized in f32 as `x_scale * (q - x_zero)`, summed in window order,
-/// divided by the pixel count, then `round_half_even(avg / y_scale + y_zero)`.
-/// The zero-points are the model's own codes (uint8 for a uint8 model,
-/// whose int8 codes are shifted by `code_offset`): the float addition of the
-/// zero-point rounds, so it must be the same number ONNX Runtime adds.
+/// ONNX Runtime's int8 average pooling, for models with [`Rounding::Float`]
+/// (what onnxruntime 1.32 computes for a QDQ AveragePool, fused into
+/// `QLinearAveragePool` or not): each code dequantized in f32 as
+/// `x_scale * (q - x_zero)`, summed in window order, divided by the pixel
+/// count, then `round_half_even(avg / y_scale) + y_zero`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AvgPoolOrt {
     pub x_scale: f32,
     pub y_scale: f32,
-    /// Input and output zero-points as int8 codes.
     pub x_zero: i32,
     pub y_zero: i32,
-    /// 128 for a uint8 model (its codes are the int8 ones + 128), else 0.
-    pub code_offset: i32,
 }
 
 impl AvgPoolOrt {
-    pub fn new(x: QParams, y: QParams, rounding: Rounding) -> Self {
-        let code_offset = if matches!(rounding, Rounding::Float { uint8: true }) {
-            128
-        } else {
-            0
-        };
+    pub fn new(x: QParams, y: QParams) -> Self {
         Self {
             x_scale: x.scale,
             y_scale: y.scale,
             x_zero: x.zero_point,
             y_zero: y.zero_point,
-            code_offset,
         }
     }
 }
@@ -234,7 +223,6 @@ pub fn average_pool_i8_ort(
     output: &mut [i8],
     out_shape: [usize; 4],
 ) {
-    let y_zero = (p.y_zero + p.code_offset) as f32;
     pool(g, input, in_shape, output, out_shape, |window| {
         let (sum, count) = window.fold((0f32, 0u32), |(s, n), v| {
             (s + p.x_scale * (v as i32 - p.x_zero) as f32, n + 1)
@@ -242,8 +230,7 @@ pub fn average_pool_i8_ort(
         let code = if count == 0 {
             p.y_zero
         } else {
-            let avg = sum / count as f32;
-            round_half_even_i32(avg / p.y_scale + y_zero) - p.code_offset
+            round_half_even_i32(sum / count as f32 / p.y_scale) + p.y_zero
         };
         code.clamp(act_min, act_max) as i8
     });
@@ -584,35 +571,46 @@ mod tests {
 
     #[test]
     fn average_pool_i8_ort_rounds_half_to_even_in_float() {
-        // 1x2 windows of a 1x6 row at scale 0.5, zero-point 1: averages of
-        // codes 2.5, 3.5, -0.5 (exact halves) and the clamp.
+        // 1x2 windows of a 1x6 row at scale 0.5, zero-point 1.
         let (g, _) = PoolGeometry::tflite(Padding::Valid, [1, 6], [1, 2], [1, 2]);
         let q = QParams {
             scale: 0.5,
             zero_point: 1,
         };
-        let p = AvgPoolOrt::new(q, q, Rounding::Float { uint8: false });
+        let p = AvgPoolOrt::new(q, q);
         let input = [3, 4, 4, 5, -1, 0];
         let mut out = [0i8; 3];
-        let run = |p: &AvgPoolOrt, lo, hi, out: &mut [i8; 3]| {
-            average_pool_i8_ort(&g, p, lo, hi, &input, [1, 1, 6, 1], out, [1, 1, 3, 1]);
+        let run = |lo, hi, out: &mut [i8; 3]| {
+            average_pool_i8_ort(&g, &p, lo, hi, &input, [1, 1, 6, 1], out, [1, 1, 3, 1]);
         };
-        run(&p, -128, 127, &mut out);
-        // avg / scale = mean of (q - 1): 2.5, 3.5, -1.5; plus the zero-point
-        // before rounding: 3.5, 4.5, -0.5, to even: 4, 4, 0.
-        assert_eq!(out, [4, 4, 0]);
+        run(-128, 127, &mut out);
+        // avg / scale = mean of (q - 1): 2.5, 3.5, -1.5, to even: 2, 4, -2;
+        // plus the zero-point.
+        assert_eq!(out, [3, 5, -1]);
         // TFLite averages the codes themselves, 3.5, 4.5, -0.5, away from zero.
         let mut tfl = [0i8; 3];
         average_pool_i8(&g, -128, 127, &input, [1, 1, 6, 1], &mut tfl, [1, 1, 3, 1]);
         assert_eq!(tfl, [4, 5, -1]);
-        run(&p, 2, 4, &mut out);
-        assert_eq!(out, [4, 4, 2]);
-        // A uint8 model adds its own zero-point (129) before rounding: the
-        // same real values and, here, the same codes.
-        let p8 = AvgPoolOrt::new(q, q, Rounding::Float { uint8: true });
-        assert_eq!(p8.code_offset, 128);
-        run(&p8, -128, 127, &mut out);
-        assert_eq!(out, [4, 4, 0]);
+        run(0, 4, &mut out);
+        assert_eq!(out, [3, 4, 0]);
+        // The average is taken of dequantized f32 values: 0.1 · (1 + 2 + 0) / 3 / 0.1.
+        let (g3, _) = PoolGeometry::tflite(Padding::Valid, [1, 3], [1, 3], [1, 3]);
+        let t = QParams {
+            scale: 0.1,
+            zero_point: 0,
+        };
+        let mut one = [0i8; 1];
+        average_pool_i8_ort(
+            &g3,
+            &AvgPoolOrt::new(t, t),
+            -128,
+            127,
+            &[1, 2, 0],
+            [1, 1, 3, 1],
+            &mut one,
+            [1, 1, 1, 1],
+        );
+        assert_eq!(one, [1]);
     }
 
     #[test]
