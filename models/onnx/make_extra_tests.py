@@ -146,6 +146,28 @@ for mode in ["reflect", "edge"]:
          [helper.make_node("Pad", ["x", "pads"], ["p"], mode=mode), helper.make_node("Conv", ["p", "w"], ["y"])],
          [("x", [1, 2, 6, 6])], ["y"], {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "w": w(3, 2, 3, 3)})
 
+# Instance normalization (style transfer, audio front ends) after a conv
+# (the NHWC image), on a plain 3-D input, and in the pattern PyTorch exports
+# GroupNorm as: reshape to [N, groups, -1], instance norm, reshape back, affine.
+save("conv_instancenorm_relu",
+     [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+      helper.make_node("InstanceNormalization", ["c", "s", "b"], ["n"], epsilon=1e-3),
+      helper.make_node("Relu", ["n"], ["y"])],
+     [("x", [2, 3, 7, 6])], ["y"], {"w": w(5, 3, 3, 3), "s": w(5), "b": w(5)})
+save("instancenorm_3d", [helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"])],
+     [("x", [2, 4, 9])], ["y"], {"s": w(4), "b": w(4)})
+save("groupnorm_as_exported",
+     [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+      helper.make_node("Reshape", ["c", "grouped"], ["g"]),
+      helper.make_node("InstanceNormalization", ["g", "ones", "zeros"], ["n"]),
+      helper.make_node("Reshape", ["n", "full"], ["r"]),
+      helper.make_node("Mul", ["r", "gamma"], ["m"]),
+      helper.make_node("Add", ["m", "beta"], ["y"])],
+     [("x", [1, 3, 6, 6])], ["y"],
+     {"w": w(8, 3, 3, 3), "grouped": np.array([1, 4, -1], np.int64), "ones": np.ones(4, np.float32),
+      "zeros": np.zeros(4, np.float32), "full": np.array([1, 8, 6, 6], np.int64),
+      "gamma": w(8, 1, 1), "beta": w(8, 1, 1)})
+
 # 1-D convolution and pooling (audio, sensor and text CNNs): input [N, C, L].
 conv("conv1d_pads_strides", [1, 3, 20], [4, 3, 5], pads=[2, 1], strides=[2])
 conv("conv1d_groups_dilations", [2, 6, 17], [6, 2, 3], group=3, dilations=[2], pads=[2, 2])
@@ -199,7 +221,9 @@ save("signal_cnn_1d", signal_net, [("x", [2, 2, 32])], ["logits", "ln", "flat"],
 # The same kind of network quantized by onnxruntime's quantize_static (QDQ,
 # per-channel int8 weights, int8 activations): 1-D convs, pooling and the
 # residual add become int8 ops, bit-identical to onnxruntime's.
-def qdq_signal_net():
+def qdq_signal_net(seed):
+    global rng
+    saved, rng = rng, np.random.default_rng(seed)  # its own weights and data, whatever runs before
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
     nodes = [
@@ -239,10 +263,12 @@ def qdq_signal_net():
 
     quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    write_case("qdq_signal_cnn_1d", onnx.load(dst), [("x", [1, 3, 40])], optimized=True)
+    write_case(f"qdq_signal_cnn_1d_seed{seed}", onnx.load(dst), [("x", [1, 3, 40])], optimized=True)
+    rng = saved
 
 
-qdq_signal_net()
+for seed in (1, 2, 3):
+    qdq_signal_net(seed)
 
 # Operator-form int8 ops (as onnxruntime's quantize_static makes them with
 # QuantFormat.QOperator), between a QuantizeLinear of the float input and a

@@ -1375,6 +1375,7 @@ impl<'m> Lower<'m> {
                 );
             }
             "LayerNormalization" => self.layer_norm(n, &a, &ins)?,
+            "InstanceNormalization" => self.instance_norm(n, &a, &ins)?,
             "CastLike" => {
                 let x = input(0)?;
                 let to = self.type_of(&input(1)?);
@@ -3656,13 +3657,82 @@ impl<'m> Lower<'m> {
         let d = self.shape_of(&x);
         let axis = axis_of(a.int("axis", -1)?, d.len())?;
         let eps = a.float("epsilon", 1e-5)?;
-        if self.type_of(&x) != dt::FLOAT {
+        let axes: Vec<i64> = (axis as i64..d.len() as i64).collect();
+        let (normed, mean, inv) = self.standardize(&out, &x, axes, eps)?;
+        let scaled_name = format!("{out}/scaled");
+        let scaled = self.binary_named(
+            if bias.is_some() { &scaled_name } else { &out },
+            BinOp::Mul,
+            &normed,
+            &scale,
+        )?;
+        let y = match bias {
+            Some(b) => self.binary_named(&out, BinOp::Add, &scaled, &b)?,
+            None => scaled,
+        };
+        self.set(&out, y);
+        if let Some(o) = n.output.get(1) {
+            self.set(o, mean);
+        }
+        if let Some(o) = n.output.get(2) {
+            self.set(o, inv);
+        }
+        Ok(())
+    }
+
+    /// InstanceNormalization: each channel of each sample standardized over
+    /// its spatial axes, then `scale[c] * x + bias[c]`.
+    fn instance_norm(&mut self, n: &NodeProto, a: &Attrs<'_>, ins: &[Option<Val>]) -> Result<()> {
+        let out = n.output.first().cloned().unwrap_or_default();
+        let x = ins
+            .first()
+            .cloned()
+            .flatten()
+            .ok_or_else(|| anyhow!("missing input"))?;
+        let d = self.shape_of(&x);
+        if d.len() < 3 {
+            bail!("the input must be [N, C, D1, ...], got shape {d:?}");
+        }
+        let per_channel = |k: usize, what: &str| -> Result<Rc<Const>> {
+            match ins.get(k).cloned().flatten() {
+                Some(Val::C(c)) if c.numel() == d[1] => {
+                    let mut dims = vec![d[1]];
+                    dims.resize(d.len() - 1, 1);
+                    Ok(Rc::new(Const::f32(dims, c.as_f32())))
+                }
+                _ => bail!("{what} must be a constant of {} values", d[1]),
+            }
+        };
+        let (scale, bias) = (per_channel(1, "scale")?, per_channel(2, "bias")?);
+        let eps = a.float("epsilon", 1e-5)?;
+        let axes: Vec<i64> = (2..d.len() as i64).collect();
+        let (normed, _, _) = self.standardize(&out, &x, axes, eps)?;
+        let scaled = self.binary_named(
+            &format!("{out}/scaled"),
+            BinOp::Mul,
+            &normed,
+            &Val::C(scale),
+        )?;
+        let y = self.binary_named(&out, BinOp::Add, &scaled, &Val::C(bias))?;
+        self.set(&out, y);
+        Ok(())
+    }
+
+    /// `(x - mean) / sqrt(var + eps)` over `axes` (kept as size 1), with the
+    /// mean and `1 / sqrt(var + eps)`.
+    fn standardize(
+        &mut self,
+        out: &str,
+        x: &Val,
+        axes: Vec<i64>,
+        eps: f32,
+    ) -> Result<(Val, Val, Val)> {
+        if self.type_of(x) != dt::FLOAT {
             bail!("supported for float tensors only");
         }
-        let axes: Vec<i64> = (axis as i64..d.len() as i64).collect();
-        self.reduce(&format!("{out}/mean"), 1, &x, axes.clone(), true, false)?;
+        self.reduce(&format!("{out}/mean"), 1, x, axes.clone(), true, false)?;
         let mean = self.vals[&format!("{out}/mean")].clone();
-        let centered = self.binary_named(&format!("{out}/centered"), BinOp::Sub, &x, &mean)?;
+        let centered = self.binary_named(&format!("{out}/centered"), BinOp::Sub, x, &mean)?;
         let sq = self.binary_named(&format!("{out}/sq"), BinOp::Mul, &centered, &centered)?;
         self.reduce(&format!("{out}/var"), 1, &sq, axes, true, false)?;
         let var = self.vals[&format!("{out}/var")].clone();
@@ -3688,24 +3758,7 @@ impl<'m> Lower<'m> {
             layout: vt.layout,
         });
         let normed = self.binary_named(&format!("{out}/normed"), BinOp::Mul, &centered, &inv)?;
-        let scaled = self.binary_named(
-            if bias.is_some() { "scaled" } else { &out },
-            BinOp::Mul,
-            &normed,
-            &scale,
-        )?;
-        let y = match bias {
-            Some(b) => self.binary_named(&out, BinOp::Add, &scaled, &b)?,
-            None => scaled,
-        };
-        self.set(&out, y);
-        if let Some(o) = n.output.get(1) {
-            self.set(o, mean);
-        }
-        if let Some(o) = n.output.get(2) {
-            self.set(o, inv);
-        }
-        Ok(())
+        Ok((normed, mean, inv))
     }
 
     fn pad(
