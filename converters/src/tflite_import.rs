@@ -366,7 +366,12 @@ fn lower_elementwise(
         .any(|&t| g.tensors[t].quant != Quant::None);
     let several = matches!(
         code,
-        b::RSQRT | b::NOT_EQUAL | b::SQUARED_DIFFERENCE | b::FLOOR_DIV | b::DIV
+        b::RSQRT
+            | b::NOT_EQUAL
+            | b::SQUARED_DIFFERENCE
+            | b::FLOOR_DIV
+            | b::DIV
+            | b::L2_NORMALIZATION
     );
     if quantized && several {
         bail!(
@@ -451,6 +456,44 @@ fn lower_elementwise(
             one(OpCode::Unary, unary(5, 0.0), vec![t])
         }
         (b::SQUARE, _) => one(OpCode::Binary, vec![2], vec![input(0)?, input(0)?]),
+        // x / max(sqrt(sum(x²) over the last axis), 1e-6), as TFLite computes it.
+        (b::L2_NORMALIZATION, o) => {
+            if matches!(o, BuiltinOptions::L2Norm { fused_activation } if *fused_activation != TflActivation::None)
+            {
+                bail!("L2_NORMALIZATION with a fused activation is not supported (TFLite refuses it too)");
+            }
+            let x = input(0)?;
+            let rank = rank_of(g, Some(x))?;
+            if rank == 0 {
+                bail!("L2_NORMALIZATION needs an input of rank >= 1");
+            }
+            let dtype = g.tensors[x].dtype;
+            let sq = scratch(g, x, dtype, "squared");
+            g.nodes
+                .push(make(OpCode::Binary, vec![2], vec![x, x], vec![sq]));
+            let sum = scratch(g, x, dtype, "sum_of_squares");
+            g.tensors[sum].shape[rank - 1] = 1;
+            g.nodes.push(make(
+                OpCode::Reduce,
+                vec![0, 1, rank as i32 - 1],
+                vec![sq],
+                vec![sum],
+            ));
+            let eps = g.add_tensor(Tensor {
+                name: format!("{}/epsilon", g.tensors[x].name),
+                dtype: DType::F32,
+                shape: vec![],
+                quant: Quant::None,
+                data: Some(1e-6f32.to_le_bytes().to_vec()),
+            });
+            let norm = scratch(g, sum, dtype, "norm");
+            g.nodes
+                .push(make(OpCode::Unary, unary(2, 0.0), vec![sum], vec![norm]));
+            let floor = scratch(g, sum, dtype, "at_least_epsilon");
+            g.nodes
+                .push(make(OpCode::Maximum, vec![], vec![norm, eps], vec![floor]));
+            one(OpCode::Binary, vec![3], vec![x, floor])
+        }
         (b::DIV, BuiltinOptions::Div { fused_activation }) => {
             binary_then_act(g, 3, *fused_activation)
         }
@@ -816,6 +859,8 @@ fn fix_dynamic_shape(
         | b::SOFTMAX
         | b::LOG_SOFTMAX
         | b::LEAKY_RELU
+        | b::LOCAL_RESPONSE_NORMALIZATION
+        | b::L2_NORMALIZATION
         | b::ELU
         | b::QUANTIZE
         | b::DEQUANTIZE
@@ -1017,6 +1062,25 @@ fn lower(
             vec![input(0)],
         ),
         (b::PRELU, _) => node(OpCode::Prelu, vec![], vec![input(0), input(1)]),
+        (
+            b::LOCAL_RESPONSE_NORMALIZATION,
+            BuiltinOptions::LocalResponseNorm {
+                radius,
+                bias,
+                alpha,
+                beta,
+            },
+        ) => node(
+            OpCode::LocalResponseNorm,
+            vec![
+                *radius,
+                *radius,
+                bias.to_bits() as i32,
+                alpha.to_bits() as i32,
+                beta.to_bits() as i32,
+            ],
+            vec![input(0)],
+        ),
         (b::HARD_SWISH, _) => node(OpCode::HardSwish, vec![], vec![input(0)]),
         (b::LOGISTIC, _) => node(OpCode::Logistic, vec![], vec![input(0)]),
         (b::TANH, _) => node(OpCode::Tanh, vec![], vec![input(0)]),

@@ -881,6 +881,23 @@ def gen_gelu(rng, dt, i):
     return unary_case(rng, dt, "GELU", (-4, 4), opts=dict(approximate=i % 2 == 1))
 
 
+def gen_local_response_norm(rng, dt):
+    shape = rand_shape(rng, 4, 1, 6)
+    shape[-1] = int(rng.integers(1, 12))
+    x = act_in("input", dt, shape, rng, (-3.0, 3.0))
+    opts = dict(radius=int(rng.integers(0, 4)), bias=float(np.float32(pick(rng, [1.0, 2.0, 0.5]))),
+                alpha=float(np.float32(pick(rng, [1e-4, 0.02, 0.3]))),
+                beta=float(np.float32(pick(rng, [0.75, 0.5, 1.3]))))
+    return Case("LOCAL_RESPONSE_NORMALIZATION", opts, [x], [out_calib(dt)], {})
+
+
+def gen_l2_normalization(rng, dt, i):
+    shape = rand_shape(rng, int(rng.integers(1, 5)), 1, 8)
+    vr = (-1e-4, 1e-4) if i == 0 else (-3.0, 3.0)  # near zero: the epsilon floor
+    x = act_in("input", dt, shape, rng, vr)
+    return Case("L2_NORMALIZATION", dict(fused_activation_function=ACT["NONE"]), [x], [out_calib(dt)], {})
+
+
 def binary_f32(op, vr=(-3.0, 3.0), activation=False):
     return lambda rng, dt: binary_case(rng, dt, op, vr, activation=activation)
 
@@ -1107,6 +1124,8 @@ OPS = [
     ("gelu", gen_gelu, ["f32"], 6),
     ("square", unary_f32("SQUARE", (-4, 4)), ["f32"], 4),
     ("log_softmax", unary_f32("LOG_SOFTMAX", (-4, 4)), ["f32"], 4),
+    ("local_response_normalization", gen_local_response_norm, ["f32"], 8),
+    ("l2_normalization", gen_l2_normalization, ["f32"], 6),
     ("div", binary_f32("DIV", activation=True), ["f32"], 8),
     ("pow", gen_pow, ["f32"], 6),
     ("squared_difference", binary_f32("SQUARED_DIFFERENCE"), ["f32"], 6),
@@ -1142,8 +1161,17 @@ OPS = [
 # Running
 
 
-def run_model(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+# Ops checked against LiteRT's builtin (optimized) kernel rather than its reference one,
+# where the reference departs from the op's definition: LOCAL_RESPONSE_NORMALIZATION's
+# reference kernel sums the squares of channels [c - r, c + r), TensorFlow's op (and the
+# builtin kernel every LiteRT user runs) those of [c - r, c + r].
+BUILTIN_KERNEL_OPS = {"LOCAL_RESPONSE_NORMALIZATION"}
+
+
+def run_model(model: bytes, inputs: list[np.ndarray], reference: bool = True) -> list[np.ndarray]:
     try:
+        if not reference:
+            raise ValueError("Didn't find op: the builtin kernel is asked for")
         it = Interpreter(
             model_content=model,
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
@@ -1234,7 +1262,8 @@ def realize(case: Case, rng) -> tuple[bytes, list[np.ndarray], list[np.ndarray],
         t_inputs = [float_twin(t) for t in case.inputs]
         t_outputs = [Tensor(o.name, "f32", (1,)) for o in case.outputs]
         t_data = [dequantize(t, x) if t.quantized else x for t, x in zip(variables, data)]
-        twin_out = run_model(build_model(case.op, case.options, t_inputs, t_outputs), t_data)
+        twin_out = run_model(build_model(case.op, case.options, t_inputs, t_outputs), t_data,
+                             case.op not in BUILTIN_KERNEL_OPS)
         for o, y in zip(case.outputs, twin_out):
             if y.size == 0:
                 raise Retry("empty output")
@@ -1244,7 +1273,7 @@ def realize(case: Case, rng) -> tuple[bytes, list[np.ndarray], list[np.ndarray],
                 o.scale = np.array([scale], np.float32)
                 o.zero_point = np.array([zp], np.int64)
     model = build_model(case.op, case.options, case.inputs, case.outputs)
-    outs = run_model(model, data)
+    outs = run_model(model, data, case.op not in BUILTIN_KERNEL_OPS)
     for o, y in zip(case.outputs, outs):
         if len(np.unique(y)) < min(y.size, 2 if y.dtype == np.bool_ else 3):
             raise Retry("degenerate output")

@@ -83,6 +83,8 @@ OPTIONS_TABLE = {
     "COS": None,
     "ELU": None,
     "GELU": "GeluOptions",
+    "LOCAL_RESPONSE_NORMALIZATION": "LocalResponseNormalizationOptions",
+    "L2_NORMALIZATION": "L2NormOptions",
     "SQUARE": None,
     "DIV": "DivOptions",
     "POW": None,

@@ -168,6 +168,17 @@ save("groupnorm_as_exported",
       "zeros": np.zeros(4, np.float32), "full": np.array([1, 8, 6, 6], np.int64),
       "gamma": w(8, 1, 1), "beta": w(8, 1, 1)})
 
+# Local response normalization as GoogLeNet/AlexNet-era models have it: after a
+# conv (the NHWC image) and on a model input (onnxruntime takes 4-D inputs and
+# odd sizes only).
+save("conv_relu_lrn",
+     [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+      helper.make_node("Relu", ["c"], ["r"]),
+      helper.make_node("LRN", ["r"], ["y"], size=5, alpha=1e-2, beta=0.75, bias=1.0)],
+     [("x", [1, 3, 6, 5])], ["y"], {"w": w(7, 3, 3, 3)})
+save("lrn_input", [helper.make_node("LRN", ["x"], ["y"], size=3, alpha=0.3, beta=0.5, bias=2.0)],
+     [("x", [2, 6, 5, 4])], ["y"], {})
+
 # 1-D convolution and pooling (audio, sensor and text CNNs): input [N, C, L].
 conv("conv1d_pads_strides", [1, 3, 20], [4, 3, 5], pads=[2, 1], strides=[2])
 conv("conv1d_groups_dilations", [2, 6, 17], [6, 2, 3], group=3, dilations=[2], pads=[2, 2])

@@ -1376,6 +1376,44 @@ impl<'m> Lower<'m> {
             }
             "LayerNormalization" => self.layer_norm(n, &a, &ins)?,
             "InstanceNormalization" => self.instance_norm(n, &a, &ins)?,
+            "LRN" => {
+                let x = input(0)?;
+                let d = self.shape_of(&x);
+                if !(2..=4).contains(&d.len()) {
+                    bail!("only inputs of rank 2 to 4 are supported, got shape {d:?}");
+                }
+                let size = a.int("size", 0)?;
+                if size < 1 {
+                    bail!("size must be at least 1 (got {size})");
+                }
+                let (alpha, beta, bias) = (
+                    a.float("alpha", 1e-4)?,
+                    a.float("beta", 0.75)?,
+                    a.float("bias", 1.0)?,
+                );
+                // Channels last: the op runs over the stored last axis.
+                let layout = if d.len() == 2 {
+                    Layout::Plain
+                } else {
+                    Layout::channels_last(d.len())
+                };
+                let xi = self.value_in(&x, layout)?;
+                if self.g.tensors[xi].dtype != DType::F32 {
+                    bail!("supported for float tensors only");
+                }
+                let before = (size - 1) / 2;
+                let after = size - 1 - before;
+                let y = self.out_tensor(&out, xi, self.g.tensors[xi].shape.clone());
+                let attrs = vec![
+                    i32_of(before as usize)?,
+                    i32_of(after as usize)?,
+                    f32_bits(bias),
+                    f32_bits(alpha / size as f32),
+                    f32_bits(beta),
+                ];
+                self.emit(OpCode::LocalResponseNorm, attrs, &[xi], y);
+                self.set(&out, Val::T(TVal { id: y, layout }));
+            }
             "CastLike" => {
                 let x = input(0)?;
                 let to = self.type_of(&input(1)?);

@@ -616,6 +616,15 @@ pub enum BuiltinOptions {
     },
     /// `LeakyReluOptions` (75).
     LeakyRelu { alpha: f32 },
+    /// `L2NormOptions` (12).
+    L2Norm { fused_activation: TflActivation },
+    /// `LocalResponseNormalizationOptions` (13).
+    LocalResponseNorm {
+        radius: i32,
+        bias: f32,
+        alpha: f32,
+        beta: f32,
+    },
     /// `MirrorPadOptions` (77); `mode` 0 = REFLECT, 1 = SYMMETRIC.
     MirrorPad { mode: i8 },
     /// `SplitVOptions` (79).
@@ -652,6 +661,8 @@ pub mod options_type {
     pub const SOFTMAX: u8 = 9;
     pub const CONCATENATION: u8 = 10;
     pub const ADD: u8 = 11;
+    pub const L2_NORM: u8 = 12;
+    pub const LOCAL_RESPONSE_NORMALIZATION: u8 = 13;
     pub const RESIZE_BILINEAR: u8 = 15;
     pub const RESHAPE: u8 = 17;
     pub const SPACE_TO_DEPTH: u8 = 19;
@@ -1225,6 +1236,15 @@ impl<'a> Decoder<'a> {
             },
             ty::LEAKY_RELU => O::LeakyRelu {
                 alpha: f.f32(0, "alpha", 0.0)?,
+            },
+            ty::L2_NORM => O::L2Norm {
+                fused_activation: f.activation(0)?,
+            },
+            ty::LOCAL_RESPONSE_NORMALIZATION => O::LocalResponseNorm {
+                radius: f.i32(0, "radius", 0)?,
+                bias: f.f32(1, "bias", 0.0)?,
+                alpha: f.f32(2, "alpha", 0.0)?,
+                beta: f.f32(3, "beta", 0.0)?,
             },
             ty::MIRROR_PAD => O::MirrorPad {
                 mode: f.i8(0, "mode", 0)?,

@@ -76,4 +76,5 @@ op_codes! {
     TransformTensorBilinear = 82, "TRANSFORM_TENSOR_BILINEAR";
     TransformLandmarks = 83, "TRANSFORM_LANDMARKS";
     DetectionPostprocess = 84, "DETECTION_POSTPROCESS";
+    LocalResponseNorm = 85, "LOCAL_RESPONSE_NORMALIZATION";
 }

@@ -83,6 +83,10 @@ pub(crate) enum Extra {
         axis: usize,
         inner: usize,
     },
+    LocalResponseNorm {
+        p: m::LrnParams,
+        depth: usize,
+    },
     LogSoftmax {
         depth: usize,
     },
@@ -381,6 +385,9 @@ impl Extra {
             Extra::LogSoftmax { depth } => {
                 m::log_softmax_f32(*depth, cast_slice(ins[0]), cast_slice_mut(out))
             }
+            Extra::LocalResponseNorm { p, depth } => {
+                m::local_response_norm_f32(p, *depth, cast_slice(ins[0]), cast_slice_mut(out))
+            }
             Extra::LandmarksToTransform(p) => {
                 let matrix = p.matrix(cast_slice(ins[0]));
                 cast_slice_mut(out).copy_from_slice(&matrix);
@@ -432,6 +439,31 @@ pub(crate) fn prepare_op(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
         OpCode::TransformTensorBilinear => prep_transform_tensor(cx)?,
         OpCode::TransformLandmarks => prep_transform_landmarks(cx)?,
         OpCode::DetectionPostprocess => prep_detection_postprocess(cx)?,
+        OpCode::LocalResponseNorm => {
+            cx.arity(1..=1, 1)?;
+            let (x, y) = (cx.input(0)?, cx.output(0)?);
+            cx.expect_dtype(x, &[DType::F32])?;
+            cx.expect_dtype(y, &[DType::F32])?;
+            if !plain(x) || !plain(y) {
+                return Err(cx.bad("supported for float32 tensors only"));
+            }
+            cx.expect_shape(y, x.shape.dims())?;
+            let depth = x.shape.dims().last().copied().unwrap_or(1);
+            let p = m::LrnParams {
+                before: cx.attr_usize(0, 0)?,
+                after: cx.attr_usize(1, 0)?,
+                bias: cx.attr_f32(2)?,
+                alpha: cx.attr_f32(3)?,
+                beta: cx.attr_f32(4)?,
+            };
+            if ![p.bias, p.alpha, p.beta].iter().all(|v| v.is_finite()) {
+                return Err(cx.bad("bias, alpha and beta must be finite"));
+            }
+            (
+                Extra::LocalResponseNorm { p, depth },
+                "ref_local_response_norm_f32",
+            )
+        }
         OpCode::LogSoftmax => {
             cx.arity(1..=1, 1)?;
             let (x, y) = (cx.input(0)?, cx.output(0)?);

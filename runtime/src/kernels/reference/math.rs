@@ -682,6 +682,33 @@ pub fn log_softmax_f32(depth: usize, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// LOCAL_RESPONSE_NORMALIZATION over the last axis, as TFLite's reference
+/// kernel computes it: for channel `c`, `x[c] * (bias + alpha * s)^-beta`
+/// with `s` the sum of `x[k]²` over `k` in `[c - before, c + after]`
+/// (clipped to the channels), in f32 with `powf`. ONNX's LRN is the same
+/// with `alpha / size` and a window `(size - 1) / 2` before and the rest after.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrnParams {
+    pub before: usize,
+    pub after: usize,
+    pub bias: f32,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+pub fn local_response_norm_f32(p: &LrnParams, depth: usize, x: &[f32], out: &mut [f32]) {
+    if depth == 0 {
+        return;
+    }
+    for (xs, os) in x.chunks_exact(depth).zip(out.chunks_exact_mut(depth)) {
+        for (c, o) in os.iter_mut().enumerate() {
+            let window = c.saturating_sub(p.before)..(c + p.after + 1).min(depth);
+            let s: f32 = xs[window].iter().map(|v| v * v).sum();
+            *o = xs[c] * libm::powf(p.bias + p.alpha * s, -p.beta);
+        }
+    }
+}
+
 /// Geometry of a transposed convolution (NHWC input and output; filter in
 /// ONNX's `[in_channels, out_channels / group, kh, kw]` layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
