@@ -372,6 +372,8 @@ fn lower_elementwise(
             | b::FLOOR_DIV
             | b::DIV
             | b::L2_NORMALIZATION
+            | b::BROADCAST_TO
+            | b::TILE
     );
     if quantized && several {
         bail!(
@@ -657,6 +659,74 @@ fn lower_elementwise(
                 vec![norm_axis(*axis as i64, rank)?],
                 vec![input(0)?, input(1)?],
             )
+        }
+        // The input broadcast to a constant shape (the zeros only give BINARY's
+        // "left" function the output's shape).
+        (b::BROADCAST_TO, _) => {
+            let x = input(0)?;
+            let target = const_ints(g, Some(input(1)?), "shape")?;
+            let dims: Vec<usize> = target
+                .iter()
+                .map(|&d| {
+                    usize::try_from(d).map_err(|_| anyhow!("negative dimension {d} in shape"))
+                })
+                .collect::<Result<_>>()?;
+            let t = &g.tensors[x];
+            let size = dims.iter().product::<usize>() * t.dtype.size();
+            let zeros = g.add_tensor(Tensor {
+                name: format!("{}/broadcast_shape", t.name),
+                dtype: t.dtype,
+                shape: dims,
+                quant: Quant::None,
+                data: Some(vec![0; size]),
+            });
+            one(OpCode::Binary, vec![17], vec![x, zeros])
+        }
+        // One GATHER per repeated axis, with the indices 0..d repeated.
+        (b::TILE, _) => {
+            let x = input(0)?;
+            let reps = const_ints(g, Some(input(1)?), "multiples")?;
+            let rank = rank_of(g, Some(x))?;
+            if reps.len() != rank || reps.iter().any(|&r| r < 1 || r > 1 << 20) {
+                bail!("TILE multiples {reps:?} must be {rank} values of at least 1");
+            }
+            let repeated: Vec<usize> = (0..rank).filter(|&a| reps[a] > 1).collect();
+            let mut cur = x;
+            for (k, &axis) in repeated.iter().enumerate() {
+                let d = g.tensors[cur].shape[axis];
+                let n = d * reps[axis] as usize;
+                let idx: Vec<u8> = (0..n)
+                    .flat_map(|i| ((i % d.max(1)) as i32).to_le_bytes())
+                    .collect();
+                let indices = g.add_tensor(Tensor {
+                    name: format!("{}/tile_indices{axis}", g.tensors[x].name),
+                    dtype: DType::I32,
+                    shape: vec![n],
+                    quant: Quant::None,
+                    data: Some(idx),
+                });
+                let gathered = make(
+                    OpCode::Gather,
+                    vec![axis as i32],
+                    vec![cur, indices],
+                    vec![],
+                );
+                if k + 1 == repeated.len() {
+                    return Ok(Some(Node {
+                        outputs: vec![out],
+                        ..gathered
+                    }));
+                }
+                let t = scratch(g, cur, g.tensors[cur].dtype, "tiled");
+                g.tensors[t].shape[axis] = n;
+                g.nodes.push(Node {
+                    outputs: vec![t],
+                    ..gathered
+                });
+                cur = t;
+            }
+            // Every multiple is 1: a copy.
+            one(OpCode::Reshape, vec![], vec![x])
         }
         (b::BATCH_MATMUL, o) => {
             if let BuiltinOptions::BatchMatMul { adj_x: true, .. }
@@ -1934,10 +2004,17 @@ mod tests {
 
     #[test]
     fn every_unsupported_op_is_listed_once_with_counts() {
-        let codes = [b::TILE, b::RELU, b::GATHER_ND, b::TILE, b::CUSTOM, b::TILE];
+        let codes = [
+            b::SPACE_TO_BATCH_ND,
+            b::RELU,
+            b::GATHER_ND,
+            b::SPACE_TO_BATCH_ND,
+            b::CUSTOM,
+            b::SPACE_TO_BATCH_ND,
+        ];
         let operator_codes = vec![
             TflOpCode {
-                builtin_code: b::TILE,
+                builtin_code: b::SPACE_TO_BATCH_ND,
                 custom_code: None,
                 version: 1,
             },
@@ -1958,7 +2035,7 @@ mod tests {
             },
         ];
         let index_of = |c: i32| match c {
-            b::TILE => 0,
+            b::SPACE_TO_BATCH_ND => 0,
             b::RELU => 1,
             b::GATHER_ND => 2,
             _ => 3,
@@ -1993,7 +2070,7 @@ mod tests {
         let err = import_model(&m).unwrap_err().to_string();
         assert_eq!(
             err,
-            "unsupported ops: CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2); TILE x3 (op 0, 3, 5)"
+            "unsupported ops: CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2); SPACE_TO_BATCH_ND x3 (op 0, 3, 5)"
         );
     }
 

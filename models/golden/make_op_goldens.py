@@ -1044,6 +1044,23 @@ def gen_mirror_pad(rng, dt):
                 [out_calib(dt)], dict(paddings=pads))
 
 
+def gen_tile(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 4)
+    reps = [int(rng.integers(1, 4)) for _ in shape]
+    x = act_in("input", dt, shape, rng)
+    return Case("TILE", {}, [x, const_i32("multiples", reps)], [out_calib(dt)], dict(multiples=reps))
+
+
+def gen_broadcast_to(rng, dt):
+    rank = int(rng.integers(1, 5))
+    target = rand_shape(rng, rank, 1, 5)
+    # The input: the target with some dims 1 and maybe fewer leading dims.
+    shape = [d if rng.random() < 0.5 else 1 for d in target][int(rng.integers(0, rank)):]
+    x = act_in("input", dt, shape or [1], rng)
+    return Case("BROADCAST_TO", {}, [x, const_i32("shape", target)], [out_calib(dt)], dict(shape=target))
+
+
 def gen_pack(rng, dt):
     rank = int(rng.integers(1, 4))
     shape = rand_shape(rng, rank, 1, 6)
@@ -1153,6 +1170,8 @@ OPS = [
     ("batch_matmul", gen_batch_matmul, ["f32"], 8),
     ("mirror_pad", gen_mirror_pad, ["f32"], 8),
     ("pack", gen_pack, ["f32"], 8),
+    ("tile", gen_tile, ["f32"], 8),
+    ("broadcast_to", gen_broadcast_to, ["f32"], 8),
     ("unpack", gen_unpack, ["f32"], 8),
 ]
 

@@ -27,6 +27,10 @@ NUMPY_TYPES = {
     "bool": np.bool_,
 }
 
+# Operators whose kernels are registered from a version above 1 (as the TFLite converter
+# writes them).
+MIN_VERSION = {"BROADCAST_TO": 2}
+
 # Builtin options table for each operator used by the golden generators (None: the
 # operator has no options table).
 OPTIONS_TABLE = {
@@ -84,6 +88,8 @@ OPTIONS_TABLE = {
     "ELU": None,
     "GELU": "GeluOptions",
     "LOCAL_RESPONSE_NORMALIZATION": "LocalResponseNormalizationOptions",
+    "TILE": "TileOptions",
+    "BROADCAST_TO": "BroadcastToOptions",
     "L2_NORMALIZATION": "L2NormOptions",
     "SQUARE": None,
     "DIV": "DivOptions",
@@ -339,7 +345,7 @@ def build_graph(
         # Codes below 127 also go in the deprecated int8 field, as the TFLite converter does.
         tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
         tflite.OperatorCodeAddBuiltinCode(b, code)
-        tflite.OperatorCodeAddVersion(b, 1)
+        tflite.OperatorCodeAddVersion(b, MIN_VERSION.get(name, 1))
         opcode_offs.append(tflite.OperatorCodeEnd(b))
 
     codes_vec = table_vector(opcode_offs)

@@ -179,6 +179,12 @@ save("conv_relu_lrn",
 save("lrn_input", [helper.make_node("LRN", ["x"], ["y"], size=3, alpha=0.3, beta=0.5, bias=2.0)],
      [("x", [2, 6, 5, 4])], ["y"], {})
 
+# Tile with constant repeats: on an input, and on a conv output (NHWC inside).
+save("tile_input", [helper.make_node("Tile", ["x", "reps"], ["y"])], [("x", [2, 3, 4])], ["y"],
+     {"reps": np.array([1, 3, 2], np.int64)})
+save("conv_tile", [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Tile", ["c", "reps"], ["y"])],
+     [("x", [1, 2, 3, 3])], ["y"], {"w": w(3, 2, 1, 1), "reps": np.array([2, 1, 1, 2], np.int64)})
+
 # 1-D convolution and pooling (audio, sensor and text CNNs): input [N, C, L].
 conv("conv1d_pads_strides", [1, 3, 20], [4, 3, 5], pads=[2, 1], strides=[2])
 conv("conv1d_groups_dilations", [2, 6, 17], [6, 2, 3], group=3, dilations=[2], pads=[2, 2])

@@ -1290,6 +1290,51 @@ impl<'m> Lower<'m> {
                     }),
                 );
             }
+            // One Gather per repeated axis, with the indices 0..d repeated.
+            "Tile" => {
+                let x = input(0)?;
+                let reps = match opt(1) {
+                    Some(Val::C(c)) => c.as_i64(),
+                    _ => bail!("the repeats must be constant"),
+                };
+                let d = self.shape_of(&x);
+                if reps.len() != d.len() || reps.iter().any(|&r| !(1..=1 << 20).contains(&r)) {
+                    bail!("repeats {reps:?} must be {} values of at least 1", d.len());
+                }
+                let mut cur = self.plain(&x)?;
+                let repeated: Vec<usize> = (0..d.len()).filter(|&k| reps[k] > 1).collect();
+                if repeated.is_empty() {
+                    let y = self.out_tensor(&out, cur, d);
+                    self.emit(OpCode::Reshape, vec![], &[cur], y);
+                    cur = y;
+                }
+                for (k, &axis) in repeated.iter().enumerate() {
+                    let mut shape = self.g.tensors[cur].shape.clone();
+                    let n = shape[axis] * reps[axis] as usize;
+                    let idx = Const::ints(
+                        dt::INT32,
+                        vec![n],
+                        (0..n).map(|i| (i % shape[axis].max(1)) as i64).collect(),
+                    );
+                    let ii = self.const_tensor("tile_indices", &idx)?;
+                    shape[axis] = n;
+                    let name = if k + 1 == repeated.len() {
+                        out.clone()
+                    } else {
+                        format!("{out}/tiled{axis}")
+                    };
+                    let y = self.out_tensor(&name, cur, shape);
+                    self.emit(OpCode::Gather, vec![i32_of(axis)?], &[cur, ii], y);
+                    cur = y;
+                }
+                self.set(
+                    &out,
+                    Val::T(TVal {
+                        id: cur,
+                        layout: Layout::Plain,
+                    }),
+                );
+            }
             "Resize" | "Upsample" => self.resize(n, &a, &ins)?,
             "DepthToSpace" | "SpaceToDepth" => {
                 let x = input(0)?;
