@@ -687,7 +687,7 @@ fn lower_elementwise(
             let x = input(0)?;
             let reps = const_ints(g, Some(input(1)?), "multiples")?;
             let rank = rank_of(g, Some(x))?;
-            if reps.len() != rank || reps.iter().any(|&r| r < 1 || r > 1 << 20) {
+            if reps.len() != rank || reps.iter().any(|r| !(1..=1 << 20).contains(r)) {
                 bail!("TILE multiples {reps:?} must be {rank} values of at least 1");
             }
             let repeated: Vec<usize> = (0..rank).filter(|&a| reps[a] > 1).collect();
