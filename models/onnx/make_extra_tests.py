@@ -179,6 +179,17 @@ save("conv_relu_lrn",
 save("lrn_input", [helper.make_node("LRN", ["x"], ["y"], size=3, alpha=0.3, beta=0.5, bias=2.0)],
      [("x", [2, 6, 5, 4])], ["y"], {})
 
+# GroupNormalization as opset 21 defines it (one scale and bias per channel),
+# after a conv.
+save("conv_groupnormalization_opset21",
+     [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+      helper.make_node("GroupNormalization", ["c", "s", "b"], ["y"], num_groups=3, epsilon=1e-4)],
+     [("x", [2, 2, 5, 4])], ["y"], {"w": w(6, 2, 3, 3), "s": w(6), "b": w(6)}, opset=21)
+# ... and as opset 18 did (one per group), on a 3-D input.
+save("groupnormalization_opset18_per_group",
+     [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2)],
+     [("x", [1, 4, 7])], ["y"], {"s": w(2), "b": w(2)}, opset=18)
+
 # Tile with constant repeats: on an input, and on a conv output (NHWC inside).
 save("tile_input", [helper.make_node("Tile", ["x", "reps"], ["y"])], [("x", [2, 3, 4])], ["y"],
      {"reps": np.array([1, 3, 2], np.int64)})

@@ -1421,6 +1421,7 @@ impl<'m> Lower<'m> {
             }
             "LayerNormalization" => self.layer_norm(n, &a, &ins)?,
             "InstanceNormalization" => self.instance_norm(n, &a, &ins)?,
+            "GroupNormalization" => self.group_norm(n, &a, &ins)?,
             "LRN" => {
                 let x = input(0)?;
                 let d = self.shape_of(&x);
@@ -3796,6 +3797,63 @@ impl<'m> Lower<'m> {
             &normed,
             &Val::C(scale),
         )?;
+        let y = self.binary_named(&out, BinOp::Add, &scaled, &Val::C(bias))?;
+        self.set(&out, y);
+        Ok(())
+    }
+
+    /// GroupNormalization: the channels of each sample in `num_groups`
+    /// groups, each standardized over its channels and spatial positions,
+    /// then `scale[c] * x + bias[c]` (opset 21; opsets 18–20 give one scale
+    /// and bias per group).
+    fn group_norm(&mut self, n: &NodeProto, a: &Attrs<'_>, ins: &[Option<Val>]) -> Result<()> {
+        let out = n.output.first().cloned().unwrap_or_default();
+        let x = ins
+            .first()
+            .cloned()
+            .flatten()
+            .ok_or_else(|| anyhow!("missing input"))?;
+        let d = self.shape_of(&x);
+        if d.len() < 2 {
+            bail!("the input must be [N, C, ...], got shape {d:?}");
+        }
+        let groups = a.int("num_groups", 0)?;
+        let c = d[1];
+        if groups < 1 || c % groups as usize != 0 {
+            bail!("num_groups {groups} must divide the {c} channels");
+        }
+        let groups = groups as usize;
+        let per_channel = |k: usize, what: &str| -> Result<Rc<Const>> {
+            let v = match ins.get(k).cloned().flatten() {
+                Some(Val::C(v)) => v.as_f32(),
+                _ => bail!("{what} must be constant"),
+            };
+            let v: Vec<f32> = if v.len() == c {
+                v
+            } else if v.len() == groups && self.opset < 21 {
+                (0..c).map(|ch| v[ch / (c / groups)]).collect()
+            } else {
+                bail!("{what} must have {c} values (or {groups}, one per group, below opset 21)");
+            };
+            let mut dims = vec![c];
+            dims.resize(d.len() - 1, 1);
+            Ok(Rc::new(Const::f32(dims, v)))
+        };
+        let (scale, bias) = (per_channel(1, "scale")?, per_channel(2, "bias")?);
+        let eps = a.float("epsilon", 1e-5)?;
+        let grouped = format!("{out}/grouped");
+        self.reshape(
+            &grouped,
+            &x,
+            vec![d[0], groups, numel(&d)? / (d[0] * groups).max(1)],
+        )?;
+        let gx = self.vals[&grouped].clone();
+        let (normed, _, _) = self.standardize(&out, &gx, vec![2], eps)?;
+        let back = format!("{out}/ungrouped");
+        self.reshape(&back, &normed, d)?;
+        let nx = self.vals[&back].clone();
+        let scaled =
+            self.binary_named(&format!("{out}/scaled"), BinOp::Mul, &nx, &Val::C(scale))?;
         let y = self.binary_named(&out, BinOp::Add, &scaled, &Val::C(bias))?;
         self.set(&out, y);
         Ok(())
