@@ -3819,7 +3819,7 @@ impl<'m> Lower<'m> {
         }
         let groups = a.int("num_groups", 0)?;
         let c = d[1];
-        if groups < 1 || c % groups as usize != 0 {
+        if groups < 1 || !c.is_multiple_of(groups as usize) {
             bail!("num_groups {groups} must divide the {c} channels");
         }
         let groups = groups as usize;
