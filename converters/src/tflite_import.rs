@@ -672,11 +672,30 @@ fn lower_elementwise(
                 })
                 .collect::<Result<_>>()?;
             let t = &g.tensors[x];
-            let size = dims.iter().product::<usize>() * t.dtype.size();
+            if t.dtype == DType::Bool {
+                bail!("BROADCAST_TO of bool tensors is not supported");
+            }
+            if crate::onnx::fold::broadcast(&t.shape, &dims)
+                .ok()
+                .as_deref()
+                != Some(&dims[..])
+            {
+                bail!("input shape {:?} does not broadcast to {dims:?}", t.shape);
+            }
+            crate::onnx::value::numel(&dims)?;
+            // Size 1 wherever the input already has the target's size.
+            let lead = dims.len() - t.shape.len();
+            let zshape: Vec<usize> = (0..dims.len())
+                .map(|i| match i.checked_sub(lead) {
+                    Some(k) if t.shape[k] == dims[i] => 1,
+                    _ => dims[i],
+                })
+                .collect();
+            let size = zshape.iter().product::<usize>() * t.dtype.size();
             let zeros = g.add_tensor(Tensor {
                 name: format!("{}/broadcast_shape", t.name),
                 dtype: t.dtype,
-                shape: dims,
+                shape: zshape,
                 quant: Quant::None,
                 data: Some(vec![0; size]),
             });
@@ -688,8 +707,12 @@ fn lower_elementwise(
             let reps = const_ints(g, Some(input(1)?), "multiples")?;
             let rank = rank_of(g, Some(x))?;
             if reps.len() != rank || reps.iter().any(|r| !(1..=1 << 20).contains(r)) {
-                bail!("TILE multiples {reps:?} must be {rank} values of at least 1");
+                bail!("TILE multiples {reps:?} must be {rank} values from 1 to 2^20");
             }
+            let tiled: Vec<usize> = (0..rank)
+                .map(|a| g.tensors[x].shape[a].saturating_mul(reps[a] as usize))
+                .collect();
+            crate::onnx::value::numel(&tiled)?;
             let repeated: Vec<usize> = (0..rank).filter(|&a| reps[a] > 1).collect();
             let mut cur = x;
             for (k, &axis) in repeated.iter().enumerate() {
@@ -1132,6 +1155,11 @@ fn lower(
             vec![input(0)],
         ),
         (b::PRELU, _) => node(OpCode::Prelu, vec![], vec![input(0), input(1)]),
+        (b::LOCAL_RESPONSE_NORMALIZATION, BuiltinOptions::LocalResponseNorm { radius, .. })
+            if *radius < 0 =>
+        {
+            bail!("LOCAL_RESPONSE_NORMALIZATION radius {radius} is negative")
+        }
         (
             b::LOCAL_RESPONSE_NORMALIZATION,
             BuiltinOptions::LocalResponseNorm {
@@ -1140,7 +1168,7 @@ fn lower(
                 alpha,
                 beta,
             },
-        ) => node(
+        ) if *radius >= 0 => node(
             OpCode::LocalResponseNorm,
             vec![
                 *radius,

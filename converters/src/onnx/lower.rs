@@ -139,7 +139,7 @@ struct Lower<'m> {
     /// Activation nodes already fused into the int8 op before them.
     fused: std::collections::HashSet<usize>,
     /// Layout conversions already made: (tensor, to_nhwc) → tensor.
-    relayout: HashMap<(usize, Layout), usize>,
+    relayout: HashMap<(usize, Layout, Layout), usize>,
     dequantized: HashMap<usize, usize>,
     nodes: &'m [NodeProto],
     opset: i64,
@@ -533,6 +533,9 @@ fn row_attrs(attrs: &[AttributeProto]) -> Result<Vec<AttributeProto>> {
                     a.ints
                 );
             }
+            if unit == Some(1) && a.name != "output_shape" && a.ints[0] < 1 {
+                bail!("{} must be positive, got {:?}", a.name, a.ints);
+            }
             a.ints = match unit {
                 Some(u) => vec![u, a.ints[0]],
                 None => vec![0, a.ints[0], 0, a.ints[1]],
@@ -720,7 +723,7 @@ impl<'m> Lower<'m> {
     /// A copy of tensor `id` (stored in `from`) stored in `to`; one of the
     /// two is `Plain`. Cached both ways.
     fn relayout(&mut self, id: usize, from: Layout, to: Layout) -> usize {
-        if let Some(&r) = self.relayout.get(&(id, to)) {
+        if let Some(&r) = self.relayout.get(&(id, from, to)) {
             return r;
         }
         let t = &self.g.tensors[id];
@@ -759,8 +762,8 @@ impl<'m> Lower<'m> {
                 self.emit(OpCode::Transpose, perm, &[id], r);
             }
         }
-        self.relayout.insert((id, to), r);
-        self.relayout.insert((r, from), id);
+        self.relayout.insert((id, from, to), r);
+        self.relayout.insert((r, to, from), id);
         r
     }
 
@@ -1299,8 +1302,14 @@ impl<'m> Lower<'m> {
                 };
                 let d = self.shape_of(&x);
                 if reps.len() != d.len() || reps.iter().any(|&r| !(1..=1 << 20).contains(&r)) {
-                    bail!("repeats {reps:?} must be {} values of at least 1", d.len());
+                    bail!("repeats {reps:?} must be {} values from 1 to 2^20", d.len());
                 }
+                let tiled: Vec<usize> = d
+                    .iter()
+                    .zip(&reps)
+                    .map(|(&n, &r)| n.saturating_mul(r as usize))
+                    .collect();
+                numel(&tiled)?;
                 let mut cur = self.plain(&x)?;
                 let repeated: Vec<usize> = (0..d.len()).filter(|&k| reps[k] > 1).collect();
                 if repeated.is_empty() {
@@ -2308,6 +2317,7 @@ impl<'m> Lower<'m> {
         let x = self.image_of_signal(ins[0].as_ref().expect("checked by the caller"))?;
         let first_new = self.g.tensors.len();
         let op = n.op_type.as_str();
+        let as_image = || "as the 2-D op on the image [N, C, 1, L]";
         if op == "Conv" || op == "ConvTranspose" {
             let w = match ins.get(1).cloned().flatten() {
                 Some(Val::C(c)) => Val::C(Rc::new(unit_height(&c)?)),
@@ -2325,14 +2335,15 @@ impl<'m> Lower<'m> {
             }
             let b = ins.get(2).cloned().flatten();
             if op == "Conv" {
-                self.conv(&n2, &a, &x, &w, b)?;
+                self.conv(&n2, &a, &x, &w, b).context(as_image())?;
             } else {
-                self.conv_transpose(&n2, &a, &x, &w, b)?;
+                self.conv_transpose(&n2, &a, &x, &w, b)
+                    .context(as_image())?;
             }
         } else if op.starts_with("Global") {
-            self.global_pool(&n2, &x)?;
+            self.global_pool(&n2, &x).context(as_image())?;
         } else {
-            self.pool(&n2, &a, &x)?;
+            self.pool(&n2, &a, &x).context(as_image())?;
         }
         // Values this op made: its output, or a QuantizeLinear's it bound.
         let made = |v: &Val| matches!(v, Val::T(t) | Val::Q(t) if t.id >= first_new);
@@ -3039,6 +3050,18 @@ impl<'m> Lower<'m> {
             Val::Q(q) => (*q, true),
             other => (self.tensor(other)?, false),
         };
+        if t.layout == Layout::Ncl && perm == [0, 2, 1] {
+            // [N, L, C] is the stored order of [N, 1, L, C]: a reshape.
+            let d = self.dims(t);
+            let y = self.out_tensor(out, t.id, vec![d[0], d[2], d[1]]);
+            self.emit(OpCode::Reshape, vec![], &[t.id], y);
+            let tv = TVal {
+                id: y,
+                layout: Layout::Plain,
+            };
+            self.set(out, if quantized { Val::Q(tv) } else { Val::T(tv) });
+            return Ok(());
+        }
         if t.layout == Layout::Ncl {
             // Stored at rank 4: permute its ONNX form.
             t = TVal {

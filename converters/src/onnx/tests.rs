@@ -886,3 +886,35 @@ fn one_d_cnn_with_reflect_padding_quantizes_to_int8_end_to_end() {
         assert!((g - w).abs() < 0.03 * range, "{got:?} vs {want:?}");
     }
 }
+
+#[test]
+fn one_d_window_attributes_are_checked_in_their_own_terms() {
+    let conv1d = |attrs: Vec<AttributeProto>| {
+        model(
+            vec![node("Conv", "c", &["x", "w"], &["y"], attrs)],
+            vec![float_init("w", &[2, 3, 3], &[0.5; 18])],
+            vec![value("x", &[Some(1), Some(3), Some(8)])],
+            vec![value("y", &[Some(1), Some(2), None])],
+        )
+    };
+    let msg = |attrs| {
+        format!(
+            "{:#}",
+            err(convert_with(&conv1d(attrs), &ConvertOptions::default()))
+        )
+    };
+    let m = msg(vec![ints("strides", &[0])]);
+    assert!(m.contains("strides must be positive, got [0]"), "{m}");
+    let m = msg(vec![ints("pads", &[1, 1, 1, 1])]);
+    assert!(
+        m.contains("pads must have 2 value(s) for a 1-D input"),
+        "{m}"
+    );
+    let m = msg(vec![ints("kernel_shape", &[5])]);
+    assert!(m.contains("as the 2-D op on the image [N, C, 1, L]"), "{m}");
+    // And a valid one converts: output length (8 + 2 - 3) / 2 + 1 = 4.
+    let ok = conv1d(vec![ints("pads", &[1, 1]), ints("strides", &[2])]);
+    let c = convert_with(&ok, &ConvertOptions::default()).unwrap();
+    let (shape, _) = run(&c.bytes, &[1.0; 24]);
+    assert_eq!(shape, [1, 2, 4]);
+}

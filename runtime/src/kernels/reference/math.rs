@@ -682,11 +682,13 @@ pub fn log_softmax_f32(depth: usize, x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// LOCAL_RESPONSE_NORMALIZATION over the last axis, as TFLite's reference
-/// kernel computes it: for channel `c`, `x[c] * (bias + alpha * s)^-beta`
-/// with `s` the sum of `x[k]²` over `k` in `[c - before, c + after]`
-/// (clipped to the channels), in f32 with `powf`. ONNX's LRN is the same
-/// with `alpha / size` and a window `(size - 1) / 2` before and the rest after.
+/// LOCAL_RESPONSE_NORMALIZATION over the last axis, as TensorFlow defines it
+/// and LiteRT's builtin kernel computes it (its reference kernel stops one
+/// channel short of the window): for channel `c`,
+/// `x[c] * (bias + alpha * s)^-beta` with `s` the sum of `x[k]²` over `k` in
+/// `[c - before, c + after]` (clipped to the channels), in f32 with `powf`.
+/// ONNX's LRN is the same with `alpha / size` and a window of
+/// `(size - 1) / 2` channels before and the rest after.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LrnParams {
     pub before: usize,
@@ -831,6 +833,44 @@ pub fn pad_mode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_response_norm_windows_are_clipped_at_the_channel_edges() {
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let mut out = [0.0f32; 4];
+        // Window one before, two after (ONNX size 4); bias 1, alpha 1, beta 1:
+        // x[c] / (1 + sum of squares in the window).
+        let p = LrnParams {
+            before: 1,
+            after: 2,
+            bias: 1.0,
+            alpha: 1.0,
+            beta: 1.0,
+        };
+        local_response_norm_f32(&p, 4, &x, &mut out);
+        let want = [
+            1.0 / (1.0 + 1.0 + 4.0 + 9.0),
+            2.0 / (1.0 + 30.0),
+            3.0 / (1.0 + 29.0),
+            4.0 / (1.0 + 25.0),
+        ];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-6, "{out:?} vs {want:?}");
+        }
+        // Radius 0: each channel alone, two pixels of two channels.
+        let p0 = LrnParams {
+            before: 0,
+            after: 0,
+            bias: 2.0,
+            alpha: 0.5,
+            beta: 0.5,
+        };
+        local_response_norm_f32(&p0, 2, &x, &mut out);
+        for (o, v) in out.iter().zip(x) {
+            let w = v / (2.0 + 0.5 * v * v).sqrt();
+            assert!((o - w).abs() < 1e-6, "{o} vs {w}");
+        }
+    }
 
     #[test]
     fn integer_division_and_modulo_follow_onnx() {

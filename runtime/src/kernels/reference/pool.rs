@@ -593,24 +593,30 @@ mod tests {
         assert_eq!(tfl, [4, 5, -1]);
         run(0, 4, &mut out);
         assert_eq!(out, [3, 4, 0]);
-        // The average is taken of dequantized f32 values: 0.1 · (1 + 2 + 0) / 3 / 0.1.
-        let (g3, _) = PoolGeometry::tflite(Padding::Valid, [1, 3], [1, 3], [1, 3]);
+        // The average is taken of dequantized f32 values: for codes -6 and -1
+        // at scale 0.7, (0.7 · -6 + 0.7 · -1) / 2 / 0.7 is -3.4999998 in f32,
+        // which rounds to -3, where the exact -3.5 gives -4 both half to even
+        // and away from zero.
+        let (g2, _) = PoolGeometry::tflite(Padding::Valid, [1, 2], [1, 2], [1, 2]);
         let t = QParams {
-            scale: 0.1,
+            scale: 0.7,
             zero_point: 0,
         };
         let mut one = [0i8; 1];
+        let shapes = ([1, 1, 2, 1], [1, 1, 1, 1]);
         average_pool_i8_ort(
-            &g3,
+            &g2,
             &AvgPoolOrt::new(t, t),
             -128,
             127,
-            &[1, 2, 0],
-            [1, 1, 3, 1],
+            &[-6, -1],
+            shapes.0,
             &mut one,
-            [1, 1, 1, 1],
+            shapes.1,
         );
-        assert_eq!(one, [1]);
+        assert_eq!(one, [-3]);
+        average_pool_i8(&g2, -128, 127, &[-6, -1], shapes.0, &mut one, shapes.1);
+        assert_eq!(one, [-4]);
     }
 
     #[test]
