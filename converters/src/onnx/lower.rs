@@ -545,6 +545,32 @@ fn row_attrs(attrs: &[AttributeProto]) -> Result<Vec<AttributeProto>> {
         .collect()
 }
 
+/// Input `k` of a normalization over `[N, C, ...]` (rank `rank`): a constant
+/// of one value per channel, or with `groups` also one per group (repeated
+/// over the group's channels), shaped `[C, 1, ...]` to broadcast.
+fn channel_param(
+    ins: &[Option<Val>],
+    k: usize,
+    what: &str,
+    c: usize,
+    rank: usize,
+    groups: Option<usize>,
+) -> Result<Val> {
+    let v = match ins.get(k).cloned().flatten() {
+        Some(Val::C(v)) => v.as_f32(),
+        _ => bail!("{what} must be constant"),
+    };
+    let v: Vec<f32> = match groups {
+        _ if v.len() == c => v,
+        Some(g) if v.len() == g => (0..c).map(|ch| v[ch / (c / g)]).collect(),
+        Some(g) => bail!("{what} must have {c} values (or {g}, one per group)"),
+        None => bail!("{what} must have {c} values"),
+    };
+    let mut dims = vec![c];
+    dims.resize(rank - 1, 1);
+    Ok(Val::C(Rc::new(Const::f32(dims, v))))
+}
+
 /// A 1-D filter `[O, I, K]` as the 2-D filter `[O, I, 1, K]` (same data).
 fn unit_height(c: &Const) -> Result<Const> {
     if c.dims.len() != 3 {
@@ -3800,29 +3826,11 @@ impl<'m> Lower<'m> {
         if d.len() < 3 {
             bail!("the input must be [N, C, D1, ...], got shape {d:?}");
         }
-        let per_channel = |k: usize, what: &str| -> Result<Rc<Const>> {
-            match ins.get(k).cloned().flatten() {
-                Some(Val::C(c)) if c.numel() == d[1] => {
-                    let mut dims = vec![d[1]];
-                    dims.resize(d.len() - 1, 1);
-                    Ok(Rc::new(Const::f32(dims, c.as_f32())))
-                }
-                _ => bail!("{what} must be a constant of {} values", d[1]),
-            }
-        };
-        let (scale, bias) = (per_channel(1, "scale")?, per_channel(2, "bias")?);
-        let eps = a.float("epsilon", 1e-5)?;
+        let scale = channel_param(ins, 1, "scale", d[1], d.len(), None)?;
+        let bias = channel_param(ins, 2, "bias", d[1], d.len(), None)?;
         let axes: Vec<i64> = (2..d.len() as i64).collect();
-        let (normed, _, _) = self.standardize(&out, &x, axes, eps)?;
-        let scaled = self.binary_named(
-            &format!("{out}/scaled"),
-            BinOp::Mul,
-            &normed,
-            &Val::C(scale),
-        )?;
-        let y = self.binary_named(&out, BinOp::Add, &scaled, &Val::C(bias))?;
-        self.set(&out, y);
-        Ok(())
+        let (normed, _, _) = self.standardize(&out, &x, axes, a.float("epsilon", 1e-5)?)?;
+        self.scale_shift(&out, &normed, scale, bias)
     }
 
     /// GroupNormalization: the channels of each sample in `num_groups`
@@ -3846,24 +3854,9 @@ impl<'m> Lower<'m> {
             bail!("num_groups {groups} must divide the {c} channels");
         }
         let groups = groups as usize;
-        let per_channel = |k: usize, what: &str| -> Result<Rc<Const>> {
-            let v = match ins.get(k).cloned().flatten() {
-                Some(Val::C(v)) => v.as_f32(),
-                _ => bail!("{what} must be constant"),
-            };
-            let v: Vec<f32> = if v.len() == c {
-                v
-            } else if v.len() == groups && self.opset < 21 {
-                (0..c).map(|ch| v[ch / (c / groups)]).collect()
-            } else {
-                bail!("{what} must have {c} values (or {groups}, one per group, below opset 21)");
-            };
-            let mut dims = vec![c];
-            dims.resize(d.len() - 1, 1);
-            Ok(Rc::new(Const::f32(dims, v)))
-        };
-        let (scale, bias) = (per_channel(1, "scale")?, per_channel(2, "bias")?);
-        let eps = a.float("epsilon", 1e-5)?;
+        let per_group = (self.opset < 21).then_some(groups);
+        let scale = channel_param(ins, 1, "scale", c, d.len(), per_group)?;
+        let bias = channel_param(ins, 2, "bias", c, d.len(), per_group)?;
         let grouped = format!("{out}/grouped");
         self.reshape(
             &grouped,
@@ -3871,14 +3864,18 @@ impl<'m> Lower<'m> {
             vec![d[0], groups, numel(&d)? / (d[0] * groups).max(1)],
         )?;
         let gx = self.vals[&grouped].clone();
-        let (normed, _, _) = self.standardize(&out, &gx, vec![2], eps)?;
+        let (normed, _, _) = self.standardize(&out, &gx, vec![2], a.float("epsilon", 1e-5)?)?;
         let back = format!("{out}/ungrouped");
         self.reshape(&back, &normed, d)?;
         let nx = self.vals[&back].clone();
-        let scaled =
-            self.binary_named(&format!("{out}/scaled"), BinOp::Mul, &nx, &Val::C(scale))?;
-        let y = self.binary_named(&out, BinOp::Add, &scaled, &Val::C(bias))?;
-        self.set(&out, y);
+        self.scale_shift(&out, &nx, scale, bias)
+    }
+
+    /// `out = x * scale + bias`, the two broadcast per channel.
+    fn scale_shift(&mut self, out: &str, x: &Val, scale: Val, bias: Val) -> Result<()> {
+        let scaled = self.binary_named(&format!("{out}/scaled"), BinOp::Mul, x, &scale)?;
+        let y = self.binary_named(out, BinOp::Add, &scaled, &bias)?;
+        self.set(out, y);
         Ok(())
     }
 
