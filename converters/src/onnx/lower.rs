@@ -571,6 +571,14 @@ fn channel_param(
     Ok(Val::C(Rc::new(Const::f32(dims, v))))
 }
 
+/// A node's first input (required).
+fn first_input(ins: &[Option<Val>]) -> Result<Val> {
+    ins.first()
+        .cloned()
+        .flatten()
+        .ok_or_else(|| anyhow!("missing input"))
+}
+
 /// A 1-D filter `[O, I, K]` as the 2-D filter `[O, I, 1, K]` (same data).
 fn unit_height(c: &Const) -> Result<Const> {
     if c.dims.len() != 3 {
@@ -3370,11 +3378,7 @@ impl<'m> Lower<'m> {
     /// RESIZE_NEAREST_NEIGHBOR, for the coordinate modes those compute exactly.
     fn resize(&mut self, n: &NodeProto, a: &Attrs<'_>, ins: &[Option<Val>]) -> Result<()> {
         let out = n.output.first().cloned().unwrap_or_default();
-        let x = ins
-            .first()
-            .cloned()
-            .flatten()
-            .ok_or_else(|| anyhow!("missing input"))?;
+        let x = first_input(ins)?;
         let d = self.shape_of(&x);
         if d.len() != 4 {
             bail!("only 4-D inputs are supported");
@@ -3776,11 +3780,7 @@ impl<'m> Lower<'m> {
 
     fn layer_norm(&mut self, n: &NodeProto, a: &Attrs<'_>, ins: &[Option<Val>]) -> Result<()> {
         let out = n.output.first().cloned().unwrap_or_default();
-        let x = ins
-            .first()
-            .cloned()
-            .flatten()
-            .ok_or_else(|| anyhow!("missing input"))?;
+        let x = first_input(ins)?;
         let scale = ins
             .get(1)
             .cloned()
@@ -3817,11 +3817,7 @@ impl<'m> Lower<'m> {
     /// its spatial axes, then `scale[c] * x + bias[c]`.
     fn instance_norm(&mut self, n: &NodeProto, a: &Attrs<'_>, ins: &[Option<Val>]) -> Result<()> {
         let out = n.output.first().cloned().unwrap_or_default();
-        let x = ins
-            .first()
-            .cloned()
-            .flatten()
-            .ok_or_else(|| anyhow!("missing input"))?;
+        let x = first_input(ins)?;
         let d = self.shape_of(&x);
         if d.len() < 3 {
             bail!("the input must be [N, C, D1, ...], got shape {d:?}");
@@ -3839,11 +3835,7 @@ impl<'m> Lower<'m> {
     /// and bias per group).
     fn group_norm(&mut self, n: &NodeProto, a: &Attrs<'_>, ins: &[Option<Val>]) -> Result<()> {
         let out = n.output.first().cloned().unwrap_or_default();
-        let x = ins
-            .first()
-            .cloned()
-            .flatten()
-            .ok_or_else(|| anyhow!("missing input"))?;
+        let x = first_input(ins)?;
         let d = self.shape_of(&x);
         if d.len() < 2 {
             bail!("the input must be [N, C, ...], got shape {d:?}");
