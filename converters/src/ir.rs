@@ -111,6 +111,56 @@ impl Graph {
         self.tensors.len() - 1
     }
 
+    /// TILE of `x` by `reps` (one per axis, each at least 1) into `out`, as
+    /// one GATHER per repeated axis with the indices `0..d` repeated: pushes
+    /// all but the last node and returns the last (a copy when nothing
+    /// repeats), for the caller to push or fold.
+    pub fn tile(&mut self, x: usize, reps: &[usize], out: usize, origin: &str) -> Node {
+        let node = |code, attrs, inputs: Vec<usize>, output| Node {
+            code,
+            attrs,
+            inputs: inputs.into_iter().map(Some).collect(),
+            outputs: vec![output],
+            origin: origin.to_string(),
+        };
+        let repeated: Vec<usize> = (0..reps.len()).filter(|&a| reps[a] > 1).collect();
+        let mut cur = x;
+        for (k, &axis) in repeated.iter().enumerate() {
+            let mut t = self.tensors[cur].clone();
+            let d = t.shape[axis];
+            let n = d * reps[axis];
+            let indices = self.add_tensor(Tensor {
+                name: format!("{}/tile_indices{axis}", self.tensors[x].name),
+                dtype: DType::I32,
+                shape: vec![n],
+                quant: Quant::None,
+                data: Some(
+                    (0..n)
+                        .flat_map(|i| ((i % d.max(1)) as i32).to_le_bytes())
+                        .collect(),
+                ),
+            });
+            let gather = |output| {
+                node(
+                    OpCode::Gather,
+                    vec![axis as i32],
+                    vec![cur, indices],
+                    output,
+                )
+            };
+            if k + 1 == repeated.len() {
+                return gather(out);
+            }
+            t.name = format!("{}/tiled{axis}", self.tensors[x].name);
+            t.shape[axis] = n;
+            t.data = None;
+            let tiled = self.add_tensor(t);
+            self.nodes.push(gather(tiled));
+            cur = tiled;
+        }
+        node(OpCode::Reshape, vec![], vec![x], out)
+    }
+
     /// Sets (or replaces) a text metadata entry.
     pub fn set_meta_text(&mut self, key: &str, value: &str) {
         self.set_meta(

@@ -701,7 +701,7 @@ fn lower_elementwise(
             });
             one(OpCode::Binary, vec![17], vec![x, zeros])
         }
-        // One GATHER per repeated axis, with the indices 0..d repeated.
+        // One GATHER per repeated axis (`Graph::tile`).
         (b::TILE, _) => {
             let x = input(0)?;
             let reps = const_ints(g, Some(input(1)?), "multiples")?;
@@ -713,43 +713,8 @@ fn lower_elementwise(
                 .map(|a| g.tensors[x].shape[a].saturating_mul(reps[a] as usize))
                 .collect();
             crate::onnx::value::numel(&tiled)?;
-            let repeated: Vec<usize> = (0..rank).filter(|&a| reps[a] > 1).collect();
-            let mut cur = x;
-            for (k, &axis) in repeated.iter().enumerate() {
-                let d = g.tensors[cur].shape[axis];
-                let n = d * reps[axis] as usize;
-                let idx: Vec<u8> = (0..n)
-                    .flat_map(|i| ((i % d.max(1)) as i32).to_le_bytes())
-                    .collect();
-                let indices = g.add_tensor(Tensor {
-                    name: format!("{}/tile_indices{axis}", g.tensors[x].name),
-                    dtype: DType::I32,
-                    shape: vec![n],
-                    quant: Quant::None,
-                    data: Some(idx),
-                });
-                let gathered = make(
-                    OpCode::Gather,
-                    vec![axis as i32],
-                    vec![cur, indices],
-                    vec![],
-                );
-                if k + 1 == repeated.len() {
-                    return Ok(Some(Node {
-                        outputs: vec![out],
-                        ..gathered
-                    }));
-                }
-                let t = scratch(g, cur, g.tensors[cur].dtype, "tiled");
-                g.tensors[t].shape[axis] = n;
-                g.nodes.push(Node {
-                    outputs: vec![t],
-                    ..gathered
-                });
-                cur = t;
-            }
-            // Every multiple is 1: a copy.
-            one(OpCode::Reshape, vec![], vec![x])
+            let reps: Vec<usize> = reps.iter().map(|&r| r as usize).collect();
+            Ok(Some(g.tile(x, &reps, out, origin)))
         }
         (b::BATCH_MATMUL, o) => {
             if let BuiltinOptions::BatchMatMul { adj_x: true, .. }
@@ -1168,7 +1133,7 @@ fn lower(
                 alpha,
                 beta,
             },
-        ) if *radius >= 0 => node(
+        ) => node(
             OpCode::LocalResponseNorm,
             vec![
                 *radius,

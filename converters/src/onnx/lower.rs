@@ -138,7 +138,7 @@ struct Lower<'m> {
     prebound: HashMap<String, Val>,
     /// Activation nodes already fused into the int8 op before them.
     fused: std::collections::HashSet<usize>,
-    /// Layout conversions already made: (tensor, to_nhwc) → tensor.
+    /// Layout conversions already made: (tensor, from, to) → tensor.
     relayout: HashMap<(usize, Layout, Layout), usize>,
     dequantized: HashMap<usize, usize>,
     nodes: &'m [NodeProto],
@@ -569,6 +569,33 @@ fn channel_param(
     let mut dims = vec![c];
     dims.resize(rank - 1, 1);
     Ok(Val::C(Rc::new(Const::f32(dims, v))))
+}
+
+/// `t` as the same kind of value as `v`: a dequantized view if `v` is one.
+fn same_kind(v: &Val, t: TVal) -> Val {
+    if matches!(v, Val::Q(_)) {
+        Val::Q(t)
+    } else {
+        Val::T(t)
+    }
+}
+
+/// The signal `[N, C, L]` of an image `[N, C, 1, L]` stored as NHWC (what
+/// the window ops make): the same tensor.
+fn signal_of_image(v: &Val) -> Result<Val> {
+    let (Val::T(t) | Val::Q(t)) = v else {
+        bail!("expected a runtime tensor")
+    };
+    if t.layout != Layout::Nhwc {
+        bail!("a 1-D window op made a {:?} output", t.layout);
+    }
+    Ok(same_kind(
+        v,
+        TVal {
+            id: t.id,
+            layout: Layout::Ncl,
+        },
+    ))
 }
 
 /// A node's first input (required).
@@ -1327,7 +1354,7 @@ impl<'m> Lower<'m> {
                     }),
                 );
             }
-            // One Gather per repeated axis, with the indices 0..d repeated.
+            // One Gather per repeated axis (`Graph::tile`).
             "Tile" => {
                 let x = input(0)?;
                 let reps = match opt(1) {
@@ -1344,36 +1371,15 @@ impl<'m> Lower<'m> {
                     .map(|(&n, &r)| n.saturating_mul(r as usize))
                     .collect();
                 numel(&tiled)?;
-                let mut cur = self.plain(&x)?;
-                let repeated: Vec<usize> = (0..d.len()).filter(|&k| reps[k] > 1).collect();
-                if repeated.is_empty() {
-                    let y = self.out_tensor(&out, cur, d);
-                    self.emit(OpCode::Reshape, vec![], &[cur], y);
-                    cur = y;
-                }
-                for (k, &axis) in repeated.iter().enumerate() {
-                    let mut shape = self.g.tensors[cur].shape.clone();
-                    let n = shape[axis] * reps[axis] as usize;
-                    let idx = Const::ints(
-                        dt::INT32,
-                        vec![n],
-                        (0..n).map(|i| (i % shape[axis].max(1)) as i64).collect(),
-                    );
-                    let ii = self.const_tensor("tile_indices", &idx)?;
-                    shape[axis] = n;
-                    let name = if k + 1 == repeated.len() {
-                        out.clone()
-                    } else {
-                        format!("{out}/tiled{axis}")
-                    };
-                    let y = self.out_tensor(&name, cur, shape);
-                    self.emit(OpCode::Gather, vec![i32_of(axis)?], &[cur, ii], y);
-                    cur = y;
-                }
+                let xi = self.plain(&x)?;
+                let y = self.out_tensor(&out, xi, tiled);
+                let reps: Vec<usize> = reps.iter().map(|&r| r as usize).collect();
+                let last = self.g.tile(xi, &reps, y, &self.origin.clone());
+                self.g.nodes.push(last);
                 self.set(
                     &out,
                     Val::T(TVal {
-                        id: cur,
+                        id: y,
                         layout: Layout::Plain,
                     }),
                 );
@@ -2388,12 +2394,12 @@ impl<'m> Lower<'m> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (name, v) in bound {
-            let signal = self.signal_of_image(&v)?;
+            let signal = signal_of_image(&v)?;
             self.prebound.insert(name, signal);
         }
         let out = n.output.first().cloned().unwrap_or_default();
         if let Some(v) = self.vals.get(&out).filter(|v| made(v)).cloned() {
-            let signal = self.signal_of_image(&v)?;
+            let signal = signal_of_image(&v)?;
             self.vals.insert(out, signal);
         }
         Ok(())
@@ -2410,31 +2416,7 @@ impl<'m> Lower<'m> {
             id: self.stored_in(t, Layout::Ncl)?,
             layout: Layout::Nhwc,
         };
-        Ok(if matches!(v, Val::Q(_)) {
-            Val::Q(t)
-        } else {
-            Val::T(t)
-        })
-    }
-
-    /// The signal `[N, C, L]` of an image `[N, C, 1, L]` stored as NHWC
-    /// (what the window ops make): the same tensor.
-    fn signal_of_image(&mut self, v: &Val) -> Result<Val> {
-        let (Val::T(t) | Val::Q(t)) = v else {
-            bail!("expected a runtime tensor")
-        };
-        if t.layout != Layout::Nhwc {
-            bail!("a 1-D window op made a {:?} output", t.layout);
-        }
-        let t = TVal {
-            id: t.id,
-            layout: Layout::Ncl,
-        };
-        Ok(if matches!(v, Val::Q(_)) {
-            Val::Q(t)
-        } else {
-            Val::T(t)
-        })
+        Ok(same_kind(v, t))
     }
 
     /// A Relu/Clip(0, x) reading `value` and read by a single QuantizeLinear:
@@ -3792,18 +3774,7 @@ impl<'m> Lower<'m> {
         let eps = a.float("epsilon", 1e-5)?;
         let axes: Vec<i64> = (axis as i64..d.len() as i64).collect();
         let (normed, mean, inv) = self.standardize(&out, &x, axes, eps)?;
-        let scaled_name = format!("{out}/scaled");
-        let scaled = self.binary_named(
-            if bias.is_some() { &scaled_name } else { &out },
-            BinOp::Mul,
-            &normed,
-            &scale,
-        )?;
-        let y = match bias {
-            Some(b) => self.binary_named(&out, BinOp::Add, &scaled, &b)?,
-            None => scaled,
-        };
-        self.set(&out, y);
+        self.scale_shift(&out, &normed, &scale, bias.as_ref())?;
         if let Some(o) = n.output.get(1) {
             self.set(o, mean);
         }
@@ -3826,7 +3797,7 @@ impl<'m> Lower<'m> {
         let bias = channel_param(ins, 2, "bias", d[1], d.len(), None)?;
         let axes: Vec<i64> = (2..d.len() as i64).collect();
         let (normed, _, _) = self.standardize(&out, &x, axes, a.float("epsilon", 1e-5)?)?;
-        self.scale_shift(&out, &normed, scale, bias)
+        self.scale_shift(&out, &normed, &scale, Some(&bias))
     }
 
     /// GroupNormalization: the channels of each sample in `num_groups`
@@ -3860,13 +3831,18 @@ impl<'m> Lower<'m> {
         let back = format!("{out}/ungrouped");
         self.reshape(&back, &normed, d)?;
         let nx = self.vals[&back].clone();
-        self.scale_shift(&out, &nx, scale, bias)
+        self.scale_shift(&out, &nx, &scale, Some(&bias))
     }
 
-    /// `out = x * scale + bias`, the two broadcast per channel.
-    fn scale_shift(&mut self, out: &str, x: &Val, scale: Val, bias: Val) -> Result<()> {
-        let scaled = self.binary_named(&format!("{out}/scaled"), BinOp::Mul, x, &scale)?;
-        let y = self.binary_named(out, BinOp::Add, &scaled, &bias)?;
+    /// `out = x * scale (+ bias)`, broadcast.
+    fn scale_shift(&mut self, out: &str, x: &Val, scale: &Val, bias: Option<&Val>) -> Result<()> {
+        let y = match bias {
+            None => self.binary_named(out, BinOp::Mul, x, scale)?,
+            Some(b) => {
+                let scaled = self.binary_named(&format!("{out}/scaled"), BinOp::Mul, x, scale)?;
+                self.binary_named(out, BinOp::Add, &scaled, b)?
+            }
+        };
         self.set(out, y);
         Ok(())
     }
