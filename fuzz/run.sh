@@ -18,6 +18,6 @@ for t in conv_with_strides_padding relu add_bcast maxpool_2d_pads gemm_default_s
   if [ -f "$f" ]; then cp "$f" "fuzz/corpus/onnx_reader/$t.onnx"; fi
 done
 for target in fer_loader tflite_reader onnx_reader; do
-  cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+  cargo +nightly fuzz run --dev "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 | tail -4
 done
