@@ -1404,7 +1404,299 @@ fn lower(
                 .ok_or_else(|| anyhow!("DENSIFY of a non-constant tensor"))?;
             fold_const(g, out, data)
         }
+        (b::SPACE_TO_BATCH_ND | b::BATCH_TO_SPACE_ND | b::GATHER_ND | b::SELECT, _) => {
+            lower_data_movement(g, code, ins, outs, origin).map(Some)
+        }
         _ => lower_elementwise(g, code, opts, ins, outs, origin),
+    }
+}
+
+/// SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, GATHER_ND and SELECT on the
+/// runtime's PAD, RESHAPE, TRANSPOSE, SLICE, GATHER and WHERE (they only move
+/// values, so int8 tensors keep their quantization through every step).
+/// Intermediate nodes go to `g.nodes`; the one writing the output is returned.
+fn lower_data_movement(
+    g: &mut Graph,
+    code: i32,
+    ins: &[Option<usize>],
+    outs: &[usize],
+    origin: &str,
+) -> Result<Node> {
+    let input = |k: usize| -> Result<usize> {
+        ins.get(k)
+            .copied()
+            .flatten()
+            .ok_or_else(|| anyhow!("missing input {k}"))
+    };
+    let [out] = outs[..] else {
+        bail!("expects one output, got {}", outs.len());
+    };
+    let make = |code: OpCode, attrs: Vec<i32>, inputs: Vec<usize>, output: usize| Node {
+        code,
+        attrs,
+        inputs: inputs.into_iter().map(Some).collect(),
+        outputs: vec![output],
+        origin: origin.to_string(),
+    };
+    // A tensor like `like` (dtype and quantization) with another shape.
+    let shaped = |g: &mut Graph, like: usize, shape: Vec<usize>, what: &str| {
+        let mut t = g.tensors[like].clone();
+        t.name = format!("{}/{what}", t.name);
+        t.shape = shape;
+        t.data = None;
+        g.add_tensor(t)
+    };
+    let x = input(0)?;
+    let xs = g.tensors[x].shape.clone();
+    // The output shape must be the one the ops compute.
+    let check_out = |g: &Graph, want: &[usize]| -> Result<()> {
+        let have = &g.tensors[out].shape;
+        if have[..] != *want {
+            bail!("the output is stored as {have:?}, but the input {xs:?} gives {want:?}");
+        }
+        Ok(())
+    };
+    match code {
+        // [B, s1.., rest..] padded, each spatial axis split into (s / b, b),
+        // the block axes moved to the front and merged into the batch:
+        // [b1 * .. * bM * B, s1 / b1, .., rest..].
+        b::SPACE_TO_BATCH_ND | b::BATCH_TO_SPACE_ND => {
+            let to_space = code == b::BATCH_TO_SPACE_ND;
+            let block = const_ints(g, Some(input(1)?), "block_shape")?;
+            let m = block.len();
+            let pads = const_ints(
+                g,
+                Some(input(2)?),
+                if to_space { "crops" } else { "paddings" },
+            )?;
+            if m == 0 || xs.len() < m + 1 || pads.len() != 2 * m {
+                bail!(
+                    "block_shape {block:?} and {} {pads:?} do not fit an input of shape {xs:?} \
+                     (one block size and two {} per spatial axis after the batch)",
+                    if to_space { "crops" } else { "paddings" },
+                    if to_space { "crops" } else { "paddings" },
+                );
+            }
+            if block.iter().any(|&v| !(1..=1 << 16).contains(&v))
+                || pads.iter().any(|&v| !(0..=1 << 30).contains(&v))
+            {
+                bail!("block sizes must be >= 1 and paddings/crops >= 0, got {block:?}, {pads:?}");
+            }
+            let block: Vec<usize> = block.iter().map(|&v| v as usize).collect();
+            let pads: Vec<usize> = pads.iter().map(|&v| v as usize).collect();
+            let blocks: usize = block.iter().product();
+            let (batch, rest) = (xs[0], &xs[m + 1..]);
+            if to_space {
+                if !batch.is_multiple_of(blocks) {
+                    bail!("input batch {batch} is not a multiple of the block sizes' product {blocks}");
+                }
+                let b = batch / blocks;
+                // [b1.., B, s1.., rest..] -> [B, s1, b1, .., sM, bM, rest..]
+                let mut split: Vec<usize> = block.clone();
+                split.push(b);
+                split.extend_from_slice(&xs[1..]);
+                let mut perm = vec![m as i32];
+                for i in 0..m {
+                    perm.extend([(m + 1 + i) as i32, i as i32]);
+                }
+                perm.extend((2 * m + 1..split.len()).map(|a| a as i32));
+                let mut full = vec![b];
+                full.extend((0..m).map(|i| xs[1 + i] * block[i]));
+                full.extend_from_slice(rest);
+                let mut want = vec![b];
+                for i in 0..m {
+                    let cropped = full[1 + i].checked_sub(pads[2 * i] + pads[2 * i + 1]);
+                    want.push(cropped.ok_or_else(|| {
+                        anyhow!(
+                            "crops {:?} exceed spatial size {}",
+                            &pads[2 * i..2 * i + 2],
+                            full[1 + i]
+                        )
+                    })?);
+                }
+                want.extend_from_slice(rest);
+                check_out(g, &want)?;
+                let t = shaped(g, x, split.clone(), "blocks");
+                g.nodes.push(make(OpCode::Reshape, vec![], vec![x], t));
+                let moved_shape = perm.iter().map(|&a| split[a as usize]).collect();
+                let moved = shaped(g, x, moved_shape, "interleaved");
+                g.nodes.push(make(OpCode::Transpose, perm, vec![t], moved));
+                if pads.iter().all(|&p| p == 0) {
+                    return Ok(make(OpCode::Reshape, vec![], vec![moved], out));
+                }
+                let merged = shaped(g, x, full.clone(), "uncropped");
+                g.nodes
+                    .push(make(OpCode::Reshape, vec![], vec![moved], merged));
+                let mut begin = vec![0i64; full.len()];
+                for i in 0..m {
+                    begin[1 + i] = pads[2 * i] as i64;
+                }
+                let size: Vec<i64> = want.iter().map(|&d| d as i64).collect();
+                let r = resolve_slice(&full, &begin, &size).map_err(|e| anyhow!("{e}"))?;
+                return Ok(make(
+                    OpCode::Slice,
+                    slice_attrs(&r.params),
+                    vec![merged],
+                    out,
+                ));
+            }
+            let mut padded = xs.clone();
+            let mut split = vec![batch];
+            let mut want = vec![batch * blocks];
+            for i in 0..m {
+                padded[1 + i] += pads[2 * i] + pads[2 * i + 1];
+                if !padded[1 + i].is_multiple_of(block[i]) {
+                    bail!(
+                        "padded spatial size {} (axis {}) is not a multiple of block size {}",
+                        padded[1 + i],
+                        1 + i,
+                        block[i]
+                    );
+                }
+                split.extend([padded[1 + i] / block[i], block[i]]);
+                want.push(padded[1 + i] / block[i]);
+            }
+            split.extend_from_slice(rest);
+            want.extend_from_slice(rest);
+            check_out(g, &want)?;
+            let mut cur = x;
+            if pads.iter().any(|&p| p > 0) {
+                let mut attrs = vec![0; 2 * xs.len()];
+                attrs[2..2 + 2 * m]
+                    .copy_from_slice(&pads.iter().map(|&p| p as i32).collect::<Vec<_>>());
+                cur = shaped(g, x, padded, "padded");
+                g.nodes.push(make(OpCode::Pad, attrs, vec![x], cur));
+            }
+            // [B, s1 / b1, b1, .., rest..] -> [b1, .., bM, B, s1 / b1, .., rest..]
+            let t = shaped(g, x, split.clone(), "blocks");
+            g.nodes.push(make(OpCode::Reshape, vec![], vec![cur], t));
+            let mut perm: Vec<i32> = (0..m).map(|i| (2 + 2 * i) as i32).collect();
+            perm.push(0);
+            perm.extend((0..m).map(|i| (1 + 2 * i) as i32));
+            perm.extend((2 * m + 1..split.len()).map(|a| a as i32));
+            let moved_shape = perm.iter().map(|&a| split[a as usize]).collect();
+            let moved = shaped(g, x, moved_shape, "blocks_first");
+            g.nodes.push(make(OpCode::Transpose, perm, vec![t], moved));
+            Ok(make(OpCode::Reshape, vec![], vec![moved], out))
+        }
+        // params viewed as [p1 * .. * pK, rest..] and gathered on axis 0 by
+        // the flat index sum(idx[k] * stride[k]) (TFLite bounds-checks only
+        // that flat index too; out of range gives zeros, as GATHER does here).
+        b::GATHER_ND => {
+            let idx = input(1)?;
+            let is = g.tensors[idx].shape.clone();
+            let k = *is
+                .last()
+                .ok_or_else(|| anyhow!("indices must have rank >= 1"))?;
+            if k == 0 || k > xs.len() {
+                bail!(
+                    "indices' last dimension {k} must be 1 to the params' rank {}",
+                    xs.len()
+                );
+            }
+            let lead = &is[..is.len() - 1];
+            let mut want = lead.to_vec();
+            want.extend_from_slice(&xs[k..]);
+            check_out(g, &want)?;
+            let mut strides = vec![1usize; k];
+            for a in (0..k - 1).rev() {
+                strides[a] = strides[a + 1] * xs[a + 1];
+            }
+            let rows: usize = xs[..k].iter().product();
+            let mut flat_shape = vec![rows];
+            flat_shape.extend_from_slice(&xs[k..]);
+            let params = if k == 1 {
+                x
+            } else {
+                let t = shaped(g, x, flat_shape, "rows");
+                g.nodes.push(make(OpCode::Reshape, vec![], vec![x], t));
+                t
+            };
+            let index_tensor = |g: &mut Graph, shape: Vec<usize>, what: &str| {
+                let mut t = g.tensors[idx].clone();
+                t.name = format!("{}/{what}", t.name);
+                t.shape = shape;
+                t.data = None;
+                g.add_tensor(t)
+            };
+            let flat = if g.tensors[idx].data.is_some() {
+                let v = const_ints(g, Some(idx), "indices")?;
+                let data: Vec<u8> = v
+                    .chunks(k)
+                    .flat_map(|c| {
+                        let f: i64 = c.iter().zip(&strides).map(|(&i, &s)| i * s as i64).sum();
+                        f.to_le_bytes()
+                    })
+                    .collect();
+                g.add_tensor(Tensor {
+                    name: format!("{}/flat", g.tensors[idx].name),
+                    dtype: DType::I64,
+                    shape: lead.to_vec(),
+                    quant: Quant::None,
+                    data: Some(data),
+                })
+            } else if k == 1 {
+                let t = index_tensor(g, lead.to_vec(), "flat");
+                g.nodes.push(make(OpCode::Reshape, vec![], vec![idx], t));
+                t
+            } else {
+                let dtype = g.tensors[idx].dtype;
+                let bytes: Vec<u8> = match dtype {
+                    DType::I32 => strides
+                        .iter()
+                        .flat_map(|&s| (s as i32).to_le_bytes())
+                        .collect(),
+                    DType::I64 => strides
+                        .iter()
+                        .flat_map(|&s| (s as i64).to_le_bytes())
+                        .collect(),
+                    other => bail!("indices must be int32 or int64, not {}", other.name()),
+                };
+                let stride = g.add_tensor(Tensor {
+                    name: format!("{}/strides", g.tensors[idx].name),
+                    dtype,
+                    shape: vec![k],
+                    quant: Quant::None,
+                    data: Some(bytes),
+                });
+                let scaled = index_tensor(g, is.clone(), "scaled");
+                g.nodes
+                    .push(make(OpCode::Binary, vec![2], vec![idx, stride], scaled));
+                let t = index_tensor(g, lead.to_vec(), "flat");
+                g.nodes.push(make(
+                    OpCode::Reduce,
+                    vec![0, 0, is.len() as i32 - 1],
+                    vec![scaled],
+                    t,
+                ));
+                t
+            };
+            Ok(make(OpCode::Gather, vec![0], vec![params, flat], out))
+        }
+        // SELECT (v1): a condition shaped like x and y, or a vector choosing
+        // whole rows (reshaped to [n, 1, ..] so that WHERE broadcasts it).
+        _ => {
+            let (c, y) = (x, input(2)?);
+            let xv = input(1)?;
+            let (cs, vs) = (g.tensors[c].shape.clone(), g.tensors[xv].shape.clone());
+            if g.tensors[y].shape != vs {
+                bail!(
+                    "x {vs:?} and y {:?} must have the same shape",
+                    g.tensors[y].shape
+                );
+            }
+            if cs == vs {
+                return Ok(make(OpCode::Where, vec![], vec![c, xv, y], out));
+            }
+            if cs.len() != 1 || vs.first() != Some(&cs[0]) {
+                bail!("the condition {cs:?} must have x's shape {vs:?} or be a vector over its first axis");
+            }
+            let mut rows = vec![1; vs.len()];
+            rows[0] = cs[0];
+            let t = shaped(g, c, rows, "rows");
+            g.nodes.push(make(OpCode::Reshape, vec![], vec![c], t));
+            Ok(make(OpCode::Where, vec![], vec![t, xv, y], out))
+        }
     }
 }
 
@@ -1998,16 +2290,16 @@ mod tests {
     #[test]
     fn every_unsupported_op_is_listed_once_with_counts() {
         let codes = [
-            b::SPACE_TO_BATCH_ND,
+            b::SVDF,
             b::RELU,
-            b::GATHER_ND,
-            b::SPACE_TO_BATCH_ND,
+            b::LSH_PROJECTION,
+            b::SVDF,
             b::CUSTOM,
-            b::SPACE_TO_BATCH_ND,
+            b::SVDF,
         ];
         let operator_codes = vec![
             TflOpCode {
-                builtin_code: b::SPACE_TO_BATCH_ND,
+                builtin_code: b::SVDF,
                 custom_code: None,
                 version: 1,
             },
@@ -2017,7 +2309,7 @@ mod tests {
                 version: 1,
             },
             TflOpCode {
-                builtin_code: b::GATHER_ND,
+                builtin_code: b::LSH_PROJECTION,
                 custom_code: None,
                 version: 1,
             },
@@ -2028,9 +2320,9 @@ mod tests {
             },
         ];
         let index_of = |c: i32| match c {
-            b::SPACE_TO_BATCH_ND => 0,
+            b::SVDF => 0,
             b::RELU => 1,
-            b::GATHER_ND => 2,
+            b::LSH_PROJECTION => 2,
             _ => 3,
         };
         let tensors: Vec<TflTensor> = (0..=codes.len())
@@ -2063,7 +2355,177 @@ mod tests {
         let err = import_model(&m).unwrap_err().to_string();
         assert_eq!(
             err,
-            "unsupported ops: CUSTOM:MyOp x1 (op 4); GATHER_ND x1 (op 2); SPACE_TO_BATCH_ND x3 (op 0, 3, 5)"
+            "unsupported ops: CUSTOM:MyOp x1 (op 4); LSH_PROJECTION x1 (op 2); SVDF x3 (op 0, 3, 5)"
+        );
+    }
+
+    /// A one-op model `code` on a float input `x` and int32 constants
+    /// (SELECT: a bool condition first, then two float inputs).
+    fn movement_op(
+        code: i32,
+        x: &[i32],
+        consts: &[(&[i32], &[i32])],
+        out: &[i32],
+    ) -> Result<Graph> {
+        let bytes: Vec<Vec<u8>> = consts
+            .iter()
+            .map(|(_, v)| v.iter().flat_map(|d| d.to_le_bytes()).collect())
+            .collect();
+        let mut tensors = vec![TflTensor {
+            shape: x.to_vec(),
+            dtype: if code == b::SELECT {
+                tt::BOOL
+            } else {
+                tt::FLOAT32
+            },
+            ..tensor("x")
+        }];
+        for (k, (shape, _)) in consts.iter().enumerate() {
+            tensors.push(TflTensor {
+                shape: shape.to_vec(),
+                dtype: if code == b::SELECT {
+                    tt::FLOAT32
+                } else {
+                    tt::INT32
+                },
+                buffer: if code == b::SELECT { 0 } else { k as u32 + 1 },
+                ..tensor(&format!("c{k}"))
+            });
+        }
+        tensors.push(TflTensor {
+            shape: out.to_vec(),
+            ..tensor("y")
+        });
+        let n = tensors.len() as i32;
+        let mut buffers = vec![TflBuffer { data: &[] }];
+        buffers.extend(bytes.iter().map(|b| TflBuffer { data: b }));
+        let m = TflModel {
+            version: 3,
+            operator_codes: vec![TflOpCode {
+                builtin_code: code,
+                custom_code: None,
+                version: 1,
+            }],
+            subgraphs: vec![TflSubgraph {
+                name: None,
+                tensors,
+                inputs: if code == b::SELECT {
+                    vec![0, 1, 2]
+                } else {
+                    vec![0]
+                },
+                outputs: vec![n - 1],
+                operators: vec![TflOperator {
+                    opcode_index: 0,
+                    inputs: (0..n - 1).collect(),
+                    outputs: vec![n - 1],
+                    options: BuiltinOptions::None,
+                    custom_options: vec![],
+                }],
+            }],
+            buffers,
+            description: None,
+        };
+        import_model(&m)
+    }
+
+    #[test]
+    fn space_batch_gather_nd_and_select_shapes_are_checked() {
+        let err = |r: Result<Graph>| format!("{:#}", r.unwrap_err());
+        let (s2b, b2s) = (b::SPACE_TO_BATCH_ND, b::BATCH_TO_SPACE_ND);
+        // 5 rows padded by 0 do not split into blocks of 2.
+        let e = err(movement_op(
+            s2b,
+            &[1, 5, 4, 1],
+            &[(&[2], &[2, 2]), (&[2, 2], &[0; 4])],
+            &[4, 2, 2, 1],
+        ));
+        assert!(
+            e.contains("padded spatial size 5 (axis 1) is not a multiple of block size 2"),
+            "{e}"
+        );
+        // Padded by one row it does, and lowers to PAD, RESHAPE, TRANSPOSE, RESHAPE.
+        let g = movement_op(
+            s2b,
+            &[1, 5, 4, 1],
+            &[(&[2], &[2, 2]), (&[2, 2], &[1, 0, 0, 0])],
+            &[4, 3, 2, 1],
+        )
+        .unwrap();
+        let codes: Vec<OpCode> = g.nodes.iter().map(|n| n.code).collect();
+        assert_eq!(
+            codes,
+            [
+                OpCode::Pad,
+                OpCode::Reshape,
+                OpCode::Transpose,
+                OpCode::Reshape
+            ]
+        );
+        // A stored output shape that disagrees with the op's is an error.
+        let e = err(movement_op(
+            s2b,
+            &[1, 6, 4, 1],
+            &[(&[2], &[2, 2]), (&[2, 2], &[0; 4])],
+            &[4, 2, 2, 1],
+        ));
+        assert!(
+            e.contains("stored as [4, 2, 2, 1], but the input [1, 6, 4, 1] gives [4, 3, 2, 1]"),
+            "{e}"
+        );
+        let e = err(movement_op(
+            s2b,
+            &[1, 6],
+            &[(&[2], &[2, 2]), (&[2, 2], &[0; 4])],
+            &[1, 6],
+        ));
+        assert!(e.contains("do not fit an input of shape [1, 6]"), "{e}");
+        let e = err(movement_op(
+            s2b,
+            &[1, 4, 4, 1],
+            &[(&[2], &[0, 2]), (&[2, 2], &[0; 4])],
+            &[1, 4, 4, 1],
+        ));
+        assert!(e.contains("block sizes must be >= 1"), "{e}");
+        // A batch of 6 is no multiple of 2 x 2 blocks; crops larger than the image.
+        let e = err(movement_op(
+            b2s,
+            &[6, 2, 2, 1],
+            &[(&[2], &[2, 2]), (&[2, 2], &[0; 4])],
+            &[1, 4, 4, 1],
+        ));
+        assert!(
+            e.contains("input batch 6 is not a multiple of the block sizes' product 4"),
+            "{e}"
+        );
+        let e = err(movement_op(
+            b2s,
+            &[4, 2, 2, 1],
+            &[(&[2], &[2, 2]), (&[2, 2], &[3, 2, 0, 0])],
+            &[1, 0, 4, 1],
+        ));
+        assert!(e.contains("crops [3, 2] exceed spatial size 4"), "{e}");
+        // GATHER_ND: index tuples longer than the params' rank.
+        let e = err(movement_op(
+            b::GATHER_ND,
+            &[2, 3],
+            &[(&[1, 3], &[0, 0, 0])],
+            &[1],
+        ));
+        assert!(
+            e.contains("last dimension 3 must be 1 to the params' rank 2"),
+            "{e}"
+        );
+        // SELECT: a row condition must match the first axis.
+        let e = err(movement_op(
+            b::SELECT,
+            &[3],
+            &[(&[2, 4], &[]), (&[2, 4], &[])],
+            &[2, 4],
+        ));
+        assert!(
+            e.contains("the condition [3] must have x's shape [2, 4]"),
+            "{e}"
         );
     }
 

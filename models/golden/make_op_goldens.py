@@ -1082,6 +1082,65 @@ def gen_unpack(rng, dt):
     return Case("UNPACK", dict(num=shape[axis], axis=axis), [x], outs, dict(axis=axis))
 
 
+def gen_space_to_batch_nd(rng, dt):
+    # [batch, spatial.., channels]: 2 spatial axes (4-D) or 1 (3-D).
+    m = 2 if rng.random() < 0.75 else 1
+    block = [pick(rng, [1, 2, 2, 3]) for _ in range(m)]
+    pads, spatial = [], []
+    for b in block:
+        s = int(rng.integers(1, 8))
+        before = int(rng.integers(0, 3))
+        after = (-(s + before)) % b + b * int(rng.integers(0, 2))
+        pads.append([before, after])
+        spatial.append(s)
+    shape = [pick(rng, [1, 1, 2])] + spatial + [pick(rng, [1, 2, 3])]
+    x = act_in("input", dt, shape, rng)
+    return Case("SPACE_TO_BATCH_ND", {}, [x, const_i32("block_shape", block),
+                                          const_i32("paddings", pads)],
+                [out_like(x)], dict(block_shape=block, paddings=pads))
+
+
+def gen_batch_to_space_nd(rng, dt):
+    m = 2 if rng.random() < 0.75 else 1
+    block = [pick(rng, [1, 2, 2, 3]) for _ in range(m)]
+    spatial = [int(rng.integers(1, 5)) for _ in range(m)]
+    crops = []
+    for s, b in zip(spatial, block):
+        room = s * b - 1
+        before = int(rng.integers(0, min(room, 2) + 1))
+        crops.append([before, int(rng.integers(0, min(room - before, 2) + 1))])
+    shape = [pick(rng, [1, 1, 2]) * int(np.prod(block))] + spatial + [pick(rng, [1, 2, 3])]
+    x = act_in("input", dt, shape, rng)
+    return Case("BATCH_TO_SPACE_ND", {}, [x, const_i32("block_shape", block),
+                                          const_i32("crops", crops)],
+                [out_like(x)], dict(block_shape=block, crops=crops))
+
+
+def gen_gather_nd(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 5)
+    k = int(rng.integers(1, rank + 1))
+    ishape = rand_shape(rng, int(rng.integers(0, 2)), 1, 4) + [k]
+    x = act_in("params", dt, shape, rng)
+    if rng.random() < 0.5:
+        idx = np.stack([rng.integers(0, shape[a], ishape[:-1]) for a in range(k)], -1)
+        indices = Tensor("indices", "i32", tuple(ishape), data=idx.astype(np.int32))
+    else:
+        # Run-time indices: every component below the smallest indexed axis.
+        indices = Tensor("indices", "i32", tuple(ishape), value_range=(0, min(shape[:k])))
+    return Case("GATHER_ND", {}, [x, indices], [out_like(x)], dict(k=k))
+
+
+def gen_select(rng, dt):
+    rank = int(rng.integers(1, 5))
+    shape = rand_shape(rng, rank, 1, 5)
+    rows = rank > 1 and rng.random() < 0.4
+    cond = bool_tensor("condition", [shape[0]] if rows else shape)
+    x = act_in("x", dt, shape, rng)
+    y = act_in("y", dt, shape, rng)
+    return Case("SELECT", {}, [cond, x, y], [out_calib(dt)], dict(rows=rows))
+
+
 # (file prefix, generator, dtype tags, cases per dtype). Generators taking three arguments
 # also receive the case number (used to cycle through variants).
 OPS = [
@@ -1173,6 +1232,10 @@ OPS = [
     ("tile", gen_tile, ["f32"], 8),
     ("broadcast_to", gen_broadcast_to, ["f32"], 8),
     ("unpack", gen_unpack, ["f32"], 8),
+    ("space_to_batch_nd", gen_space_to_batch_nd, ["f32", "i8"], 10),
+    ("batch_to_space_nd", gen_batch_to_space_nd, ["f32", "i8"], 10),
+    ("gather_nd", gen_gather_nd, ["f32", "i8"], 10),
+    ("select", gen_select, ["f32"], 6),
 ]
 
 
@@ -1354,10 +1417,10 @@ def write(results: list[Result], out_dir: Path) -> None:
         in_files, out_files = [], []
         for k, x in enumerate(r.inputs):
             in_files.append(f"{r.name}.in{k}.npy")
-            np.save(out_dir / in_files[-1], np.ascontiguousarray(x))
+            np.save(out_dir / in_files[-1], np.asarray(x, order="C"))
         for k, y in enumerate(r.outputs):
             out_files.append(f"{r.name}.out{k}.npy")
-            np.save(out_dir / out_files[-1], np.ascontiguousarray(y))
+            np.save(out_dir / out_files[-1], np.asarray(y, order="C"))
         index.append(
             dict(
                 name=r.name,

@@ -120,6 +120,10 @@ OPTIONS_TABLE = {
     "MIRROR_PAD": "MirrorPadOptions",
     "PACK": "PackOptions",
     "UNPACK": "UnpackOptions",
+    "SPACE_TO_BATCH_ND": "SpaceToBatchNDOptions",
+    "BATCH_TO_SPACE_ND": "BatchToSpaceNDOptions",
+    "GATHER_ND": "GatherNdOptions",
+    "SELECT": "SelectOptions",
 }
 
 
