@@ -1440,8 +1440,12 @@ def write(results: list[Result], out_dir: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "tests" / "fixtures" / "ops")
-    ap.add_argument("--only", action="append", help="op prefix to generate (repeatable)")
+    ap.add_argument("--only", action="append", help="op prefix to generate (repeatable; needs --out elsewhere)")
     args = ap.parse_args()
+    fixtures = REPO / "tests" / "fixtures" / "ops"
+    if args.only and args.out.resolve() == fixtures.resolve():
+        # The output folder is rewritten whole: a partial run would drop every other op.
+        ap.error(f"--only writes only those ops; give it another --out than {fixtures}")
     results, rejects = generate(set(args.only) if args.only else None)
     write(results, args.out)
 
