@@ -1612,13 +1612,6 @@ fn lower_data_movement(
                 g.nodes.push(make(OpCode::Reshape, vec![], vec![x], t));
                 t
             };
-            let index_tensor = |g: &mut Graph, shape: Vec<usize>, what: &str| {
-                let mut t = g.tensors[idx].clone();
-                t.name = format!("{}/{what}", t.name);
-                t.shape = shape;
-                t.data = None;
-                g.add_tensor(t)
-            };
             let flat = if g.tensors[idx].data.is_some() {
                 let v = const_ints(g, Some(idx), "indices")?;
                 let data: Vec<u8> = v
@@ -1636,7 +1629,7 @@ fn lower_data_movement(
                     data: Some(data),
                 })
             } else if k == 1 {
-                let t = index_tensor(g, lead.to_vec(), "flat");
+                let t = shaped(g, idx, lead.to_vec(), "flat");
                 g.nodes.push(make(OpCode::Reshape, vec![], vec![idx], t));
                 t
             } else {
@@ -1659,10 +1652,10 @@ fn lower_data_movement(
                     quant: Quant::None,
                     data: Some(bytes),
                 });
-                let scaled = index_tensor(g, is.clone(), "scaled");
+                let scaled = shaped(g, idx, is.clone(), "scaled");
                 g.nodes
                     .push(make(OpCode::Binary, vec![2], vec![idx, stride], scaled));
-                let t = index_tensor(g, lead.to_vec(), "flat");
+                let t = shaped(g, idx, lead.to_vec(), "flat");
                 g.nodes.push(make(
                     OpCode::Reduce,
                     vec![0, 0, is.len() as i32 - 1],
