@@ -351,4 +351,49 @@ for name, act_t, a_shape, b_shape, per_column in [
          {"as": np.array(np.float32(0.03)), "az": zp(110 if act_t == np.uint8 else 2), "b": bq, "bs": bs,
           "bz": bz, "ys": np.array(np.float32(0.07)), "yz": zp(131 if act_t == np.uint8 else -1)})
 
+# Operators lowered onto several runtime ops, with the constants exported
+# models give them (the node tests feed these as graph inputs) and after a
+# conv (the NHWC image inside).
+save("onehot_const_depth_axis1",
+     [helper.make_node("Mul", ["x", "two"], ["s"]),
+      helper.make_node("OneHot", ["s", "depth", "values"], ["y"], axis=1)],
+     [("x", [2, 3])], ["y"],
+     {"two": np.array(2.0, np.float32), "depth": np.array(4.0, np.float32),
+      "values": np.array([0.25, 3.0], np.float32)}, opset=11)
+save("onehot_const_depth_last_axis",
+     [helper.make_node("Mul", ["x", "three"], ["s"]),
+      helper.make_node("OneHot", ["s", "depth", "values"], ["y"])],
+     [("x", [5])], ["y"],
+     {"three": np.array(3.0, np.float32), "depth": np.array(5.0, np.float32),
+      "values": np.array([-1.0, 1.0], np.float32)}, opset=11)
+save("gather_elements_const_indices",
+     [helper.make_node("GatherElements", ["x", "idx"], ["y"], axis=1)],
+     [("x", [2, 4, 3])], ["y"], {"idx": rng.integers(-4, 4, (2, 5, 3)).astype(np.int64)})
+save("conv_gather_elements_axis_last",
+     [helper.make_node("Conv", ["x", "w"], ["c"]),
+      helper.make_node("GatherElements", ["c", "idx"], ["y"], axis=3)],
+     [("x", [1, 2, 4, 5])], ["y"], {"w": w(3, 2, 1, 1), "idx": rng.integers(0, 5, (1, 3, 2, 5)).astype(np.int64)})
+save("conv_trilu_lower_const_k",
+     [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Trilu", ["c", "k"], ["y"], upper=0)],
+     [("x", [1, 2, 4, 6])], ["y"], {"w": w(3, 2, 1, 1), "k": np.array(1, np.int64)}, opset=14)
+save("gemm_const_b_matrix_c_trans_a",
+     [helper.make_node("Gemm", ["x", "b", "c"], ["y"], transA=1, alpha=0.5, beta=-2.0)],
+     [("x", [4, 3])], ["y"], {"b": w(4, 5), "c": w(3, 5)})
+save("conv_lppool_p3",
+     [helper.make_node("Conv", ["x", "w"], ["c"]),
+      helper.make_node("LpPool", ["c"], ["y"], kernel_shape=[2, 3], strides=[2, 1], pads=[1, 0, 0, 1], p=3)],
+     [("x", [1, 2, 6, 7])], ["y"], {"w": w(3, 2, 1, 1)})
+save("conv_hardmax_channels",
+     [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Hardmax", ["c"], ["y"], axis=1)],
+     [("x", [1, 2, 3, 4])], ["y"], {"w": w(5, 2, 1, 1)})
+save("hardmax_opset11_flattened", [helper.make_node("Hardmax", ["x"], ["y"], axis=1)],
+     [("x", [2, 3, 4])], ["y"], {}, opset=11)
+save("conv_pixel_shuffle_crd",
+     [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+      helper.make_node("DepthToSpace", ["c"], ["y"], blocksize=2, mode="CRD")],
+     [("x", [1, 3, 4, 5])], ["y"], {"w": w(8, 3, 3, 3)})
+save("conv_mvn", [helper.make_node("Conv", ["x", "w"], ["c"]),
+                  helper.make_node("MeanVarianceNormalization", ["c"], ["y"], axes=[2, 3])],
+     [("x", [2, 2, 4, 5])], ["y"], {"w": w(3, 2, 1, 1)})
+
 print("extra tests in", os.path.abspath(out_root))

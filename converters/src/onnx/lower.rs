@@ -24,6 +24,8 @@ use super::value::{self, decode_tensor, numel, Const, Data};
 use crate::ir::{Graph, Node, Tensor};
 use crate::{ConvertOptions, IoLayout};
 
+mod composite;
+
 /// Opsets the importer accepts for the default domain.
 const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
 
@@ -1235,67 +1237,16 @@ impl<'m> Lower<'m> {
             }
             "ArgMax" | "ArgMin" => {
                 let x = input(0)?;
-                let xi = self.plain(&x)?;
-                let d = self.g.tensors[xi].shape.clone();
-                let axis = axis_of(a.int("axis", 0)?, d.len())?;
+                let axis = axis_of(a.int("axis", 0)?, self.shape_of(&x).len())?;
                 let keep = a.int("keepdims", 1)? != 0;
                 let last = a.int("select_last_index", 0)? != 0;
-                let mut ys: Vec<usize> = Vec::new();
-                for (i, &s) in d.iter().enumerate() {
-                    if i != axis {
-                        ys.push(s);
-                    } else if keep {
-                        ys.push(1);
-                    }
-                }
-                let y = self.new_tensor(&out, DType::I64, ys, Quant::None);
-                let attrs = vec![
-                    (n.op_type == "ArgMax") as i32,
-                    i32_of(axis)?,
-                    keep as i32,
-                    last as i32,
-                ];
-                self.emit(OpCode::ArgReduce, attrs, &[xi], y);
-                self.set(
-                    &out,
-                    Val::T(TVal {
-                        id: y,
-                        layout: Layout::Plain,
-                    }),
-                );
+                let max = n.op_type == "ArgMax";
+                let v = self.arg_reduce(&out, &x, axis, keep, max, last)?;
+                self.set(&out, v);
             }
             "Where" => {
-                let (c, x, y) = (input(0)?, input(1)?, input(2)?);
-                let ty = if matches!(x, Val::C(_)) {
-                    self.type_of(&y)
-                } else {
-                    self.type_of(&x)
-                };
-                let mut ids = Vec::new();
-                for v in [&c, &x, &y] {
-                    let id = match v {
-                        Val::C(k) if k.ty != ty && !std::ptr::eq(v, &c) => {
-                            let k = k.cast(ty)?;
-                            self.const_tensor("const", &k)?
-                        }
-                        _ => self.plain(v)?,
-                    };
-                    ids.push(id);
-                }
-                let shape = fold::broadcast(
-                    &fold::broadcast(&self.shape_of(&c), &self.shape_of(&x))?,
-                    &self.shape_of(&y),
-                )?;
-                let dtype = self.g.tensors[ids[1]].dtype;
-                let yid = self.new_tensor(&out, dtype, shape, Quant::None);
-                self.emit(OpCode::Where, vec![], &ids, yid);
-                self.set(
-                    &out,
-                    Val::T(TVal {
-                        id: yid,
-                        layout: Layout::Plain,
-                    }),
-                );
+                let v = self.select(&out, &input(0)?, &input(1)?, &input(2)?)?;
+                self.set(&out, v);
             }
             "LogSoftmax" => self.softmax_like(&out, &a, &input(0)?, true)?,
             "Gather" => {
@@ -1397,8 +1348,8 @@ impl<'m> Lower<'m> {
                 }
                 let d2s = n.op_type == "DepthToSpace";
                 let mode = a.string("mode", "DCR")?;
-                if d2s && mode != "DCR" {
-                    bail!("DepthToSpace mode '{mode}' is not supported");
+                if d2s && mode != "DCR" && mode != "CRD" {
+                    bail!("DepthToSpace mode '{mode}' is not supported (DCR and CRD are)");
                 }
                 let ys = if d2s {
                     if !d[1].is_multiple_of(b * b) {
@@ -1411,6 +1362,11 @@ impl<'m> Lower<'m> {
                     }
                     vec![d[0], d[2] / b, d[3] / b, d[1] * b * b]
                 };
+                if d2s && mode == "CRD" {
+                    let v = self.depth_to_space_crd(&out, &x, b)?;
+                    self.set(&out, v);
+                    return Ok(());
+                }
                 let xi = self.nhwc(&x)?;
                 let y = self.out_tensor(&out, xi, ys);
                 let code = if d2s {
@@ -1520,7 +1476,11 @@ impl<'m> Lower<'m> {
                 self.cast(&out, &x, to)?
             }
             "Shape" | "Size" => unreachable!("folded in try_fold"),
-            other => bail!("operator {other} is not supported"),
+            other => {
+                if !self.composite(n, &a, &ins)? {
+                    bail!("operator {other} is not supported")
+                }
+            }
         }
         for o in n.output.iter().skip(1) {
             if !o.is_empty() && !self.vals.contains_key(o) && self.uses.contains_key(o) {
@@ -2796,12 +2756,7 @@ impl<'m> Lower<'m> {
         let (alpha, beta) = (a.float("alpha", 1.0)?, a.float("beta", 1.0)?);
         let xd = self.shape_of(x);
         let Val::C(wc) = w else {
-            if ta || tb || alpha != 1.0 || c.is_some() {
-                bail!(
-                    "Gemm with a non-constant B is supported without transA, transB, alpha and C"
-                );
-            }
-            return self.batch_matmul(&out, x, w);
+            return self.gemm_general(&out, x, w, c.as_ref(), (ta, tb), alpha, beta);
         };
         if xd.len() != 2 || wc.dims.len() != 2 {
             bail!("Gemm needs 2-D A and B");
@@ -2827,10 +2782,11 @@ impl<'m> Lower<'m> {
                     let e = fold::expand(&Const::f32(cc.dims.clone(), cc.as_f32()), &[1, nn])?;
                     Some(e.as_f32().iter().map(|&v| v * beta).collect::<Vec<f32>>())
                 } else {
-                    bail!("C must be a per-output-column bias (shape [{nn}] or [1, {nn}])");
+                    // A full matrix C: added after the product.
+                    return self.gemm_general(&out, x, w, c.as_ref(), (ta, tb), alpha, beta);
                 }
             }
-            Some(_) => bail!("C must be constant"),
+            Some(_) => return self.gemm_general(&out, x, w, c.as_ref(), (ta, tb), alpha, beta),
         };
         if beta == 0.0 && c.is_some() {
             // beta 0 drops C entirely.

@@ -280,6 +280,55 @@ fn unsupported_ops_and_attributes_are_named() {
 }
 
 #[test]
+fn composite_ops_name_what_is_wrong() {
+    let int64 = |name: &str, dims: Vec<i64>, v: Vec<i64>| TensorProto {
+        name: name.into(),
+        dims,
+        data_type: data_type::INT64,
+        int64_data: v,
+        ..Default::default()
+    };
+    let fails = |nodes, inits, inputs: Vec<(&str, Vec<Option<i64>>)>| {
+        let inputs = inputs.iter().map(|(n, d)| value(n, d)).collect();
+        let bytes = model(nodes, inits, inputs, vec![value("y", &[None])]);
+        format!(
+            "{:#}",
+            err(convert_with(&bytes, &ConvertOptions::default()))
+        )
+    };
+    let e = fails(
+        vec![node("OneHot", "o", &["x", "d", "v"], &["y"], vec![])],
+        vec![],
+        vec![("x", vec![Some(3)]), ("d", vec![]), ("v", vec![Some(2)])],
+    );
+    assert!(
+        e.contains("(OneHot)") && e.contains("depth must be a constant"),
+        "{e}"
+    );
+    let e = fails(
+        vec![node("GatherElements", "g", &["x", "i"], &["y"], vec![])],
+        vec![int64("i", vec![2, 2], vec![0, 1, 2, 0])],
+        vec![("x", vec![Some(2), Some(2)])],
+    );
+    assert!(
+        e.contains("index 2 is out of range for axis 0 of size 2"),
+        "{e}"
+    );
+    let e = fails(
+        vec![node("GatherElements", "g", &["x", "i"], &["y"], vec![])],
+        vec![int64("i", vec![2], vec![0, 1])],
+        vec![("x", vec![Some(2), Some(2)])],
+    );
+    assert!(e.contains("must have the same rank"), "{e}");
+    let e = fails(
+        vec![node("Trilu", "t", &["x"], &["y"], vec![])],
+        vec![],
+        vec![("x", vec![Some(4)])],
+    );
+    assert!(e.contains("(Trilu)") && e.contains("rank 2 or more"), "{e}");
+}
+
+#[test]
 fn symbolic_dims_need_shape_and_shape_binds_them() {
     let bytes = model(
         vec![node("Relu", "r", &["x"], &["y"], vec![])],
