@@ -396,4 +396,38 @@ save("conv_mvn", [helper.make_node("Conv", ["x", "w"], ["c"]),
                   helper.make_node("MeanVarianceNormalization", ["c"], ["y"], axes=[2, 3])],
      [("x", [2, 2, 4, 5])], ["y"], {"w": w(3, 2, 1, 1)})
 
+# Recurrent layers with constant weights (FULLY_CONNECTED inside), as
+# PyTorch exports them: LSTM (bidirectional, peepholes, initial states,
+# clip), GRU in both reset orders (PyTorch's is linear_before_reset=1),
+# RNN backwards with ReLU, and an LSTM whose Y feeds a classifier.
+H = 5
+save("lstm_bidirectional_peepholes_initial_clip",
+     [helper.make_node("LSTM", ["x", "w", "r", "b", "", "h0", "c0", "p"], ["y", "yh", "yc"],
+                       hidden_size=H, direction="bidirectional", clip=2.5)],
+     [("x", [6, 2, 3]), ("h0", [2, 2, H]), ("c0", [2, 2, H])], ["y", "yh", "yc"],
+     {"w": w(2, 4 * H, 3), "r": w(2, 4 * H, H), "b": w(2, 8 * H), "p": w(2, 3 * H)}, opset=14)
+for lbr in [0, 1]:
+    save(f"gru_linear_before_reset_{lbr}",
+         [helper.make_node("GRU", ["x", "w", "r", "b"], ["y", "yh"], hidden_size=H, linear_before_reset=lbr)],
+         [("x", [7, 3, 4])], ["y", "yh"],
+         {"w": w(1, 3 * H, 4), "r": w(1, 3 * H, H), "b": w(1, 6 * H)}, opset=14)
+save("gru_lbr_reverse_initial_h",
+     [helper.make_node("GRU", ["x", "w", "r", "b", "", "h0"], ["", "yh"], hidden_size=H,
+                       linear_before_reset=1, direction="reverse")],
+     [("x", [4, 2, 3]), ("h0", [1, 2, H])], ["yh"],
+     {"w": w(1, 3 * H, 3), "r": w(1, 3 * H, H), "b": w(1, 6 * H)}, opset=14)
+save("rnn_reverse_relu",
+     [helper.make_node("RNN", ["x", "w", "r", "b"], ["y"], hidden_size=H, direction="reverse",
+                       activations=["Relu"])],
+     [("x", [5, 1, 3])], ["y"], {"w": w(1, H, 3), "r": w(1, H, H), "b": w(1, 2 * H)}, opset=14)
+save("lstm_squeeze_classifier",
+     [helper.make_node("LSTM", ["x", "w", "r", "b"], ["y", "yh"], hidden_size=8),
+      helper.make_node("Squeeze", ["yh", "axes"], ["last"]),
+      helper.make_node("Gemm", ["last", "fw", "fb"], ["logits"], transB=1),
+      helper.make_node("Squeeze", ["y", "axes1"], ["seq"]),
+      helper.make_node("ReduceMean", ["seq"], ["pooled"], axes=[0], keepdims=0)],
+     [("x", [10, 1, 6])], ["logits", "pooled"],
+     {"w": w(1, 32, 6), "r": w(1, 32, 8), "b": w(1, 64), "axes": np.array([0], np.int64),
+      "axes1": np.array([1], np.int64), "fw": w(3, 8), "fb": w(3)}, opset=13)
+
 print("extra tests in", os.path.abspath(out_root))

@@ -25,6 +25,7 @@ use crate::ir::{Graph, Node, Tensor};
 use crate::{ConvertOptions, IoLayout};
 
 mod composite;
+mod recurrent;
 
 /// Opsets the importer accepts for the default domain.
 const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;

@@ -326,6 +326,48 @@ fn composite_ops_name_what_is_wrong() {
         vec![("x", vec![Some(4)])],
     );
     assert!(e.contains("(Trilu)") && e.contains("rank 2 or more"), "{e}");
+    let hidden = |h: i64| AttributeProto {
+        name: "hidden_size".into(),
+        r#type: attr_type::INT,
+        i: h,
+        ..Default::default()
+    };
+    let rnn_inputs = || {
+        vec![
+            ("x", vec![Some(4), Some(1), Some(3)]),
+            ("w", vec![Some(1), Some(2), Some(3)]),
+            ("r", vec![Some(1), Some(2), Some(2)]),
+        ]
+    };
+    let e = fails(
+        vec![node("RNN", "r", &["x", "w", "r"], &["y"], vec![hidden(3)])],
+        vec![],
+        rnn_inputs(),
+    );
+    assert!(
+        e.contains("(RNN)") && e.contains("W must have shape [1, 3, 3]"),
+        "{e}"
+    );
+    let mut inputs = rnn_inputs();
+    inputs.push(("lens", vec![Some(1)]));
+    let e = fails(
+        vec![node(
+            "RNN",
+            "r",
+            &["x", "w", "r", "", "lens"],
+            &["y"],
+            vec![hidden(2)],
+        )],
+        vec![],
+        inputs,
+    );
+    assert!(e.contains("sequence_lens must be constant"), "{e}");
+    let e = fails(
+        vec![node("RNN", "r", &["x", "w", "r"], &["y"], vec![])],
+        vec![],
+        rnn_inputs(),
+    );
+    assert!(e.contains("hidden_size must be set"), "{e}");
 }
 
 #[test]

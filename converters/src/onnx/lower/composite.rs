@@ -132,6 +132,10 @@ impl Lower<'_> {
             "OneHot" => self.one_hot(&out, a, &input(0)?, &input(1)?, &input(2)?)?,
             "GatherElements" => self.gather_elements(&out, a, &input(0)?, &input(1)?)?,
             "LpPool" => self.lp_pool(n, a, &input(0)?)?,
+            "LSTM" | "GRU" | "RNN" => {
+                self.recurrent(n, a, ins)?;
+                return Ok(true);
+            }
             _ => return Ok(false),
         };
         self.set(&out, y);
@@ -204,8 +208,16 @@ impl Lower<'_> {
         }))
     }
 
-    /// `reshape` returning the new value.
-    fn reshaped(&mut self, out: &str, x: &Val, dims: Vec<usize>) -> Result<Val> {
+    /// `reshape` returning the new value (a constant stays one).
+    pub(super) fn reshaped(&mut self, out: &str, x: &Val, dims: Vec<usize>) -> Result<Val> {
+        if let Val::C(c) = x {
+            if numel(&dims)? != c.numel() {
+                bail!("cannot reshape {:?} to {dims:?}", c.dims);
+            }
+            let mut c = (**c).clone();
+            c.dims = dims;
+            return Ok(Val::C(Rc::new(c)));
+        }
         self.reshape(out, x, dims)?;
         Ok(self.vals[out].clone())
     }
@@ -217,14 +229,31 @@ impl Lower<'_> {
     }
 
     /// A one-input element-wise UNARY op (`f` as in `unary_fn`), in `x`'s layout.
-    fn unary_f32(&mut self, out: &str, f: i32, x: &Val) -> Result<Val> {
+    pub(super) fn unary_f32(&mut self, out: &str, f: i32, x: &Val) -> Result<Val> {
+        self.unary_f32_with(out, f, 0.0, 0.0, x)
+    }
+
+    /// `unary_f32` with the function's two parameters.
+    pub(super) fn unary_f32_with(
+        &mut self,
+        out: &str,
+        f: i32,
+        alpha: f32,
+        beta: f32,
+        x: &Val,
+    ) -> Result<Val> {
         let t = self.tensor(x)?;
         if self.g.tensors[t.id].dtype != DType::F32 {
             bail!("supported for float tensors only");
         }
         let shape = self.g.tensors[t.id].shape.clone();
         let y = self.new_tensor(out, DType::F32, shape, Quant::None);
-        self.emit(OpCode::Unary, vec![f, 0, 0], &[t.id], y);
+        self.emit(
+            OpCode::Unary,
+            vec![f, f32_bits(alpha), f32_bits(beta)],
+            &[t.id],
+            y,
+        );
         Ok(Val::T(TVal {
             id: y,
             layout: t.layout,
@@ -564,6 +593,22 @@ impl Lower<'_> {
         }
         self.set(out, y);
         Ok(())
+    }
+
+    /// `x` with its axes permuted (`perm[i]`: the input axis of output axis `i`).
+    pub(super) fn permute_val(&mut self, out: &str, x: &Val, perm: &[usize]) -> Result<Val> {
+        if let Val::C(c) = x {
+            return Ok(Val::C(Rc::new(fold::transpose(c, perm)?)));
+        }
+        let xi = self.plain(x)?;
+        let d = self.g.tensors[xi].shape.clone();
+        let y = self.out_tensor(out, xi, perm.iter().map(|&p| d[p]).collect());
+        let attrs = perm.iter().map(|&p| i32_of(p)).collect::<Result<_>>()?;
+        self.emit(OpCode::Transpose, attrs, &[xi], y);
+        Ok(Val::T(TVal {
+            id: y,
+            layout: Layout::Plain,
+        }))
     }
 
     /// A 2-D value transposed.
