@@ -17,6 +17,8 @@ use ferrite_runtime::quant::QParams;
 use ferrite_runtime::{DType, OpCode, Quant};
 
 use crate::ir::{Graph, Node, Tensor};
+
+mod lstm;
 use crate::tflite::{
     self, builtin_op as b, tensor_type as tt, BuiltinOptions, TflActivation, TflPadding,
 };
@@ -146,6 +148,25 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         .filter_map(|op| usize::try_from(*op.outputs.first()?).ok())
         .collect();
 
+    // The state of a sequence LSTM (its operands 18 and 19) is a variable
+    // tensor that nothing else reads; the unrolled op starts it at zero.
+    let lstm_state: std::collections::HashSet<usize> = sg
+        .operators
+        .iter()
+        .filter(|op| {
+            let code = m.operator_codes.get(op.opcode_index as usize);
+            code.map(|c| c.builtin_code) == Some(b::UNIDIRECTIONAL_SEQUENCE_LSTM)
+        })
+        .flat_map(|op| op.inputs.iter().skip(18).take(2))
+        .filter_map(|&t| usize::try_from(t).ok())
+        .filter(|&t| {
+            let readers = sg.operators.iter().flat_map(|op| &op.inputs);
+            readers.filter(|&&r| r == t as i32).count() == 1
+                && !sg.inputs.contains(&(t as i32))
+                && !sg.outputs.contains(&(t as i32))
+        })
+        .collect();
+
     // Tensors. Constants get their data now; fp16/int8 tensors that only feed a
     // DEQUANTIZE are kept raw and folded below.
     let mut g = Graph::default();
@@ -182,7 +203,7 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
         } else {
             Some(buf.to_vec())
         };
-        if t.is_variable {
+        if t.is_variable && !lstm_state.contains(&i) {
             probs.other.push(format!(
                 "tensor {i} '{}' is a variable; stateful models are not supported yet",
                 t.name
@@ -1404,6 +1425,9 @@ fn lower(
                 .ok_or_else(|| anyhow!("DENSIFY of a non-constant tensor"))?;
             fold_const(g, out, data)
         }
+        (b::UNIDIRECTIONAL_SEQUENCE_LSTM, _) => {
+            lstm::unidirectional_sequence_lstm(g, opts, ins, outs, origin).map(Some)
+        }
         (b::SPACE_TO_BATCH_ND | b::BATCH_TO_SPACE_ND | b::GATHER_ND | b::SELECT, _) => {
             lower_data_movement(g, code, ins, outs, origin).map(Some)
         }
@@ -2420,6 +2444,101 @@ mod tests {
             description: None,
         };
         import_model(&m)
+    }
+
+    /// A one-op UNIDIRECTIONAL_SEQUENCE_LSTM model (batch 1, 3 steps, 2
+    /// inputs, 4 cells, no peepholes or projection), changed by `tweak`.
+    fn lstm_model(tweak: impl Fn(&mut Vec<TflTensor>)) -> Result<Graph> {
+        let (n, n_in) = (4, 2);
+        let mut shapes: Vec<Option<Vec<i32>>> = vec![Some(vec![1, 3, n_in])];
+        shapes.extend((0..4).map(|_| Some(vec![n, n_in])));
+        shapes.extend((0..4).map(|_| Some(vec![n, n])));
+        shapes.extend((0..3).map(|_| None));
+        shapes.extend((0..4).map(|_| Some(vec![n])));
+        shapes.extend([None, None, Some(vec![1, n]), Some(vec![1, n])]);
+        let data: Vec<Vec<u8>> = shapes
+            .iter()
+            .map(|s| vec![0u8; 4 * s.as_ref().map_or(0, |s| s.iter().product::<i32>() as usize)])
+            .collect();
+        let mut tensors = Vec::new();
+        let mut inputs = Vec::new();
+        let mut buffers = vec![TflBuffer { data: &[] }];
+        for (k, s) in shapes.iter().enumerate() {
+            let Some(s) = s else {
+                inputs.push(-1);
+                continue;
+            };
+            let (constant, variable) = (k > 0 && k < 18, k >= 18);
+            inputs.push(tensors.len() as i32);
+            tensors.push(TflTensor {
+                shape: s.clone(),
+                buffer: if constant { buffers.len() as u32 } else { 0 },
+                is_variable: variable,
+                ..tensor(&format!("t{k}"))
+            });
+            if constant {
+                buffers.push(TflBuffer { data: &data[k] });
+            }
+        }
+        tensors.push(TflTensor {
+            shape: vec![1, 3, n],
+            ..tensor("y")
+        });
+        tweak(&mut tensors);
+        let y = tensors.len() as i32 - 1;
+        let m = TflModel {
+            version: 3,
+            operator_codes: vec![TflOpCode {
+                builtin_code: b::UNIDIRECTIONAL_SEQUENCE_LSTM,
+                custom_code: None,
+                version: 1,
+            }],
+            subgraphs: vec![TflSubgraph {
+                name: None,
+                tensors,
+                inputs: vec![0],
+                outputs: vec![y],
+                operators: vec![TflOperator {
+                    opcode_index: 0,
+                    inputs,
+                    outputs: vec![y],
+                    options: BuiltinOptions::UnidirectionalSequenceLstm {
+                        fused_activation: TflActivation::Tanh,
+                        cell_clip: 0.0,
+                        proj_clip: 0.0,
+                        time_major: false,
+                        asymmetric_quantize_inputs: false,
+                        diagonal_recurrent_tensors: false,
+                    },
+                    custom_options: vec![],
+                }],
+            }],
+            buffers,
+            description: None,
+        };
+        import_model(&m)
+    }
+
+    #[test]
+    fn sequence_lstm_unrolls_and_names_bad_operands() {
+        let g = lstm_model(|_| {}).unwrap();
+        let fcs = g
+            .nodes
+            .iter()
+            .filter(|n| n.code == OpCode::FullyConnected)
+            .count();
+        // One input projection, and a recurrent product for steps 2 and 3.
+        assert_eq!(fcs, 3);
+        let err =
+            |tweak: &dyn Fn(&mut Vec<TflTensor>)| format!("{:#}", lstm_model(tweak).unwrap_err());
+        let e = err(&|t| t[0].dtype = tt::INT8);
+        assert!(e.contains("only float inputs"), "{e}");
+        let e = err(&|t| t.last_mut().unwrap().shape = vec![1, 3, 5]);
+        assert!(e.contains("stored as [1, 3, 5], expected [1, 3, 4]"), "{e}");
+        let e = err(&|t| t[3].shape = vec![4, 3]);
+        assert!(e.contains("operand 3 ('t3') must have shape [4, 2]"), "{e}");
+        let e = err(&|t| t[5].buffer = 0);
+        assert!(e.contains("operand 5 ('t5') must be a constant"), "{e}");
     }
 
     #[test]

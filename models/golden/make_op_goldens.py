@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_SEED = 20240611
 
 PADDING = {"SAME": 0, "VALID": 1}
-ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4}
 MAX_ELEMS = 1536
 
 
@@ -1141,6 +1141,46 @@ def gen_select(rng, dt):
     return Case("SELECT", {}, [cond, x, y], [out_calib(dt)], dict(rows=rows))
 
 
+def gen_unidirectional_sequence_lstm(rng, dt, i):
+    """Keras-style float LSTMs and TFLite's variants: time-major or batch-major,
+    CIFG, peepholes, projection (with bias and clip), layer normalization, cell
+    clip and the cell activation, cycled by case number."""
+    time_major = i % 2 == 1
+    cifg = i % 4 == 2
+    peep = i % 3 == 1
+    proj = i % 5 == 3
+    layer_norm = i % 6 == 5
+    batch, steps = pick(rng, [1, 2, 3]), pick(rng, [1, 3, 6])
+    n_in, n = pick(rng, [2, 5]), pick(rng, [3, 4, 8])
+    n_out = pick(rng, [2, 3]) if proj else n
+    x = act_in("input", dt, [steps, batch, n_in] if time_major else [batch, steps, n_in], rng,
+               vr=(-2.0, 2.0))
+
+    def const(name, *shape):
+        return Tensor(name, "f32", shape, data=(rng.standard_normal(shape) * 0.5).astype(np.float32))
+
+    gates = ["input", "forget", "cell", "output"]
+    ins = [x]
+    ins += [None if cifg and g == "input" else const(f"input_to_{g}", n, n_in) for g in gates]
+    ins += [None if cifg and g == "input" else const(f"recurrent_to_{g}", n, n_out) for g in gates]
+    ins += [const(f"cell_to_{g}", n) if peep and not (cifg and g == "input") else None
+            for g in ["input", "forget", "output"]]
+    ins += [None if cifg and g == "input" else const(f"{g}_bias", n) for g in gates]
+    ins += [const("projection_weights", n_out, n) if proj else None,
+            const("projection_bias", n_out) if proj and i % 2 == 1 else None]
+    ins += [Tensor("output_state", "f32", (batch, n_out), flags=dict(variable=True)),
+            Tensor("cell_state", "f32", (batch, n), flags=dict(variable=True))]
+    ins += [const(f"{g}_layer_norm", n) if layer_norm and not (cifg and g == "input") else None
+            for g in gates]
+    act = pick(rng, ["TANH", "TANH", "RELU"])
+    opts = dict(fused_activation_function=ACT[act], cell_clip=pick(rng, [0.0, 0.0, 2.0]),
+                proj_clip=pick(rng, [0.0, 0.5]) if proj else 0.0, time_major=time_major)
+    out = Tensor("output", "f32", (steps, batch, n_out) if time_major else (batch, steps, n_out))
+    return Case("UNIDIRECTIONAL_SEQUENCE_LSTM", opts, ins, [out],
+                dict(time_major=time_major, cifg=cifg, peephole=peep, projection=proj,
+                     layer_norm=layer_norm, activation=act))
+
+
 # (file prefix, generator, dtype tags, cases per dtype). Generators taking three arguments
 # also receive the case number (used to cycle through variants).
 OPS = [
@@ -1236,6 +1276,7 @@ OPS = [
     ("batch_to_space_nd", gen_batch_to_space_nd, ["f32", "i8"], 10),
     ("gather_nd", gen_gather_nd, ["f32", "i8"], 10),
     ("select", gen_select, ["f32"], 6),
+    ("unidirectional_sequence_lstm", gen_unidirectional_sequence_lstm, ["f32"], 12),
 ]
 
 
@@ -1336,7 +1377,8 @@ class Result:
 
 def realize(case: Case, rng) -> tuple[bytes, list[np.ndarray], list[np.ndarray], float | None]:
     """Fills output shapes (and calibrated qparams), builds the model and runs it."""
-    variables = [t for t in case.inputs if t is not None and not t.is_const]
+    variables = [t for t in case.inputs
+                 if t is not None and not t.is_const and not t.flags.get("variable")]
     data = [random_input(t, rng) for t in variables]
     need_twin = any(o.shape is None or o.flags.get("calibrate") for o in case.outputs)
     twin_out = None

@@ -124,6 +124,7 @@ OPTIONS_TABLE = {
     "BATCH_TO_SPACE_ND": "BatchToSpaceNDOptions",
     "GATHER_ND": "GatherNdOptions",
     "SELECT": "SelectOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
 }
 
 
@@ -232,7 +233,11 @@ def build_model(
     for t in outputs:
         op_outputs.append(len(tensors))
         tensors.append(t)
-    graph_inputs = [i for i, t in zip(op_inputs, inputs) if t is not None and not t.is_const]
+    graph_inputs = [
+        i
+        for i, t in zip(op_inputs, inputs)
+        if t is not None and not t.is_const and not t.flags.get("variable")
+    ]
     node = Op(op, options, op_inputs, op_outputs, custom_options)
     return build_graph(tensors, [node], graph_inputs, op_outputs, description)
 
@@ -288,6 +293,9 @@ def build_graph(
         tflite.TensorAddName(b, name_off)
         if quant_off is not None:
             tflite.TensorAddQuantization(b, quant_off)
+        if t.flags.get("variable"):
+            # State the op keeps across invocations (zero at the first).
+            tflite.TensorAddIsVariable(b, True)
         tensor_offsets.append(tflite.TensorEnd(b))
 
     def int_vector(values):

@@ -646,6 +646,15 @@ pub enum BuiltinOptions {
     },
     /// `GeluOptions` (116).
     Gelu { approximate: bool },
+    /// `UnidirectionalSequenceLSTMOptions` (71).
+    UnidirectionalSequenceLstm {
+        fused_activation: TflActivation,
+        cell_clip: f32,
+        proj_clip: f32,
+        time_major: bool,
+        asymmetric_quantize_inputs: bool,
+        diagonal_recurrent_tensors: bool,
+    },
     /// Any other options table, by its `BuiltinOptions` union type id.
     Other(u8),
 }
@@ -690,6 +699,7 @@ pub mod options_type {
     pub const CALL_ONCE: u8 = 103;
     pub const VAR_HANDLE: u8 = 111;
     pub const GELU: u8 = 116;
+    pub const UNIDIRECTIONAL_SEQUENCE_LSTM: u8 = 71;
 }
 
 /// Decoded structures may use at most this many bytes of memory per byte of input (plus
@@ -1269,6 +1279,14 @@ impl<'a> Decoder<'a> {
             },
             ty::GELU => O::Gelu {
                 approximate: f.bool(0, "approximate", false)?,
+            },
+            ty::UNIDIRECTIONAL_SEQUENCE_LSTM => O::UnidirectionalSequenceLstm {
+                fused_activation: f.activation(0)?,
+                cell_clip: f.f32(1, "cell_clip", 0.0)?,
+                proj_clip: f.f32(2, "proj_clip", 0.0)?,
+                time_major: f.bool(3, "time_major", false)?,
+                asymmetric_quantize_inputs: f.bool(4, "asymmetric_quantize_inputs", false)?,
+                diagonal_recurrent_tensors: f.bool(5, "diagonal_recurrent_tensors", false)?,
             },
             other => O::Other(other),
         })
