@@ -430,4 +430,46 @@ save("lstm_squeeze_classifier",
      {"w": w(1, 32, 6), "r": w(1, 32, 8), "b": w(1, 64), "axes": np.array([0], np.int64),
       "axes1": np.array([1], np.int64), "fw": w(3, 8), "fb": w(3)}, opset=13)
 
+# Scatters with constant indices, as exporters write `x[idx] = y`: on run-time
+# data and updates (a WHERE over a gathered copy), and folded on constants
+# with a reduction (the masks Swin builds), then used.
+save("scatternd_runtime_data_const_indices",
+     [helper.make_node("ScatterND", ["x", "idx", "u"], ["y"])],
+     [("x", [4, 5, 3]), ("u", [2, 5, 3])], ["y"], {"idx": np.array([[3], [-4]], np.int64)}, opset=18)
+save("scatternd_tuples_const_updates",
+     [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("ScatterND", ["r", "idx", "u"], ["y"])],
+     [("x", [3, 4, 2])], ["y"], {"idx": np.array([[0, 1], [2, 3], [1, 0]], np.int64), "u": w(3, 2)}, opset=18)
+save("scatter_elements_runtime_axis1",
+     [helper.make_node("ScatterElements", ["x", "idx", "u"], ["y"], axis=1)],
+     [("x", [3, 5]), ("u", [3, 2])], ["y"], {"idx": np.array([[0, 4], [-1, 2], [1, 3]], np.int64)}, opset=18)
+save("scatter_const_fold_reductions_then_add",
+     [helper.make_node("ScatterND", ["z", "idx", "u"], ["m"], reduction="add"),
+      helper.make_node("ScatterElements", ["m", "eidx", "eu"], ["m2"], axis=0, reduction="max"),
+      helper.make_node("Add", ["x", "m2"], ["y"])],
+     [("x", [4, 3])], ["y"],
+     {"z": np.zeros((4, 3), np.float32), "idx": np.array([[1], [1], [3]], np.int64), "u": w(3, 3),
+      "eidx": np.array([[0, 2, 2], [0, 2, 3]], np.int64), "eu": w(2, 3)}, opset=18)
+
+# Einsum as exporters write it (attention in MaxViT, torch.einsum in custom
+# layers): batched products, a constant operand, transposes, sums, inner and
+# outer products, and a letter only one operand has.
+for name, eq, shapes, const in [
+    ("einsum_attention_scores", "B G H I D, B G H J D -> B G H I J", [[1, 2, 3, 4, 5], [1, 2, 3, 6, 5]], None),
+    ("einsum_attention_values", "bhij,bhjd->bhid", [[2, 3, 4, 5], [2, 3, 5, 6]], None),
+    ("einsum_const_weight", "bti,oi->bto", [[2, 3, 4]], [5, 4]),
+    ("einsum_transpose_implicit", "ijk", [[2, 3, 4]], None),
+    ("einsum_permute_explicit", "ijk->kij", [[2, 3, 4]], None),
+    ("einsum_sum_all", "ij->", [[3, 4]], None),
+    ("einsum_inner", "i,i", [[7], [7]], None),
+    ("einsum_outer", "i,j->ij", [[3], [4]], None),
+    ("einsum_one_sided_sum", "ij,kj->i", [[3, 4], [5, 4]], None),
+]:
+    names = [f"x{k}" for k in range(len(shapes))]
+    inits = {}
+    if const is not None:
+        names.append("w")
+        inits["w"] = w(*const)
+    save(name, [helper.make_node("Einsum", names, ["y"], equation=eq)],
+         [(f"x{k}", sh) for k, sh in enumerate(shapes)], ["y"], inits, opset=12)
+
 print("extra tests in", os.path.abspath(out_root))

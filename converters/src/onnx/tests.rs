@@ -368,6 +368,59 @@ fn composite_ops_name_what_is_wrong() {
         rnn_inputs(),
     );
     assert!(e.contains("hidden_size must be set"), "{e}");
+    let equation = |eq: &str| AttributeProto {
+        name: "equation".into(),
+        r#type: attr_type::STRING,
+        s: eq.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let two = || vec![("x", vec![Some(2), Some(3)]), ("z", vec![Some(3), Some(2)])];
+    let e = fails(
+        vec![node(
+            "Einsum",
+            "e",
+            &["x", "z"],
+            &["y"],
+            vec![equation("...j,jk")],
+        )],
+        vec![],
+        two(),
+    );
+    assert!(e.contains("(Einsum)") && e.contains("ellipsis"), "{e}");
+    let e = fails(
+        vec![node(
+            "Einsum",
+            "e",
+            &["x", "z"],
+            &["y"],
+            vec![equation("ij,ik->jk")],
+        )],
+        vec![],
+        two(),
+    );
+    assert!(e.contains("letter 'i' has sizes 2 and 3"), "{e}");
+    let e = fails(
+        vec![node("ScatterND", "s", &["x", "i", "z"], &["y"], vec![])],
+        vec![],
+        vec![
+            ("x", vec![Some(2), Some(3)]),
+            ("i", vec![Some(1), Some(1)]),
+            ("z", vec![Some(1), Some(3)]),
+        ],
+    );
+    assert!(
+        e.contains("(ScatterND)") && e.contains("indices must be constant"),
+        "{e}"
+    );
+    let e = fails(
+        vec![node("ScatterND", "s", &["x", "i", "z"], &["y"], vec![])],
+        vec![int64("i", vec![1, 1], vec![2])],
+        vec![("x", vec![Some(2), Some(3)]), ("z", vec![Some(1), Some(3)])],
+    );
+    assert!(
+        e.contains("index 2 is out of range for axis 0 of size 2"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -132,6 +132,15 @@ impl Lower<'_> {
             "OneHot" => self.one_hot(&out, a, &input(0)?, &input(1)?, &input(2)?)?,
             "GatherElements" => self.gather_elements(&out, a, &input(0)?, &input(1)?)?,
             "LpPool" => self.lp_pool(n, a, &input(0)?)?,
+            "Einsum" => {
+                let eq = a.string("equation", "")?;
+                let xs: Vec<Val> = ins.iter().flatten().cloned().collect();
+                self.einsum(&out, &eq, &xs)?
+            }
+            "ScatterND" | "ScatterElements" | "Scatter" => {
+                let elements = n.op_type != "ScatterND";
+                self.scatter(&out, a, elements, &input(0)?, &input(1)?, &input(2)?)?
+            }
             "LSTM" | "GRU" | "RNN" => {
                 self.recurrent(n, a, ins)?;
                 return Ok(true);
@@ -473,6 +482,190 @@ impl Lower<'_> {
         }))
     }
 
+    /// Einsum of one or two float operands without ellipses or repeated
+    /// letters in one operand: letters summed away alone are reduced first,
+    /// then the two operands are laid out as `[batch, free, contracted]` and
+    /// `[batch, contracted, free]` for one BATCH_MATMUL, whose result is
+    /// transposed to the output's order.
+    fn einsum(&mut self, out: &str, equation: &str, xs: &[Val]) -> Result<Val> {
+        let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+        if eq.contains("...") {
+            bail!("Einsum with an ellipsis ('{equation}') is not supported");
+        }
+        let (lhs, rhs) = match eq.split_once("->") {
+            Some((l, r)) => (l.to_string(), Some(r.to_string())),
+            None => (eq.clone(), None),
+        };
+        let terms: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
+        if terms.len() != xs.len() || !(1..=2).contains(&xs.len()) {
+            bail!(
+                "equation '{equation}' has {} operands, the node {}; one or two are supported",
+                terms.len(),
+                xs.len()
+            );
+        }
+        let count = |c: char| terms.iter().flatten().filter(|&&d| d == c).count();
+        let outs: Vec<char> = match rhs {
+            Some(r) => r.chars().collect(),
+            None => {
+                let mut once: Vec<char> = terms
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&c| count(c) == 1)
+                    .collect();
+                once.sort_unstable();
+                once
+            }
+        };
+        let mut size = std::collections::HashMap::new();
+        for (t, x) in terms.iter().zip(xs) {
+            self.float_only(x)?;
+            let d = self.shape_of(x);
+            if d.len() != t.len() {
+                bail!(
+                    "operand '{}' has rank {}, the value {d:?}",
+                    t.iter().collect::<String>(),
+                    t.len()
+                );
+            }
+            for (i, &c) in t.iter().enumerate() {
+                if !c.is_ascii_alphabetic() {
+                    bail!("'{c}' in equation '{equation}' is not a letter");
+                }
+                if t[..i].contains(&c) {
+                    bail!("repeated letter '{c}' in one operand (a diagonal) is not supported");
+                }
+                if *size.entry(c).or_insert(d[i]) != d[i] {
+                    bail!("letter '{c}' has sizes {} and {}", size[&c], d[i]);
+                }
+            }
+        }
+        for &c in &outs {
+            if !size.contains_key(&c) || outs.iter().filter(|&&d| d == c).count() > 1 {
+                bail!("output letter '{c}' must appear once, and in an operand");
+            }
+        }
+        // Letters only one operand has and the output lacks are summed first.
+        let mut ops: Vec<(Val, Vec<char>)> = Vec::new();
+        for (k, (t, x)) in terms.iter().zip(xs).enumerate() {
+            let others: Vec<char> = terms
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != k)
+                .flat_map(|(_, u)| u.clone())
+                .collect();
+            let keep = |c: &char| outs.contains(c) || others.contains(c);
+            let axes: Vec<i64> = (0..t.len())
+                .filter(|&i| !keep(&t[i]))
+                .map(|i| i as i64)
+                .collect();
+            if axes.is_empty() {
+                ops.push((x.clone(), t.clone()));
+            } else {
+                let name = format!("{out}/sum{k}");
+                self.reduce(&name, 0, x, axes, false, false)?;
+                ops.push((
+                    self.vals[&name].clone(),
+                    t.iter().copied().filter(keep).collect(),
+                ));
+            }
+        }
+        let order_of = |from: &[char], to: &[char]| -> Vec<usize> {
+            to.iter()
+                .map(|c| from.iter().position(|d| d == c).expect("present"))
+                .collect()
+        };
+        if let [(x, t)] = &ops[..] {
+            return self.permute_if(out, x, &order_of(t, &outs));
+        }
+        let (a, ta) = ops[0].clone();
+        let (b, tb) = ops[1].clone();
+        let batch: Vec<char> = outs
+            .iter()
+            .copied()
+            .filter(|c| ta.contains(c) && tb.contains(c))
+            .collect();
+        let free_a: Vec<char> = ta.iter().copied().filter(|c| !tb.contains(c)).collect();
+        let free_b: Vec<char> = tb.iter().copied().filter(|c| !ta.contains(c)).collect();
+        let contract: Vec<char> = ta
+            .iter()
+            .copied()
+            .filter(|c| tb.contains(c) && !outs.contains(c))
+            .collect();
+        let prod = |cs: &[char]| cs.iter().map(|c| size[c]).product::<usize>();
+        let (nb, fa, fb, k) = (prod(&batch), prod(&free_a), prod(&free_b), prod(&contract));
+        let a_order: Vec<char> = [&batch[..], &free_a, &contract].concat();
+        let b_order: Vec<char> = [&batch[..], &contract, &free_b].concat();
+        let a2 = self.permute_if(&format!("{out}/a_t"), &a, &order_of(&ta, &a_order))?;
+        let a3 = self.reshaped(&format!("{out}/a3"), &a2, vec![nb, fa, k])?;
+        let b2 = self.permute_if(&format!("{out}/b_t"), &b, &order_of(&tb, &b_order))?;
+        let b3 = self.reshaped(&format!("{out}/b3"), &b2, vec![nb, k, fb])?;
+        let prod_name = format!("{out}/product");
+        self.batch_matmul(&prod_name, &a3, &b3)?;
+        let c = self.vals[&prod_name].clone();
+        let c_order: Vec<char> = [&batch[..], &free_a, &free_b].concat();
+        let cd: Vec<usize> = c_order.iter().map(|ch| size[ch]).collect();
+        let c = self.reshaped(&format!("{out}/unflat"), &c, cd)?;
+        self.permute_if(out, &c, &order_of(&c_order, &outs))
+    }
+
+    /// `permute_val`, or `x` itself for the identity permutation.
+    fn permute_if(&mut self, out: &str, x: &Val, perm: &[usize]) -> Result<Val> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(x.clone());
+        }
+        self.permute_val(out, x, perm)
+    }
+
+    /// ScatterND / ScatterElements with constant indices. All constant (the
+    /// masks exporters build, as Swin's attention mask): computed here, with
+    /// any reduction. Otherwise (reduction `none`): `where(written, updates
+    /// gathered to their targets, data)`, the mask and the gather map being
+    /// constants.
+    fn scatter(
+        &mut self,
+        out: &str,
+        a: &Attrs<'_>,
+        elements: bool,
+        data: &Val,
+        idx: &Val,
+        updates: &Val,
+    ) -> Result<Val> {
+        let Val::C(ic) = idx else {
+            bail!("the indices must be constant");
+        };
+        let (dd, ud) = (self.shape_of(data), self.shape_of(updates));
+        let targets = scatter_targets(&dd, &ic.dims, &ic.as_i64(), &ud, elements, a)?;
+        let reduction = a.string("reduction", "none")?;
+        if let (Val::C(dc), Val::C(uc)) = (data, updates) {
+            return Ok(Val::C(Rc::new(scatter_const(
+                dc, uc, &targets, &reduction,
+            )?)));
+        }
+        if reduction != "none" {
+            bail!("reduction '{reduction}' needs constant data and updates");
+        }
+        let total = numel(&dd)?;
+        let mut writer = vec![-1i64; total];
+        for (u, &t) in targets.iter().enumerate() {
+            writer[t] = u as i64; // duplicates: the last write wins
+        }
+        let written: Vec<i64> = writer.iter().map(|&w| (w >= 0) as i64).collect();
+        let mask = Const::i64(dd.clone(), written).cast(dt::BOOL)?;
+        let map = Const::i64(dd.clone(), writer.iter().map(|&w| w.max(0)).collect());
+        let flat = self.reshaped(&format!("{out}/updates_flat"), updates, vec![numel(&ud)?])?;
+        let fi = self.plain(&flat)?;
+        let mi = self.const_tensor(&format!("{out}/map"), &map)?;
+        let gathered = self.out_tensor(&format!("{out}/placed"), fi, dd);
+        self.emit(OpCode::Gather, vec![0], &[fi, mi], gathered);
+        let placed = Val::T(TVal {
+            id: gathered,
+            layout: Layout::Plain,
+        });
+        self.select(out, &Val::C(Rc::new(mask)), &placed, data)
+    }
+
     /// LpPool: `(sum over the window of |x|^p)^(1/p)`, the sum being an
     /// AveragePool that counts the zero padding, times the window size.
     fn lp_pool(&mut self, n: &NodeProto, a: &Attrs<'_>, x: &Val) -> Result<Val> {
@@ -625,4 +818,111 @@ impl Lower<'_> {
             layout: Layout::Plain,
         }))
     }
+}
+
+/// The flat data position each update element writes, in update order.
+fn scatter_targets(
+    dd: &[usize],
+    id: &[usize],
+    iv: &[i64],
+    ud: &[usize],
+    elements: bool,
+    a: &Attrs<'_>,
+) -> Result<Vec<usize>> {
+    let r = dd.len();
+    let ds = fold::strides(dd);
+    let wrap = |j: i64, len: usize, what: &str| -> Result<usize> {
+        let n = len as i64;
+        if !(-n..n).contains(&j) {
+            bail!("index {j} is out of range for {what} of size {len}");
+        }
+        Ok(j.rem_euclid(n) as usize)
+    };
+    if elements {
+        let axis = axis_of(a.int("axis", 0)?, r)?;
+        if id != ud || id.len() != r || (0..r).any(|i| id[i] > dd[i] && i != axis) {
+            bail!("indices {id:?} and updates {ud:?} must have one shape, of data {dd:?}'s rank");
+        }
+        let is = fold::strides(id);
+        return iv
+            .iter()
+            .enumerate()
+            .map(|(p, &j)| {
+                let mut t = wrap(j, dd[axis], &format!("axis {axis}"))? * ds[axis];
+                for i in (0..r).filter(|&i| i != axis) {
+                    t += (p / is[i]) % id[i] * ds[i];
+                }
+                Ok(t)
+            })
+            .collect();
+    }
+    let k = *id
+        .last()
+        .ok_or_else(|| anyhow!("indices must have rank 1 or more"))?;
+    if k == 0 || k > r {
+        bail!("index tuples of {k} do not address data {dd:?}");
+    }
+    let q = &id[..id.len() - 1];
+    let mut want = q.to_vec();
+    want.extend(&dd[k..]);
+    if ud != want {
+        bail!("updates must have shape {want:?} (indices {id:?}, data {dd:?}), got {ud:?}");
+    }
+    let inner: usize = dd[k..].iter().product();
+    let mut targets = Vec::with_capacity(iv.len() / k * inner);
+    for tuple in iv.chunks_exact(k) {
+        let mut base = 0;
+        for (i, &j) in tuple.iter().enumerate() {
+            base += wrap(j, dd[i], &format!("axis {i}"))? * ds[i];
+        }
+        targets.extend(base..base + inner);
+    }
+    Ok(targets)
+}
+
+/// A scatter computed on constants.
+fn scatter_const(
+    data: &Const,
+    updates: &Const,
+    targets: &[usize],
+    reduction: &str,
+) -> Result<Const> {
+    if !["none", "add", "mul", "max", "min"].contains(&reduction) {
+        bail!("reduction '{reduction}' is not none, add, mul, max or min");
+    }
+    let combine = |old: f64, new: f64| -> f64 {
+        match reduction {
+            "add" => old + new,
+            "mul" => old * new,
+            "max" => old.max(new),
+            "min" => old.min(new),
+            _ => new,
+        }
+    };
+    let mut c = data.clone();
+    match (&mut c.data, &updates.data) {
+        (Data::I64(d), Data::I64(u)) => {
+            for (&t, &v) in targets.iter().zip(u) {
+                d[t] = match reduction {
+                    "add" => d[t].wrapping_add(v),
+                    "mul" => d[t].wrapping_mul(v),
+                    "max" => d[t].max(v),
+                    "min" => d[t].min(v),
+                    _ => v,
+                };
+            }
+        }
+        (Data::F32(d), _) => {
+            for (&t, v) in targets.iter().zip(updates.as_f32()) {
+                d[t] = combine(d[t] as f64, v as f64) as f32;
+            }
+        }
+        (Data::F64(d), _) => {
+            for (&t, v) in targets.iter().zip(updates.as_f64()) {
+                d[t] = combine(d[t], v);
+            }
+        }
+        _ => bail!("data and updates must have one type"),
+    }
+    Ok(c)
 }
