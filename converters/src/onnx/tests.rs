@@ -238,7 +238,7 @@ fn unsupported_ops_and_attributes_are_named() {
     let bytes = model(
         vec![
             node("Relu", "r", &["x"], &["t"], vec![]),
-            node("Einsum", "e1", &["t"], &["y"], vec![]),
+            node("Unique", "e1", &["t"], &["y"], vec![]),
         ],
         vec![],
         vec![value("x", &[Some(2)])],
@@ -249,7 +249,7 @@ fn unsupported_ops_and_attributes_are_named() {
         err(convert_with(&bytes, &ConvertOptions::default()))
     );
     assert!(
-        e.contains("node 1 'e1' (Einsum)") && e.contains("not supported"),
+        e.contains("node 1 'e1' (Unique)") && e.contains("not supported"),
         "{e}"
     );
     let pad = model(

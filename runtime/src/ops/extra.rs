@@ -28,9 +28,10 @@ pub(crate) enum Extra {
         alpha: f32,
         beta: f32,
     },
-    /// Swish in f32 (the table's kernel, or the reference), threads
-    /// splitting the elements.
-    SwishF32(crate::kernels::table::UnaryF32Fn),
+    /// An f32 function with a vectorizable kernel of its own (swish: the
+    /// table's kernel or the reference; erf, GELU), threads splitting the
+    /// elements.
+    MapF32(crate::kernels::table::UnaryF32Fn),
     /// An int8 UNARY: its function tabulated on the 256 input values.
     LutI8(LutI8),
     NotBool,
@@ -207,7 +208,7 @@ impl Extra {
             Extra::UnaryF32 { f, alpha, beta } => {
                 m::unary_f32(*f, *alpha, *beta, cast_slice(ins[0]), cast_slice_mut(out))
             }
-            Extra::SwishF32(f) => {
+            Extra::MapF32(f) => {
                 let x: &[f32] = cast_slice(ins[0]);
                 crate::kernels::pack::elementwise(x, x, cast_slice_mut(out), |x, _, o| f(x, o))
             }
@@ -514,8 +515,17 @@ fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             cx.expect_dtype(x, &[DType::F32])?;
             cx.expect_dtype(y, &[DType::F32])?;
             Ok(match cx.table.swish_f32 {
-                Some(e) => (Extra::SwishF32(e.f), e.name),
-                None => (Extra::SwishF32(act::swish_f32), "swish_f32_poly"),
+                Some(e) => (Extra::MapF32(e.f), e.name),
+                None => (Extra::MapF32(act::swish_f32), "swish_f32_poly"),
+            })
+        }
+        UnaryFn::Erf | UnaryFn::Gelu => {
+            cx.expect_dtype(x, &[DType::F32])?;
+            cx.expect_dtype(y, &[DType::F32])?;
+            Ok(if f == UnaryFn::Erf {
+                (Extra::MapF32(act::erf_f32), "erf_f32_poly")
+            } else {
+                (Extra::MapF32(act::gelu_f32), "gelu_f32_poly")
             })
         }
         _ => {
