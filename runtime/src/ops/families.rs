@@ -362,6 +362,9 @@ fn filter_scales(cx: &Ctx<'_>, f: &TensorDef, axis: usize, channels: usize) -> R
     }
 }
 
+/// From this many rows a float FULLY_CONNECTED runs on the conv GEMM.
+const FC_GEMM_MIN_ROWS: usize = 12;
+
 fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
     cx.arity(2..=3, 1)?;
     let (x, wt, y) = (cx.input(0)?, cx.input(1)?, cx.output(0)?);
@@ -388,6 +391,34 @@ fn prep_fc(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {
         cx.expect_dtype(wt, &[DType::F32])?;
         if let Some(b) = cx.opt_input(2) {
             cx.expect_dtype(b, &[DType::F32])?;
+        }
+        // Many rows (a transformer's tokens, an unrolled sequence): the
+        // rows are the pixels of a 1x1 convolution, whose GEMM reuses each
+        // packed weight panel across a tile of rows; the dot-product kernel
+        // streams the whole weight matrix once per row.
+        if batches >= FC_GEMM_MIN_ROWS && wt.is_const() {
+            let g = conv::Conv2dGeometry {
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+            };
+            let shapes = [
+                [1, 1, batches, in_depth],
+                [out_depth, 1, 1, in_depth],
+                [1, 1, batches, out_depth],
+            ];
+            let shape = pack::ConvShape { g, shapes };
+            if let Some((k, name)) = fast_conv_f32(cx, false, 1, shape, act.range_f32(), None)? {
+                steps.push(cx.step(
+                    k,
+                    [cx.operand(0), cx.operand(1), cx.operand(2)],
+                    cx.out_range(0)?,
+                ));
+                return Ok(name);
+            }
         }
         if let Some(e) = cx.table.sdot {
             let k = Kernel::SFc(pack::SFc {
