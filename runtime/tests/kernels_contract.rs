@@ -955,6 +955,62 @@ fn swish_f32_within_4_ulp_of_reference() {
     println!("swish f32: {ran} optimized runs within 4 ulp of the reference");
 }
 
+/// Erf and GELU on wider vectors are the reference's polynomials compiled
+/// for the wider ISA: the same results, bit for bit, specials included.
+#[test]
+fn erf_and_gelu_f32_equal_reference_bit_for_bit() {
+    use ferrite_runtime::kernels::reference::activation::{erf_f32, gelu_f32};
+    let tables = variants();
+    let mut rng = Rng(0xe4f_6e1);
+    let special = [
+        0.0f32,
+        -0.0,
+        0.9,
+        -3.9,
+        9.3,
+        -13.0,
+        1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1e-39,
+    ];
+    let mut ran = 0;
+    for case in 0..40 {
+        let n = rng.pick(&[1, 7, 15, 16, 17, 33, 1000]);
+        let scale = rng.pick(&[1.0, 4.0, 20.0]);
+        let mut x: Vec<f32> = rng.f32s(n).iter().map(|v| v * scale).collect();
+        if case % 4 == 0 {
+            for (v, s) in x.iter_mut().zip(special.iter().cycle().skip(case)) {
+                *v = *s;
+            }
+        }
+        type Pick = fn(
+            &KernelTable,
+        )
+            -> Option<ferrite_runtime::kernels::table::Entry<fn(&[f32], &mut [f32])>>;
+        let fns: [(&str, fn(&[f32], &mut [f32]), Pick); 2] = [
+            ("erf", erf_f32, |t| t.erf_f32),
+            ("gelu", gelu_f32, |t| t.gelu_f32),
+        ];
+        for (what, reference, pick) in fns {
+            let mut want = vec![0f32; n];
+            reference(&x, &mut want);
+            for (name, t) in &tables {
+                let Some(e) = pick(t) else { continue };
+                let mut got = vec![0f32; n];
+                (e.f)(&x, &mut got);
+                assert!(
+                    same_bits(&got, &want),
+                    "{name} {what} case {case}:\n{x:?}\n{got:?}\n{want:?}"
+                );
+                ran += 1;
+            }
+        }
+    }
+    println!("erf/gelu f32: {ran} optimized runs equal the reference bit for bit");
+}
+
 #[test]
 fn binary_f32_equals_reference_bit_for_bit() {
     use ferrite_runtime::kernels::reference::elementwise::binary_f32;

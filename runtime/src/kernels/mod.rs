@@ -19,6 +19,7 @@
 //!   lives in one place.
 
 pub mod arch;
+pub mod matmul;
 pub mod pack;
 pub mod reference;
 pub mod table;

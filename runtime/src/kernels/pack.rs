@@ -479,7 +479,7 @@ impl<T> SharedMut<T> {
 /// over the current pool (`threads::for_each_chunk`, chunks a multiple of
 /// `align` rows) and calls `f(rows, slice)` with each chunk's own rows only,
 /// so no two threads ever hold the same memory.
-fn for_each_row_chunk<T>(
+pub(crate) fn for_each_row_chunk<T>(
     output: &mut [T],
     rows: usize,
     row_len: usize,

@@ -120,6 +120,13 @@ pub struct KernelTable {
     pub swish_f32: Option<Entry<UnaryF32Fn>>,
     /// f32 same-shape binary ops on wider vectors.
     pub binary_f32: Option<Entry<BinaryF32Fn>>,
+    /// f32 erf and exact GELU: the reference's branch-free polynomials on
+    /// wider vectors (the same arithmetic, so the same results).
+    pub erf_f32: Option<Entry<UnaryF32Fn>>,
+    pub gelu_f32: Option<Entry<UnaryF32Fn>>,
+    /// f32 BATCH_MATMUL rows (register-blocked, bit-identical to the
+    /// reference; see [`crate::kernels::matmul`]).
+    pub matmul_f32: Option<Entry<crate::kernels::matmul::MatmulF32Fn>>,
 }
 
 impl KernelTable {
@@ -160,6 +167,9 @@ impl KernelTable {
             qadd_float: None,
             swish_f32: None,
             binary_f32: None,
+            erf_f32: None,
+            gelu_f32: None,
+            matmul_f32: None,
         }
     }
 
@@ -175,6 +185,9 @@ impl KernelTable {
             && self.qadd_float.is_none()
             && self.swish_f32.is_none()
             && self.binary_f32.is_none()
+            && self.erf_f32.is_none()
+            && self.gelu_f32.is_none()
+            && self.matmul_f32.is_none()
     }
 
     /// The best table for this CPU. With `std`, `FERRITE_KERNELS=reference`
@@ -185,6 +198,10 @@ impl KernelTable {
             return Self::reference();
         }
         let mut t = Self::reference();
+        t.matmul_f32 = Some(Entry {
+            f: crate::kernels::matmul::blocked_matmul_f32,
+            name: crate::kernels::matmul::BLOCKED_NAME,
+        });
         crate::kernels::arch::plug(&mut t);
         t
     }

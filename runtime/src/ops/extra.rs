@@ -18,6 +18,7 @@ use crate::kernels::reference::activation::{self as act, LutI8};
 use crate::kernels::reference::elementwise::broadcast_shape;
 use crate::kernels::reference::math::{self as m, BinaryFn, ReduceFn, ReducePlan, UnaryFn};
 use crate::kernels::reference::mediapipe as mp;
+use crate::kernels::table::UnaryF32Fn;
 use crate::types::{DType, Quant, Shape, TensorDef, MAX_RANK};
 
 /// A prepared kernel of one of this module's ops.
@@ -76,6 +77,8 @@ pub(crate) enum Extra {
         a_batch: [usize; MAX_RANK],
         b_batch: [usize; MAX_RANK],
         rank: usize,
+        /// The rows kernel: the table's, or the reference's loops.
+        rows: Option<crate::kernels::matmul::MatmulF32Fn>,
     },
     Gather {
         elem: usize,
@@ -296,20 +299,26 @@ impl Extra {
                 a_batch,
                 b_batch,
                 rank,
+                rows,
             } => {
                 let r = *rank;
                 let batches: usize = batch[..r].iter().product();
-                m::batch_matmul_f32(
-                    cast_slice(ins[0]),
-                    cast_slice(ins[1]),
-                    cast_slice_mut(out),
-                    *mm,
-                    *k,
-                    *n,
-                    batches,
-                    |bt| batch_index(bt, &batch[..r], &a_batch[..r]),
-                    |bt| batch_index(bt, &batch[..r], &b_batch[..r]),
-                )
+                let a_index = |bt| batch_index(bt, &batch[..r], &a_batch[..r]);
+                let b_index = |bt| batch_index(bt, &batch[..r], &b_batch[..r]);
+                let (a, b, out) = (cast_slice(ins[0]), cast_slice(ins[1]), cast_slice_mut(out));
+                match rows {
+                    Some(f) => crate::kernels::matmul::batch_matmul_f32(
+                        *f,
+                        a,
+                        b,
+                        out,
+                        (*mm, *k, *n),
+                        batches,
+                        &a_index,
+                        &b_index,
+                    ),
+                    None => m::batch_matmul_f32(a, b, out, *mm, *k, *n, batches, a_index, b_index),
+                }
             }
             Extra::Gather {
                 elem,
@@ -522,11 +531,19 @@ fn prep_unary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
         UnaryFn::Erf | UnaryFn::Gelu => {
             cx.expect_dtype(x, &[DType::F32])?;
             cx.expect_dtype(y, &[DType::F32])?;
-            Ok(if f == UnaryFn::Erf {
-                (Extra::MapF32(act::erf_f32), "erf_f32_poly")
+            let (slot, reference) = if f == UnaryFn::Erf {
+                (
+                    cx.table.erf_f32,
+                    (act::erf_f32 as UnaryF32Fn, "erf_f32_poly"),
+                )
             } else {
-                (Extra::MapF32(act::gelu_f32), "gelu_f32_poly")
-            })
+                (
+                    cx.table.gelu_f32,
+                    (act::gelu_f32 as UnaryF32Fn, "gelu_f32_poly"),
+                )
+            };
+            let (f, name) = slot.map_or(reference, |e| (e.f, e.name));
+            Ok((Extra::MapF32(f), name))
         }
         _ => {
             cx.expect_dtype(x, &[DType::F32])?;
@@ -753,8 +770,11 @@ fn prep_matmul(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             a_batch: align(da),
             b_batch: align(db),
             rank: r,
+            rows: cx.table.matmul_f32.map(|e| e.f),
         },
-        "ref_batch_matmul_f32",
+        cx.table
+            .matmul_f32
+            .map_or("ref_batch_matmul_f32", |e| e.name),
     ))
 }
 

@@ -101,6 +101,18 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
             f: avx512::avx512_binary_f32,
             name: "avx512_binary_f32_split",
         });
+        table.matmul_f32 = Some(Entry {
+            f: avx512::avx512_matmul_f32,
+            name: "avx512_batch_matmul_f32_8x32",
+        });
+        table.erf_f32 = Some(Entry {
+            f: avx512::avx512_erf_f32,
+            name: "avx512_erf_f32_poly",
+        });
+        table.gelu_f32 = Some(Entry {
+            f: avx512::avx512_gelu_f32,
+            name: "avx512_gelu_f32_poly",
+        });
     }
     if f.avx512_vnni {
         table.qdw = Some(Entry {
