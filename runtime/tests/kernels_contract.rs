@@ -1011,6 +1011,62 @@ fn erf_and_gelu_f32_equal_reference_bit_for_bit() {
     println!("erf/gelu f32: {ran} optimized runs equal the reference bit for bit");
 }
 
+/// SOFTMAX with the polynomial `exp` and lane-wise sums: no further from
+/// the exact (f64) softmax than the reference is, plus 8 ulp (or 1e-37
+/// absolute where the reference underflows to 0); NaN where it is NaN; on
+/// rows with and without a 16-lane tail.
+#[test]
+fn softmax_f32_within_8_ulp_of_reference_error() {
+    use ferrite_runtime::kernels::reference::activation::softmax_f32;
+    let mut tables = variants();
+    tables.push(("detected", KernelTable::detect()));
+    let mut rng = Rng(0x50f7_3a);
+    let mut ran = 0;
+    for case in 0..40 {
+        let depth = rng.pick(&[1, 5, 16, 17, 49, 100, 1000]);
+        let rows = rng.pick(&[1, 3, 8]);
+        let scale = rng.pick(&[1.0, 10.0, 100.0]);
+        let beta = rng.pick(&[1.0, 0.5, 2.0]);
+        let mut x: Vec<f32> = rng.f32s(rows * depth).iter().map(|v| v * scale).collect();
+        if case % 5 == 0 {
+            x[depth / 2] = f32::NEG_INFINITY;
+        }
+        if case % 7 == 0 {
+            x[0] = f32::NAN;
+        }
+        let mut want = vec![0f32; x.len()];
+        softmax_f32(beta, depth, &x, &mut want);
+        let mut exact = vec![0f64; x.len()];
+        for (row, out) in x.chunks(depth).zip(exact.chunks_mut(depth)) {
+            let max = row.iter().fold(f32::MIN, |m, &v| if v > m { v } else { m }) as f64;
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o = ((v as f64 - max) * beta as f64).exp();
+            }
+            let sum: f64 = out.iter().sum();
+            out.iter_mut().for_each(|o| *o /= sum);
+        }
+        for (name, t) in &tables {
+            let Some(e) = t.softmax_f32 else { continue };
+            let mut got = vec![0f32; x.len()];
+            (e.f)(beta, depth, &x, &mut got);
+            for (i, ((g, w), x)) in got.iter().zip(&want).zip(&exact).enumerate() {
+                let ok = if w.is_nan() {
+                    g.is_nan()
+                } else {
+                    let slack = (8.0 * f64::from(f32::EPSILON) * x.abs()).max(1e-37);
+                    (*g as f64 - x).abs() <= (*w as f64 - x).abs() + slack
+                };
+                assert!(
+                    ok,
+                    "{name} case {case} depth {depth} [{i}]: {g:e}, reference {w:e}"
+                );
+            }
+            ran += 1;
+        }
+    }
+    println!("softmax f32: {ran} optimized runs within the reference's error + 8 ulp");
+}
+
 #[test]
 fn binary_f32_equals_reference_bit_for_bit() {
     use ferrite_runtime::kernels::reference::elementwise::binary_f32;

@@ -460,6 +460,26 @@ pub fn repeated_elementwise<T: Copy + Default + Sync>(
     });
 }
 
+/// SOFTMAX over rows of `depth` on the current pool (rows split between
+/// threads, about 16 KiB of them per chunk).
+pub fn softmax_rows_f32(
+    f: crate::kernels::table::SoftmaxF32Fn,
+    beta: f32,
+    depth: usize,
+    input: &[f32],
+    output: &mut [f32],
+) {
+    assert_eq!(input.len(), output.len(), "softmax operand sizes");
+    if depth == 0 {
+        return;
+    }
+    let rows = input.len() / depth;
+    let align = (4096 / depth).max(1);
+    for_each_row_chunk(output, rows, depth, align, &|r, o| {
+        f(beta, depth, &input[r.start * depth..r.end * depth], o)
+    });
+}
+
 /// A raw pointer that may cross threads: each chunk writes a disjoint part.
 #[derive(Clone, Copy)]
 struct SharedMut<T>(*mut T);

@@ -73,6 +73,8 @@ pub type BinaryF32Fn = fn(
 );
 /// An f32 element-wise function's signature (`input`, `output`; one length).
 pub type UnaryF32Fn = fn(&[f32], &mut [f32]);
+/// An f32 SOFTMAX over rows: `beta`, the row length, input, output.
+pub type SoftmaxF32Fn = fn(f32, usize, &[f32], &mut [f32]);
 /// `fully_connected_i8`'s signature.
 pub type FcI8Fn =
     fn(&FullyConnectedI8Params, &[i8], usize, usize, &[i8], usize, Option<&[i32]>, &mut [i8]);
@@ -124,6 +126,8 @@ pub struct KernelTable {
     /// wider vectors (the same arithmetic, so the same results).
     pub erf_f32: Option<Entry<UnaryF32Fn>>,
     pub gelu_f32: Option<Entry<UnaryF32Fn>>,
+    /// f32 SOFTMAX with a polynomial `exp` (within a few ulp of the reference).
+    pub softmax_f32: Option<Entry<SoftmaxF32Fn>>,
     /// f32 BATCH_MATMUL rows (register-blocked, bit-identical to the
     /// reference; see [`crate::kernels::matmul`]).
     pub matmul_f32: Option<Entry<crate::kernels::matmul::MatmulF32Fn>>,
@@ -169,6 +173,7 @@ impl KernelTable {
             binary_f32: None,
             erf_f32: None,
             gelu_f32: None,
+            softmax_f32: None,
             matmul_f32: None,
         }
     }
@@ -187,6 +192,7 @@ impl KernelTable {
             && self.binary_f32.is_none()
             && self.erf_f32.is_none()
             && self.gelu_f32.is_none()
+            && self.softmax_f32.is_none()
             && self.matmul_f32.is_none()
     }
 
@@ -201,6 +207,10 @@ impl KernelTable {
         t.matmul_f32 = Some(Entry {
             f: crate::kernels::matmul::blocked_matmul_f32,
             name: crate::kernels::matmul::BLOCKED_NAME,
+        });
+        t.softmax_f32 = Some(Entry {
+            f: crate::kernels::reference::activation::softmax_f32_poly,
+            name: "softmax_f32_poly",
         });
         crate::kernels::arch::plug(&mut t);
         t

@@ -84,6 +84,8 @@ pub(crate) enum Unary {
     SoftmaxF32 {
         beta: f32,
         depth: usize,
+        /// The table's kernel (rows split over the threads), or the reference.
+        rows: Option<crate::kernels::table::SoftmaxF32Fn>,
     },
     SoftmaxI8 {
         p: act::SoftmaxI8Params,
@@ -129,9 +131,22 @@ impl Unary {
             Unary::LogisticF32 => act::logistic_f32(cast_slice(x), cast_slice_mut(out)),
             Unary::TanhF32 => act::tanh_f32(cast_slice(x), cast_slice_mut(out)),
             Unary::Lut(lut) => act::lut_i8(lut, cast_slice(x), cast_slice_mut(out)),
-            Unary::SoftmaxF32 { beta, depth } => {
-                act::softmax_f32(*beta, *depth, cast_slice(x), cast_slice_mut(out))
-            }
+            Unary::SoftmaxF32 {
+                beta,
+                depth,
+                rows: None,
+            } => act::softmax_f32(*beta, *depth, cast_slice(x), cast_slice_mut(out)),
+            Unary::SoftmaxF32 {
+                beta,
+                depth,
+                rows: Some(f),
+            } => crate::kernels::pack::softmax_rows_f32(
+                *f,
+                *beta,
+                *depth,
+                cast_slice(x),
+                cast_slice_mut(out),
+            ),
             Unary::SoftmaxI8 { p, depth } => {
                 act::softmax_i8(p, *depth, cast_slice(x), cast_slice_mut(out))
             }
@@ -382,7 +397,15 @@ pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
                 return Err(cx.bad("beta must be finite and > 0"));
             }
             if f32_io {
-                (Unary::SoftmaxF32 { beta, depth }, "ref_softmax_f32")
+                let rows = cx.table.softmax_f32;
+                (
+                    Unary::SoftmaxF32 {
+                        beta,
+                        depth,
+                        rows: rows.map(|e| e.f),
+                    },
+                    rows.map_or("ref_softmax_f32", |e| e.name),
+                )
             } else if q8_io {
                 let p = act::SoftmaxI8Params::new(qx()?, qy()?, beta)
                     .ok_or(cx.bad("int8 softmax needs output scale 1/256 and zero-point -128"))?;

@@ -1998,3 +1998,17 @@ pub fn avx512_gelu_f32(input: &[f32], output: &mut [f32]) {
 fn gelu_f32_wide(input: &[f32], output: &mut [f32]) {
     crate::kernels::reference::activation::gelu_f32(input, output)
 }
+
+/// SOFTMAX rows on 16 lanes: the portable polynomial kernel
+/// ([`crate::kernels::reference::activation::softmax_f32_poly`]) compiled
+/// for AVX-512F, the same arithmetic.
+pub fn avx512_softmax_f32(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) {
+    // SAFETY: the table holds this kernel only when the CPU has AVX-512F;
+    // the body is safe code.
+    unsafe { softmax_f32_wide(beta, depth, input, output) }
+}
+
+#[target_feature(enable = "avx512f")]
+fn softmax_f32_wide(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) {
+    crate::kernels::reference::activation::softmax_f32_poly(beta, depth, input, output)
+}
