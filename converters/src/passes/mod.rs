@@ -11,9 +11,10 @@
 //!   connected, ADD, SUB or MUL becomes that op's fused activation.
 //! - [`fuse_gated_activations`]: `x · sigmoid(x)` (SiLU, as exporters write
 //!   it) becomes one swish UNARY, `x · hard_sigmoid(x)` one HARD_SWISH.
+//! - [`fuse_gelu`]: `x · 0.5 · (1 + erf(x / √2))` becomes one GELU UNARY.
 
 use anyhow::Result;
-use ferrite_runtime::kernels::reference::math::UnaryFn;
+use ferrite_runtime::kernels::reference::math::{BinaryFn, UnaryFn};
 use ferrite_runtime::{DType, OpCode, Quant};
 
 use crate::ir::{Graph, Node};
@@ -28,7 +29,8 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
             + affine_as_depthwise(g)
             + merge_pad(g)
             + fuse_activations(g)
-            + fuse_gated_activations(g);
+            + fuse_gated_activations(g)
+            + fuse_gelu(g);
         g.remove_dead_nodes();
         if n == 0 {
             break;
@@ -486,6 +488,132 @@ pub fn fuse_gated_activations(g: &mut Graph) -> usize {
                 break;
             }
         }
+    }
+    count
+}
+
+/// The node writing tensor `t`.
+fn producer(g: &Graph, t: usize) -> Option<usize> {
+    g.nodes.iter().position(|n| n.outputs.contains(&t))
+}
+
+/// The value of a one-element float constant.
+fn scalar_const(g: &Graph, t: usize) -> Option<f32> {
+    match const_f32(g, t)?.as_slice() {
+        &[v] => Some(v),
+        _ => None,
+    }
+}
+
+/// The operands of `t = op(a, b)` when `t` is written by a float ADD or MUL
+/// without a fused activation (`code`), in both orders.
+fn plain_binary(g: &Graph, t: usize, code: OpCode) -> Option<[(usize, usize); 2]> {
+    let n = &g.nodes[producer(g, t)?];
+    if n.code != code || n.attrs.first().is_some_and(|&a| a != 0) || !is_float(g, t) {
+        return None;
+    }
+    match n.inputs.as_slice() {
+        &[Some(a), Some(b)] => Some([(a, b), (b, a)]),
+        _ => None,
+    }
+}
+
+/// `x` when `t = x / √2` (a BINARY division or a MUL by 1/√2).
+fn over_sqrt2(g: &Graph, t: usize) -> Option<usize> {
+    let near = |v: Option<f32>, want: f32| v.is_some_and(|v| (v - want).abs() <= 1e-6 * want);
+    if let Some(pairs) = plain_binary(g, t, OpCode::Mul) {
+        let half_sqrt2 = core::f32::consts::FRAC_1_SQRT_2;
+        return pairs
+            .into_iter()
+            .find(|&(_, c)| near(scalar_const(g, c), half_sqrt2))
+            .map(|(x, _)| x);
+    }
+    let n = &g.nodes[producer(g, t)?];
+    match (n.code, n.attrs.as_slice(), n.inputs.as_slice()) {
+        (OpCode::Binary, &[f], &[Some(x), Some(c)])
+            if f == BinaryFn::Div as i32 && near(scalar_const(g, c), core::f32::consts::SQRT_2) =>
+        {
+            Some(x)
+        }
+        _ => None,
+    }
+}
+
+/// `x` when `t = 1 + erf(x / √2)`.
+fn one_plus_erf(g: &Graph, t: usize) -> Option<usize> {
+    plain_binary(g, t, OpCode::Add)?
+        .into_iter()
+        .filter(|&(_, c)| scalar_const(g, c) == Some(1.0))
+        .find_map(|(e, _)| {
+            let n = &g.nodes[producer(g, e)?];
+            match (n.code, n.attrs.first(), n.inputs.as_slice()) {
+                (OpCode::Unary, Some(&f), &[Some(arg)]) if f == UnaryFn::Erf as i32 => {
+                    over_sqrt2(g, arg)
+                }
+                _ => None,
+            }
+        })
+}
+
+/// `x` when `t = x · 0.5` (either order).
+fn half_of(g: &Graph, t: usize) -> Option<usize> {
+    plain_binary(g, t, OpCode::Mul)?
+        .into_iter()
+        .find(|&(_, c)| scalar_const(g, c) == Some(0.5))
+        .map(|(x, _)| x)
+}
+
+/// `x` when `y`'s producer (a MUL) computes exact GELU,
+/// `x · 0.5 · (1 + erf(x / √2))`, in any of the three groupings exporters
+/// write (`(x · g) · 0.5`, `x · (g · 0.5)`, `(x · 0.5) · g`).
+fn gelu_input(g: &Graph, y: usize) -> Option<usize> {
+    plain_binary(g, y, OpCode::Mul)?
+        .into_iter()
+        .find_map(|(p, q)| {
+            // (x · g) · 0.5
+            if scalar_const(g, q) == Some(0.5) {
+                let found = plain_binary(g, p, OpCode::Mul)?
+                    .into_iter()
+                    .find(|&(x, gate)| one_plus_erf(g, gate) == Some(x));
+                return found.map(|(x, _)| x);
+            }
+            // x · (g · 0.5)
+            if half_of(g, q).and_then(|gate| one_plus_erf(g, gate)) == Some(p) {
+                return Some(p);
+            }
+            // (x · 0.5) · g
+            let x = half_of(g, p)?;
+            (one_plus_erf(g, q) == Some(x)).then_some(x)
+        })
+}
+
+/// Rewrites exact GELU written out as `x · 0.5 · (1 + erf(x / √2))` (how
+/// PyTorch exports `nn.GELU` below opset 20, and Keras without
+/// `approximate`) into one GELU UNARY: one pass over the tensor instead of
+/// five, and in int8 one table instead of five requantizations. The
+/// division, erf and ADD are left to dead-node removal (they stay if
+/// something else reads them).
+pub fn fuse_gelu(g: &mut Graph) -> usize {
+    let mut count = 0;
+    for j in 0..g.nodes.len() {
+        let node = &g.nodes[j];
+        let Some(&y) = node.outputs.first() else {
+            continue;
+        };
+        if node.code != OpCode::Mul {
+            continue;
+        }
+        let Some(x) = gelu_input(g, y) else {
+            continue;
+        };
+        if g.tensors[x].shape != g.tensors[y].shape || !is_float(g, x) {
+            continue;
+        }
+        let n = &mut g.nodes[j];
+        n.code = OpCode::Unary;
+        n.attrs = vec![UnaryFn::Gelu as i32, 0, 0];
+        n.inputs = vec![Some(x)];
+        count += 1;
     }
     count
 }

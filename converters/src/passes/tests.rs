@@ -396,6 +396,97 @@ fn x_times_hard_sigmoid_x_becomes_hard_swish() {
     close(&run(&fused, &x), &before);
 }
 
+/// Exact GELU written out: `x / √2` (a BINARY division, or a MUL by 1/√2
+/// when `mul_scale`), erf, `+ 1`, and the product with `x` and 0.5 grouped
+/// as `grouping` says (0: `(x·g)·0.5`, 1: `x·(g·0.5)`, 2: `(x·0.5)·g`).
+fn gelu_graph(mul_scale: bool, grouping: u8, sqrt2: f32) -> Graph {
+    let mut g = Graph::default();
+    let shape = [1, 2, 3, 4];
+    let x = act(&mut g, "x", &shape);
+    let [scaled, e, gate, t, y] =
+        ["scaled", "erf", "gate", "t", "y"].map(|n| act(&mut g, n, &shape));
+    if mul_scale {
+        let c = konst(&mut g, "inv_sqrt2", &[], &[1.0 / sqrt2]);
+        node(&mut g, OpCode::Mul, vec![0], &[c, x], scaled);
+    } else {
+        let c = konst(&mut g, "sqrt2", &[1], &[sqrt2]);
+        node(
+            &mut g,
+            OpCode::Binary,
+            vec![BinaryFn::Div as i32],
+            &[x, c],
+            scaled,
+        );
+    }
+    node(
+        &mut g,
+        OpCode::Unary,
+        vec![UnaryFn::Erf as i32, 0, 0],
+        &[scaled],
+        e,
+    );
+    let one = konst(&mut g, "one", &[], &[1.0]);
+    node(&mut g, OpCode::Add, vec![0], &[e, one], gate);
+    let half = konst(&mut g, "half", &[], &[0.5]);
+    match grouping {
+        0 => {
+            node(&mut g, OpCode::Mul, vec![0], &[x, gate], t);
+            node(&mut g, OpCode::Mul, vec![0], &[t, half], y);
+        }
+        1 => {
+            node(&mut g, OpCode::Mul, vec![0], &[half, gate], t);
+            node(&mut g, OpCode::Mul, vec![0], &[x, t], y);
+        }
+        _ => {
+            node(&mut g, OpCode::Mul, vec![0], &[x, half], t);
+            node(&mut g, OpCode::Mul, vec![0], &[t, gate], y);
+        }
+    }
+    g.inputs.push(x);
+    g.outputs.push(y);
+    g
+}
+
+#[test]
+fn exact_gelu_written_out_becomes_one_gelu_in_every_grouping() {
+    let x: Vec<f32> = ramp(24).iter().map(|v| v * 2.5).collect();
+    for mul_scale in [false, true] {
+        for grouping in 0..3 {
+            let g = gelu_graph(mul_scale, grouping, core::f32::consts::SQRT_2);
+            let before = run(&g, &x);
+            let mut fused = g.clone();
+            run_all(&mut fused).unwrap();
+            let what = format!("mul_scale {mul_scale} grouping {grouping}");
+            assert_eq!(fused.nodes.len(), 1, "{what}");
+            assert_eq!(fused.nodes[0].code, OpCode::Unary, "{what}");
+            assert_eq!(fused.nodes[0].attrs[0], UnaryFn::Gelu as i32, "{what}");
+            close(&run(&fused, &x), &before);
+        }
+    }
+}
+
+#[test]
+fn near_gelu_and_shared_intermediates_keep_what_others_read() {
+    // A different constant is not GELU.
+    let mut g = gelu_graph(false, 0, 1.5);
+    assert_eq!(fuse_gelu(&mut g), 0);
+    // Another reader of the erf keeps it (and what feeds it) alive.
+    let mut g = gelu_graph(true, 2, core::f32::consts::SQRT_2);
+    let e = g.tensors.iter().position(|t| t.name == "erf").unwrap();
+    g.outputs.push(e);
+    run_all(&mut g).unwrap();
+    let codes: Vec<OpCode> = g.nodes.iter().map(|n| n.code).collect();
+    assert_eq!(
+        codes,
+        [OpCode::Mul, OpCode::Unary, OpCode::Unary],
+        "{codes:?}"
+    );
+    assert!(g
+        .nodes
+        .iter()
+        .any(|n| n.attrs.first() == Some(&(UnaryFn::Gelu as i32))));
+}
+
 #[test]
 fn other_gates_and_shared_gates_are_not_fused() {
     // ONNX's default hard sigmoid (alpha 0.2) is not MobileNetV3's.
