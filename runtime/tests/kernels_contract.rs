@@ -1176,6 +1176,58 @@ fn repeated_binary_f32_equals_reference_bit_for_bit() {
     println!("repeated binary f32: {ran} optimized runs equal the reference bit for bit");
 }
 
+/// A per-row operand (`[.., R, 1]` against `[.., R, C]`: a layer norm's
+/// mean) spread over the rows' elements: the reference's broadcast values,
+/// bit for bit, on any thread count, with the small operand on either side.
+#[test]
+fn spread_binary_f32_equals_reference_bit_for_bit() {
+    use ferrite_runtime::kernels::reference::elementwise::binary_f32;
+    use ferrite_runtime::threads::{scoped, Pool};
+    let tables = variants();
+    let mut rng = Rng(0x5b4e_ad);
+    let acts = [Activation::None, Activation::Relu];
+    let mut ran = 0;
+    for case in 0..40 {
+        let (h, w) = (rng.pick(&[1, 3, 17, 60]), rng.pick(&[1, 5, 33]));
+        let c = rng.pick(&[2, 3, 16, 96, 1000, 1500]);
+        let full = [1, h, w, c];
+        let (small, inner): (Vec<usize>, usize) = match case % 3 {
+            0 => (vec![1, h, w, 1], c),
+            1 => (vec![h, w, 1], c),
+            _ => (vec![1, h, 1, 1], w * c),
+        };
+        let (op, act) = (rng.pick(&BINARY_OPS), rng.pick(&acts));
+        let small_first = case % 2 == 1;
+        let x = rng.f32s(full.iter().product());
+        let y = rng.f32s(small.iter().product());
+        let (a, a_shape, b, b_shape) = if small_first {
+            (&y, &small[..], &x, &full[..])
+        } else {
+            (&x, &full[..], &y, &small[..])
+        };
+        let mut want = vec![0f32; x.len()];
+        binary_f32(op, act, a, a_shape, b, b_shape, &mut want, &full);
+        for (name, t) in &tables {
+            let Some(e) = t.binary_f32 else { continue };
+            for threads in 1..=3 {
+                let pool = Pool::new(threads).unwrap();
+                let mut got = vec![0f32; x.len()];
+                scoped(Some(&pool), || {
+                    pack::spread_elementwise(&x, &y, (small_first, inner), &mut got, |a, b, o| {
+                        (e.f)(op, act, a, b, o)
+                    })
+                });
+                assert!(
+                    same_bits(&got, &want),
+                    "{name} case {case} {op:?} {full:?} with {small:?}, {threads} threads"
+                );
+                ran += 1;
+            }
+        }
+    }
+    println!("spread binary f32: {ran} optimized runs equal the reference bit for bit");
+}
+
 #[test]
 fn mean_hw_matches_reference() {
     use ferrite_runtime::kernels::reference::pool::{self, MeanI8Params, ReduceGeometry};

@@ -460,6 +460,46 @@ pub fn repeated_elementwise<T: Copy + Default + Sync>(
     });
 }
 
+/// Runs a same-shape elementwise kernel where each value of `small` spreads
+/// over `inner` consecutive elements of `full` (`[R, 1]` against `[R, C]`):
+/// output element `i` is `f` of `full[i]` and `small[i / inner]`, the
+/// kernel called on runs of up to [`REPEAT_TILE`] with the value tiled on
+/// the stack. `small_first` as in [`repeated_elementwise`]. Threads split
+/// the rows.
+pub fn spread_elementwise<T: Copy + Default + Sync>(
+    full: &[T],
+    small: &[T],
+    (small_first, inner): (bool, usize),
+    out: &mut [T],
+    f: impl Fn(&[T], &[T], &mut [T]) + Sync,
+) {
+    let (n, rows) = (out.len(), small.len());
+    assert!(
+        full.len() == n && inner > 0 && rows.checked_mul(inner) == Some(n),
+        "spread elementwise operand sizes"
+    );
+    let run = |r: core::ops::Range<usize>, out: &mut [T]| {
+        let mut tile = [T::default(); REPEAT_TILE];
+        for (row, o) in r.zip(out.chunks_mut(inner)) {
+            let w = inner.min(REPEAT_TILE);
+            tile[..w].iter_mut().for_each(|t| *t = small[row]);
+            for (i, o) in o.chunks_mut(w).enumerate() {
+                let full = &full[row * inner + i * w..][..o.len()];
+                let small = &tile[..o.len()];
+                if small_first {
+                    f(small, full, o)
+                } else {
+                    f(full, small, o)
+                }
+            }
+        }
+    };
+    if n < ELEMENTWISE_MIN_SPLIT {
+        return run(0..rows, out);
+    }
+    for_each_row_chunk(out, rows, inner, ELEMENTWISE_ALIGN.div_ceil(inner), &run);
+}
+
 /// SOFTMAX over rows of `depth` on the current pool (rows split between
 /// threads, about 16 KiB of them per chunk).
 pub fn softmax_rows_f32(

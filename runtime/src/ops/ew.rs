@@ -195,7 +195,17 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
         let kernel = if a.shape == b.shape {
             Some(Kernel::SBinary { op, act, f })
         } else {
-            repeating(a, b, &out).map(|small| Kernel::SBinaryRepeat { op, act, f, small })
+            repeating(a, b, &out)
+                .map(|small| Kernel::SBinaryRepeat { op, act, f, small })
+                .or_else(|| {
+                    spreading(a, b, &out).map(|(small, inner)| Kernel::SBinarySpread {
+                        op,
+                        act,
+                        f,
+                        small,
+                        inner,
+                    })
+                })
         };
         if let Some(kernel) = kernel {
             steps.push(cx.step(
@@ -274,6 +284,35 @@ fn repeating(
         Some(0)
     } else {
         None
+    }
+}
+
+/// Which input (0 or 1) holds one value per row of the output's leading
+/// dimensions, each spread over the trailing ones (`[.., R, 1]` against
+/// `[.., R, C]`), and how many outputs each value covers; the other input
+/// must have the output's shape.
+fn spreading(
+    a: &crate::types::TensorDef,
+    b: &crate::types::TensorDef,
+    out: &Shape,
+) -> Option<(usize, usize)> {
+    let spreads = |full: &Shape, small: &Shape| {
+        let (o, d) = (out.dims(), small.dims());
+        if full != out || d.len() > o.len() || small.numel() == 0 {
+            return None;
+        }
+        // `small` aligned to the output's rank (leading 1s).
+        let pad = o.len() - d.len();
+        let dim = |i: usize| if i < pad { 1 } else { d[i - pad] };
+        let last = (0..o.len()).rev().find(|&i| dim(i) != 1)?;
+        let leading_equal = (0..=last).all(|i| dim(i) == o[i]);
+        let inner: usize = o[last + 1..].iter().product();
+        (leading_equal && inner > 1).then_some(inner)
+    };
+    if let Some(inner) = spreads(&a.shape, &b.shape) {
+        Some((1, inner))
+    } else {
+        spreads(&b.shape, &a.shape).map(|inner| (0, inner))
     }
 }
 

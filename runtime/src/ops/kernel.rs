@@ -141,6 +141,16 @@ pub(crate) enum Kernel {
         f: crate::kernels::table::BinaryF32Fn,
         small: usize,
     },
+    /// The same where each value of `small` spreads over `inner` consecutive
+    /// outputs (a per-row statistic over trailing dimensions: a layer
+    /// norm's mean and deviation).
+    SBinarySpread {
+        op: crate::kernels::reference::elementwise::BinaryOp,
+        act: crate::Activation,
+        f: crate::kernels::table::BinaryF32Fn,
+        small: usize,
+        inner: usize,
+    },
     /// Same-shape int8 ADD/SUB.
     QAdd {
         p: crate::kernels::reference::elementwise::AddI8Params,
@@ -398,6 +408,19 @@ impl Kernel {
                 cast_slice(ins[1 - small]),
                 cast_slice(ins[*small]),
                 *small == 0,
+                cast_slice_mut(out),
+                |a, b, o| f(*op, *act, a, b, o),
+            ),
+            Kernel::SBinarySpread {
+                op,
+                act,
+                f,
+                small,
+                inner,
+            } => pack::spread_elementwise(
+                cast_slice(ins[1 - small]),
+                cast_slice(ins[*small]),
+                (*small == 0, *inner),
                 cast_slice_mut(out),
                 |a, b, o| f(*op, *act, a, b, o),
             ),
