@@ -500,6 +500,28 @@ pub fn spread_elementwise<T: Copy + Default + Sync>(
     for_each_row_chunk(out, rows, inner, ELEMENTWISE_ALIGN.div_ceil(inner), &run);
 }
 
+/// [`super::reference::math::reduce_rows_f32`] on the current pool, the
+/// threads splitting the rows (about 16 Ki inputs per chunk).
+pub fn reduce_rows_f32(
+    f: super::reference::math::ReduceFn,
+    count: usize,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    let rows = out.len();
+    assert!(x.len() >= rows * count, "reduce rows");
+    let align = (16 * 1024 / count.max(1)).max(8);
+    for_each_row_chunk(out, rows, 1, align, &|r, o| {
+        let done = super::reference::math::reduce_rows_f32(
+            f,
+            count,
+            &x[r.start * count..r.end * count],
+            o,
+        );
+        debug_assert!(done, "reduce_rows_f32 takes every function but LogSumExp");
+    });
+}
+
 /// SOFTMAX over rows of `depth` on the current pool (rows split between
 /// threads, about 16 KiB of them per chunk).
 pub fn softmax_rows_f32(

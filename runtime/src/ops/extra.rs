@@ -263,7 +263,14 @@ impl Extra {
                 );
             }
             Extra::Reduce { f, dtype, plan } => match dtype {
-                DType::F32 => m::reduce_f32(*f, plan, cast_slice(ins[0]), cast_slice_mut(out)),
+                DType::F32 => {
+                    let (x, out): (&[f32], &mut [f32]) = (cast_slice(ins[0]), cast_slice_mut(out));
+                    let rows = plan.trailing().filter(|_| *f != ReduceFn::LogSumExp);
+                    match rows {
+                        Some(count) => crate::kernels::pack::reduce_rows_f32(*f, count, x, out),
+                        None => m::reduce_f32(*f, plan, x, out),
+                    }
+                }
                 DType::I32 => {
                     m::reduce_int::<i32>(*f, plan, cast_slice(ins[0]), cast_slice_mut(out))
                 }
@@ -657,13 +664,19 @@ fn prep_reduce(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
     if x.shape.numel() == 0 && y.shape.numel() != 0 {
         return Err(cx.bad("reduction of an empty tensor"));
     }
+    let plan = ReducePlan::new(x.shape.dims(), &reduce[..r]);
+    let rows = x.dtype == DType::F32 && f != ReduceFn::LogSumExp && plan.trailing().is_some();
     Ok((
         Extra::Reduce {
             f,
             dtype: x.dtype,
-            plan: ReducePlan::new(x.shape.dims(), &reduce[..r]),
+            plan,
         },
-        "ref_reduce",
+        if rows {
+            "reduce_rows8_f32"
+        } else {
+            "ref_reduce"
+        },
     ))
 }
 

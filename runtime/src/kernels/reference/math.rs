@@ -486,6 +486,24 @@ impl ReducePlan {
         off
     }
 
+    /// `Some(count)` when the reduced axes are the trailing ones (a layer
+    /// norm's, a softmax-like row statistic): output `o` then reduces
+    /// `x[o * count..(o + 1) * count]`, in that order.
+    pub fn trailing(&self) -> Option<usize> {
+        let n = self.count();
+        let mut stride = 1;
+        for &(size, s) in self.reduced[..self.n_reduced].iter().rev() {
+            if size > 1 && s != stride {
+                return None;
+            }
+            stride *= size;
+        }
+        let outer = self.kept[..self.n_kept]
+            .iter()
+            .all(|&(size, s)| size == 1 || s >= n);
+        (n > 0 && outer).then_some(n)
+    }
+
     fn for_each(&self, base: usize, mut f: impl FnMut(usize)) {
         let n = self.count();
         for k in 0..n {
@@ -545,6 +563,75 @@ pub fn reduce_f32(f: ReduceFn, p: &ReducePlan, x: &[f32], out: &mut [f32]) {
             ReduceFn::LogSumExp => libm::logf(acc) + max,
             _ => acc,
         };
+    }
+}
+
+/// [`reduce_f32`] where the reduced axes are the trailing ones
+/// ([`ReducePlan::trailing`]): `out[o]` reduces the `count` values of row
+/// `o`. Eight rows advance together, each accumulating in the reference's
+/// order, so the results are bit-identical; the eight independent sums
+/// keep the adder busy where one row's sum waits on each previous add.
+/// `false` for LogSumExp (two passes; left to the reference).
+pub fn reduce_rows_f32(f: ReduceFn, count: usize, x: &[f32], out: &mut [f32]) -> bool {
+    use ReduceFn::*;
+    let n = count as f32;
+    match f {
+        Sum => rows8(count, x, out, 0.0, |a, e| a + e, |a| a),
+        Mean => rows8(count, x, out, 0.0, |a, e| a + e, |a| a / n),
+        LogSum => rows8(count, x, out, 0.0, |a, e| a + e, libm::logf),
+        SumSquare => rows8(count, x, out, 0.0, |a, e| a + e * e, |a| a),
+        L2 => rows8(count, x, out, 0.0, |a, e| a + e * e, libm::sqrtf),
+        L1 => rows8(count, x, out, 0.0, |a, e| a + e.abs(), |a| a),
+        Prod => rows8(count, x, out, 1.0, |a, e| a * e, |a| a),
+        Max => rows8(
+            count,
+            x,
+            out,
+            f32::NEG_INFINITY,
+            |a, e| if e > a || e.is_nan() { e } else { a },
+            |a| a,
+        ),
+        Min => rows8(
+            count,
+            x,
+            out,
+            f32::INFINITY,
+            |a, e| if e < a || e.is_nan() { e } else { a },
+            |a| a,
+        ),
+        LogSumExp => return false,
+    }
+    true
+}
+
+#[inline(always)]
+fn rows8(
+    count: usize,
+    x: &[f32],
+    out: &mut [f32],
+    init: f32,
+    step: impl Fn(f32, f32) -> f32,
+    finish: impl Fn(f32) -> f32,
+) {
+    const L: usize = 8;
+    assert!(x.len() >= out.len() * count, "reduce rows");
+    let done = out.len() / L * L;
+    let mut groups = out.chunks_exact_mut(L);
+    for (g, o) in (&mut groups).enumerate() {
+        let rows = &x[g * L * count..(g + 1) * L * count];
+        let mut acc = [init; L];
+        for k in 0..count {
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a = step(*a, rows[l * count + k]);
+            }
+        }
+        for (o, &a) in o.iter_mut().zip(&acc) {
+            *o = finish(a);
+        }
+    }
+    for (i, o) in groups.into_remainder().iter_mut().enumerate() {
+        let row = &x[(done + i) * count..(done + i + 1) * count];
+        *o = finish(row.iter().fold(init, |a, &e| step(a, e)));
     }
 }
 
@@ -891,6 +978,54 @@ mod tests {
         let mut out = [9u8; 6];
         compare(BinaryFn::Less, &a, &[2, 3], &b, &[3], &mut out, &[2, 3]);
         assert_eq!(out, [1, 1, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn trailing_rows_reduce_bit_for_bit_as_the_reference() {
+        // Which plans are row reductions.
+        let t = |dims: &[usize], r: &[bool]| ReducePlan::new(dims, r).trailing();
+        assert_eq!(t(&[2, 3, 4], &[false, false, true]), Some(4));
+        assert_eq!(t(&[2, 3, 4], &[false, true, true]), Some(12));
+        assert_eq!(t(&[2, 1, 4], &[false, true, true]), Some(4));
+        assert_eq!(t(&[2, 3, 1], &[false, true, false]), Some(3));
+        assert_eq!(t(&[2, 3, 4], &[false, true, false]), None);
+        assert_eq!(t(&[2, 3, 4], &[true, false, true]), None);
+        assert_eq!(t(&[2, 0], &[false, true]), None);
+        // Every function but LogSumExp, rows in and out of groups of 8,
+        // with NaN and infinities among the values.
+        let mut s = 0x9e37_79b9u32;
+        for rows in [1usize, 7, 8, 9, 21] {
+            for count in [1usize, 3, 96] {
+                let mut x: Vec<f32> = (0..rows * count)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 17;
+                        s ^= s << 5;
+                        (s % 4001) as f32 / 1000.0 - 2.0
+                    })
+                    .collect();
+                if rows * count > 10 {
+                    x[3] = f32::NAN;
+                    x[7] = f32::INFINITY;
+                    x[10] = f32::NEG_INFINITY;
+                }
+                let plan = ReducePlan::new(&[rows, count], &[false, true]);
+                for f in (0..=9).filter_map(ReduceFn::from_i32) {
+                    let mut want = vec![0f32; rows];
+                    let mut got = vec![1f32; rows];
+                    reduce_f32(f, &plan, &x, &mut want);
+                    if !reduce_rows_f32(f, count, &x, &mut got) {
+                        assert_eq!(f, ReduceFn::LogSumExp);
+                        continue;
+                    }
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{f:?} rows {rows} count {count}: {got:?} vs {want:?}");
+                }
+            }
+        }
     }
 
     #[test]
