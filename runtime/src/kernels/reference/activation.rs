@@ -426,7 +426,7 @@ pub fn swish_f32(input: &[f32], output: &mut [f32]) {
 
 /// `erf(x)` for `|x| < 0.9` is `x · P(x²)`: a least-squares fit to the f64
 /// `erf(x) / x` (made for this file; max error 1.8e-7 relative in f32).
-const ERF_SMALL: [f32; 7] = [
+pub(crate) const ERF_SMALL: [f32; 7] = [
     core::f32::consts::FRAC_2_SQRT_PI,
     -0.37612635,
     0.11283733,
@@ -437,7 +437,7 @@ const ERF_SMALL: [f32; 7] = [
 ];
 /// For `0.9 ≤ a < 3.9`, `ln erfc(a) + a²` as a polynomial in
 /// `t = (a - 2.425) / 1.575` (fit on [0.85, 4]).
-const ERFC_MID: [f32; 11] = [
+pub(crate) const ERFC_MID: [f32; 11] = [
     -1.530044,
     -0.5690217,
     0.1454247,
@@ -452,7 +452,7 @@ const ERFC_MID: [f32; 11] = [
 ];
 /// For `a ≥ 3.9`, `a · erfc(a) · exp(a²)` as a polynomial in `w = 1 / a²`
 /// (fit to the continued fraction on [3.9, 9.5]; 3.3e-8 relative).
-const ERFC_TAIL: [f32; 5] = [0.5641894, -0.28205198, 0.42006156, -0.9521944, 1.8560159];
+pub(crate) const ERFC_TAIL: [f32; 5] = [0.5641894, -0.28205198, 0.42006156, -0.9521944, 1.8560159];
 
 /// Horner's rule on `c` (constant term first).
 #[inline(always)]
