@@ -984,6 +984,7 @@ pub fn quantize(
         calibration_samples: cal.len(),
         eval_on_calibration,
         conversions: rewritten.conversions,
+        bias_widened: rewritten.bias_widened,
         iterations,
         int8_io: opts.int8_io,
         bias_corrected,

@@ -157,7 +157,14 @@ pub fn weight_axis(code: OpCode) -> Option<usize> {
 pub fn qparams_for(lo: f32, hi: f32) -> QParams {
     let lo = lo.min(0.0) as f64;
     let hi = hi.max(0.0) as f64;
-    let scale = ((hi - lo) / 255.0).max(1e-9);
+    // A range that is all zero still needs a scale. A tiny one is kept as
+    // it is: a floor of 1e-9 (as here before) left features of 1e-9 (a
+    // randomly initialized YOLOv8's neck) one step wide, 4 dB end to end.
+    let scale = if hi > lo {
+        ((hi - lo) / 255.0).max(1e-30)
+    } else {
+        1e-9
+    };
     let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
     QParams {
         scale: scale as f32,
@@ -740,28 +747,92 @@ impl QuantizedWeights {
                 qt.data = Some(q.iter().map(|&v| v as u8).collect());
             }
         }
-        let inner: usize = qt.shape.iter().skip(axis + 1).product();
-        let deq: Vec<f32> = qt
-            .data
-            .as_deref()
-            .unwrap_or_default()
-            .chunks(inner.max(1))
-            .zip(scales.iter().cycle())
-            .flat_map(|(run, &s)| run.iter().map(move |&v| v as i8 as f32 * s))
-            .collect();
-        let w = g.tensors[t].f32_data().unwrap_or_default();
-        let stats = WeightStats {
-            node: n,
-            channels: scales.len(),
-            absmax_min: scales.iter().fold(f32::INFINITY, |m, &s| m.min(s * 127.0)),
-            absmax_max: scales.iter().fold(0f32, |m, &s| m.max(s * 127.0)),
-            sqnr_db: sqnr_db(&w, &deq),
-        };
+        let stats = weight_stats(n, &g.tensors[t], axis, &qt, &scales);
         QuantizedWeights {
             tensor: qt,
             scales,
             stats,
         }
+    }
+
+    /// Widens the scale of every channel whose int32 bias would not fit at
+    /// `in_scale × scale` (|bias| / scale beyond [`BIAS_LIMIT`]) just
+    /// enough that it does, and requantizes that channel's weights
+    /// (`w`, along `axis`) to nearest at the new scale; the number of
+    /// channels widened. A conv whose input is tiny next to its bias
+    /// (a detection head's class bias of -11.5 after features of 1e-9)
+    /// otherwise had its bias clamped to ±2^31 steps: zero, where the
+    /// float model gives -11.5. ONNX Runtime's `quantize_static` widens
+    /// the weight scale the same way.
+    fn fit_bias(&mut self, w: &Tensor, axis: usize, bias: &[f32], in_scale: f32) -> usize {
+        let n = self.scales.len();
+        if bias.len() != n || !(in_scale > 0.0) {
+            return 0;
+        }
+        let need: Vec<f32> = bias
+            .iter()
+            .map(|&b| (b.abs() as f64 / (in_scale as f64 * BIAS_LIMIT)) as f32)
+            .collect();
+        let widen: Vec<bool> = need
+            .iter()
+            .zip(&self.scales)
+            .map(|(&m, &s)| m > s)
+            .collect();
+        let count = widen.iter().filter(|&&w| w).count();
+        if count == 0 {
+            return 0;
+        }
+        let wf = w.f32_data().unwrap_or_default();
+        let inner: usize = w.shape.iter().skip(axis + 1).product::<usize>().max(1);
+        let data = self.tensor.data.get_or_insert_with(Vec::new);
+        for ((run, q), c) in wf
+            .chunks(inner)
+            .zip(data.chunks_mut(inner))
+            .zip((0..n).cycle())
+        {
+            if widen[c] {
+                let s = need[c];
+                for (q, &v) in q.iter_mut().zip(run) {
+                    *q = (v / s).round().clamp(-127.0, 127.0) as i8 as u8;
+                }
+            }
+        }
+        for (s, (&m, &wd)) in self.scales.iter_mut().zip(need.iter().zip(&widen)) {
+            if wd {
+                *s = m;
+            }
+        }
+        if let Quant::PerAxis { scales, .. } = &mut self.tensor.quant {
+            scales.clone_from(&self.scales);
+        }
+        self.stats = weight_stats(self.stats.node, w, axis, &self.tensor, &self.scales);
+        count
+    }
+}
+
+/// The largest int32 bias, in steps, a weighted node may carry: 2^30,
+/// leaving the accumulator's other half for the products.
+pub const BIAS_LIMIT: f64 = (1u64 << 30) as f64;
+
+/// The report's statistics of node `n`'s int8 weights `qt` (scales
+/// `scales` along `axis`) against the float weights `w`.
+fn weight_stats(n: usize, w: &Tensor, axis: usize, qt: &Tensor, scales: &[f32]) -> WeightStats {
+    let inner: usize = qt.shape.iter().skip(axis + 1).product();
+    let deq: Vec<f32> = qt
+        .data
+        .as_deref()
+        .unwrap_or_default()
+        .chunks(inner.max(1))
+        .zip(scales.iter().cycle())
+        .flat_map(|(run, &s)| run.iter().map(move |&v| v as i8 as f32 * s))
+        .collect();
+    let w = w.f32_data().unwrap_or_default();
+    WeightStats {
+        node: n,
+        channels: scales.len(),
+        absmax_min: scales.iter().fold(f32::INFINITY, |m, &s| m.min(s * 127.0)),
+        absmax_max: scales.iter().fold(0f32, |m, &s| m.max(s * 127.0)),
+        sqnr_db: sqnr_db(&w, &deq),
     }
 }
 
@@ -774,6 +845,8 @@ pub struct Rewritten {
     pub weights: Vec<WeightStats>,
     /// Inserted conversion ops.
     pub conversions: usize,
+    /// Weight channels whose scale was widened so the int32 bias fits.
+    pub bias_widened: usize,
 }
 
 fn keyq(q: QParams) -> (u32, i32) {
@@ -787,6 +860,7 @@ struct Builder<'a> {
     fver: HashMap<usize, usize>,
     qver: HashMap<(usize, (u32, i32)), usize>,
     conversions: usize,
+    bias_widened: usize,
 }
 
 impl Builder<'_> {
@@ -902,6 +976,7 @@ pub fn rewrite(
         fver: HashMap::new(),
         qver: HashMap::new(),
         conversions: 0,
+        bias_widened: 0,
     };
     if int8_io {
         for &t in &g.inputs {
@@ -933,10 +1008,14 @@ pub fn rewrite(
             }
             match (weight_axis(node.code), k) {
                 (Some(axis), 1) => {
-                    let q = match adjust.weights.get(&n) {
+                    let mut q = match adjust.weights.get(&n) {
                         Some(q) => q.clone(),
                         None => QuantizedWeights::new(g, n, t, axis, adjust),
                     };
+                    let bias = node.inputs.get(2).copied().flatten();
+                    if let Some(bias) = bias.and_then(|b| g.tensors[b].f32_data()) {
+                        b.bias_widened += q.fit_bias(&g.tensors[t], axis, &bias, in_scale);
+                    }
                     weights.push(q.stats);
                     w_scales = q.scales;
                     new.inputs[k] = Some(b.out.add_tensor(q.tensor));
@@ -1003,6 +1082,7 @@ pub fn rewrite(
         mut out,
         origin_of,
         conversions,
+        bias_widened,
         ..
     } = b;
     out.remove_unused_tensors();
@@ -1011,6 +1091,7 @@ pub fn rewrite(
         origin_of,
         weights,
         conversions,
+        bias_widened,
     }
 }
 
@@ -1197,6 +1278,77 @@ mod tests {
         assert_eq!(q.zero_point, -128);
         let q = qparams_for(2.0, 6.0); // widened to [0, 6]
         assert_eq!(q.zero_point, -128);
+    }
+
+    #[test]
+    fn tiny_ranges_keep_their_resolution() {
+        // Features of 1e-9 get steps of 1e-11, not a floor of 1e-9.
+        let q = qparams_for(-1e-9, 1.55e-9);
+        assert!((q.scale - 1e-11).abs() < 1e-16, "{q:?}");
+        assert_eq!(q.zero_point, -28);
+        // An all-zero range still gets a usable scale.
+        let q = qparams_for(0.0, 0.0);
+        assert!(q.scale > 0.0 && q.zero_point == -128);
+    }
+
+    #[test]
+    fn a_bias_beyond_int32_widens_only_its_channel() {
+        let f32s = |v: &[f32]| Some(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+        let w = Tensor {
+            name: "w".into(),
+            dtype: DType::F32,
+            shape: vec![2, 3],
+            quant: Quant::None,
+            data: f32s(&[1.0, -0.5, 0.25, 100.0, 50.0, -100.0]),
+        };
+        let (tensor, scales) = quantize_weights(&w, 0);
+        let stats = weight_stats(0, &w, 0, &tensor, &scales);
+        let mut q = QuantizedWeights {
+            tensor,
+            scales,
+            stats,
+        };
+        // Inputs in steps of 1e-9: a bias of 1e-3 fits at 1/127 per weight
+        // step; -11.5 needs 10.7.
+        let (in_scale, bias) = (1e-9f32, [1e-3f32, -11.5]);
+        assert_eq!(q.fit_bias(&w, 0, &bias, in_scale), 1);
+        let need = 11.5 / (1e-9 * BIAS_LIMIT) as f32;
+        assert_eq!(q.scales[0], 1.0 / 127.0);
+        assert!((q.scales[1] - need).abs() <= 1e-6 * need, "{:?}", q.scales);
+        let d: Vec<i8> = q
+            .tensor
+            .data
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        assert_eq!(d[..3], [127, -64, 32]);
+        assert_eq!(d[3..], [9, 5, -9]);
+        match &q.tensor.quant {
+            Quant::PerAxis { scales, .. } => assert_eq!(scales, &q.scales),
+            other => panic!("{other:?}"),
+        }
+        // The bias now quantizes within the limit and back to itself.
+        let b = Tensor {
+            name: "b".into(),
+            dtype: DType::F32,
+            shape: vec![2],
+            quant: Quant::None,
+            data: f32s(&bias),
+        };
+        let qb = quantize_bias(&b, in_scale, &q.scales);
+        let v: Vec<i32> = qb
+            .data
+            .unwrap()
+            .chunks(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert!(v.iter().all(|&x| (x as f64).abs() <= BIAS_LIMIT), "{v:?}");
+        let back = v[1] as f64 * in_scale as f64 * q.scales[1] as f64;
+        assert!((back + 11.5).abs() < 1e-5, "{back}");
+        // Nothing to widen: nothing changes.
+        assert_eq!(q.fit_bias(&w, 0, &bias, in_scale), 0);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Inputs<'a> {
     pub calibration_samples: usize,
     pub eval_on_calibration: bool,
     pub conversions: usize,
+    /// Weight channels whose scale was widened so the int32 bias fits.
+    pub bias_widened: usize,
     pub iterations: usize,
     pub int8_io: bool,
     /// Whether bias correction was applied (it is kept only when it helps).
@@ -90,6 +92,7 @@ pub struct Report {
     pub weights: Vec<(String, WeightStats)>,
     pub concat_requantized: Vec<(String, String, f32)>,
     pub conversions: usize,
+    pub bias_widened: usize,
     pub iterations: usize,
     pub bias_corrected: bool,
     pub gptq_layers: usize,
@@ -185,6 +188,7 @@ impl Report {
                 .map(|&(n, t, r)| (super::op_label(g, n), g.tensors[t].name.clone(), r))
                 .collect(),
             conversions: i.conversions,
+            bias_widened: i.bias_widened,
             iterations: i.iterations,
             bias_corrected: i.bias_corrected,
             gptq_layers: i.gptq_layers,
@@ -268,6 +272,7 @@ impl Report {
             "int8_ops": q,
             "float_ops": f,
             "inserted_conversions": self.conversions,
+            "bias_widened_channels": self.bias_widened,
             "bias_correction": self.bias_corrected,
             "gptq_layers": self.gptq_layers,
             "gptq_too_wide_layers": self.gptq_too_wide,
@@ -315,6 +320,13 @@ impl Report {
         }
         if self.bias_corrected {
             extras.push_str(", bias-corrected");
+        }
+        if self.bias_widened > 0 {
+            let _ = write!(
+                extras,
+                ", {} weight channels widened so their bias fits int32 (inputs tiny next to the bias)",
+                self.bias_widened
+            );
         }
         if !self.equalized.is_empty() {
             let _ = write!(extras, ", {} conv pairs equalized", self.equalized.len());
