@@ -1053,6 +1053,44 @@ fn gelu_f32_tracks_f64_as_the_reference() {
     println!("gelu f32: {ran} optimized kernels checked");
 }
 
+/// LOGISTIC with the polynomial `exp`: within 4 ulp of the reference's
+/// correctly rounded one across its cut-offs, 0 where the reference's
+/// result leaves f32's normal range, NaN for NaN.
+#[test]
+fn logistic_f32_within_4_ulp_of_reference() {
+    use ferrite_runtime::kernels::reference::activation::logistic_f32;
+    let mut tables = variants();
+    tables.push(("detected", KernelTable::detect()));
+    let mut xs: Vec<f32> = (-100 * 64..=30 * 64).map(|i| i as f32 / 64.0).collect();
+    for edge in [-9.0f32, 16.619_047, -87.0] {
+        for d in -2..=2 {
+            xs.push(f32::from_bits((edge.to_bits() as i32 + d) as u32));
+        }
+    }
+    xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-30]);
+    let mut want = vec![0f32; xs.len()];
+    logistic_f32(&xs, &mut want);
+    let mut ran = 0;
+    for (name, t) in &tables {
+        let Some(e) = t.logistic_f32 else { continue };
+        let mut got = vec![0f32; xs.len()];
+        (e.f)(&xs, &mut got);
+        for ((g, w), x) in got.iter().zip(&want).zip(&xs) {
+            let ok = if w.is_nan() {
+                g.is_nan()
+            } else if w.abs() < f32::MIN_POSITIVE {
+                g.abs() < f32::MIN_POSITIVE
+            } else {
+                (g - w).abs() <= 4.0 * f32::EPSILON * w.abs()
+            };
+            assert!(ok, "{name}: logistic({x:e}) = {g:e}, reference {w:e}");
+        }
+        ran += 1;
+    }
+    assert!(ran > 0, "the detected table has a LOGISTIC kernel");
+    println!("logistic f32: {ran} optimized kernels within 4 ulp of the reference");
+}
+
 /// SOFTMAX with the polynomial `exp` and lane-wise sums: no further from
 /// the exact (f64) softmax than the reference is, plus 8 ulp (or 1e-37
 /// absolute where the reference underflows to 0); NaN where it is NaN; on

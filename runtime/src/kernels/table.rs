@@ -126,6 +126,8 @@ pub struct KernelTable {
     /// wider vectors (the same arithmetic, so the same results).
     pub erf_f32: Option<Entry<UnaryF32Fn>>,
     pub gelu_f32: Option<Entry<UnaryF32Fn>>,
+    /// f32 LOGISTIC with a polynomial `exp` (within a few ulp of the reference).
+    pub logistic_f32: Option<Entry<UnaryF32Fn>>,
     /// f32 SOFTMAX with a polynomial `exp` (within a few ulp of the reference).
     pub softmax_f32: Option<Entry<SoftmaxF32Fn>>,
     /// f32 BATCH_MATMUL rows (register-blocked, bit-identical to the
@@ -173,6 +175,7 @@ impl KernelTable {
             binary_f32: None,
             erf_f32: None,
             gelu_f32: None,
+            logistic_f32: None,
             softmax_f32: None,
             matmul_f32: None,
         }
@@ -192,6 +195,7 @@ impl KernelTable {
             && self.binary_f32.is_none()
             && self.erf_f32.is_none()
             && self.gelu_f32.is_none()
+            && self.logistic_f32.is_none()
             && self.softmax_f32.is_none()
             && self.matmul_f32.is_none()
     }
@@ -211,6 +215,10 @@ impl KernelTable {
         t.softmax_f32 = Some(Entry {
             f: crate::kernels::reference::activation::softmax_f32_poly,
             name: "softmax_f32_poly",
+        });
+        t.logistic_f32 = Some(Entry {
+            f: crate::kernels::reference::activation::logistic_f32_poly,
+            name: "logistic_f32_poly",
         });
         crate::kernels::arch::plug(&mut t);
         t

@@ -79,6 +79,9 @@ pub(crate) enum Unary {
     HardSwishF32,
     HardSwishI8(act::HardSwishI8Params),
     LogisticF32,
+    /// An f32 function with a vectorizable kernel of its own (LOGISTIC's
+    /// polynomial), threads splitting the elements.
+    MapF32(crate::kernels::table::UnaryF32Fn),
     TanhF32,
     Lut(act::LutI8),
     SoftmaxF32 {
@@ -129,6 +132,10 @@ impl Unary {
             Unary::HardSwishF32 => act::hard_swish_f32(cast_slice(x), cast_slice_mut(out)),
             Unary::HardSwishI8(p) => act::hard_swish_i8(p, cast_slice(x), cast_slice_mut(out)),
             Unary::LogisticF32 => act::logistic_f32(cast_slice(x), cast_slice_mut(out)),
+            Unary::MapF32(f) => {
+                let x: &[f32] = cast_slice(x);
+                crate::kernels::pack::elementwise(x, x, cast_slice_mut(out), |x, _, o| f(x, o))
+            }
             Unary::TanhF32 => act::tanh_f32(cast_slice(x), cast_slice_mut(out)),
             Unary::Lut(lut) => act::lut_i8(lut, cast_slice(x), cast_slice_mut(out)),
             Unary::SoftmaxF32 {
@@ -398,7 +405,9 @@ pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static
         }
         OpCode::Logistic | OpCode::Tanh => {
             let logistic = code == OpCode::Logistic;
-            if f32_io {
+            if let (true, true, Some(e)) = (f32_io, logistic, cx.table.logistic_f32) {
+                (Unary::MapF32(e.f), e.name)
+            } else if f32_io {
                 (
                     if logistic {
                         Unary::LogisticF32

@@ -406,6 +406,40 @@ pub fn logistic_f32(input: &[f32], output: &mut [f32]) {
     }
 }
 
+/// LOGISTIC in f32 for wide vectors: [`logistic_f32`]'s cut-offs (1 above
+/// 16.62, `exp(x)` below -9) with [`exp_poly`] instead of a correctly
+/// rounded `exp`, branch-free so LLVM vectorizes it: within 4 ulp of the
+/// reference (contract-tested). A detector's score sigmoid over all its
+/// anchors took 7% of YOLOv8n's time through f64 `exp`.
+#[inline(always)]
+pub fn logistic_f32_poly(input: &[f32], output: &mut [f32]) {
+    const CUTOFF_UPPER: f32 = 16.619_047;
+    const CUTOFF_LOWER: f32 = -9.0;
+    debug_assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        // exp(x) below -9, 1 / (1 + exp(-x)) between. `exp_poly` clamps at
+        // -87; down to where f32's normal range ends (-87.34) exp(x) is
+        // exp(x/2)², and 0 below (the reference's underflow, flushed).
+        let e = exp_poly(if x < CUTOFF_LOWER { x } else { -x });
+        let half = exp_poly(0.5 * x);
+        let low = if x < -87.336_54 {
+            0.0
+        } else if x < -87.0 {
+            half * half
+        } else {
+            e
+        };
+        let mid = 1.0 / (1.0 + e);
+        *o = if x > CUTOFF_UPPER {
+            1.0
+        } else if x < CUTOFF_LOWER {
+            low
+        } else {
+            mid
+        };
+    }
+}
+
 /// SiLU / swish in f32: `x / (1 + exp(-x))`, with [`exp_poly`] so the loop
 /// vectorizes (EfficientNet's swishes took 60% of its time through libm's
 /// `exp`). Within 4 ulp of the exact value (tested). Inlined into the

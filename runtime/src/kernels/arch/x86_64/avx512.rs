@@ -2034,6 +2034,18 @@ fn gelu16(x: __m512) -> __m512 {
     _mm512_mul_ps(_mm512_mul_ps(c(0.5), x), one_plus)
 }
 
+/// LOGISTIC on 16 lanes: the portable polynomial kernel
+/// ([`crate::kernels::reference::activation::logistic_f32_poly`]) compiled
+/// for AVX-512F, the same arithmetic.
+pub fn avx512_logistic_f32(input: &[f32], output: &mut [f32]) {
+    #[target_feature(enable = "avx512f")]
+    fn wide(input: &[f32], output: &mut [f32]) {
+        crate::kernels::reference::activation::logistic_f32_poly(input, output)
+    }
+    // SAFETY: the table holds this kernel only when the CPU has AVX-512F.
+    unsafe { wide(input, output) }
+}
+
 /// SOFTMAX rows on 16 lanes: the portable polynomial kernel
 /// ([`crate::kernels::reference::activation::softmax_f32_poly`]) compiled
 /// for AVX-512F, the same arithmetic.

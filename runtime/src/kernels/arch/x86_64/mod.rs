@@ -109,6 +109,10 @@ pub fn plug_with(table: &mut KernelTable, f: Features) {
             f: avx512::avx512_erf_f32,
             name: "avx512_erf_f32_poly",
         });
+        table.logistic_f32 = Some(Entry {
+            f: avx512::avx512_logistic_f32,
+            name: "avx512_logistic_f32_poly",
+        });
         table.softmax_f32 = Some(Entry {
             f: avx512::avx512_softmax_f32,
             name: "avx512_softmax_f32_poly",
