@@ -766,7 +766,7 @@ impl QuantizedWeights {
     /// the weight scale the same way.
     fn fit_bias(&mut self, w: &Tensor, axis: usize, bias: &[f32], in_scale: f32) -> usize {
         let n = self.scales.len();
-        if bias.len() != n || !(in_scale > 0.0) {
+        if bias.len() != n || in_scale.is_nan() || in_scale <= 0.0 {
             return 0;
         }
         let need: Vec<f32> = bias
