@@ -1841,6 +1841,16 @@ pub fn avx512_swish_f32(input: &[f32], output: &mut [f32]) {
 
 #[target_feature(enable = "avx512f")]
 unsafe fn swish_f32(input: &[f32], output: &mut [f32]) {
+    unsafe { map16(input, output, |x| swish16(x)) }
+}
+
+/// `output[i] = f(input[i])`, 16 lanes at a time, the tail masked.
+///
+/// # Safety
+/// `input` and `output` have one length (every access is within them).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn map16(input: &[f32], output: &mut [f32], f: impl Fn(__m512) -> __m512) {
     let n = input.len();
     let mut i = 0;
     while i < n {
@@ -1851,7 +1861,7 @@ unsafe fn swish_f32(input: &[f32], output: &mut [f32]) {
         };
         unsafe {
             let x = _mm512_maskz_loadu_ps(m, input.as_ptr().add(i));
-            _mm512_mask_storeu_ps(output.as_mut_ptr().add(i), m, swish16(x));
+            _mm512_mask_storeu_ps(output.as_mut_ptr().add(i), m, f(x));
         }
         i += 16;
     }
@@ -1948,20 +1958,7 @@ pub fn avx512_gelu_f32(input: &[f32], output: &mut [f32]) {
 
 #[target_feature(enable = "avx512f")]
 unsafe fn gelu_f32(input: &[f32], output: &mut [f32]) {
-    let n = input.len();
-    let mut i = 0;
-    while i < n {
-        let m: __mmask16 = if n - i >= 16 {
-            0xffff
-        } else {
-            ((1u32 << (n - i)) - 1) as u16
-        };
-        unsafe {
-            let x = _mm512_maskz_loadu_ps(m, input.as_ptr().add(i));
-            _mm512_mask_storeu_ps(output.as_mut_ptr().add(i), m, gelu16(x));
-        }
-        i += 16;
-    }
+    unsafe { map16(input, output, |x| gelu16(x)) }
 }
 
 /// Horner's rule with FMA (constant term first).
