@@ -1947,8 +1947,9 @@ fn erf_f32_wide(input: &[f32], output: &mut [f32]) {
 /// (the exact square's error is one `fmsub`), `vscalefps` for `exp`'s power
 /// of two and the tail's division as a 14-bit reciprocal with one Newton
 /// step. Within 24 ulp of the f64 formula, as the reference (contract-
-/// tested); 3x the reference compiled for 16 lanes, where MaxViT-T's 45
-/// GELUs took a quarter of its time.
+/// tested; 4.1 measured); 0.82 ns per value against 1.54 for the
+/// reference compiled for 16 lanes, where MaxViT-T's 45 GELUs took a
+/// quarter of its time.
 pub fn avx512_gelu_f32(input: &[f32], output: &mut [f32]) {
     assert_eq!(input.len(), output.len(), "gelu lengths");
     // SAFETY: the table holds this kernel only when the CPU has AVX-512F;
