@@ -1402,12 +1402,27 @@ impl<'m> Lower<'m> {
                 {
                     bail!("starts, ends, axes and steps must be constant");
                 }
-                let xi = self.plain(&x)?;
-                let d = self.g.tensors[xi].shape.clone();
+                // In the input's own layout: a channel slice of an NHWC
+                // value (YOLOv8's C2f) slices its last stored axis, with no
+                // transpose to NCHW and back around it.
+                let TVal { id: xi, layout } = self.tensor(&x)?;
+                let stored = self.g.tensors[xi].shape.clone();
+                let d = layout.logical(&stored);
                 let params = self.slice_params(d.len(), &consts, &a)?;
-                let axes = self.resolve_slice(&d, &params)?;
-                let r = d.len();
-                let mut attrs = vec![i32_of(r)?];
+                let logical = self.resolve_slice(&d, &params)?;
+                let axes: Vec<fold::SliceAxis> = layout
+                    .stored_axes(d.len())
+                    .iter()
+                    .map(|l| match l {
+                        Some(l) => logical[*l].clone(),
+                        None => fold::SliceAxis {
+                            start: 0,
+                            step: 1,
+                            count: 1,
+                        },
+                    })
+                    .collect();
+                let mut attrs = vec![i32_of(axes.len())?];
                 attrs.extend(axes.iter().map(|s| s.start as i32));
                 attrs.extend(axes.iter().map(|s| s.step as i32));
                 attrs.extend(axes.iter().map(|s| s.count as i32));
@@ -1417,13 +1432,7 @@ impl<'m> Lower<'m> {
                 }
                 let yid = self.out_tensor(&out, xi, ys);
                 self.emit(OpCode::StridedSlice, attrs, &[xi], yid);
-                self.set(
-                    &out,
-                    Val::T(TVal {
-                        id: yid,
-                        layout: Layout::Plain,
-                    }),
-                );
+                self.set(&out, Val::T(TVal { id: yid, layout }));
             }
             "LayerNormalization" => self.layer_norm(n, &a, &ins)?,
             "InstanceNormalization" => self.instance_norm(n, &a, &ins)?,
@@ -3650,9 +3659,13 @@ impl<'m> Lower<'m> {
         Ok(())
     }
 
+    /// Split, in the input's own layout: a channel split of an NHWC value
+    /// (YOLOv8's C2f blocks) splits its last stored axis, with no transpose
+    /// to NCHW and back around it.
     fn split(&mut self, n: &NodeProto, a: &Attrs<'_>, x: &Val, sizes: Option<Val>) -> Result<()> {
-        let xi = self.plain(x)?;
-        let d = self.g.tensors[xi].shape.clone();
+        let TVal { id: xi, layout } = self.tensor(x)?;
+        let stored = self.g.tensors[xi].shape.clone();
+        let d = layout.logical(&stored);
         let axis = axis_of(a.int("axis", 0)?, d.len())?;
         let outs = n.output.len();
         let sizes: Vec<usize> = match sizes {
@@ -3692,27 +3705,22 @@ impl<'m> Lower<'m> {
         if sizes.contains(&0) {
             bail!("empty split outputs are not supported");
         }
+        let stored_axis = layout.stored_axis(d.len(), axis);
         let mut ids = Vec::new();
         for (k, &sz) in sizes.iter().enumerate() {
-            let mut ys = d.clone();
-            ys[axis] = sz;
+            let mut ys = stored.clone();
+            ys[stored_axis] = sz;
             let id = self.out_tensor(&n.output[k], xi, ys);
             ids.push(id);
         }
         self.emit_opt(
             OpCode::SplitV,
-            vec![i32_of(axis)?],
+            vec![i32_of(stored_axis)?],
             vec![Some(xi)],
             ids.clone(),
         );
         for (k, id) in ids.into_iter().enumerate() {
-            self.set(
-                &n.output[k],
-                Val::T(TVal {
-                    id,
-                    layout: Layout::Plain,
-                }),
-            );
+            self.set(&n.output[k], Val::T(TVal { id, layout }));
         }
         Ok(())
     }
