@@ -1062,3 +1062,86 @@ fn one_d_window_attributes_are_checked_in_their_own_terms() {
     let (shape, _) = run(&c.bytes, &[1.0; 24]);
     assert_eq!(shape, [1, 2, 4]);
 }
+
+/// A 1-D int64 initializer.
+fn int64_init(name: &str, v: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![v.len() as i64],
+        data_type: data_type::INT64,
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn channel_slices_and_splits_stay_channels_last() {
+    // Conv 1x1 to [x0, x1, x0 + x1], its channels 1..3 (a Slice, or the
+    // second part of a Split into 1 and 2), then Conv 1x1 with weights
+    // [1, 10]: y = x1 + 10 (x0 + x1), with no transpose around the slice.
+    use ferrite_runtime::OpCode::{Conv2d, SplitV, StridedSlice, Transpose};
+    for split in [false, true] {
+        let mut nodes = vec![node(
+            "Conv",
+            "conv1",
+            &["x", "w1"],
+            &["c"],
+            vec![ints("kernel_shape", &[1, 1])],
+        )];
+        let mut inits = vec![
+            float_init("w1", &[3, 2, 1, 1], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]),
+            float_init("w2", &[1, 2, 1, 1], &[1.0, 10.0]),
+        ];
+        if split {
+            inits.push(int64_init("sizes", &[1, 2]));
+            nodes.push(node(
+                "Split",
+                "split",
+                &["c", "sizes"],
+                &["c0", "s"],
+                vec![int_attr("axis", 1)],
+            ));
+        } else {
+            inits.extend([
+                int64_init("starts", &[1]),
+                int64_init("ends", &[3]),
+                int64_init("axes", &[1]),
+            ]);
+            nodes.push(node(
+                "Slice",
+                "slice",
+                &["c", "starts", "ends", "axes"],
+                &["s"],
+                vec![],
+            ));
+        }
+        nodes.push(node(
+            "Conv",
+            "conv2",
+            &["s", "w2"],
+            &["y"],
+            vec![ints("kernel_shape", &[1, 1])],
+        ));
+        let bytes = model(
+            nodes,
+            inits,
+            vec![value("x", &[Some(1), Some(2), Some(2), Some(3)])],
+            vec![value("y", &[Some(1), Some(1), Some(2), Some(3)])],
+        );
+        let c = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+        let m = Model::from_vec(&c.bytes).unwrap();
+        let codes: Vec<_> = m.def().ops.iter().map(|o| o.code).collect();
+        let cut = if split { SplitV } else { StridedSlice };
+        assert_eq!(
+            codes[..4],
+            [Transpose, Conv2d, cut, Conv2d],
+            "split {split}: {codes:?}"
+        );
+        assert!(!codes[4..].contains(&Conv2d), "{codes:?}");
+        let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let (shape, y) = run(&c.bytes, &x);
+        assert_eq!(shape, [1, 1, 2, 3]);
+        let want: Vec<f32> = (0..6).map(|p| 10.0 * x[p] + 11.0 * x[6 + p]).collect();
+        assert_eq!(y, want, "split {split}");
+    }
+}
