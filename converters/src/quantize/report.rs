@@ -313,8 +313,9 @@ impl Report {
         if self.gptq_too_wide > 0 {
             let _ = write!(
                 extras,
-                ", {} layers too wide for GPTQ (over {} inputs) rounded to nearest",
+                ", {} {} too wide for GPTQ (over {} inputs) rounded to nearest",
                 self.gptq_too_wide,
+                if self.gptq_too_wide == 1 { "layer" } else { "layers" },
                 super::gptq::MAX_INPUTS
             );
         }
