@@ -1187,7 +1187,17 @@ impl<'m> Lower<'m> {
                 {
                     bail!("Pow with different base and exponent types is not supported");
                 }
-                let v = if op == BinOp::Mod && a.int("fmod", 0)? != 0 {
+                // x² as x · x (what onnxruntime computes for an exponent of
+                // 2, and the correctly rounded square): a layer norm written
+                // out at opset < 17 squares every activation.
+                let square = op == BinOp::Pow
+                    && self.type_of(&x) == dt::FLOAT
+                    && matches!(&y, Val::C(c) if c.numel() == 1
+                        && c.as_f64() == [2.0]
+                        && c.dims.len() <= self.shape_of(&x).len());
+                let v = if square {
+                    self.binary_named(&out, BinOp::Mul, &x, &x)?
+                } else if op == BinOp::Mod && a.int("fmod", 0)? != 0 {
                     let t = self.binary_named(&out, op, &x, &y)?;
                     // fmod: same op with C semantics.
                     if let Val::T(tv) = &t {

@@ -1145,3 +1145,64 @@ fn channel_slices_and_splits_stay_channels_last() {
         assert_eq!(y, want, "split {split}");
     }
 }
+
+#[test]
+fn layer_norm_written_out_squares_by_mul_and_divides_on_the_vector_path() {
+    // LayerNorm over the last axis as exporters write it below opset 17:
+    // m = mean(x), d = x - m, v = mean(d^2), y = d / sqrt(v + eps).
+    let keep = AttributeProto {
+        name: "keepdims".into(),
+        r#type: attr_type::INT,
+        i: 1,
+        ..Default::default()
+    };
+    let mean = |name: &str, i: &str, o: &str| {
+        node(
+            "ReduceMean",
+            name,
+            &[i],
+            &[o],
+            vec![ints("axes", &[-1]), keep.clone()],
+        )
+    };
+    let nodes = vec![
+        mean("m", "x", "mu"),
+        node("Sub", "sub", &["x", "mu"], &["d"], vec![]),
+        node("Pow", "pow", &["d", "two"], &["d2"], vec![]),
+        mean("v", "d2", "var"),
+        node("Add", "add", &["var", "eps"], &["ve"], vec![]),
+        node("Sqrt", "sqrt", &["ve"], &["sd"], vec![]),
+        node("Div", "div", &["d", "sd"], &["y"], vec![]),
+    ];
+    let bytes = model(
+        nodes,
+        vec![
+            scalar("two", data_type::FLOAT, 2.0),
+            scalar("eps", data_type::FLOAT, 1e-5),
+        ],
+        vec![value("x", &[Some(2), Some(3), Some(8)])],
+        vec![value("y", &[Some(2), Some(3), Some(8)])],
+    );
+    let c = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+    let m = Model::from_vec(&c.bytes).unwrap();
+    let s = Session::new(&m, Options::default()).unwrap();
+    let names = s.kernel_names().to_vec();
+    assert!(names.contains(&"div_f32_split"), "{names:?}");
+    assert!(
+        !names.contains(&"ref_binary"),
+        "Pow(x, 2) and the Div are not generic: {names:?}"
+    );
+    let x: Vec<f32> = (0..48)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 3.0)
+        .collect();
+    let (shape, y) = run(&c.bytes, &x);
+    assert_eq!(shape, [2, 3, 8]);
+    for (row, got) in x.chunks(8).zip(y.chunks(8)) {
+        let mu = row.iter().map(|&v| v as f64).sum::<f64>() / 8.0;
+        let var = row.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / 8.0;
+        for (&v, &g) in row.iter().zip(got) {
+            let want = (v as f64 - mu) / (var + 1e-5).sqrt();
+            assert!((g as f64 - want).abs() < 1e-5, "{g} vs {want}");
+        }
+    }
+}

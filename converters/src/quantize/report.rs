@@ -315,7 +315,11 @@ impl Report {
                 extras,
                 ", {} {} too wide for GPTQ (over {} inputs) rounded to nearest",
                 self.gptq_too_wide,
-                if self.gptq_too_wide == 1 { "layer" } else { "layers" },
+                if self.gptq_too_wide == 1 {
+                    "layer"
+                } else {
+                    "layers"
+                },
                 super::gptq::MAX_INPUTS
             );
         }

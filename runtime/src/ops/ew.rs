@@ -275,7 +275,7 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
 /// other, so that input is the output's layout and the small one is its
 /// last dimensions (leading 1s aside): `[1, H, W, C]` with `[C]` or
 /// `[1, 1, 1, C]`, or with a scalar. `None` for any other broadcast.
-fn repeating(
+pub(crate) fn repeating(
     a: &crate::types::TensorDef,
     b: &crate::types::TensorDef,
     out: &Shape,
@@ -298,7 +298,7 @@ fn repeating(
 /// dimensions, each spread over the trailing ones (`[.., R, 1]` against
 /// `[.., R, C]`), and how many outputs each value covers; the other input
 /// must have the output's shape.
-fn spreading(
+pub(crate) fn spreading(
     a: &crate::types::TensorDef,
     b: &crate::types::TensorDef,
     out: &Shape,

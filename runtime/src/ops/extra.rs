@@ -42,6 +42,11 @@ pub(crate) enum Extra {
         dtype: DType,
         shapes: [Shape; 3],
     },
+    /// f32 division where the operands have one shape, or one of them
+    /// repeats along the other or spreads over its rows (a layer norm's
+    /// `x / σ` written out): the reference's division per element, in
+    /// vectorizable runs split over the threads.
+    DivF32(Broadcast),
     Compare {
         f: BinaryFn,
         dtype: DType,
@@ -204,6 +209,17 @@ macro_rules! by_num {
     };
 }
 
+/// How the operands of an element-wise op line up with its output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Broadcast {
+    /// Both have the output's shape.
+    Same,
+    /// Input `small` repeats along the other's leading dimensions.
+    Repeat { small: usize },
+    /// Each value of input `small` spreads over `inner` consecutive outputs.
+    Spread { small: usize, inner: usize },
+}
+
 impl Extra {
     /// Runs the kernel on up to three operands into `out`.
     pub fn run(&self, ins: [&[u8]; 3], out: &mut [u8]) {
@@ -218,6 +234,32 @@ impl Extra {
             Extra::LutI8(lut) => act::lut_i8(lut, cast_slice(ins[0]), cast_slice_mut(out)),
             Extra::NotBool => m::not_bool(ins[0], out),
             Extra::IsNanF32 => m::isnan_f32(cast_slice(ins[0]), out),
+            Extra::DivF32(how) => {
+                let (a, b): (&[f32], &[f32]) = (cast_slice(ins[0]), cast_slice(ins[1]));
+                let div = |a: &[f32], b: &[f32], o: &mut [f32]| {
+                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                        *o = x / y;
+                    }
+                };
+                let out = cast_slice_mut(out);
+                match *how {
+                    Broadcast::Same => crate::kernels::pack::elementwise(a, b, out, div),
+                    Broadcast::Repeat { small } => {
+                        let (full, part) = if small == 0 { (b, a) } else { (a, b) };
+                        crate::kernels::pack::repeated_elementwise(full, part, small == 0, out, div)
+                    }
+                    Broadcast::Spread { small, inner } => {
+                        let (full, part) = if small == 0 { (b, a) } else { (a, b) };
+                        crate::kernels::pack::spread_elementwise(
+                            full,
+                            part,
+                            (small == 0, inner),
+                            out,
+                            div,
+                        )
+                    }
+                }
+            }
             Extra::Binary { f, dtype, shapes } => by_num!(dtype, |T| m::binary::<T>(
                 *f,
                 cast_slice(ins[0]),
@@ -587,6 +629,21 @@ fn prep_binary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
     } else {
         if y.dtype != a.dtype || a.dtype == DType::Bool {
             return Err(cx.bad("arithmetic needs numeric operands and output of one dtype"));
+        }
+        if f == BinaryFn::Div && a.dtype == DType::F32 {
+            let how = if a.shape == b.shape {
+                Some(Broadcast::Same)
+            } else {
+                super::ew::repeating(a, b, &out)
+                    .map(|small| Broadcast::Repeat { small })
+                    .or_else(|| {
+                        super::ew::spreading(a, b, &out)
+                            .map(|(small, inner)| Broadcast::Spread { small, inner })
+                    })
+            };
+            if let Some(how) = how {
+                return Ok((Extra::DivF32(how), "div_f32_split"));
+            }
         }
         Ok((
             Extra::Binary {
