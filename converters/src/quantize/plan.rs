@@ -44,6 +44,13 @@ pub const FLOAT_CONCAT_RATIO: f32 = 1.25;
 /// UNARY by function (any real function is a 256-entry table in int8).
 pub fn has_int8_kernel(node: &Node) -> bool {
     use OpCode::*;
+    // A square (`MUL(x, x)`: a variance written out, `Pow(x, 2)` as ONNX
+    // exporters write it) stays float: squaring doubles the dynamic range,
+    // and one int8 scale for `x²` erases every `x` below a sixteenth of the
+    // largest. (onnxruntime's quantize_static leaves Pow float too.)
+    if node.code == Mul && node.inputs.len() == 2 && node.inputs[0] == node.inputs[1] {
+        return false;
+    }
     if node.code == Unary {
         return node
             .attrs
@@ -1278,6 +1285,19 @@ mod tests {
         assert_eq!(q.zero_point, -128);
         let q = qparams_for(2.0, 6.0); // widened to [0, 6]
         assert_eq!(q.zero_point, -128);
+    }
+
+    #[test]
+    fn squares_stay_float_and_other_products_do_not() {
+        let mul = |a: usize, b: usize| Node {
+            code: OpCode::Mul,
+            attrs: vec![0],
+            inputs: vec![Some(a), Some(b)],
+            outputs: vec![2],
+            origin: "test".into(),
+        };
+        assert!(!has_int8_kernel(&mul(0, 0)));
+        assert!(has_int8_kernel(&mul(0, 1)));
     }
 
     #[test]
