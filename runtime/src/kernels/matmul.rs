@@ -150,7 +150,7 @@ pub fn batch_matmul_f32(
     }
     // Row chunks of about 64 KiB of output, so small products stay on one
     // thread.
-    let align = (16 * 1024 / n).clamp(1, m.max(1) * batches.max(1));
+    let align = (16 * 1024 / n).clamp(1, m * batches.max(1));
     for_each_row_chunk(out, batches * m, n, align, &|rows, chunk| {
         let mut r = rows.start;
         while r < rows.end {

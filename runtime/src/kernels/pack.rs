@@ -500,6 +500,43 @@ pub fn spread_elementwise<T: Copy + Default + Sync>(
     for_each_row_chunk(out, rows, inner, ELEMENTWISE_ALIGN.div_ceil(inner), &run);
 }
 
+/// How the operands of an element-wise op line up with its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broadcast {
+    /// Both have the output's shape.
+    Same,
+    /// Input `small` (0 or 1) repeats along the other's leading dimensions
+    /// (a per-channel scale or bias, a scalar): [`repeated_elementwise`].
+    Repeat { small: usize },
+    /// Each value of input `small` spreads over `inner` consecutive outputs
+    /// (a layer norm's per-row statistics): [`spread_elementwise`].
+    Spread { small: usize, inner: usize },
+}
+
+/// Runs a same-shape elementwise kernel `f(a, b, out)` on operands that
+/// line up as `how` says, on the current pool: the broadcast operand is
+/// tiled so `f` always sees equal runs, and `a` / `b` keep their order.
+pub fn broadcast_elementwise<T: Copy + Default + Sync>(
+    how: Broadcast,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    f: impl Fn(&[T], &[T], &mut [T]) + Sync,
+) {
+    let split = |small: usize| if small == 0 { (b, a) } else { (a, b) };
+    match how {
+        Broadcast::Same => elementwise(a, b, out, f),
+        Broadcast::Repeat { small } => {
+            let (full, part) = split(small);
+            repeated_elementwise(full, part, small == 0, out, f)
+        }
+        Broadcast::Spread { small, inner } => {
+            let (full, part) = split(small);
+            spread_elementwise(full, part, (small == 0, inner), out, f)
+        }
+    }
+}
+
 /// [`super::reference::math::reduce_rows_f32`] on the current pool, the
 /// threads splitting the rows (about 16 Ki inputs per chunk).
 pub fn reduce_rows_f32(

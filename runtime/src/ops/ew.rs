@@ -9,6 +9,7 @@ use super::kernel::Kernel;
 use super::prepare::{is_q8, Ctx};
 use super::{OpCode, Operand, Step};
 use crate::error::Result;
+use crate::kernels::pack;
 use crate::kernels::reference::activation as act;
 use crate::kernels::reference::elementwise::{self as elt, BinaryI8Params, BinaryOp};
 use crate::kernels::reference::quantize as q;
@@ -134,7 +135,7 @@ impl Unary {
             Unary::LogisticF32 => act::logistic_f32(cast_slice(x), cast_slice_mut(out)),
             Unary::MapF32(f) => {
                 let x: &[f32] = cast_slice(x);
-                crate::kernels::pack::elementwise(x, x, cast_slice_mut(out), |x, _, o| f(x, o))
+                pack::elementwise(x, x, cast_slice_mut(out), |x, _, o| f(x, o))
             }
             Unary::TanhF32 => act::tanh_f32(cast_slice(x), cast_slice_mut(out)),
             Unary::Lut(lut) => act::lut_i8(lut, cast_slice(x), cast_slice_mut(out)),
@@ -147,13 +148,7 @@ impl Unary {
                 beta,
                 depth,
                 rows: Some(f),
-            } => crate::kernels::pack::softmax_rows_f32(
-                *f,
-                *beta,
-                *depth,
-                cast_slice(x),
-                cast_slice_mut(out),
-            ),
+            } => pack::softmax_rows_f32(*f, *beta, *depth, cast_slice(x), cast_slice_mut(out)),
             Unary::SoftmaxI8 { p, depth } => {
                 act::softmax_i8(p, *depth, cast_slice(x), cast_slice_mut(out))
             }
@@ -199,21 +194,7 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
             ),
         };
         let act = activation;
-        let kernel = if a.shape == b.shape {
-            Some(Kernel::SBinary { op, act, f })
-        } else {
-            repeating(a, b, &out)
-                .map(|small| Kernel::SBinaryRepeat { op, act, f, small })
-                .or_else(|| {
-                    spreading(a, b, &out).map(|(small, inner)| Kernel::SBinarySpread {
-                        op,
-                        act,
-                        f,
-                        small,
-                        inner,
-                    })
-                })
-        };
+        let kernel = broadcast_of(a, b, &out).map(|how| Kernel::SBinary { op, act, f, how });
         if let Some(kernel) = kernel {
             steps.push(cx.step(
                 kernel,
@@ -275,7 +256,7 @@ pub(crate) fn prep_binary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'stati
 /// other, so that input is the output's layout and the small one is its
 /// last dimensions (leading 1s aside): `[1, H, W, C]` with `[C]` or
 /// `[1, 1, 1, C]`, or with a scalar. `None` for any other broadcast.
-pub(crate) fn repeating(
+fn repeating(
     a: &crate::types::TensorDef,
     b: &crate::types::TensorDef,
     out: &Shape,
@@ -298,7 +279,7 @@ pub(crate) fn repeating(
 /// dimensions, each spread over the trailing ones (`[.., R, 1]` against
 /// `[.., R, C]`), and how many outputs each value covers; the other input
 /// must have the output's shape.
-pub(crate) fn spreading(
+fn spreading(
     a: &crate::types::TensorDef,
     b: &crate::types::TensorDef,
     out: &Shape,
@@ -321,6 +302,25 @@ pub(crate) fn spreading(
     } else {
         spreads(&b.shape, &a.shape).map(|inner| (0, inner))
     }
+}
+
+/// How `a` and `b` line up with `out` for the run-tiled element-wise
+/// kernels ([`pack::broadcast_elementwise`]): one shape, one repeating
+/// along the other, or one spread over the other's rows; `None` for any
+/// other broadcast.
+pub(crate) fn broadcast_of(
+    a: &crate::types::TensorDef,
+    b: &crate::types::TensorDef,
+    out: &Shape,
+) -> Option<pack::Broadcast> {
+    if a.shape == b.shape {
+        return Some(pack::Broadcast::Same);
+    }
+    repeating(a, b, out)
+        .map(|small| pack::Broadcast::Repeat { small })
+        .or_else(|| {
+            spreading(a, b, out).map(|(small, inner)| pack::Broadcast::Spread { small, inner })
+        })
 }
 
 pub(crate) fn prep_unary(cx: &Ctx<'_>, steps: &mut Vec<Step>) -> Result<&'static str> {

@@ -46,7 +46,7 @@ pub(crate) enum Extra {
     /// repeats along the other or spreads over its rows (a layer norm's
     /// `x / σ` written out): the reference's division per element, in
     /// vectorizable runs split over the threads.
-    DivF32(Broadcast),
+    DivF32(crate::kernels::pack::Broadcast),
     Compare {
         f: BinaryFn,
         dtype: DType,
@@ -60,6 +60,9 @@ pub(crate) enum Extra {
         f: ReduceFn,
         dtype: DType,
         plan: ReducePlan,
+        /// f32 over trailing axes (not LogSumExp): the values each output
+        /// reduces, for the row kernel (`reduce_rows_f32`).
+        rows: Option<usize>,
     },
     ArgReduce {
         max: bool,
@@ -209,17 +212,6 @@ macro_rules! by_num {
     };
 }
 
-/// How the operands of an element-wise op line up with its output.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Broadcast {
-    /// Both have the output's shape.
-    Same,
-    /// Input `small` repeats along the other's leading dimensions.
-    Repeat { small: usize },
-    /// Each value of input `small` spreads over `inner` consecutive outputs.
-    Spread { small: usize, inner: usize },
-}
-
 impl Extra {
     /// Runs the kernel on up to three operands into `out`.
     pub fn run(&self, ins: [&[u8]; 3], out: &mut [u8]) {
@@ -234,32 +226,17 @@ impl Extra {
             Extra::LutI8(lut) => act::lut_i8(lut, cast_slice(ins[0]), cast_slice_mut(out)),
             Extra::NotBool => m::not_bool(ins[0], out),
             Extra::IsNanF32 => m::isnan_f32(cast_slice(ins[0]), out),
-            Extra::DivF32(how) => {
-                let (a, b): (&[f32], &[f32]) = (cast_slice(ins[0]), cast_slice(ins[1]));
-                let div = |a: &[f32], b: &[f32], o: &mut [f32]| {
+            Extra::DivF32(how) => crate::kernels::pack::broadcast_elementwise(
+                *how,
+                cast_slice(ins[0]),
+                cast_slice(ins[1]),
+                cast_slice_mut(out),
+                |a: &[f32], b: &[f32], o: &mut [f32]| {
                     for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
                         *o = x / y;
                     }
-                };
-                let out = cast_slice_mut(out);
-                match *how {
-                    Broadcast::Same => crate::kernels::pack::elementwise(a, b, out, div),
-                    Broadcast::Repeat { small } => {
-                        let (full, part) = if small == 0 { (b, a) } else { (a, b) };
-                        crate::kernels::pack::repeated_elementwise(full, part, small == 0, out, div)
-                    }
-                    Broadcast::Spread { small, inner } => {
-                        let (full, part) = if small == 0 { (b, a) } else { (a, b) };
-                        crate::kernels::pack::spread_elementwise(
-                            full,
-                            part,
-                            (small == 0, inner),
-                            out,
-                            div,
-                        )
-                    }
-                }
-            }
+                },
+            ),
             Extra::Binary { f, dtype, shapes } => by_num!(dtype, |T| m::binary::<T>(
                 *f,
                 cast_slice(ins[0]),
@@ -304,12 +281,16 @@ impl Extra {
                     },
                 );
             }
-            Extra::Reduce { f, dtype, plan } => match dtype {
+            Extra::Reduce {
+                f,
+                dtype,
+                plan,
+                rows,
+            } => match dtype {
                 DType::F32 => {
                     let (x, out): (&[f32], &mut [f32]) = (cast_slice(ins[0]), cast_slice_mut(out));
-                    let rows = plan.trailing().filter(|_| *f != ReduceFn::LogSumExp);
                     match rows {
-                        Some(count) => crate::kernels::pack::reduce_rows_f32(*f, count, x, out),
+                        Some(count) => crate::kernels::pack::reduce_rows_f32(*f, *count, x, out),
                         None => m::reduce_f32(*f, plan, x, out),
                     }
                 }
@@ -631,17 +612,7 @@ fn prep_binary(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
             return Err(cx.bad("arithmetic needs numeric operands and output of one dtype"));
         }
         if f == BinaryFn::Div && a.dtype == DType::F32 {
-            let how = if a.shape == b.shape {
-                Some(Broadcast::Same)
-            } else {
-                super::ew::repeating(a, b, &out)
-                    .map(|small| Broadcast::Repeat { small })
-                    .or_else(|| {
-                        super::ew::spreading(a, b, &out)
-                            .map(|(small, inner)| Broadcast::Spread { small, inner })
-                    })
-            };
-            if let Some(how) = how {
+            if let Some(how) = super::ew::broadcast_of(a, b, &out) {
                 return Ok((Extra::DivF32(how), "div_f32_split"));
             }
         }
@@ -722,14 +693,17 @@ fn prep_reduce(cx: &Ctx<'_>) -> Result<(Extra, &'static str)> {
         return Err(cx.bad("reduction of an empty tensor"));
     }
     let plan = ReducePlan::new(x.shape.dims(), &reduce[..r]);
-    let rows = x.dtype == DType::F32 && f != ReduceFn::LogSumExp && plan.trailing().is_some();
+    let rows = plan
+        .trailing()
+        .filter(|_| x.dtype == DType::F32 && f != ReduceFn::LogSumExp);
     Ok((
         Extra::Reduce {
             f,
             dtype: x.dtype,
             plan,
+            rows,
         },
-        if rows {
+        if rows.is_some() {
             "reduce_rows8_f32"
         } else {
             "ref_reduce"

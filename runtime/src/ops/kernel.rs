@@ -124,32 +124,14 @@ pub(crate) enum Kernel {
         g: pack::MeanHw,
         p: pool::MeanI8Params,
     },
-    /// Same-shape f32 ADD/SUB/MUL/MAXIMUM/MINIMUM (the reference's
-    /// arithmetic, split over the pool's threads).
+    /// f32 ADD/SUB/MUL/MAXIMUM/MINIMUM of one shape, or with one operand
+    /// repeating along the other or spread over its rows (`how`): the
+    /// reference's arithmetic on equal runs, split over the pool's threads.
     SBinary {
         op: crate::kernels::reference::elementwise::BinaryOp,
         act: crate::Activation,
         f: crate::kernels::table::BinaryF32Fn,
-    },
-    /// f32 ADD/SUB/MUL/MAXIMUM/MINIMUM where input `small` (0 or 1) is
-    /// broadcast over leading dimensions of the other, the output's shape
-    /// (a per-channel scale or bias, a scalar): the same arithmetic as
-    /// [`Kernel::SBinary`] on the repeats.
-    SBinaryRepeat {
-        op: crate::kernels::reference::elementwise::BinaryOp,
-        act: crate::Activation,
-        f: crate::kernels::table::BinaryF32Fn,
-        small: usize,
-    },
-    /// The same where each value of `small` spreads over `inner` consecutive
-    /// outputs (a per-row statistic over trailing dimensions: a layer
-    /// norm's mean and deviation).
-    SBinarySpread {
-        op: crate::kernels::reference::elementwise::BinaryOp,
-        act: crate::Activation,
-        f: crate::kernels::table::BinaryF32Fn,
-        small: usize,
-        inner: usize,
+        how: pack::Broadcast,
     },
     /// Same-shape int8 ADD/SUB.
     QAdd {
@@ -398,29 +380,10 @@ impl Kernel {
             }
             Kernel::MeanHwF32(g) => g.exec_f32(cast_slice(ins[0]), cast_slice_mut(out)),
             Kernel::MeanHwI8 { g, p } => g.exec_i8(p, cast_slice(ins[0]), cast_slice_mut(out)),
-            Kernel::SBinary { op, act, f } => pack::elementwise(
+            Kernel::SBinary { op, act, f, how } => pack::broadcast_elementwise(
+                *how,
                 cast_slice(ins[0]),
                 cast_slice(ins[1]),
-                cast_slice_mut(out),
-                |a, b, o| f(*op, *act, a, b, o),
-            ),
-            Kernel::SBinaryRepeat { op, act, f, small } => pack::repeated_elementwise(
-                cast_slice(ins[1 - small]),
-                cast_slice(ins[*small]),
-                *small == 0,
-                cast_slice_mut(out),
-                |a, b, o| f(*op, *act, a, b, o),
-            ),
-            Kernel::SBinarySpread {
-                op,
-                act,
-                f,
-                small,
-                inner,
-            } => pack::spread_elementwise(
-                cast_slice(ins[1 - small]),
-                cast_slice(ins[*small]),
-                (*small == 0, *inner),
                 cast_slice_mut(out),
                 |a, b, o| f(*op, *act, a, b, o),
             ),

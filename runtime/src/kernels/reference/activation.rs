@@ -415,17 +415,25 @@ pub fn logistic_f32(input: &[f32], output: &mut [f32]) {
 pub fn logistic_f32_poly(input: &[f32], output: &mut [f32]) {
     const CUTOFF_UPPER: f32 = 16.619_047;
     const CUTOFF_LOWER: f32 = -9.0;
+    const E_MINUS_16: f32 = 1.125_351_7e-7;
     debug_assert_eq!(input.len(), output.len());
     for (o, &x) in output.iter_mut().zip(input) {
-        // exp(x) below -9, 1 / (1 + exp(-x)) between. `exp_poly` clamps at
-        // -87; down to where f32's normal range ends (-87.34) exp(x) is
-        // exp(x/2)², and 0 below (the reference's underflow, flushed).
-        let e = exp_poly(if x < CUTOFF_LOWER { x } else { -x });
-        let half = exp_poly(0.5 * x);
+        // exp(x) below -9, 1 / (1 + exp(-x)) between, one `exp_poly` per
+        // value. It clamps at -87; down to where f32's normal range ends
+        // (-87.34) exp(x) is exp(x + 16)·e^-16 (x + 16 is exact there), and
+        // 0 below (the reference's underflow, flushed).
+        let arg = if x < -87.0 {
+            x + 16.0
+        } else if x < CUTOFF_LOWER {
+            x
+        } else {
+            -x
+        };
+        let e = exp_poly(arg);
         let low = if x < -87.336_54 {
             0.0
         } else if x < -87.0 {
-            half * half
+            e * E_MINUS_16
         } else {
             e
         };

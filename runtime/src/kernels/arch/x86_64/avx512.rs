@@ -1915,14 +1915,13 @@ pub fn avx512_binary_f32(
 /// 8 × 32 tiles (16 of the 32 zmm registers accumulate). Same products and
 /// sums in the same order, so bit-identical to the reference.
 pub fn avx512_matmul_f32(a: &[f32], b: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize) {
+    #[target_feature(enable = "avx512f")]
+    fn wide(a: &[f32], b: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize) {
+        crate::kernels::matmul::matmul_rows_f32::<8, 32>(a, b, out, rows, k, n)
+    }
     // SAFETY: the table holds this kernel only when the CPU has AVX-512F;
     // the body is safe code (its slices are bounds-checked).
-    unsafe { matmul_f32_8x32(a, b, out, rows, k, n) }
-}
-
-#[target_feature(enable = "avx512f")]
-fn matmul_f32_8x32(a: &[f32], b: &[f32], out: &mut [f32], rows: usize, k: usize, n: usize) {
-    crate::kernels::matmul::matmul_rows_f32::<8, 32>(a, b, out, rows, k, n)
+    unsafe { wide(a, b, out, rows, k, n) }
 }
 
 /// Erf on 16 lanes: the reference's branch-free polynomial
@@ -1931,14 +1930,13 @@ fn matmul_f32_8x32(a: &[f32], b: &[f32], out: &mut [f32], rows: usize, k: usize,
 /// results; on the baseline build's 4 lanes Swin-T's erfs took 19% of its
 /// time.
 pub fn avx512_erf_f32(input: &[f32], output: &mut [f32]) {
+    #[target_feature(enable = "avx512f")]
+    fn wide(input: &[f32], output: &mut [f32]) {
+        crate::kernels::reference::activation::erf_f32(input, output)
+    }
     // SAFETY: the table holds this kernel only when the CPU has AVX-512F;
     // the body is safe code.
-    unsafe { erf_f32_wide(input, output) }
-}
-
-#[target_feature(enable = "avx512f")]
-fn erf_f32_wide(input: &[f32], output: &mut [f32]) {
-    crate::kernels::reference::activation::erf_f32(input, output)
+    unsafe { wide(input, output) }
 }
 
 /// Exact GELU on 16 lanes: the reference's method
@@ -2048,14 +2046,13 @@ pub fn avx512_logistic_f32(input: &[f32], output: &mut [f32]) {
 /// ([`crate::kernels::reference::activation::softmax_f32_poly`]) compiled
 /// for AVX-512F, the same arithmetic.
 pub fn avx512_softmax_f32(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) {
+    #[target_feature(enable = "avx512f")]
+    fn wide(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) {
+        crate::kernels::reference::activation::softmax_f32_poly(beta, depth, input, output)
+    }
     // SAFETY: the table holds this kernel only when the CPU has AVX-512F;
     // the body is safe code.
-    unsafe { softmax_f32_wide(beta, depth, input, output) }
-}
-
-#[target_feature(enable = "avx512f")]
-fn softmax_f32_wide(beta: f32, depth: usize, input: &[f32], output: &mut [f32]) {
-    crate::kernels::reference::activation::softmax_f32_poly(beta, depth, input, output)
+    unsafe { wide(beta, depth, input, output) }
 }
 
 #[cfg(test)]
