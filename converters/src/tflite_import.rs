@@ -356,6 +356,9 @@ pub fn import_model(m: &tflite::TflModel<'_>) -> Result<Graph> {
     Ok(g)
 }
 
+/// Largest zero constant BROADCAST_TO may lower to (256 MiB).
+const MAX_BROADCAST_CONST_BYTES: usize = 1 << 28;
+
 /// TFLite's element-wise math, comparisons, reductions, arg-max, gather,
 /// batch matmul, casts, mirror padding, pack/unpack and select, on the
 /// runtime's generic ops (UNARY, BINARY, REDUCE, ARG_REDUCE, GATHER,
@@ -713,6 +716,14 @@ fn lower_elementwise(
                 })
                 .collect();
             let size = zshape.iter().product::<usize>() * t.dtype.size();
+            // The shape is carried by a constant of zeros: refuse one no
+            // model needs rather than allocate gigabytes for a bad file.
+            if size > MAX_BROADCAST_CONST_BYTES {
+                bail!(
+                    "BROADCAST_TO {dims:?} would need a {size}-byte shape constant \
+                     (at most {MAX_BROADCAST_CONST_BYTES})"
+                );
+            }
             let zeros = g.add_tensor(Tensor {
                 name: format!("{}/broadcast_shape", t.name),
                 dtype: t.dtype,
